@@ -1,0 +1,10 @@
+// The whole public API of Lighthouse.
+#pragma once
+
+#include "lighthouse/error.h"
+#include "lighthouse/event.h"
+#include "lighthouse/event_id.h"
+#include "lighthouse/expected_version.h"
+#include "lighthouse/options.h"
+#include "lighthouse/store.h"
+#include "lighthouse/version.h"

@@ -1,0 +1,77 @@
+// Options for opening a store. Plain structs with their defaults in place;
+// each field says what it does to crash safety or memory.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+
+#include "lighthouse/export.h"
+
+namespace lighthouse {
+
+enum class Durability : std::uint8_t {
+  // Every commit is flushed (data pages, then the meta page) before the
+  // append is acknowledged. An acknowledged append survives a crash of the
+  // process and a loss of power.
+  sync,
+  // Data pages are flushed at commit, the meta page is not (LMDB's
+  // MDB_NOMETASYNC). An acknowledged append survives a crash of the process;
+  // a loss of power may undo the last transactions, but never corrupts the
+  // store. Lighthouse has no mode that can corrupt a store (LMDB's
+  // MDB_NOSYNC can, so it is not offered).
+  no_meta_sync,
+};
+
+struct Limits {
+  // Type + aggregate + metadata keys and values + data of one event.
+  std::size_t max_event_bytes = 1 << 20;
+  // Events in one append_batch (or in all batches of one append_batches).
+  std::size_t max_batch_events = 10'000;
+  // Content bytes in one append_batch (or append_batches).
+  std::size_t max_batch_bytes = 64u << 20;
+  // Names: type 1..max_name_bytes, aggregate 0..max_name_bytes. LMDB keys
+  // are at most 511 bytes, so this cannot exceed 255.
+  std::size_t max_name_bytes = 255;
+  std::size_t max_idempotency_key_bytes = 128;
+};
+
+// Nanoseconds since the Unix epoch. Injectable for tests; the store makes
+// the timestamps it assigns strictly increasing whatever the clock does.
+using Clock = std::function<std::uint64_t()>;
+
+struct Options {
+  // Open the store read-only: every write raises Error(read_only), and the
+  // process never writes to the store's files.
+  bool read_only = false;
+
+  // Create the directory and an empty store when none exists.
+  bool create_if_missing = true;
+
+  Durability durability = Durability::sync;
+
+  // The size of LMDB's memory map: the most the data file can grow to before
+  // the store grows the map. Address space, not memory: pages are read in
+  // on demand.
+  std::size_t map_size = std::size_t{1} << 34;  // 16 GiB
+
+  // The node id written into the IDs this process assigns. Defaults to the
+  // one chosen when the store was created.
+  std::optional<std::uint32_t> node_id;
+
+  Limits limits;
+
+  // Data of at least this many bytes is stored zstd-compressed (flagged in the
+  // record; checksums cover the uncompressed bytes). 0 turns compression off.
+  std::size_t compression_threshold = 4096;
+  int compression_level = 3;
+
+  // Verify each event's checksum when reading it. Turning it off saves a
+  // SHA-256 per event read and lets corrupted content through.
+  bool verify_checksums = true;
+
+  Clock clock;  // empty: the system clock
+};
+
+}  // namespace lighthouse

@@ -1,0 +1,132 @@
+// lighthouse::Store — an embedded, transactional event store on LMDB.
+//
+// Caveats (read these first):
+//  * One process opens a store's environment once. Opening the same path
+//    again in the same process returns a handle to the already open store
+//    (LMDB forbids two environments on one file in a process). Do not open
+//    a store, fork, and use it in the child.
+//  * No network filesystems: LMDB's locking needs a local filesystem.
+//  * Long scans hold no LMDB read transaction between chunks, so they do
+//    not block writers from reusing pages — but a single get() or chunk sees
+//    one snapshot only.
+//  * Durability: see Options::durability. The default, sync, loses no
+//    acknowledged append on a crash or power loss.
+//
+// Thread safety: a Store is safe for concurrent use by multiple threads.
+// Copies of a Store share the open store; it closes when the last copy is
+// destroyed or close() is called.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lighthouse/error.h"
+#include "lighthouse/event.h"
+#include "lighthouse/event_id.h"
+#include "lighthouse/expected_version.h"
+#include "lighthouse/export.h"
+#include "lighthouse/options.h"
+
+namespace lighthouse {
+
+// The result of an append: one entry per event, in the order given.
+struct AppendedEvent {
+  EventId id;
+  std::uint64_t aggregate_version = 0;  // 0 for an event without aggregate
+};
+
+struct AppendResult {
+  std::vector<AppendedEvent> events;
+  // True iff the append was an idempotent retry: nothing new was written and
+  // `events` are those stored by the original append.
+  bool replayed = false;
+};
+
+// An atomic group of events with at most one expectation per aggregate.
+// Aggregates without an expectation are unconstrained; an expectation may
+// name an aggregate the batch does not write to (a guard).
+struct Batch {
+  std::vector<EventData> events;
+  std::vector<AggregateExpectation> expectations;
+};
+
+struct StoreStats {
+  std::uint64_t event_count = 0;
+  std::uint64_t last_sequence = 0;       // 0 when nothing was ever appended
+  std::uint64_t last_timestamp_ns = 0;
+  std::uint64_t aggregate_count = 0;
+  std::uint64_t type_count = 0;
+  std::uint32_t node_id = 0;             // the node id this handle writes with
+  std::uint32_t format_version = 0;
+  std::uint64_t map_size_bytes = 0;
+  std::uint64_t map_used_bytes = 0;
+  bool read_only = false;
+};
+
+class LIGHTHOUSE_API Store {
+ public:
+  // Opens (and with create_if_missing creates) the store in directory `path`.
+  // Checks the store's invariants in O(1) and restores its counters.
+  // Errors: not_found (no store and !create_if_missing, or read_only),
+  // unsupported_format (written by a newer Lighthouse), corruption (meta
+  // invariants broken, not an LMDB environment), already_open (open in this
+  // process read-only while this call wants to write), io_error.
+  static Store open(const std::filesystem::path& path, const Options& options = {});
+
+  // Appends one event, checking `expected` against the event's aggregate.
+  // REQUIRES: expected is any() when the event has no aggregate.
+  // Errors: invalid_argument, limit_exceeded, wrong_expected_version (with
+  // aggregate() and actual_version()), idempotency_conflict, read_only,
+  // store_failed, closed, io_error. On error nothing is written.
+  AppendResult append(const EventData& event,
+                      ExpectedVersion expected = ExpectedVersion::any());
+
+  // Appends a batch atomically: all of its events become visible together,
+  // or — on any error — none. Idempotency is checked before expectations:
+  // when every event carries a key and every key is stored with identical
+  // content, the original result is returned with replayed == true; a key
+  // stored with other content, or only some keys stored, is an
+  // idempotency_conflict. Errors as for append(); Error::index() names the
+  // offending event.
+  AppendResult append_batch(const Batch& batch);
+  AppendResult append_batch(const std::vector<EventData>& events,
+                            const std::vector<AggregateExpectation>& expectations = {});
+
+  // Appends several batches in one transaction, all or nothing: each batch
+  // keeps its own expectations and idempotency rules (a later batch sees the
+  // earlier ones' events); if any fails, none is written and the error's
+  // index() names the failing batch. The batch limits apply to the total.
+  std::vector<AppendResult> append_batches(const std::vector<Batch>& batches);
+
+  // Returns the event with `id`, its checksum verified unless
+  // Options::verify_checksums is off.
+  // Errors: not_found, corruption, closed, io_error.
+  RecordedEvent get(const EventId& id) const;
+
+  StoreStats stats() const;
+
+  const std::filesystem::path& path() const noexcept;
+  const Options& options() const noexcept;
+
+  // Closes this store for every handle sharing it. Later calls raise
+  // Error(closed). Idempotent.
+  void close();
+
+  ~Store();
+  Store(const Store&);
+  Store& operator=(const Store&);
+  Store(Store&&) noexcept;
+  Store& operator=(Store&&) noexcept;
+
+  class Impl;
+
+ private:
+  explicit Store(std::shared_ptr<Impl> impl, bool read_only_handle);
+  std::shared_ptr<Impl> impl_;
+  bool read_only_handle_ = false;
+};
+
+}  // namespace lighthouse

@@ -1,0 +1,76 @@
+// A thin RAII layer over liblmdb. Private to the library.
+#pragma once
+
+#include <lmdb.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "lighthouse/error.h"
+
+namespace lighthouse::lmdb {
+
+// Throws a lighthouse::Error for an LMDB result other than MDB_SUCCESS;
+// `what` names the operation.
+[[noreturn]] void raise(int rc, std::string_view what);
+inline void check(int rc, std::string_view what) {
+  if (rc != MDB_SUCCESS) raise(rc, what);
+}
+
+inline MDB_val val(std::string_view bytes) noexcept {
+  return MDB_val{bytes.size(), const_cast<char*>(bytes.data())};
+}
+inline std::string_view view(const MDB_val& v) noexcept {
+  return {static_cast<const char*>(v.mv_data), v.mv_size};
+}
+
+class Env {
+ public:
+  Env();
+  ~Env();
+  Env(const Env&) = delete;
+  Env& operator=(const Env&) = delete;
+  MDB_env* get() const noexcept { return env_; }
+  void close() noexcept;
+
+ private:
+  MDB_env* env_ = nullptr;
+};
+
+// A transaction; aborted on destruction unless committed.
+class Txn {
+ public:
+  Txn(MDB_env* env, bool read_only);
+  ~Txn();
+  Txn(const Txn&) = delete;
+  Txn& operator=(const Txn&) = delete;
+  void commit();
+  void abort() noexcept;
+  MDB_txn* get() const noexcept { return txn_; }
+
+ private:
+  MDB_txn* txn_ = nullptr;
+};
+
+class Cursor {
+ public:
+  Cursor(MDB_txn* txn, MDB_dbi dbi);
+  ~Cursor();
+  Cursor(const Cursor&) = delete;
+  Cursor& operator=(const Cursor&) = delete;
+  MDB_cursor* get() const noexcept { return cursor_; }
+  // Positions the cursor; returns false on MDB_NOTFOUND.
+  bool seek(MDB_val& key, MDB_val& value, MDB_cursor_op op);
+
+ private:
+  MDB_cursor* cursor_ = nullptr;
+};
+
+// mdb_get; returns false on MDB_NOTFOUND.
+bool get(MDB_txn* txn, MDB_dbi dbi, std::string_view key, std::string_view& out);
+void put(MDB_txn* txn, MDB_dbi dbi, std::string_view key, std::string_view value,
+         unsigned flags = 0);
+std::uint64_t entries(MDB_txn* txn, MDB_dbi dbi);
+
+}  // namespace lighthouse::lmdb

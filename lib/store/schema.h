@@ -1,0 +1,58 @@
+// The named LMDB databases of a store and the keys of `meta`
+// (docs/formats.md describes them for readers of the files).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace lighthouse::schema {
+
+inline constexpr const char* kEvents = "events";
+inline constexpr const char* kByType = "by_type";
+inline constexpr const char* kByAggregate = "by_aggregate";
+inline constexpr const char* kAggregateHeads = "aggregate_heads";
+inline constexpr const char* kByIdempotencyKey = "by_idempotency_key";
+inline constexpr const char* kMeta = "meta";
+
+namespace meta {
+inline constexpr std::string_view kFormatVersion = "format_version";  // u32 BE
+inline constexpr std::string_view kNodeId = "node_id";                // u32 BE
+inline constexpr std::string_view kCreatedNs = "created_ns";          // u64 BE
+inline constexpr std::string_view kLastSequence = "last_sequence";    // u64 BE
+inline constexpr std::string_view kLastTimestamp = "last_timestamp_ns";  // u64 BE
+inline constexpr std::string_view kLastChain = "last_chain";          // 32 bytes
+}  // namespace meta
+
+// by_aggregate value: version (u64 BE) ‖ event key (20 bytes).
+inline constexpr std::size_t kAggregateEntrySize = 28;
+// by_idempotency_key value: event key (20 bytes) ‖ content hash (32 bytes).
+inline constexpr std::size_t kIdempotencyEntrySize = 52;
+
+inline std::string be64(std::uint64_t v) {
+  std::string out(8, '\0');
+  for (int i = 7; i >= 0; --i) {
+    out[static_cast<std::size_t>(i)] = static_cast<char>(v & 0xff);
+    v >>= 8;
+  }
+  return out;
+}
+
+inline std::string be32(std::uint32_t v) {
+  std::string out(4, '\0');
+  for (int i = 3; i >= 0; --i) {
+    out[static_cast<std::size_t>(i)] = static_cast<char>(v & 0xff);
+    v >>= 8;
+  }
+  return out;
+}
+
+// REQUIRES: bytes.size() >= width.
+inline std::uint64_t read_be(std::string_view bytes, std::size_t width) {
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < width; ++i) v = (v << 8) | static_cast<unsigned char>(bytes[i]);
+  return v;
+}
+
+}  // namespace lighthouse::schema

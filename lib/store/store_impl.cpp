@@ -1,0 +1,246 @@
+#include "store/store_impl.h"
+
+#include <sys/stat.h>
+
+#include <chrono>
+#include <random>
+#include <system_error>
+
+#include "codec/record.h"
+#include "lighthouse/version.h"
+#include "store/registry.h"
+#include "store/schema.h"
+
+namespace lighthouse {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr unsigned kMaxDbs = 8;
+constexpr unsigned kMaxReaders = 256;
+
+std::uint32_t random_node_id() {
+  std::random_device rd;
+  std::uniform_int_distribution<std::uint32_t> dist(1, 0xffffffffu);
+  return dist(rd);
+}
+
+std::uint64_t meta_u64(MDB_txn* txn, MDB_dbi meta, std::string_view key, std::size_t width,
+                       std::uint64_t missing) {
+  std::string_view value;
+  if (!lmdb::get(txn, meta, key, value)) return missing;
+  if (value.size() != width) {
+    throw Error(ErrorCode::corruption, "meta '" + std::string(key) + "' has " +
+                                           std::to_string(value.size()) + " bytes, expected " +
+                                           std::to_string(width));
+  }
+  return schema::read_be(value, width);
+}
+
+}  // namespace
+
+std::shared_ptr<Store::Impl> Store::Impl::open(const fs::path& path, const Options& options) {
+  if (path.empty()) throw Error(ErrorCode::invalid_argument, "store path is empty");
+  std::error_code ec;
+  bool exists = fs::exists(path / "data.mdb", ec);
+  if (!exists) {
+    if (options.read_only || !options.create_if_missing) {
+      throw Error(ErrorCode::not_found, "no store at '" + path.string() + "'");
+    }
+    fs::create_directories(path, ec);
+    if (ec) {
+      throw Error(ErrorCode::io_error,
+                  "cannot create store directory '" + path.string() + "': " + ec.message());
+    }
+  }
+  if (!fs::is_directory(path, ec)) {
+    throw Error(ErrorCode::invalid_argument,
+                "store path '" + path.string() + "' is not a directory");
+  }
+  fs::path canonical = fs::canonical(path, ec);
+  if (ec) {
+    throw Error(ErrorCode::io_error, "cannot resolve '" + path.string() + "': " + ec.message());
+  }
+  auto impl = registry::acquire(canonical, [&] { return std::make_shared<Impl>(canonical, options); });
+  if (impl->env_read_only() && !options.read_only) {
+    throw Error(ErrorCode::already_open,
+                "store '" + canonical.string() +
+                    "' is already open read-only in this process; close it to open it for writing");
+  }
+  return impl;
+}
+
+Store::Impl::Impl(fs::path canonical_path, const Options& options)
+    : path_(std::move(canonical_path)), options_(options) {
+  if (options_.limits.max_name_bytes > 255) {
+    throw Error(ErrorCode::invalid_argument,
+                "limits.max_name_bytes is " + std::to_string(options_.limits.max_name_bytes) +
+                    ": LMDB keys allow at most 255");
+  }
+  MDB_env* env = env_.get();
+  lmdb::check(mdb_env_set_maxdbs(env, kMaxDbs), "mdb_env_set_maxdbs");
+  lmdb::check(mdb_env_set_maxreaders(env, kMaxReaders), "mdb_env_set_maxreaders");
+  lmdb::check(mdb_env_set_mapsize(env, options_.map_size), "mdb_env_set_mapsize");
+  unsigned flags = MDB_NOTLS;
+  if (options_.read_only) flags |= MDB_RDONLY;
+  if (options_.durability == Durability::no_meta_sync) flags |= MDB_NOMETASYNC;
+  int rc = mdb_env_open(env, path_.c_str(), flags, 0600);
+  if (rc != MDB_SUCCESS) {
+    std::string what = "cannot open store '" + path_.string() + "'";
+    if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH) {
+      throw Error(ErrorCode::corruption, what + ": not an LMDB environment (" +
+                                             mdb_strerror(rc) + ")");
+    }
+    lmdb::raise(rc, what);
+  }
+  int dead = 0;
+  mdb_reader_check(env, &dead);  // frees slots of crashed readers
+  open_databases();
+}
+
+Store::Impl::~Impl() { shutdown(); }
+
+void Store::Impl::shutdown() noexcept {
+  registry::release(path_, this, [this] {
+    std::unique_lock lock(lifecycle_);
+    if (closed_) return;
+    closed_ = true;
+    env_.close();
+  });
+}
+
+std::shared_lock<std::shared_mutex> Store::Impl::use() const {
+  std::shared_lock lock(lifecycle_);
+  if (closed_) throw Error(ErrorCode::closed, "store '" + path_.string() + "' is closed");
+  return lock;
+}
+
+void Store::Impl::open_databases() {
+  const bool ro = options_.read_only;
+  lmdb::Txn txn(env_.get(), ro);
+  auto open_db = [&](const char* name, unsigned flags) {
+    MDB_dbi dbi;
+    int rc = mdb_dbi_open(txn.get(), name, flags | (ro ? 0u : unsigned{MDB_CREATE}), &dbi);
+    if (rc == MDB_NOTFOUND) {
+      throw Error(ErrorCode::corruption, "store '" + path_.string() + "' has no '" + name +
+                                             "' database: not a Lighthouse store");
+    }
+    lmdb::check(rc, std::string("opening database '") + name + "'");
+    return dbi;
+  };
+  dbs_.meta = open_db(schema::kMeta, 0);
+  std::string_view version;
+  bool is_new = !lmdb::get(txn.get(), dbs_.meta, schema::meta::kFormatVersion, version);
+  if (is_new && ro) {
+    throw Error(ErrorCode::not_found, "no Lighthouse store at '" + path_.string() + "'");
+  }
+  if (!is_new) {
+    format_version_ = static_cast<std::uint32_t>(
+        meta_u64(txn.get(), dbs_.meta, schema::meta::kFormatVersion, 4, 0));
+    if (format_version_ > kFormatVersion) {
+      throw Error(ErrorCode::unsupported_format,
+                  "store '" + path_.string() + "' has format version " +
+                      std::to_string(format_version_) + "; this Lighthouse reads up to " +
+                      std::to_string(kFormatVersion));
+    }
+  }
+  dbs_.events = open_db(schema::kEvents, 0);
+  dbs_.by_type = open_db(schema::kByType, MDB_DUPSORT | MDB_DUPFIXED);
+  dbs_.by_aggregate = open_db(schema::kByAggregate, MDB_DUPSORT | MDB_DUPFIXED);
+  dbs_.aggregate_heads = open_db(schema::kAggregateHeads, 0);
+  dbs_.by_idempotency_key = open_db(schema::kByIdempotencyKey, 0);
+  if (is_new) {
+    format_version_ = kFormatVersion;
+    node_id_ = options_.node_id.value_or(random_node_id());
+    lmdb::put(txn.get(), dbs_.meta, schema::meta::kFormatVersion, schema::be32(kFormatVersion));
+    lmdb::put(txn.get(), dbs_.meta, schema::meta::kNodeId, schema::be32(node_id_));
+    lmdb::put(txn.get(), dbs_.meta, schema::meta::kCreatedNs, schema::be64(now_ns()));
+  } else {
+    auto stored = meta_u64(txn.get(), dbs_.meta, schema::meta::kNodeId, 4, 0);
+    node_id_ = options_.node_id.value_or(static_cast<std::uint32_t>(stored));
+  }
+  check_invariants(txn.get());
+  txn.commit();
+}
+
+// O(1) checks that the counters in `meta` agree with the ends of `events`.
+void Store::Impl::check_invariants(MDB_txn* txn) {
+  auto broken = [&](const std::string& what) {
+    throw Error(ErrorCode::corruption, "store '" + path_.string() + "': " + what +
+                                           " (run `lighthouse verify` for a full report)");
+  };
+  std::uint64_t last_sequence = meta_u64(txn, dbs_.meta, schema::meta::kLastSequence, 8, 0);
+  std::uint64_t last_ts = meta_u64(txn, dbs_.meta, schema::meta::kLastTimestamp, 8, 0);
+  std::string_view chain;
+  bool has_chain = lmdb::get(txn, dbs_.meta, schema::meta::kLastChain, chain);
+  if (has_chain && chain.size() != 32) broken("meta 'last_chain' is not 32 bytes");
+
+  lmdb::Cursor cursor(txn, dbs_.events);
+  MDB_val key, value;
+  if (!cursor.seek(key, value, MDB_LAST)) {
+    if (last_sequence != 0) {
+      broken("meta says the last sequence is " + std::to_string(last_sequence) +
+             " but the store holds no events");
+    }
+    return;
+  }
+  EventId last = EventId::from_key(lmdb::view(key));
+  if (last.sequence != last_sequence || last.timestamp_ns != last_ts) {
+    broken("meta says the last event is sequence " + std::to_string(last_sequence) + " at " +
+           std::to_string(last_ts) + " ns, but the last stored event is " + last.to_string());
+  }
+  RecordedEvent event = codec::decode_record(last, lmdb::view(value));
+  if (!has_chain || std::string_view(reinterpret_cast<const char*>(event.chain.data()), 32) != chain) {
+    broken("meta 'last_chain' differs from the chain of the last event " + last.to_string());
+  }
+  MDB_val first_key, first_value;
+  cursor.seek(first_key, first_value, MDB_FIRST);
+  EventId first = EventId::from_key(lmdb::view(first_key));
+  std::uint64_t count = lmdb::entries(txn, dbs_.events);
+  if (last.sequence - first.sequence + 1 != count) {
+    broken("sequences " + std::to_string(first.sequence) + ".." + std::to_string(last.sequence) +
+           " but " + std::to_string(count) + " events are stored (a gap)");
+  }
+}
+
+std::uint64_t Store::Impl::now_ns() const {
+  if (options_.clock) return options_.clock();
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
+}
+
+RecordedEvent Store::Impl::get(const EventId& id) const {
+  auto lock = use();
+  lmdb::Txn txn(env_.get(), true);
+  auto key = id.to_key();
+  std::string_view value;
+  if (!lmdb::get(txn.get(), dbs_.events,
+                 std::string_view(reinterpret_cast<const char*>(key.data()), key.size()), value)) {
+    throw Error(ErrorCode::not_found, "no event " + id.to_string());
+  }
+  RecordedEvent event = codec::decode_record(id, value);
+  if (options_.verify_checksums) codec::verify_checksum(event);
+  return event;
+}
+
+StoreStats Store::Impl::stats() const {
+  auto lock = use();
+  lmdb::Txn txn(env_.get(), true);
+  StoreStats s;
+  s.event_count = lmdb::entries(txn.get(), dbs_.events);
+  s.last_sequence = meta_u64(txn.get(), dbs_.meta, schema::meta::kLastSequence, 8, 0);
+  s.last_timestamp_ns = meta_u64(txn.get(), dbs_.meta, schema::meta::kLastTimestamp, 8, 0);
+  s.aggregate_count = lmdb::entries(txn.get(), dbs_.aggregate_heads);
+  s.node_id = node_id_;
+  s.format_version = format_version_;
+  MDB_envinfo info;
+  lmdb::check(mdb_env_info(env_.get(), &info), "mdb_env_info");
+  MDB_stat st;
+  lmdb::check(mdb_env_stat(env_.get(), &st), "mdb_env_stat");
+  s.map_size_bytes = info.me_mapsize;
+  s.map_used_bytes = (info.me_last_pgno + 1) * static_cast<std::uint64_t>(st.ms_psize);
+  s.read_only = options_.read_only;
+  return s;
+}
+
+}  // namespace lighthouse
