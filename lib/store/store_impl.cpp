@@ -40,7 +40,16 @@ std::uint64_t meta_u64(MDB_txn* txn, MDB_dbi meta, std::string_view key, std::si
 
 std::shared_ptr<Store::Impl> Store::Impl::open(const fs::path& path, const Options& options) {
   if (path.empty()) throw Error(ErrorCode::invalid_argument, "store path is empty");
+  if (options.limits.max_name_bytes > 255) {
+    throw Error(ErrorCode::invalid_argument,
+                "limits.max_name_bytes is " + std::to_string(options.limits.max_name_bytes) +
+                    ": LMDB keys allow at most 255");
+  }
   std::error_code ec;
+  if (fs::exists(path, ec) && !fs::is_directory(path, ec)) {
+    throw Error(ErrorCode::invalid_argument,
+                "store path '" + path.string() + "' is not a directory");
+  }
   bool exists = fs::exists(path / "data.mdb", ec);
   if (!exists) {
     if (options.read_only || !options.create_if_missing) {
@@ -51,10 +60,6 @@ std::shared_ptr<Store::Impl> Store::Impl::open(const fs::path& path, const Optio
       throw Error(ErrorCode::io_error,
                   "cannot create store directory '" + path.string() + "': " + ec.message());
     }
-  }
-  if (!fs::is_directory(path, ec)) {
-    throw Error(ErrorCode::invalid_argument,
-                "store path '" + path.string() + "' is not a directory");
   }
   fs::path canonical = fs::canonical(path, ec);
   if (ec) {
@@ -71,11 +76,6 @@ std::shared_ptr<Store::Impl> Store::Impl::open(const fs::path& path, const Optio
 
 Store::Impl::Impl(fs::path canonical_path, const Options& options)
     : path_(std::move(canonical_path)), options_(options) {
-  if (options_.limits.max_name_bytes > 255) {
-    throw Error(ErrorCode::invalid_argument,
-                "limits.max_name_bytes is " + std::to_string(options_.limits.max_name_bytes) +
-                    ": LMDB keys allow at most 255");
-  }
   MDB_env* env = env_.get();
   lmdb::check(mdb_env_set_maxdbs(env, kMaxDbs), "mdb_env_set_maxdbs");
   lmdb::check(mdb_env_set_maxreaders(env, kMaxReaders), "mdb_env_set_maxreaders");

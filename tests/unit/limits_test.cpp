@@ -1,0 +1,106 @@
+#include <catch2/catch.hpp>
+
+#include "lighthouse/lighthouse.h"
+#include "support/events.h"
+#include "support/temp_dir.h"
+
+using namespace lighthouse;
+using lighthouse::testing::error_code_of;
+using lighthouse::testing::event;
+using lighthouse::testing::keyed;
+using lighthouse::testing::TempDir;
+
+namespace {
+
+// Appends `e` expecting `code`, and checks the store is unchanged.
+void refused(Store& store, const EventData& e, ErrorCode code) {
+  auto before = store.stats();
+  CHECK(error_code_of([&] { store.append(e); }) == code);
+  CHECK(error_code_of([&] { store.append_batch({event("Fine"), e}); }) == code);
+  auto after = store.stats();
+  CHECK(after.event_count == before.event_count);
+  CHECK(after.last_sequence == before.last_sequence);
+  CHECK(after.aggregate_count == before.aggregate_count);
+}
+
+}  // namespace
+
+TEST_CASE("names outside their limits are refused and write nothing", "[limits]") {
+  TempDir dir;
+  Store store = Store::open(dir / "store");
+  store.append(event("Seed", "seed"));
+  refused(store, event(""), ErrorCode::invalid_argument);
+  refused(store, event(std::string(256, 't')), ErrorCode::limit_exceeded);
+  refused(store, event("T", std::string(256, 'a')), ErrorCode::limit_exceeded);
+  refused(store, event("$health.degraded"), ErrorCode::invalid_argument);
+  refused(store, event("T", "$system"), ErrorCode::invalid_argument);
+  refused(store, event("\xff\xfe"), ErrorCode::invalid_argument);  // not UTF-8
+  refused(store, keyed("T", "a", ""), ErrorCode::invalid_argument);
+  refused(store, keyed("T", "a", std::string(129, 'k')), ErrorCode::limit_exceeded);
+  EventData empty_key = event("T");
+  empty_key.metadata[""] = "v";
+  refused(store, empty_key, ErrorCode::invalid_argument);
+  EventData bad_value = event("T");
+  bad_value.metadata["k"] = "\xc3";
+  refused(store, bad_value, ErrorCode::invalid_argument);
+  // The limits themselves are allowed.
+  store.append(event(std::string(255, 't'), std::string(255, 'a')));
+  store.append(keyed("T", "a", std::string(128, 'k')));
+  CHECK(store.stats().event_count == 3);
+}
+
+TEST_CASE("the event size limit covers type, aggregate, metadata and data", "[limits]") {
+  TempDir dir;
+  Options options;
+  options.limits.max_event_bytes = 1000;
+  Store store = Store::open(dir / "store", options);
+  store.append(event("T", "agg", std::string(1000 - 4, 'd')));  // exactly at the limit
+  refused(store, event("T", "agg", std::string(1000 - 3, 'd')), ErrorCode::limit_exceeded);
+  EventData with_metadata = event("T", "", std::string(900, 'd'));
+  with_metadata.metadata["k"] = std::string(99, 'v');
+  refused(store, with_metadata, ErrorCode::limit_exceeded);
+  try {
+    store.append(event("T", "agg", std::string(5000, 'd')));
+  } catch (const Error& e) {
+    std::string message = e.what();
+    CHECK(message.find("5004") != std::string::npos);  // the size
+    CHECK(message.find("1000") != std::string::npos);  // the limit
+  }
+}
+
+TEST_CASE("the default event size limit is 1 MiB", "[limits]") {
+  TempDir dir;
+  Store store = Store::open(dir / "store");
+  store.append(event("T", "", std::string((1 << 20) - 1, 'd')));
+  refused(store, event("T", "", std::string(1 << 20, 'd')), ErrorCode::limit_exceeded);
+}
+
+TEST_CASE("batch limits count events and bytes", "[limits]") {
+  TempDir dir;
+  Options options;
+  options.limits.max_batch_events = 3;
+  options.limits.max_batch_bytes = 100;
+  Store store = Store::open(dir / "store", options);
+  store.append_batch({event("T"), event("T"), event("T")});
+  CHECK(error_code_of([&] {
+          store.append_batch({event("T"), event("T"), event("T"), event("T")});
+        }) == ErrorCode::limit_exceeded);
+  CHECK(error_code_of([&] {
+          store.append_batch({event("T", "", std::string(60, 'd')), event("T", "", std::string(60, 'd'))});
+        }) == ErrorCode::limit_exceeded);
+  // append_batches applies the limits to the total.
+  std::vector<Batch> batches(2);
+  batches[0].events = {event("T"), event("T")};
+  batches[1].events = {event("T"), event("T")};
+  CHECK(error_code_of([&] { store.append_batches(batches); }) == ErrorCode::limit_exceeded);
+  CHECK(store.stats().event_count == 3);
+}
+
+TEST_CASE("a name limit above what LMDB keys allow is refused at open", "[limits]") {
+  TempDir dir;
+  Options options;
+  options.limits.max_name_bytes = 300;
+  CHECK(error_code_of([&] { Store::open(dir / "store", options); }) ==
+        ErrorCode::invalid_argument);
+  CHECK_FALSE(std::filesystem::exists(dir / "store"));
+}

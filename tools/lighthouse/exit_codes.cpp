@@ -1,0 +1,57 @@
+#include "exit_codes.h"
+
+namespace lighthouse::tool {
+namespace {
+
+struct Row {
+  ExitCode code;
+  const char* meaning;
+};
+
+constexpr Row kRows[] = {
+    {kExitSuccess, "success"},
+    {kExitOther, "other error (I/O, unsupported format, failed store, internal)"},
+    {kExitUsage, "usage: unknown option, missing or malformed argument"},
+    {kExitConflict, "conflict: wrong expected version or idempotency conflict"},
+    {kExitInvalidInput, "invalid input or a limit exceeded"},
+    {kExitCorruption, "corruption"},
+    {kExitRefused, "refused: the store does not accept writes (read-only)"},
+    {kExitNotFound, "not found: no such store or event"},
+};
+
+}  // namespace
+
+ExitCode exit_code_for(ErrorCode code) noexcept {
+  switch (code) {
+    case ErrorCode::wrong_expected_version:
+    case ErrorCode::idempotency_conflict:
+      return kExitConflict;
+    case ErrorCode::invalid_argument:
+    case ErrorCode::limit_exceeded:
+      return kExitInvalidInput;
+    case ErrorCode::corruption:
+      return kExitCorruption;
+    case ErrorCode::read_only:
+      return kExitRefused;
+    case ErrorCode::not_found:
+      return kExitNotFound;
+    case ErrorCode::unsupported_format:
+    case ErrorCode::already_open:
+    case ErrorCode::store_failed:
+    case ErrorCode::closed:
+    case ErrorCode::io_error:
+    case ErrorCode::internal:
+      return kExitOther;
+  }
+  return kExitOther;
+}
+
+std::string exit_code_table() {
+  std::string out = "Exit codes:\n";
+  for (const Row& row : kRows) {
+    out += "  " + std::to_string(static_cast<int>(row.code)) + "  " + row.meaning + "\n";
+  }
+  return out;
+}
+
+}  // namespace lighthouse::tool
