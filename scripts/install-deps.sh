@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Lighthouse builds, tests and benchmarks with.
+# Skips apt entirely when everything is already installed.
+set -euo pipefail
+
+packages=(
+  meson ninja-build pkg-config g++ python3
+  liblmdb-dev lmdb-utils libmsgpack-cxx-dev libssl-dev libzstd-dev
+  libspdlog-dev libfmt-dev catch2 libbenchmark-dev
+  libcli11-dev nlohmann-json3-dev libdeflate-dev zlib1g-dev
+  libsqlite3-dev librocksdb-dev python3-msgpack
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+
+echo "installing: ${missing[*]}" >&2
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -qq
+"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the built library into a staging directory (meson install
+# --destdir) and builds a program against it through `pkg-config lighthouse`.
+# Usage: install_test.sh BUILD_DIR SOURCE_ROOT
+set -euo pipefail
+build=$(cd "$1" && pwd)
+src=$(cd "$2" && pwd)
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+meson install -C "$build" --destdir "$stage" --no-rebuild --quiet >/dev/null
+pc=$(find "$stage" -name lighthouse.pc | head -n1)
+[ -n "$pc" ] || { echo "lighthouse.pc was not installed" >&2; exit 1; }
+export PKG_CONFIG_PATH=$(dirname "$pc")
+export PKG_CONFIG_SYSROOT_DIR=$stage
+flags=$(pkg-config --cflags --libs lighthouse)
+# Only public headers are installed: no private header may leak.
+if find "$stage" -path '*include/lighthouse/*' -name '*.h' | xargs grep -l -E '#include <(lmdb|msgpack|openssl)' ; then
+  echo "an installed header includes a private dependency" >&2
+  exit 1
+fi
+g++ -std=c++20 -Wall -Wextra -Wpedantic -Werror "$src/tests/consumer/consumer.cpp" -o "$stage/consumer" $flags
+libdir=$(dirname "$(find "$stage" -name 'liblighthouse.so*' | head -n1)")
+soname=$(objdump -p "$libdir/liblighthouse.so" | awk '/SONAME/ {print $2}')
+[ "$soname" = "liblighthouse.so.0" ] || { echo "unexpected SONAME '$soname'" >&2; exit 1; }
+LD_LIBRARY_PATH=$libdir "$stage/consumer" "$stage/store"

@@ -1,0 +1,37 @@
+// The tool's JSON forms of events: an input line of `lighthouse append`
+// becomes a Batch of one event; appended and recorded events become one
+// JSON line each.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "lighthouse/event.h"
+#include "lighthouse/store.h"
+
+namespace lighthouse::tool {
+
+// JSON deeper than this is refused on input and shown as data_base64 on
+// output, so that no recursive encoder or decoder can exhaust the stack.
+inline constexpr int kMaxJsonDepth = 256;
+
+// Returns true iff `line` holds nothing but JSON whitespace.
+bool is_blank(std::string_view line) noexcept;
+
+// Parses one input line: a JSON object with the fields `type` (required),
+// `aggregate`, `metadata`, `expected_version`, `idempotency_key`,
+// `content_type`, and `data` or (content type bytes) `data_base64`.
+// Returns a batch of the one event, with its expectation unless it is `any`.
+// Throws Error(invalid_argument) naming the offending field and value.
+Batch parse_event_line(std::string_view line);
+
+// {"id", "sequence", "aggregate_version"} and "replayed": true for a replay.
+std::string appended_event_json(const AppendedEvent& event, bool replayed);
+
+// Every field of a stored event. `data` is decoded for msgpack and json
+// content; content that is bytes or does not decode is `data_base64`.
+std::string recorded_event_json(const RecordedEvent& event);
+
+std::string stats_json(const StoreStats& stats);
+
+}  // namespace lighthouse::tool

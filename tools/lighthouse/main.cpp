@@ -1,0 +1,106 @@
+// lighthouse — the command-line tool: CLI wiring and exit codes. Results go
+// to stdout, one JSON line each; errors go to stderr as "lighthouse: ...".
+#include <unistd.h>
+
+#include <charconv>
+#include <csignal>
+#include <cstdint>
+#include <exception>
+#include <iostream>
+#include <optional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "append_command.h"
+#include "exit_codes.h"
+#include "lighthouse/error.h"
+#include "lighthouse/version.h"
+#include "store_commands.h"
+
+namespace {
+
+using namespace lighthouse::tool;
+
+std::optional<std::uint32_t> parse_node_id(const std::string& text) {
+  std::uint32_t value = 0;
+  if (text.empty() || (text.size() > 1 && text[0] == '0')) return std::nullopt;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+int report_usage_error(CLI::App& app, const CLI::ParseError& error) {
+  if (error.get_exit_code() == 0) return app.exit(error);  // --help, --version
+  std::cerr << "lighthouse: " << error.what() << "\nRun with --help for more information.\n";
+  return kExitUsage;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // A closed stdout should be an error we report, not a signal that kills us.
+  std::signal(SIGPIPE, SIG_IGN);
+
+  CLI::App app("Lighthouse: an embedded, transactional event store.", "lighthouse");
+  app.footer(exit_code_table());
+  app.set_version_flag("--version", LIGHTHOUSE_VERSION);
+  app.require_subcommand(1);
+
+  std::string store_path;
+  std::string node_id_text;
+  std::string event_id;
+  bool atomic = false;
+
+  CLI::Validator node_id_check(
+      [](std::string& text) {
+        return parse_node_id(text) ? std::string()
+                                   : "node id '" + text + "' is not a decimal from 0 to 4294967295";
+      },
+      "UINT32");
+
+  CLI::App* init = app.add_subcommand("init", "Create a store; prints {store, node_id, format_version}");
+  init->add_option("STORE", store_path, "Store directory")->required();
+  init->add_option("--node-id", node_id_text, "Node id written into event IDs (default: random)")
+      ->check(node_id_check);
+
+  CLI::App* append = app.add_subcommand(
+      "append", "Append JSON lines read from stdin; prints {id, sequence, aggregate_version} per event");
+  append->add_option("STORE", store_path, "Store directory")->required();
+  append->add_flag("--batch", atomic, "Append all of stdin atomically, in one transaction");
+
+  CLI::App* get = app.add_subcommand("get", "Print one event as JSON");
+  get->add_option("STORE", store_path, "Store directory")->required();
+  get->add_option("ID", event_id, "Event ID: {timestamp_ns}_{sequence}_{node_id}")->required();
+
+  CLI::App* stats = app.add_subcommand("stats", "Print the store's statistics as JSON");
+  stats->add_option("STORE", store_path, "Store directory")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    return report_usage_error(app, error);
+  }
+
+  try {
+    if (*init) {
+      std::optional<std::uint32_t> node_id;
+      if (!node_id_text.empty()) node_id = parse_node_id(node_id_text);
+      run_init(store_path, node_id, std::cout);
+    } else if (*append) {
+      lighthouse::Store store = open_existing(store_path, false);
+      run_append(store, STDIN_FILENO, std::cout, atomic);
+    } else if (*get) {
+      run_get(store_path, event_id, std::cout);
+    } else if (*stats) {
+      run_stats(store_path, std::cout);
+    }
+    return kExitSuccess;
+  } catch (const lighthouse::Error& error) {
+    std::cerr << "lighthouse: " << error.what() << '\n';
+    return exit_code_for(error.code());
+  } catch (const std::exception& error) {
+    std::cerr << "lighthouse: " << error.what() << '\n';
+    return kExitOther;
+  }
+}

@@ -1,0 +1,61 @@
+#include "store_commands.h"
+
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+
+#include "json_event.h"
+
+namespace lighthouse::tool {
+namespace {
+
+void print_line(std::ostream& out, const std::string& line) {
+  out << line << '\n' << std::flush;
+  if (!out) throw Error(ErrorCode::io_error, "cannot write to standard output");
+}
+
+bool store_exists(const std::string& path) {
+  try {
+    open_existing(path, true);  // closed again at once, before init opens it for writing
+    return true;
+  } catch (const Error& error) {
+    if (error.code() == ErrorCode::not_found) return false;
+    throw;
+  }
+}
+
+}  // namespace
+
+Store open_existing(const std::string& path, bool read_only) {
+  Options options;
+  options.create_if_missing = false;
+  options.read_only = read_only;
+  return Store::open(path, options);
+}
+
+void run_init(const std::string& path, std::optional<std::uint32_t> node_id, std::ostream& out) {
+  if (store_exists(path)) throw std::runtime_error("a store already exists at '" + path + "'");
+  Options options;
+  options.create_if_missing = true;
+  options.node_id = node_id;
+  Store store = Store::open(path, options);
+  StoreStats stats = store.stats();
+  nlohmann::ordered_json line;
+  line["store"] = store.path().string();
+  line["node_id"] = stats.node_id;
+  line["format_version"] = stats.format_version;
+  print_line(out, line.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
+}
+
+void run_get(const std::string& path, const std::string& id_text, std::ostream& out) {
+  const EventId id = EventId::parse(id_text);
+  Store store = open_existing(path, true);
+  print_line(out, recorded_event_json(store.get(id)));
+}
+
+void run_stats(const std::string& path, std::ostream& out) {
+  Store store = open_existing(path, true);
+  print_line(out, stats_json(store.stats()));
+}
+
+}  // namespace lighthouse::tool
