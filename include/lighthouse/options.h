@@ -51,9 +51,10 @@ struct Options {
 
   Durability durability = Durability::sync;
 
-  // The size of LMDB's memory map: the most the data file can grow to before
-  // the store grows the map. Address space, not memory: pages are read in
-  // on demand.
+  // The initial size of LMDB's memory map. Address space, not memory: pages
+  // are read in on demand. When the data outgrows it, the store doubles the
+  // map by itself (no caller sees an error), and adopts a map grown by
+  // another process.
   std::size_t map_size = std::size_t{1} << 34;  // 16 GiB
 
   // The node id written into the IDs this process assigns. Defaults to the
@@ -61,6 +62,12 @@ struct Options {
   std::optional<std::uint32_t> node_id;
 
   Limits limits;
+
+  // Group commit: appends queued while a commit is in progress are taken
+  // into the next transaction together — one sync for all of them — up to
+  // these bounds. A batch is never split; each fails or succeeds alone.
+  std::size_t max_group_events = 16'384;
+  std::size_t max_group_bytes = 64u << 20;
 
   // Data of at least this many bytes is stored zstd-compressed (flagged in the
   // record; checksums cover the uncompressed bytes). 0 turns compression off.

@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <future>
 #include <memory>
 #include <string>
 #include <vector>
@@ -63,7 +64,12 @@ struct StoreStats {
   std::uint32_t format_version = 0;
   std::uint64_t map_size_bytes = 0;
   std::uint64_t map_used_bytes = 0;
+  std::uint64_t append_backlog = 0;      // appends queued for the committer now
+  std::uint64_t commits = 0;             // write transactions committed by this process since open
   bool read_only = false;
+  // Why the store refuses writes after an I/O error or MDB_PANIC (close and
+  // reopen it); empty while it is healthy.
+  std::string failure;
 };
 
 class LIGHTHOUSE_API Store {
@@ -100,6 +106,16 @@ class LIGHTHOUSE_API Store {
   // earlier ones' events); if any fails, none is written and the error's
   // index() names the failing batch. The batch limits apply to the total.
   std::vector<AppendResult> append_batches(const std::vector<Batch>& batches);
+
+  // Asynchronous appends: the future completes once the events are durable
+  // in the store's durability mode, or holds the Error of the append (the
+  // same errors as the synchronous calls). Validation errors are thrown
+  // right away. Many appends may be in flight from one thread; the
+  // committer takes them into groups, and each succeeds or fails alone.
+  // Closing the store completes every append already queued.
+  std::future<AppendResult> append_async(EventData event,
+                                         ExpectedVersion expected = ExpectedVersion::any());
+  std::future<AppendResult> append_batch_async(Batch batch);
 
   // Returns the event with `id`, its checksum verified unless
   // Options::verify_checksums is off.

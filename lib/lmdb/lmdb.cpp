@@ -5,31 +5,25 @@
 
 namespace lighthouse::lmdb {
 
-void raise(int rc, std::string_view what) {
-  std::string message = std::string(what) + ": " + mdb_strerror(rc);
+namespace {
+ErrorCode code_of(int rc) {
   switch (rc) {
-    case MDB_NOTFOUND:
-      throw Error(ErrorCode::not_found, message);
+    case MDB_NOTFOUND: return ErrorCode::not_found;
     case MDB_CORRUPTED:
     case MDB_INVALID:
     case MDB_VERSION_MISMATCH:
-    case MDB_PAGE_NOTFOUND:
-      throw Error(ErrorCode::corruption, message);
-    case MDB_PANIC:
-      throw Error(ErrorCode::store_failed,
-                  message + " (the store must be closed and reopened)");
-    case MDB_MAP_FULL:
-      throw Error(ErrorCode::io_error, message + " (the store's map is full)");
-    case EACCES:
-    case EROFS:
-    case ENOENT:
-    case ENOSPC:
-    case EIO:
-    case ENOMEM:
-      throw Error(ErrorCode::io_error, message);
-    default:
-      throw Error(rc > 0 ? ErrorCode::io_error : ErrorCode::internal, message);
+    case MDB_PAGE_NOTFOUND: return ErrorCode::corruption;
+    case MDB_PANIC: return ErrorCode::store_failed;
+    default: return rc > 0 || rc == MDB_MAP_FULL ? ErrorCode::io_error : ErrorCode::internal;
   }
+}
+}  // namespace
+
+void raise(int rc, std::string_view what) {
+  std::string message = std::string(what) + ": " + mdb_strerror(rc);
+  if (rc == MDB_PANIC) message += " (the store must be closed and reopened)";
+  if (rc == MDB_MAP_FULL) message += " (the store's map is full)";
+  throw LmdbError(code_of(rc), message, rc);
 }
 
 Env::Env() { check(mdb_env_create(&env_), "mdb_env_create"); }
@@ -39,8 +33,8 @@ void Env::close() noexcept {
   env_ = nullptr;
 }
 
-Txn::Txn(MDB_env* env, bool read_only) {
-  check(mdb_txn_begin(env, nullptr, read_only ? MDB_RDONLY : 0, &txn_), "mdb_txn_begin");
+Txn::Txn(MDB_env* env, bool read_only, MDB_txn* parent) {
+  check(mdb_txn_begin(env, parent, read_only ? MDB_RDONLY : 0, &txn_), "mdb_txn_begin");
 }
 Txn::~Txn() { abort(); }
 void Txn::commit() {

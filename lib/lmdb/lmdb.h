@@ -11,8 +11,20 @@
 
 namespace lighthouse::lmdb {
 
-// Throws a lighthouse::Error for an LMDB result other than MDB_SUCCESS;
-// `what` names the operation.
+// A failure reported by LMDB itself (as opposed to a caller's mistake): a
+// lighthouse::Error that also keeps LMDB's result code, so the write path can
+// tell a full map or an I/O error from a conflict.
+class LmdbError : public Error {
+ public:
+  LmdbError(ErrorCode code, const std::string& message, int rc) : Error(code, message), rc_(rc) {}
+  int rc() const noexcept { return rc_; }
+
+ private:
+  int rc_;
+};
+
+// Throws LmdbError for an LMDB result other than MDB_SUCCESS; `what` names
+// the operation.
 [[noreturn]] void raise(int rc, std::string_view what);
 inline void check(int rc, std::string_view what) {
   if (rc != MDB_SUCCESS) raise(rc, what);
@@ -41,7 +53,9 @@ class Env {
 // A transaction; aborted on destruction unless committed.
 class Txn {
  public:
-  Txn(MDB_env* env, bool read_only);
+  Txn(MDB_env* env, bool read_only, MDB_txn* parent = nullptr);
+  explicit Txn(MDB_txn* adopted) noexcept : txn_(adopted) {}
+  Txn(Txn&& other) noexcept : txn_(other.txn_) { other.txn_ = nullptr; }
   ~Txn();
   Txn(const Txn&) = delete;
   Txn& operator=(const Txn&) = delete;

@@ -1,220 +1,154 @@
-// The write path: batches checked and written inside one LMDB write
-// transaction. Everything the IDs depend on — the last sequence, timestamp
-// and chain — is read from the store inside the transaction, so several
-// threads and processes can append to one store.
-#include <algorithm>
-#include <map>
+// Appends: validation, submission to the committer, and the committer's
+// group transaction.
+#include <cerrno>
 
-#include "codec/record.h"
-#include "store/schema.h"
 #include "store/store_impl.h"
 #include "store/validation.h"
+#include "store/write_txn.h"
 
 namespace lighthouse {
-namespace {
 
-std::string_view key_view(const EventId::Key& key) {
-  return {reinterpret_cast<const char*>(key.data()), key.size()};
-}
-
-std::string_view digest_view(const Sha256& digest) {
-  return {reinterpret_cast<const char*>(digest.data()), digest.size()};
-}
-
-// One write transaction's view of the store.
-class WriteTxn {
- public:
-  WriteTxn(MDB_txn* txn, const Databases& dbs, const Options& options, std::uint32_t node_id,
-           std::uint64_t now)
-      : txn_(txn), dbs_(dbs), options_(options), node_id_(node_id), now_(now) {
-    std::string_view v;
-    if (lmdb::get(txn_, dbs_.meta, schema::meta::kLastSequence, v) && v.size() == 8) {
-      state_.last_sequence = schema::read_be(v, 8);
-    }
-    if (lmdb::get(txn_, dbs_.meta, schema::meta::kLastTimestamp, v) && v.size() == 8) {
-      state_.last_timestamp_ns = schema::read_be(v, 8);
-    }
-    if (lmdb::get(txn_, dbs_.meta, schema::meta::kLastChain, v) && v.size() == 32) {
-      std::copy(v.begin(), v.end(), reinterpret_cast<char*>(state_.last_chain.data()));
-    }
-    first_sequence_ = state_.last_sequence;
-  }
-
-  // Checks and writes one batch. Throws (writing nothing of it) when its
-  // idempotency or expectations fail.
-  AppendResult write(const Batch& batch) {
-    if (auto replay = check_idempotency(batch)) return std::move(*replay);
-    check_expectations(batch);
-    AppendResult result;
-    result.events.reserve(batch.events.size());
-    for (const EventData& e : batch.events) result.events.push_back(write_event(e));
-    return result;
-  }
-
-  // Returns true iff anything was written (a pure replay writes nothing).
-  bool finish() {
-    if (state_.last_sequence == first_sequence_) return false;
-    lmdb::put(txn_, dbs_.meta, schema::meta::kLastSequence, schema::be64(state_.last_sequence));
-    lmdb::put(txn_, dbs_.meta, schema::meta::kLastTimestamp,
-              schema::be64(state_.last_timestamp_ns));
-    lmdb::put(txn_, dbs_.meta, schema::meta::kLastChain, digest_view(state_.last_chain));
-    return true;
-  }
-
- private:
-  std::uint64_t head(std::string_view aggregate) {
-    std::string_view v;
-    if (!lmdb::get(txn_, dbs_.aggregate_heads, aggregate, v)) return 0;
-    if (v.size() != 8) {
-      throw Error(ErrorCode::corruption,
-                  "aggregate head of '" + std::string(aggregate) + "' is not 8 bytes");
-    }
-    return schema::read_be(v, 8);
-  }
-
-  std::optional<AppendResult> check_idempotency(const Batch& batch) {
-    std::size_t keyed = 0, stored = 0;
-    std::optional<std::size_t> first_stored, first_missing;
-    AppendResult replay;
-    replay.replayed = true;
-    for (std::size_t i = 0; i < batch.events.size(); ++i) {
-      const EventData& e = batch.events[i];
-      if (!e.idempotency_key) {
-        if (!first_missing) first_missing = i;
-        continue;
-      }
-      ++keyed;
-      std::string_view entry;
-      if (!lmdb::get(txn_, dbs_.by_idempotency_key, *e.idempotency_key, entry)) {
-        if (!first_missing) first_missing = i;
-        continue;
-      }
-      if (entry.size() != schema::kIdempotencyEntrySize) {
-        throw Error(ErrorCode::corruption,
-                    "idempotency entry of key '" + *e.idempotency_key + "' is damaged");
-      }
-      ++stored;
-      if (!first_stored) first_stored = i;
-      if (entry.substr(20) != digest_view(codec::content_hash(e))) {
-        throw Error(ErrorCode::idempotency_conflict,
-                    "idempotency key '" + *e.idempotency_key +
-                        "' is already stored with different content (event " +
-                        EventId::from_key(entry.substr(0, 20)).to_string() + ")")
-            .with_index(i);
-      }
-      EventId id = EventId::from_key(entry.substr(0, 20));
-      std::string_view record;
-      if (!lmdb::get(txn_, dbs_.events, entry.substr(0, 20), record)) {
-        throw Error(ErrorCode::corruption, "idempotency key '" + *e.idempotency_key +
-                                               "' names event " + id.to_string() +
-                                               ", which is not stored");
-      }
-      replay.events.push_back({id, codec::decode_record(id, record).aggregate_version});
-    }
-    if (stored == 0) return std::nullopt;
-    if (stored == batch.events.size()) return replay;
-    (void)keyed;
-    throw Error(ErrorCode::idempotency_conflict,
-                "batch is partly stored: the idempotency key of event " +
-                    std::to_string(*first_stored) + " is stored but event " +
-                    std::to_string(*first_missing) + " is not (a retry must repeat the "
-                    "original batch exactly)")
-        .with_index(*first_missing);
-  }
-
-  void check_expectations(const Batch& batch) {
-    for (const auto& expectation : batch.expectations) {
-      std::uint64_t current = head(expectation.aggregate);
-      if (!expectation.expected.matches(current)) {
-        throw Error(ErrorCode::wrong_expected_version,
-                    "aggregate '" + expectation.aggregate + "' is at version " +
-                        std::to_string(current) + ", expected " +
-                        expectation.expected.to_string())
-            .with_aggregate(expectation.aggregate, current);
-      }
-    }
-  }
-
-  AppendedEvent write_event(const EventData& e) {
-    RecordedEvent r;
-    r.id.sequence = state_.last_sequence + 1;
-    r.id.timestamp_ns = std::max(now_, state_.last_timestamp_ns + 1);
-    r.id.node_id = node_id_;
-    r.type = e.type;
-    r.aggregate = e.aggregate;
-    r.aggregate_version = e.aggregate.empty() ? 0 : head(e.aggregate) + 1;
-    r.content_type = e.content_type;
-    r.metadata = e.metadata;
-    r.data = e.data;
-    r.idempotency_key = e.idempotency_key;
-    r.checksum = codec::event_checksum(r);
-    r.chain = codec::chain_next(state_.last_chain, r.checksum);
-
-    const EventId::Key key = r.id.to_key();
-    const std::string_view k = key_view(key);
-    codec::EncodeOptions encode{options_.compression_threshold, options_.compression_level};
-    lmdb::put(txn_, dbs_.events, k, codec::encode_record(r, encode), MDB_APPEND);
-    lmdb::put(txn_, dbs_.by_type, r.type, k, MDB_APPENDDUP);
-    if (!r.aggregate.empty()) {
-      lmdb::put(txn_, dbs_.by_aggregate, r.aggregate,
-                schema::be64(r.aggregate_version) + std::string(k), MDB_APPENDDUP);
-      lmdb::put(txn_, dbs_.aggregate_heads, r.aggregate, schema::be64(r.aggregate_version));
-    }
-    if (e.idempotency_key) {
-      lmdb::put(txn_, dbs_.by_idempotency_key, *e.idempotency_key,
-                std::string(k) + std::string(digest_view(codec::content_hash(e))),
-                MDB_NOOVERWRITE);
-    }
-    state_.last_sequence = r.id.sequence;
-    state_.last_timestamp_ns = r.id.timestamp_ns;
-    state_.last_chain = r.chain;
-    return {r.id, r.aggregate_version};
-  }
-
-  MDB_txn* txn_;
-  const Databases& dbs_;
-  const Options& options_;
-  std::uint32_t node_id_;
-  std::uint64_t now_;
-  WriteState state_;
-  std::uint64_t first_sequence_ = 0;
-};
-
-}  // namespace
-
-std::vector<AppendResult> Store::Impl::append(const std::vector<Batch>& batches,
-                                              bool allow_reserved) {
-  std::size_t events = 0, bytes = 0;
+void Store::Impl::submit(
+    std::vector<Batch> batches, bool allow_reserved,
+    std::function<void(std::vector<AppendResult>*, std::exception_ptr)> complete) {
+  auto request = std::make_unique<AppendRequest>();
   for (std::size_t i = 0; i < batches.size(); ++i) {
     try {
-      bytes += validation::check_batch(batches[i], options_.limits, allow_reserved);
+      request->bytes += validation::check_batch(batches[i], options_.limits, allow_reserved);
     } catch (Error& error) {
       if (batches.size() > 1) throw error.with_index(i);
       throw;
     }
-    events += batches[i].events.size();
+    request->events += batches[i].events.size();
   }
-  validation::check_totals(events, bytes, options_.limits);
-
-  auto lock = use();
+  validation::check_totals(request->events, request->bytes, options_.limits);
   if (options_.read_only) {
     throw Error(ErrorCode::read_only, "store '" + path_.string() + "' is open read-only");
   }
-  std::lock_guard writer(writer_);
-  lmdb::Txn txn(env_.get(), false);
-  WriteTxn write(txn.get(), dbs_, options_, node_id_, now_ns());
-  std::vector<AppendResult> results;
-  results.reserve(batches.size());
-  for (std::size_t i = 0; i < batches.size(); ++i) {
+  if (auto reason = failure(); !reason.empty()) {
+    throw Error(ErrorCode::store_failed, "store '" + path_.string() + "' refuses writes after: " +
+                                             reason + "; close and reopen it");
+  }
+  request->batches = std::move(batches);
+  request->allow_reserved = allow_reserved;
+  request->complete = std::move(complete);
+  {
+    auto lock = use();  // refuses a closed store
+    committer_->submit(std::move(request));
+  }
+}
+
+std::vector<AppendResult> Store::Impl::append(std::vector<Batch> batches, bool allow_reserved) {
+  // Shared, so the committer may still be inside set_value when the caller
+  // wakes up and returns.
+  auto done = std::make_shared<std::promise<std::vector<AppendResult>>>();
+  auto future = done->get_future();
+  submit(std::move(batches), allow_reserved,
+         [done](std::vector<AppendResult>* results, std::exception_ptr error) {
+           if (error) {
+             done->set_exception(error);
+           } else {
+             done->set_value(std::move(*results));
+           }
+         });
+  return future.get();
+}
+
+namespace {
+
+bool is_request_error(const Error& error) {
+  return dynamic_cast<const lmdb::LmdbError*>(&error) == nullptr;
+}
+
+}  // namespace
+
+void Store::Impl::commit_group(std::vector<std::unique_ptr<AppendRequest>>& group) {
+  std::vector<std::vector<AppendResult>> results(group.size());
+  std::vector<std::exception_ptr> errors(group.size());
+  std::exception_ptr group_error;
+  if (auto reason = failure(); !reason.empty()) {
+    group_error = std::make_exception_ptr(
+        Error(ErrorCode::store_failed, "store '" + path_.string() +
+                                           "' refuses writes after: " + reason +
+                                           "; close and reopen it"));
+  }
+  for (int attempt = 0; !group_error; ++attempt) {
     try {
-      results.push_back(write.write(batches[i]));
-    } catch (Error& error) {
-      if (batches.size() > 1) throw error.with_index(i);
-      throw;
+      auto txn = begin_write();
+      WriteTxn write(txn->get(), dbs_, options_, node_id_, now_ns());
+      for (std::size_t i = 0; i < group.size(); ++i) {
+        AppendRequest& request = *group[i];
+        results[i].clear();
+        errors[i] = nullptr;
+        if (request.batches.size() == 1) {
+          // Checks precede writes, so a failing batch has written nothing.
+          try {
+            results[i].push_back(write.write(request.batches.front()));
+          } catch (const Error& error) {
+            if (!is_request_error(error)) throw;
+            errors[i] = std::current_exception();
+          }
+          continue;
+        }
+        // Several batches, all or nothing: a nested transaction undoes the
+        // earlier batches when a later one fails.
+        const WriteState saved = write.state();
+        lmdb::Txn child(env_.get(), false, txn->get());
+        write.use_txn(child.get());
+        try {
+          for (std::size_t k = 0; k < request.batches.size(); ++k) {
+            try {
+              results[i].push_back(write.write(request.batches[k]));
+            } catch (Error& error) {
+              if (!is_request_error(error)) throw;
+              throw error.with_index(k);
+            }
+          }
+          child.commit();
+        } catch (const Error& error) {
+          write.use_txn(txn->get());
+          if (!is_request_error(error)) throw;
+          child.abort();
+          write.restore(saved);
+          results[i].clear();
+          errors[i] = std::current_exception();
+        }
+        write.use_txn(txn->get());
+      }
+      if (write.finish()) {
+        txn->commit();
+        commits_.fetch_add(1, std::memory_order_relaxed);
+      }
+      break;
+    } catch (const lmdb::LmdbError& error) {
+      if (error.rc() == MDB_MAP_FULL && attempt < 16) {
+        try {
+          grow_map();
+          continue;
+        } catch (const Error& grow_error) {
+          group_error = std::make_exception_ptr(Error(grow_error.code(), grow_error.what()));
+          break;
+        }
+      }
+      std::string reason = error.what();
+      if (error.rc() == MDB_PANIC || error.rc() > 0) record_failure(reason);
+      ErrorCode code = error.rc() == MDB_PANIC || error.rc() > 0 ? ErrorCode::store_failed
+                                                                  : error.code();
+      group_error = std::make_exception_ptr(
+          Error(code, reason + (code == ErrorCode::store_failed
+                                    ? "; the store refuses writes until it is reopened"
+                                    : "")));
+    } catch (const Error& error) {
+      group_error = std::make_exception_ptr(Error(error.code(), error.what()));
+    } catch (const std::exception& error) {
+      group_error = std::make_exception_ptr(
+          Error(ErrorCode::internal, std::string("append failed: ") + error.what()));
     }
   }
-  if (write.finish()) txn.commit();
-  return results;
+  for (std::size_t i = 0; i < group.size(); ++i) {
+    std::exception_ptr error = group_error ? group_error : errors[i];
+    group[i]->complete(error ? nullptr : &results[i], error);
+  }
 }
 
 }  // namespace lighthouse

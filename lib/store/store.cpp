@@ -23,11 +23,10 @@ void refuse_if_read_only(bool read_only, const std::filesystem::path& path) {
     throw Error(ErrorCode::read_only, "store '" + path.string() + "' was opened read-only");
   }
 }
-}  // namespace
 
-AppendResult Store::append(const EventData& event, ExpectedVersion expected) {
+
+Batch single_event_batch(EventData event, ExpectedVersion expected) {
   Batch batch;
-  batch.events.push_back(event);
   if (expected.kind() != ExpectedVersion::Kind::any) {
     if (event.aggregate.empty()) {
       throw Error(ErrorCode::invalid_argument,
@@ -36,12 +35,41 @@ AppendResult Store::append(const EventData& event, ExpectedVersion expected) {
     }
     batch.expectations.push_back({event.aggregate, expected});
   }
-  return append_batch(batch);
+  batch.events.push_back(std::move(event));
+  return batch;
+}
+
+}  // namespace
+
+AppendResult Store::append(const EventData& event, ExpectedVersion expected) {
+  return append_batch(single_event_batch(event, expected));
 }
 
 AppendResult Store::append_batch(const Batch& batch) {
   refuse_if_read_only(read_only_handle_, impl_->path());
-  return std::move(impl_->append({batch}, false).front());
+  std::vector<Batch> batches{batch};
+  return std::move(impl_->append(std::move(batches), false).front());
+}
+
+std::future<AppendResult> Store::append_async(EventData event, ExpectedVersion expected) {
+  return append_batch_async(single_event_batch(std::move(event), expected));
+}
+
+std::future<AppendResult> Store::append_batch_async(Batch batch) {
+  refuse_if_read_only(read_only_handle_, impl_->path());
+  auto done = std::make_shared<std::promise<AppendResult>>();
+  auto future = done->get_future();
+  std::vector<Batch> batches;
+  batches.push_back(std::move(batch));
+  impl_->submit(std::move(batches), false,
+                [done](std::vector<AppendResult>* results, std::exception_ptr error) {
+                  if (error) {
+                    done->set_exception(error);
+                  } else {
+                    done->set_value(std::move(results->front()));
+                  }
+                });
+  return future;
 }
 
 AppendResult Store::append_batch(const std::vector<EventData>& events,

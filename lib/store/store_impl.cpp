@@ -95,12 +95,19 @@ Store::Impl::Impl(fs::path canonical_path, const Options& options)
   int dead = 0;
   mdb_reader_check(env, &dead);  // frees slots of crashed readers
   open_databases();
+  if (!options_.read_only) {
+    committer_ = std::make_unique<Committer>(
+        CommitterLimits{options_.max_group_events, options_.max_group_bytes},
+        [this](std::vector<std::unique_ptr<AppendRequest>>& group) { commit_group(group); });
+  }
 }
 
 Store::Impl::~Impl() { shutdown(); }
 
 void Store::Impl::shutdown() noexcept {
   registry::release(path_, this, [this] {
+    // Queued appends are committed (or failed) before the environment closes.
+    if (committer_) committer_->stop();
     std::unique_lock lock(lifecycle_);
     if (closed_) return;
     closed_ = true;
@@ -209,12 +216,67 @@ std::uint64_t Store::Impl::now_ns() const {
                                         .count());
 }
 
+std::unique_ptr<Store::Impl::ReadTxn> Store::Impl::begin_read() const {
+  for (;;) {
+    std::shared_lock map(map_lock_);
+    MDB_txn* txn = nullptr;
+    int rc = mdb_txn_begin(env_.get(), nullptr, MDB_RDONLY, &txn);
+    if (rc == MDB_MAP_RESIZED) {
+      map.unlock();
+      adopt_map_size();
+      continue;
+    }
+    lmdb::check(rc, "beginning a read transaction");
+    return std::unique_ptr<ReadTxn>(new ReadTxn{std::move(map), lmdb::Txn(txn)});
+  }
+}
+
+std::unique_ptr<lmdb::Txn> Store::Impl::begin_write() {
+  for (;;) {
+    MDB_txn* txn = nullptr;
+    int rc;
+    {
+      std::shared_lock map(map_lock_);
+      rc = mdb_txn_begin(env_.get(), nullptr, 0, &txn);
+    }
+    if (rc == MDB_MAP_RESIZED) {
+      adopt_map_size();
+      continue;
+    }
+    lmdb::check(rc, "beginning a write transaction");
+    return std::make_unique<lmdb::Txn>(txn);
+  }
+}
+
+void Store::Impl::adopt_map_size() const {
+  std::unique_lock map(map_lock_);
+  lmdb::check(mdb_env_set_mapsize(env_.get(), 0), "adopting the map size of another process");
+}
+
+void Store::Impl::grow_map() {
+  std::unique_lock map(map_lock_);
+  MDB_envinfo info;
+  lmdb::check(mdb_env_info(env_.get(), &info), "mdb_env_info");
+  lmdb::check(mdb_env_set_mapsize(env_.get(), info.me_mapsize * 2), "growing the map");
+}
+
+void Store::Impl::record_failure(const std::string& reason) {
+  std::lock_guard lock(failure_mutex_);
+  if (failure_.empty()) failure_ = reason;
+}
+
+std::string Store::Impl::failure() const {
+  std::lock_guard lock(failure_mutex_);
+  return failure_;
+}
+
 RecordedEvent Store::Impl::get(const EventId& id) const {
   auto lock = use();
-  lmdb::Txn txn(env_.get(), true);
+  auto read = begin_read();
+  MDB_txn* txn = read->txn.get();
   auto key = id.to_key();
   std::string_view value;
-  if (!lmdb::get(txn.get(), dbs_.events,
+  if (!lmdb::get(txn, dbs_.events,
                  std::string_view(reinterpret_cast<const char*>(key.data()), key.size()), value)) {
     throw Error(ErrorCode::not_found, "no event " + id.to_string());
   }
@@ -225,12 +287,13 @@ RecordedEvent Store::Impl::get(const EventId& id) const {
 
 StoreStats Store::Impl::stats() const {
   auto lock = use();
-  lmdb::Txn txn(env_.get(), true);
+  auto read = begin_read();
+  MDB_txn* txn = read->txn.get();
   StoreStats s;
-  s.event_count = lmdb::entries(txn.get(), dbs_.events);
-  s.last_sequence = meta_u64(txn.get(), dbs_.meta, schema::meta::kLastSequence, 8, 0);
-  s.last_timestamp_ns = meta_u64(txn.get(), dbs_.meta, schema::meta::kLastTimestamp, 8, 0);
-  s.aggregate_count = lmdb::entries(txn.get(), dbs_.aggregate_heads);
+  s.event_count = lmdb::entries(txn, dbs_.events);
+  s.last_sequence = meta_u64(txn, dbs_.meta, schema::meta::kLastSequence, 8, 0);
+  s.last_timestamp_ns = meta_u64(txn, dbs_.meta, schema::meta::kLastTimestamp, 8, 0);
+  s.aggregate_count = lmdb::entries(txn, dbs_.aggregate_heads);
   s.node_id = node_id_;
   s.format_version = format_version_;
   MDB_envinfo info;
@@ -240,6 +303,9 @@ StoreStats Store::Impl::stats() const {
   s.map_size_bytes = info.me_mapsize;
   s.map_used_bytes = (info.me_last_pgno + 1) * static_cast<std::uint64_t>(st.ms_psize);
   s.read_only = options_.read_only;
+  s.append_backlog = committer_ ? committer_->backlog() : 0;
+  s.commits = commits_.load(std::memory_order_relaxed);
+  s.failure = failure();
   return s;
 }
 

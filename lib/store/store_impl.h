@@ -14,6 +14,7 @@
 
 #include "lighthouse/store.h"
 #include "lmdb/lmdb.h"
+#include "store/committer.h"
 
 namespace lighthouse {
 
@@ -48,7 +49,12 @@ class Store::Impl {
   // Error(closed).
   void shutdown() noexcept;
 
-  std::vector<AppendResult> append(const std::vector<Batch>& batches, bool allow_reserved);
+  // Validates `batches` and queues them for the committer as one
+  // all-or-nothing request; `complete` is called once it is durable or failed.
+  void submit(std::vector<Batch> batches, bool allow_reserved,
+              std::function<void(std::vector<AppendResult>*, std::exception_ptr)> complete);
+  std::vector<AppendResult> append(std::vector<Batch> batches, bool allow_reserved);
+
   RecordedEvent get(const EventId& id) const;
   StoreStats stats() const;
 
@@ -57,6 +63,23 @@ class Store::Impl {
   bool env_read_only() const noexcept { return options_.read_only; }
 
  private:
+  // A read transaction, holding the map lock shared while it lives.
+  struct ReadTxn {
+    std::shared_lock<std::shared_mutex> map;
+    lmdb::Txn txn;
+  };
+  std::unique_ptr<ReadTxn> begin_read() const;
+  // The write transaction of the committer.
+  std::unique_ptr<lmdb::Txn> begin_write();
+  // Adopts a map grown by another process (MDB_MAP_RESIZED).
+  void adopt_map_size() const;
+  // Doubles the map after MDB_MAP_FULL; no transaction of this process is active.
+  void grow_map();
+
+  void commit_group(std::vector<std::unique_ptr<AppendRequest>>& group);
+  void record_failure(const std::string& reason);
+  std::string failure() const;
+
   // Held shared by every operation, exclusively by shutdown().
   std::shared_lock<std::shared_mutex> use() const;
   void open_databases();
@@ -72,7 +95,16 @@ class Store::Impl {
 
   mutable std::shared_mutex lifecycle_;
   bool closed_ = false;
-  std::mutex writer_;
+
+  // Held shared by every transaction of this process, exclusively while the
+  // map is resized (LMDB requires that no transaction is active then).
+  mutable std::shared_mutex map_lock_;
+
+  mutable std::mutex failure_mutex_;
+  std::string failure_;  // why the store refuses writes, once it does
+
+  std::atomic<std::uint64_t> commits_{0};
+  std::unique_ptr<Committer> committer_;  // null when read-only
 };
 
 }  // namespace lighthouse

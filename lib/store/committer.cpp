@@ -1,0 +1,60 @@
+#include "store/committer.h"
+
+namespace lighthouse {
+
+Committer::Committer(CommitterLimits limits, CommitGroup commit_group)
+    : limits_(limits), commit_group_(std::move(commit_group)), thread_([this] { run(); }) {}
+
+Committer::~Committer() { stop(); }
+
+void Committer::submit(std::unique_ptr<AppendRequest> request) {
+  request->enqueued = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) throw Error(ErrorCode::closed, "the store is closing");
+    queue_.push_back(std::move(request));
+  }
+  wake_.notify_one();
+}
+
+void Committer::stop() noexcept {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+std::size_t Committer::backlog() const {
+  std::lock_guard lock(mutex_);
+  return queue_.size();
+}
+
+void Committer::run() {
+  std::vector<std::unique_ptr<AppendRequest>> group;
+  for (;;) {
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and everything is committed
+      // Take what is queued, up to the group bounds; a request is never split.
+      std::size_t events = 0, bytes = 0;
+      while (!queue_.empty()) {
+        const AppendRequest& next = *queue_.front();
+        if (!group.empty() && (events + next.events > limits_.max_group_events ||
+                               bytes + next.bytes > limits_.max_group_bytes)) {
+          break;
+        }
+        events += next.events;
+        bytes += next.bytes;
+        group.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    commit_group_(group);
+    group.clear();
+  }
+}
+
+}  // namespace lighthouse

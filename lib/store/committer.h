@@ -1,0 +1,75 @@
+// Committer — group commit. LMDB has one writer and a durable commit costs
+// two syncs, so appends from every thread queue here and one thread takes
+// what is queued into one write transaction and one sync, then completes
+// every caller. A request that fails (conflict, idempotency, corruption met
+// while checking it) fails alone; the others in its group commit.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "lighthouse/store.h"
+
+namespace lighthouse {
+
+// One caller's request: one or more batches, all or nothing.
+struct AppendRequest {
+  std::vector<Batch> batches;
+  bool allow_reserved = false;
+  std::size_t events = 0;
+  std::size_t bytes = 0;
+  std::chrono::steady_clock::time_point enqueued;
+  // Called once, from the committer thread (or from close()).
+  std::function<void(std::vector<AppendResult>*, std::exception_ptr)> complete;
+};
+
+struct CommitterLimits {
+  std::size_t max_group_events = 0;
+  std::size_t max_group_bytes = 0;
+};
+
+class Committer {
+ public:
+  // `commit_group` runs one group in one transaction and returns, per
+  // request, its results or its error; it throws only for a failure of the
+  // whole transaction, which then fails every request of the group.
+  using CommitGroup = std::function<void(std::vector<std::unique_ptr<AppendRequest>>&)>;
+
+  Committer(CommitterLimits limits, CommitGroup commit_group);
+  ~Committer();  // stop()
+  Committer(const Committer&) = delete;
+  Committer& operator=(const Committer&) = delete;
+
+  // Queues `request`. Throws Error(closed) once stop() has begun.
+  void submit(std::unique_ptr<AppendRequest> request);
+
+  // Commits everything already queued, then ends the thread. Later submits
+  // are refused. Idempotent.
+  void stop() noexcept;
+
+  // The number of queued requests and the age of the oldest.
+  std::size_t backlog() const;
+
+ private:
+  void run();
+
+  CommitterLimits limits_;
+  CommitGroup commit_group_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<std::unique_ptr<AppendRequest>> queue_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace lighthouse

@@ -1,0 +1,50 @@
+// WriteTxn — one LMDB write transaction's view of the store: checks and
+// writes batches. Everything the IDs depend on (last sequence, timestamp and
+// chain) is read from the store inside the transaction, so several threads
+// and processes can append to one store.
+#pragma once
+
+#include <lmdb.h>
+
+#include <optional>
+
+#include "lighthouse/store.h"
+#include "store/store_impl.h"
+
+namespace lighthouse {
+
+class WriteTxn {
+ public:
+  WriteTxn(MDB_txn* txn, const Databases& dbs, const Options& options, std::uint32_t node_id,
+           std::uint64_t now);
+
+  // Checks and writes one batch. Throws lighthouse::Error, writing nothing of
+  // the batch, when its idempotency or expectations fail; throws
+  // lmdb::LmdbError when LMDB fails (then the whole transaction is lost).
+  AppendResult write(const Batch& batch);
+
+  // Writes go to `txn` from now on (a nested transaction, or back to the parent).
+  void use_txn(MDB_txn* txn) noexcept { txn_ = txn; }
+  WriteState state() const noexcept { return state_; }
+  void restore(const WriteState& state) noexcept { state_ = state; }
+
+  // Writes the meta counters. Returns true iff anything was written (a pure
+  // idempotent replay writes nothing and need not commit).
+  bool finish();
+
+ private:
+  std::uint64_t head(std::string_view aggregate);
+  std::optional<AppendResult> check_idempotency(const Batch& batch);
+  void check_expectations(const Batch& batch);
+  AppendedEvent write_event(const EventData& e);
+
+  MDB_txn* txn_;
+  const Databases& dbs_;
+  const Options& options_;
+  std::uint32_t node_id_;
+  std::uint64_t now_;
+  WriteState state_;
+  std::uint64_t first_sequence_ = 0;
+};
+
+}  // namespace lighthouse
