@@ -59,7 +59,7 @@ struct StoreStats {
   std::uint64_t last_sequence = 0;       // 0 when nothing was ever appended
   std::uint64_t last_timestamp_ns = 0;
   std::uint64_t aggregate_count = 0;
-  std::uint64_t type_count = 0;
+  std::uint64_t type_count = 0;          // distinct event types (counted: O(types))
   std::uint32_t node_id = 0;             // the node id this handle writes with
   std::uint32_t format_version = 0;
   std::uint64_t map_size_bytes = 0;

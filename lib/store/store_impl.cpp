@@ -294,6 +294,14 @@ StoreStats Store::Impl::stats() const {
   s.last_sequence = meta_u64(txn, dbs_.meta, schema::meta::kLastSequence, 8, 0);
   s.last_timestamp_ns = meta_u64(txn, dbs_.meta, schema::meta::kLastTimestamp, 8, 0);
   s.aggregate_count = lmdb::entries(txn, dbs_.aggregate_heads);
+  {
+    // Distinct types: one step per type (stores hold few types).
+    lmdb::Cursor cursor(txn, dbs_.by_type);
+    MDB_val k, v;
+    for (bool ok = cursor.seek(k, v, MDB_FIRST); ok; ok = cursor.seek(k, v, MDB_NEXT_NODUP)) {
+      ++s.type_count;
+    }
+  }
   s.node_id = node_id_;
   s.format_version = format_version_;
   MDB_envinfo info;

@@ -167,3 +167,10 @@ TEST_CASE("a directory that is not a store is refused", "[recovery]") {
   CHECK(error_code_of([&] { Store::open(dir / "file-parent" / "plain"); }) ==
         ErrorCode::invalid_argument);
 }
+
+TEST_CASE("stats count distinct types", "[recovery]") {
+  TempDir dir;
+  Store store = Store::open(dir / "store");
+  store.append_batch({event("A"), event("B"), event("A"), event("C", "x")});
+  CHECK(store.stats().type_count == 3);
+}

@@ -72,16 +72,16 @@ class Group {
 // oversized --batch is refused at the line that breaks it.
 void check_atomic_totals(const Group& group, const Limits& limits, std::size_t line) {
   if (group.size() > limits.max_batch_events) {
-    fail_at_line(line, Error(ErrorCode::limit_exceeded,
-                             "--batch of more than " + std::to_string(limits.max_batch_events) +
-                                 " events: the limit is " +
-                                 std::to_string(limits.max_batch_events)));
+    fail_at_line(line,
+                 Error(ErrorCode::limit_exceeded,
+                       "--batch of more than " + std::to_string(limits.max_batch_events) +
+                           " events: the limit is " + std::to_string(limits.max_batch_events)));
   }
   if (group.bytes() > limits.max_batch_bytes) {
-    fail_at_line(line, Error(ErrorCode::limit_exceeded,
-                             "--batch of " + std::to_string(group.bytes()) +
-                                 " content bytes so far: the limit is " +
-                                 std::to_string(limits.max_batch_bytes)));
+    fail_at_line(line,
+                 Error(ErrorCode::limit_exceeded, "--batch of " + std::to_string(group.bytes()) +
+                                                      " content bytes so far: the limit is " +
+                                                      std::to_string(limits.max_batch_bytes)));
   }
 }
 

@@ -1,11 +1,10 @@
 #include "json_event.h"
 
 #include <cmath>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base64.h"
 #include "lighthouse/error.h"
@@ -16,18 +15,22 @@ namespace {
 // Ordered, so that objects keep the order their writer gave them.
 using Json = nlohmann::ordered_json;
 
-constexpr const char* kFields[] = {"type",           "aggregate",       "data",
-                                   "data_base64",    "metadata",        "expected_version",
-                                   "idempotency_key", "content_type"};
+constexpr const char* kFields[] = {"type",
+                                   "aggregate",
+                                   "data",
+                                   "data_base64",
+                                   "metadata",
+                                   "expected_version",
+                                   "idempotency_key",
+                                   "content_type"};
 
 [[noreturn]] void invalid(const std::string& message) {
   throw Error(ErrorCode::invalid_argument, message);
 }
 
-std::string shown(std::string_view value) {
-  constexpr std::size_t kShown = 64;
-  std::string out(value.substr(0, kShown));
-  if (value.size() > kShown) out += "...";
+std::string shown(std::string_view value, std::size_t limit = 64) {
+  std::string out(value.substr(0, limit));
+  if (value.size() > limit) out += "...";
   return out;
 }
 
@@ -53,6 +56,7 @@ Json parse_json(std::string_view text, bool unique_keys) {
     switch (event) {
       case Json::parse_event_t::object_start:
       case Json::parse_event_t::array_start:
+        // `depth` counts the containers around this one.
         if (depth >= kMaxJsonDepth) throw TooDeep{};
         if (event == Json::parse_event_t::object_start) open_objects.emplace_back();
         break;
@@ -74,12 +78,13 @@ Json parse_json(std::string_view text, bool unique_keys) {
   try {
     result = Json::parse(text.begin(), text.end(), callback);
   } catch (const TooDeep&) {
-    invalid("JSON nested deeper than " + std::to_string(kMaxJsonDepth) +
-            " levels: the limit is " + std::to_string(kMaxJsonDepth));
+    invalid("JSON nested " + std::to_string(kMaxJsonDepth + 1) + " levels deep: the limit is " +
+            std::to_string(kMaxJsonDepth));
   } catch (const Json::parse_error& error) {
     std::string what = error.what();
     auto start = what.find("] ");
-    invalid("malformed JSON: " + shown(what.substr(start == std::string::npos ? 0 : start + 2)));
+    invalid("malformed JSON: " +
+            shown(what.substr(start == std::string::npos ? 0 : start + 2), 240));
   }
   if (duplicate) invalid("field '" + shown(*duplicate) + "' appears twice in one object");
   return result;
@@ -234,8 +239,7 @@ Batch parse_event_line(std::string_view line) {
   if (const Json* v = field(object, "content_type")) {
     event.content_type = parse_content_type(string_field(*v, "content_type"));
   }
-  event.data = encode_data(field(object, "data"), field(object, "data_base64"),
-                           event.content_type);
+  event.data = encode_data(field(object, "data"), field(object, "data_base64"), event.content_type);
 
   Batch batch;
   if (const Json* v = field(object, "expected_version")) {
@@ -294,7 +298,10 @@ std::string stats_json(const StoreStats& stats) {
   out["format_version"] = stats.format_version;
   out["map_size_bytes"] = stats.map_size_bytes;
   out["map_used_bytes"] = stats.map_used_bytes;
+  out["append_backlog"] = stats.append_backlog;
+  out["commits"] = stats.commits;
   out["read_only"] = stats.read_only;
+  out["failure"] = stats.failure;
   return dump(out);
 }
 

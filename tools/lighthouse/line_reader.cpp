@@ -18,9 +18,9 @@ LineReader::LineReader(int fd, std::size_t max_line_bytes)
 
 void LineReader::check_length(std::size_t length, bool complete) const {
   if (length > max_line_bytes_) {
-    throw Error(ErrorCode::limit_exceeded,
-                std::string("line of ") + (complete ? "" : "at least ") + std::to_string(length) +
-                    " bytes: the limit is " + std::to_string(max_line_bytes_));
+    throw Error(ErrorCode::limit_exceeded, std::string("line of ") + (complete ? "" : "at least ") +
+                                               std::to_string(length) + " bytes: the limit is " +
+                                               std::to_string(max_line_bytes_));
   }
 }
 

@@ -2,6 +2,7 @@
 // to stdout, one JSON line each; errors go to stderr as "lighthouse: ...".
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <charconv>
 #include <csignal>
 #include <cstdint>
@@ -9,8 +10,6 @@
 #include <iostream>
 #include <optional>
 #include <string>
-
-#include <CLI/CLI.hpp>
 
 #include "append_command.h"
 #include "exit_codes.h"
@@ -59,13 +58,15 @@ int main(int argc, char** argv) {
       },
       "UINT32");
 
-  CLI::App* init = app.add_subcommand("init", "Create a store; prints {store, node_id, format_version}");
+  CLI::App* init =
+      app.add_subcommand("init", "Create a store; prints {store, node_id, format_version}");
   init->add_option("STORE", store_path, "Store directory")->required();
   init->add_option("--node-id", node_id_text, "Node id written into event IDs (default: random)")
       ->check(node_id_check);
 
   CLI::App* append = app.add_subcommand(
-      "append", "Append JSON lines read from stdin; prints {id, sequence, aggregate_version} per event");
+      "append",
+      "Append JSON lines read from stdin; prints {id, sequence, aggregate_version} per event");
   append->add_option("STORE", store_path, "Store directory")->required();
   append->add_flag("--batch", atomic, "Append all of stdin atomically, in one transaction");
 

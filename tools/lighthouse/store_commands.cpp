@@ -1,8 +1,7 @@
 #include "store_commands.h"
 
-#include <stdexcept>
-
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 
 #include "json_event.h"
 

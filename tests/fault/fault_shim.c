@@ -1,0 +1,156 @@
+/* An LD_PRELOAD shim that makes chosen system calls fail, for fault tests.
+ *
+ * LH_FAULT_CALL   which call fails: fdatasync, fsync, write, pwrite, writev,
+ *                 pwritev, open, mmap (a comma-separated list is allowed)
+ * LH_FAULT_AFTER  how many matching calls succeed first (default 0)
+ * LH_FAULT_ERRNO  the errno of a failure (default EIO)
+ * LH_FAULT_TIMES  how many calls fail, then calls succeed again (default: all)
+ * LH_FAULT_PATH   only descriptors/paths whose name contains this (default: any)
+ */
+/* Both the 32- and 64-bit offset entry points are wrapped, so neither may
+ * be an alias of the other. */
+#undef _FILE_OFFSET_BITS
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+static atomic_long calls;
+static atomic_long failures;
+
+static int configured(const char *name) {
+  const char *list = getenv("LH_FAULT_CALL");
+  if (list == NULL) return 0;
+  size_t n = strlen(name);
+  for (const char *p = list; (p = strstr(p, name)) != NULL; p += n) {
+    if ((p == list || p[-1] == ',') && (p[n] == '\0' || p[n] == ',')) return 1;
+  }
+  return 0;
+}
+
+static int path_matches_fd(int fd) {
+  const char *want = getenv("LH_FAULT_PATH");
+  if (want == NULL || *want == '\0') return 1;
+  char link[64], target[4096];
+  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(link, target, sizeof target - 1);
+  if (n < 0) return 0;
+  target[n] = '\0';
+  return strstr(target, want) != NULL;
+}
+
+static int path_matches(const char *path) {
+  const char *want = getenv("LH_FAULT_PATH");
+  if (want == NULL || *want == '\0') return 1;
+  return path != NULL && strstr(path, want) != NULL;
+}
+
+/* Returns 1 iff this call must fail (and sets errno). */
+static int should_fail(const char *name, int matches) {
+  if (!matches || !configured(name)) return 0;
+  const char *after = getenv("LH_FAULT_AFTER");
+  const char *times = getenv("LH_FAULT_TIMES");
+  long n = atomic_fetch_add(&calls, 1);
+  if (n < (after ? atol(after) : 0)) return 0;
+  if (times != NULL && atomic_fetch_add(&failures, 1) >= atol(times)) return 0;
+  const char *err = getenv("LH_FAULT_ERRNO");
+  errno = err ? atoi(err) : EIO;
+  return 1;
+}
+
+/* dlsym returns an object pointer; ISO C has no cast from it to a function
+ * pointer, so the bits are copied. */
+#define DEFINE_REAL(name)                               \
+  static __typeof__(&name) real_##name(void) {          \
+    static __typeof__(&name) real;                      \
+    if (real == NULL) {                                 \
+      void *symbol = dlsym(RTLD_NEXT, #name);           \
+      memcpy(&real, &symbol, sizeof real);              \
+    }                                                   \
+    return real;                                        \
+  }
+#define REAL(name) real_##name()
+
+DEFINE_REAL(fdatasync)
+DEFINE_REAL(fsync)
+DEFINE_REAL(write)
+DEFINE_REAL(pwrite)
+DEFINE_REAL(pwrite64)
+DEFINE_REAL(writev)
+DEFINE_REAL(pwritev)
+DEFINE_REAL(open)
+DEFINE_REAL(open64)
+DEFINE_REAL(mmap)
+
+int fdatasync(int fd) {
+  if (should_fail("fdatasync", path_matches_fd(fd))) return -1;
+  return REAL(fdatasync)(fd);
+}
+
+int fsync(int fd) {
+  if (should_fail("fsync", path_matches_fd(fd))) return -1;
+  return REAL(fsync)(fd);
+}
+
+ssize_t write(int fd, const void *buf, size_t count) {
+  if (fd > 2 && should_fail("write", path_matches_fd(fd))) return -1;
+  return REAL(write)(fd, buf, count);
+}
+
+ssize_t pwrite(int fd, const void *buf, size_t count, off_t offset) {
+  if (should_fail("pwrite", path_matches_fd(fd))) return -1;
+  return REAL(pwrite)(fd, buf, count, offset);
+}
+
+ssize_t pwrite64(int fd, const void *buf, size_t count, off_t offset) {
+  if (should_fail("pwrite", path_matches_fd(fd))) return -1;
+  return REAL(pwrite64)(fd, buf, count, offset);
+}
+
+ssize_t writev(int fd, const struct iovec *iov, int iovcnt) {
+  if (should_fail("writev", path_matches_fd(fd))) return -1;
+  return REAL(writev)(fd, iov, iovcnt);
+}
+
+ssize_t pwritev(int fd, const struct iovec *iov, int iovcnt, off_t offset) {
+  if (should_fail("pwritev", path_matches_fd(fd))) return -1;
+  return REAL(pwritev)(fd, iov, iovcnt, offset);
+}
+
+int open(const char *path, int flags, ...) {
+  mode_t mode = 0;
+  if (flags & (O_CREAT | O_TMPFILE)) {
+    va_list ap;
+    va_start(ap, flags);
+    mode = va_arg(ap, mode_t);
+    va_end(ap);
+  }
+  if (should_fail("open", path_matches(path))) return -1;
+  return REAL(open)(path, flags, mode);
+}
+
+int open64(const char *path, int flags, ...) {
+  mode_t mode = 0;
+  if (flags & (O_CREAT | O_TMPFILE)) {
+    va_list ap;
+    va_start(ap, flags);
+    mode = va_arg(ap, mode_t);
+    va_end(ap);
+  }
+  if (should_fail("open", path_matches(path))) return -1;
+  return REAL(open64)(path, flags, mode);
+}
+
+void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset) {
+  if (fd >= 0 && should_fail("mmap", path_matches_fd(fd))) return MAP_FAILED;
+  return REAL(mmap)(addr, length, prot, flags, fd, offset);
+}

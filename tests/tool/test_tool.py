@@ -1,0 +1,477 @@
+"""End-to-end tests of the `lighthouse` command-line tool.
+
+The tool's path comes from the environment variable LIGHTHOUSE_TOOL. Every
+test works in a temporary directory of its own. Each failing case also checks
+that the store's event count did not change.
+"""
+
+import base64
+import json
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import unittest
+
+TOOL = os.environ.get("LIGHTHOUSE_TOOL", "")
+TIMEOUT = 60  # seconds; generous, so that a stuck tool fails a test instead of hanging it
+
+EXIT_OK, EXIT_OTHER, EXIT_USAGE, EXIT_CONFLICT = 0, 1, 2, 3
+EXIT_INVALID, EXIT_CORRUPTION, EXIT_REFUSED, EXIT_NOT_FOUND = 4, 5, 6, 7
+
+
+def line(**fields):
+    return json.dumps(fields)
+
+
+def lines(*items):
+    """Joins JSON lines (dicts or ready text) into stdin bytes, newline-terminated."""
+    out = []
+    for item in items:
+        out.append(item if isinstance(item, str) else json.dumps(item))
+    return ("\n".join(out) + "\n").encode()
+
+
+class Result:
+    def __init__(self, completed):
+        self.rc = completed.returncode
+        self.out = completed.stdout.decode("utf-8", "replace")
+        self.err = completed.stderr.decode("utf-8", "replace")
+
+    def json_lines(self):
+        return [json.loads(text) for text in self.out.splitlines()]
+
+    def __repr__(self):
+        return f"rc={self.rc} stdout={self.out[:500]!r} stderr={self.err[:500]!r}"
+
+
+def run(*args, stdin=b""):
+    completed = subprocess.run([TOOL, *args], input=stdin, capture_output=True, timeout=TIMEOUT)
+    return Result(completed)
+
+
+class ToolTestCase(unittest.TestCase):
+    def setUp(self):
+        self._tmp = tempfile.TemporaryDirectory(prefix="lighthouse-tool-")
+        self.tmp = self._tmp.name
+        self.store = os.path.join(self.tmp, "store")
+        result = run("init", self.store, "--node-id", "5")
+        self.assertEqual(result.rc, EXIT_OK, result)
+        self.init_output = result.json_lines()
+
+    def tearDown(self):
+        self._tmp.cleanup()
+
+    def stats(self):
+        result = run("stats", self.store)
+        self.assertEqual(result.rc, EXIT_OK, result)
+        (stats,) = result.json_lines()
+        return stats
+
+    def count(self):
+        return self.stats()["event_count"]
+
+    def append(self, stdin, *flags):
+        return run("append", self.store, *flags, stdin=stdin)
+
+    def append_ok(self, stdin, *flags):
+        result = self.append(stdin, *flags)
+        self.assertEqual(result.rc, EXIT_OK, result)
+        self.assertEqual(result.err, "")
+        return result.json_lines()
+
+    def get(self, event_id):
+        result = run("get", self.store, event_id)
+        self.assertEqual(result.rc, EXIT_OK, result)
+        (event,) = result.json_lines()
+        return event
+
+    def assert_fails(self, result, code, *in_stderr):
+        self.assertEqual(result.rc, code, result)
+        self.assertTrue(result.err.startswith("lighthouse: "), result)
+        for text in in_stderr:
+            self.assertIn(text, result.err, result)
+
+
+class InitTest(ToolTestCase):
+    def test_init_prints_store_node_id_and_format_version(self):
+        (info,) = self.init_output
+        self.assertEqual(info["store"], os.path.realpath(self.store))
+        self.assertEqual(info["node_id"], 5)
+        self.assertEqual(info["format_version"], 1)
+        stats = self.stats()
+        self.assertEqual(stats["event_count"], 0)
+        self.assertEqual(stats["node_id"], 5)
+
+    def test_init_refuses_an_existing_store(self):
+        self.append_ok(lines({"type": "a"}))
+        result = run("init", self.store)
+        self.assert_fails(result, EXIT_OTHER, "already exists")
+        self.assertEqual(self.count(), 1)
+
+    def test_init_with_malformed_node_id_is_a_usage_error(self):
+        other = os.path.join(self.tmp, "other")
+        for bad in ["-1", "4294967296", "0x10", "abc", "01"]:
+            result = run("init", other, "--node-id", bad)
+            self.assert_fails(result, EXIT_USAGE)
+            self.assertFalse(os.path.exists(os.path.join(other, "data.mdb")))
+
+
+class RoundTripTest(ToolTestCase):
+    def test_appended_events_read_back_with_all_fields(self):
+        payload = bytes(range(256))
+        events = [
+            {"type": "order.placed", "aggregate": "order-1", "data": {"b": 1, "a": [1, 2.5, "x", None, True]},
+             "metadata": {"user": "ann", "trace": "t-1"}},
+            {"type": "order.noted", "aggregate": "order-1", "content_type": "json",
+             "data": {"z": 1, "text": "h\u00e9llo \u2603"}, "idempotency_key": "note-1",
+             "expected_version": 1},
+            {"type": "blob", "content_type": "bytes", "data_base64": base64.b64encode(payload).decode()},
+            {"type": "ping"},
+        ]
+        acks = self.append_ok(lines(*events))
+        self.assertEqual(len(acks), 4)
+        self.assertEqual([a["sequence"] for a in acks], [1, 2, 3, 4])
+        self.assertEqual([a["aggregate_version"] for a in acks], [1, 2, 0, 0])
+        self.assertTrue(all("replayed" not in a for a in acks))
+
+        got = [self.get(a["id"]) for a in acks]
+        for ack, event in zip(acks, got):
+            self.assertEqual(event["id"], ack["id"])
+            self.assertEqual(event["sequence"], ack["sequence"])
+            self.assertEqual(event["aggregate_version"], ack["aggregate_version"])
+            timestamp, sequence, node = ack["id"].split("_")
+            self.assertEqual(event["timestamp_ns"], int(timestamp))
+            self.assertEqual(event["sequence"], int(sequence))
+            self.assertEqual(event["node_id"], int(node))
+            self.assertEqual(event["node_id"], 5)
+            self.assertRegex(event["checksum"], "^[0-9a-f]{64}$")
+
+        msgpack, as_json, blob, ping = got
+        self.assertEqual(msgpack["type"], "order.placed")
+        self.assertEqual(msgpack["aggregate"], "order-1")
+        self.assertEqual(msgpack["content_type"], "msgpack")
+        self.assertEqual(msgpack["data"], events[0]["data"])
+        self.assertEqual(list(msgpack["data"]), ["b", "a"])  # the writer's key order is kept
+        self.assertEqual(msgpack["metadata"], events[0]["metadata"])
+        self.assertNotIn("idempotency_key", msgpack)
+
+        self.assertEqual(as_json["content_type"], "json")
+        self.assertEqual(as_json["data"], events[1]["data"])
+        self.assertEqual(as_json["metadata"], {})
+        self.assertEqual(as_json["idempotency_key"], "note-1")
+
+        self.assertEqual(blob["content_type"], "bytes")
+        self.assertNotIn("data", blob)
+        self.assertEqual(base64.b64decode(blob["data_base64"]), payload)
+        self.assertEqual(blob["aggregate"], "")
+
+        self.assertEqual(ping["content_type"], "msgpack")
+        self.assertIsNone(ping["data"])
+
+    def test_stats_counts_events_and_aggregates(self):
+        self.append_ok(lines({"type": "a", "aggregate": "x"}, {"type": "a", "aggregate": "y"},
+                             {"type": "b", "aggregate": "x"}, {"type": "c"}))
+        stats = self.stats()
+        self.assertEqual(stats["event_count"], 4)
+        self.assertEqual(stats["last_sequence"], 4)
+        self.assertEqual(stats["aggregate_count"], 2)
+        self.assertEqual(stats["format_version"], 1)
+        self.assertTrue(stats["read_only"])
+        self.assertEqual(stats["failure"], "")
+        for key in ["last_timestamp_ns", "type_count", "node_id", "map_size_bytes", "map_used_bytes",
+                    "append_backlog"]:
+            self.assertIn(key, stats)
+
+    def test_blank_lines_are_skipped_but_counted(self):
+        result = self.append(b'\n{"type":"a"}\n  \n{"type": 7}\n')
+        self.assert_fails(result, EXIT_INVALID, "line 4:", "number 7")
+        # Line 2 is written only if it was acknowledged (in a group before line 4's).
+        self.assertEqual(self.count(), len(result.json_lines()))
+
+    def test_last_line_without_newline_is_appended(self):
+        acks = self.append_ok(b'{"type":"a"}\n{"type":"b"}')
+        self.assertEqual(len(acks), 2)
+        self.assertEqual(self.count(), 2)
+
+    def test_many_lines_commit_in_several_groups(self):
+        acks = self.append_ok(lines(*({"type": "t", "aggregate": "g"} for _ in range(2500))))
+        self.assertEqual([a["sequence"] for a in acks], list(range(1, 2501)))
+        self.assertEqual([a["aggregate_version"] for a in acks], list(range(1, 2501)))
+        self.assertEqual(self.count(), 2500)
+
+
+class StreamingTest(ToolTestCase):
+    def start(self, *flags):
+        proc = subprocess.Popen([TOOL, "append", self.store, *flags], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        acks = queue.Queue()
+
+        def pump():
+            for text in proc.stdout:
+                acks.put(json.loads(text))
+            acks.put(None)
+
+        reader = threading.Thread(target=pump, daemon=True)
+        reader.start()
+        self.addCleanup(self.stop, proc)
+        return proc, acks, reader
+
+    def stop(self, proc):
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=TIMEOUT)
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            if not stream.closed:
+                try:
+                    stream.close()
+                except BrokenPipeError:
+                    pass
+
+    def send(self, proc, data):
+        proc.stdin.write(data)
+        proc.stdin.flush()
+
+    def receive(self, acks, n):
+        out = []
+        for _ in range(n):
+            try:
+                ack = acks.get(timeout=TIMEOUT)
+            except queue.Empty:
+                self.fail(f"no acknowledgement within {TIMEOUT} s after {len(out)} of {n}")
+            self.assertIsNotNone(ack, "the tool ended before acknowledging")
+            out.append(ack)
+        return out
+
+    def finish(self, proc, acks, reader):
+        try:
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        reader.join(timeout=TIMEOUT)
+        self.assertFalse(reader.is_alive())
+        rest = []
+        while True:
+            ack = acks.get_nowait()
+            if ack is None:
+                break
+            rest.append(ack)
+        stderr = proc.stderr.read().decode("utf-8", "replace")
+        return proc.wait(timeout=TIMEOUT), rest, stderr
+
+    def test_acknowledges_before_end_of_input_and_stops_at_bad_line(self):
+        proc, acks, reader = self.start()
+        self.send(proc, lines({"type": "a", "aggregate": "s"}, {"type": "b", "aggregate": "s"},
+                              {"type": "c"}))
+        # The input is still open: these arrive only if the tool acknowledges early.
+        first = self.receive(acks, 3)
+        self.assertEqual([a["sequence"] for a in first], [1, 2, 3])
+        self.assertEqual(self.count(), 3)
+
+        self.send(proc, lines({"type": "d"}))
+        second = self.receive(acks, 1)
+        self.assertEqual(second[0]["sequence"], 4)
+
+        # Lines 5..9 arrive in one write, so one group: the bad line 8 sinks it.
+        self.send(proc, lines({"type": "e"}, {"type": "f"}, "", '{"type": "g", "data": }', {"type": "h"}))
+        rc, rest, stderr = self.finish(proc, acks, reader)
+        self.assertEqual(rc, EXIT_INVALID, stderr)
+        self.assertIn("lighthouse: line 8: malformed JSON", stderr)
+        acknowledged = first + second + rest
+        self.assertEqual(self.count(), len(acknowledged))
+        self.assertEqual(rest, [])
+        for ack in acknowledged:
+            self.assertEqual(self.get(ack["id"])["sequence"], ack["sequence"])
+
+    def test_store_refusal_in_a_later_group_keeps_earlier_groups(self):
+        proc, acks, reader = self.start()
+        self.send(proc, lines({"type": "a", "aggregate": "s"}))
+        first = self.receive(acks, 1)
+        self.send(proc, lines({"type": "b", "aggregate": "s", "expected_version": 1},
+                              {"type": "c", "aggregate": "s", "expected_version": 1}))
+        rc, rest, stderr = self.finish(proc, acks, reader)
+        self.assertEqual(rc, EXIT_CONFLICT, stderr)
+        self.assertIn("lighthouse: line 3:", stderr)
+        self.assertIn("expected 1", stderr)
+        self.assertEqual(self.count(), len(first) + len(rest))
+        self.assertEqual(rest, [])
+
+
+class BatchTest(ToolTestCase):
+    def test_two_processes_append_at_once(self):
+        per_process = 3000
+        procs = []
+        for p in range(2):
+            stdin = lines(*[{"type": "T", "aggregate": f"p{p}-{i % 13}", "data": i}
+                            for i in range(per_process)])
+            proc = subprocess.Popen([TOOL, "append", self.store], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            procs.append((proc, stdin))
+        outputs = [proc.communicate(stdin, timeout=TIMEOUT) for proc, stdin in procs]
+        acked = []
+        for (proc, _), (out, err) in zip(procs, outputs):
+            self.assertEqual(proc.returncode, EXIT_OK, err)
+            acked += [json.loads(text) for text in out.decode().splitlines()]
+        self.assertEqual(len(acked), 2 * per_process)
+        sequences = sorted(a["sequence"] for a in acked)
+        self.assertEqual(sequences, list(range(1, 2 * per_process + 1)))
+        ids = sorted(acked, key=lambda a: a["sequence"])
+        timestamps = [int(a["id"].split("_")[0]) for a in ids]
+        self.assertEqual(timestamps, sorted(set(timestamps)))  # strictly increasing
+        self.assertEqual(self.count(), 2 * per_process)
+
+    def test_batch_appends_all_lines_in_one_commit(self):
+        acks = self.append_ok(lines({"type": "a", "aggregate": "x", "expected_version": "no_stream"},
+                                    {"type": "b", "aggregate": "x", "expected_version": 1}),
+                              "--batch")
+        self.assertEqual([a["aggregate_version"] for a in acks], [1, 2])
+        self.assertEqual(self.count(), 2)
+
+    def test_batch_with_a_bad_line_writes_nothing(self):
+        self.append_ok(lines({"type": "seed"}))
+        result = self.append(lines({"type": "a"}, {"type": "b"}, '{"type": "c", "bogus": 1}',
+                                   {"type": "d"}), "--batch")
+        self.assert_fails(result, EXIT_INVALID, "line 3:", "unknown field 'bogus'")
+        self.assertEqual(result.out, "")
+        self.assertEqual(self.count(), 1)
+
+    def test_batch_refused_by_the_store_writes_nothing(self):
+        result = self.append(lines({"type": "a", "aggregate": "x"},
+                                   {"type": "b", "aggregate": "x", "expected_version": 5}), "--batch")
+        self.assert_fails(result, EXIT_CONFLICT, "line 2:")
+        self.assertEqual(result.out, "")
+        self.assertEqual(self.count(), 0)
+
+
+class ConcurrencyTest(ToolTestCase):
+    def test_expected_version_conflict_is_exit_3(self):
+        self.append_ok(lines({"type": "a", "aggregate": "acct"}))
+        for expected in [0, "no_stream", 2]:
+            result = self.append(lines({"type": "b", "aggregate": "acct", "expected_version": expected}))
+            self.assert_fails(result, EXIT_CONFLICT, "line 1:", "acct")
+            self.assertEqual(self.count(), 1)
+        result = self.append(lines({"type": "b", "aggregate": "new", "expected_version": "stream_exists"}))
+        self.assert_fails(result, EXIT_CONFLICT)
+        self.assertEqual(self.count(), 1)
+        acks = self.append_ok(lines({"type": "b", "aggregate": "acct", "expected_version": 1}))
+        self.assertEqual(acks[0]["aggregate_version"], 2)
+
+    def test_idempotent_retry_prints_the_same_id_replayed(self):
+        text = lines({"type": "paid", "aggregate": "inv", "data": {"n": 1}, "idempotency_key": "pay-1"})
+        (original,) = self.append_ok(text)
+        self.assertNotIn("replayed", original)
+        (retry,) = self.append_ok(text)
+        self.assertEqual(retry["id"], original["id"])
+        self.assertEqual(retry["sequence"], original["sequence"])
+        self.assertIs(retry["replayed"], True)
+        self.assertEqual(self.count(), 1)
+
+    def test_reused_idempotency_key_with_other_content_is_exit_3(self):
+        self.append_ok(lines({"type": "paid", "data": 1, "idempotency_key": "k"}))
+        result = self.append(lines({"type": "paid", "data": 2, "idempotency_key": "k"}))
+        self.assert_fails(result, EXIT_CONFLICT, "'k'")
+        self.assertEqual(self.count(), 1)
+
+
+class UsageTest(ToolTestCase):
+    def test_usage_errors_are_exit_2(self):
+        self.append_ok(lines({"type": "a"}))
+        for args in [["append", self.store, "--frobnicate"], ["get", self.store], ["append"],
+                     ["stats"], [], ["stats", self.store, "extra"], ["init"]]:
+            result = run(*args)
+            self.assert_fails(result, EXIT_USAGE)
+            self.assertEqual(result.out, "")
+            self.assertEqual(self.count(), 1)
+
+    def test_help_lists_the_exit_codes(self):
+        result = run("--help")
+        self.assertEqual(result.rc, EXIT_OK, result)
+        self.assertIn("Exit codes", result.out)
+        for code in range(8):
+            self.assertRegex(result.out, rf"\n\s*{code}\s+\w")
+
+
+class InvalidInputTest(ToolTestCase):
+    CASES = [
+        # (name, stdin bytes, texts the message must contain)
+        ("malformed JSON", b'{"type": }\n', ["line 1:", "malformed JSON"]),
+        ("truncated JSON", b'{"type": "a", "data": [1, 2', ["line 1:", "malformed JSON"]),
+        ("not an object", b'["type", "a"]\n', ["line 1:", "JSON object"]),
+        ("type as number", lines({"type": 42}), ["'type'", "number 42"]),
+        ("missing type", lines({"data": 1}), ["'type'"]),
+        ("metadata value not string", lines({"type": "a", "metadata": {"k": 1}}), ["'k'"]),
+        ("metadata not object", lines({"type": "a", "metadata": ["k"]}), ["'metadata'"]),
+        ("aggregate as number", lines({"type": "a", "aggregate": 1}), ["'aggregate'"]),
+        ("unknown field", lines({"type": "a", "colour": "red"}), ["'colour'"]),
+        ("duplicate field", b'{"type": "a", "type": "b"}\n', ["'type'"]),
+        ("reserved $ type", lines({"type": "$health"}), ["'$health'", "reserved"]),
+        ("empty type", lines({"type": ""}), ["empty"]),
+        ("256-byte type", lines({"type": "t" * 256}), ["256 bytes", "255"]),
+        ("oversize data", lines({"type": "big", "content_type": "json", "data": "x" * (1 << 20)}),
+         ["'big'", "1048576"]),
+        ("bad expected_version string", lines({"type": "a", "aggregate": "x", "expected_version": "latest"}),
+         ["'latest'"]),
+        ("negative expected_version", lines({"type": "a", "aggregate": "x", "expected_version": -1}),
+         ["-1", "negative"]),
+        ("fractional expected_version", lines({"type": "a", "aggregate": "x", "expected_version": 1.5}),
+         ["1.5"]),
+        ("expectation without aggregate", lines({"type": "a", "expected_version": 3}), ["without aggregate"]),
+        ("unknown content type", lines({"type": "a", "content_type": "xml"}), ["'xml'"]),
+        ("bad base64", lines({"type": "a", "content_type": "bytes", "data_base64": "!!!!"}), ["base64"]),
+        ("unpadded base64", lines({"type": "a", "content_type": "bytes", "data_base64": "AAE"}), ["base64"]),
+        ("bytes without data_base64", lines({"type": "a", "content_type": "bytes"}), ["data_base64"]),
+        ("data with bytes content", lines({"type": "a", "content_type": "bytes", "data": 1}), ["'data'"]),
+        ("data_base64 with msgpack", lines({"type": "a", "data_base64": "AA=="}), ["data_base64"]),
+        ("empty idempotency key", lines({"type": "a", "idempotency_key": ""}), ["idempotency key"]),
+        ("invalid UTF-8", b'{"type": "a\xff"}\n', ["line 1:", "malformed JSON"]),
+        ("too deeply nested", lines('{"type": "a", "data": ' + "[" * 300 + "]" * 300 + "}"), ["256"]),
+    ]
+
+    def test_invalid_lines_are_exit_4_and_write_nothing(self):
+        self.append_ok(lines({"type": "seed"}))
+        for name, stdin, texts in self.CASES:
+            # The bad line is line 2. Streaming may commit a good line before
+            # it in a group of its own, so there it follows a blank line; with
+            # --batch it follows a good line that must not be written either.
+            for flags, first in [((), b"\n"), (("--batch",), lines({"type": "ok"}))]:
+                with self.subTest(name=name, flags=flags):
+                    result = self.append(first + stdin, *flags)
+                    self.assert_fails(result, EXIT_INVALID, "line 2:",
+                                      *[t for t in texts if not t.startswith("line ")])
+                    self.assertEqual(result.out, "")
+                    self.assertEqual(self.count(), 1)
+
+
+class LookupTest(ToolTestCase):
+    def test_get_malformed_id_is_exit_4(self):
+        self.append_ok(lines({"type": "a"}))
+        for bad in ["x", "1_2", "01_1_1", "1_1_-1", "1_1_4294967296", ""]:
+            result = run("get", self.store, bad)
+            self.assert_fails(result, EXIT_INVALID, "malformed event ID")
+            self.assertEqual(self.count(), 1)
+
+    def test_get_absent_id_is_exit_7(self):
+        (ack,) = self.append_ok(lines({"type": "a"}))
+        timestamp, sequence, node = ack["id"].split("_")
+        absent = f"{timestamp}_{int(sequence) + 1}_{node}"
+        result = run("get", self.store, absent)
+        self.assert_fails(result, EXIT_NOT_FOUND, absent)
+        self.assertEqual(self.count(), 1)
+
+    def test_any_command_on_a_missing_store_is_exit_7(self):
+        missing = os.path.join(self.tmp, "missing")
+        for args, stdin in [(["append", missing], lines({"type": "a"})),
+                            (["append", missing, "--batch"], lines({"type": "a"})),
+                            (["get", missing, "1_1_1"], b""), (["stats", missing], b"")]:
+            result = run(*args, stdin=stdin)
+            self.assert_fails(result, EXIT_NOT_FOUND, missing)
+            self.assertFalse(os.path.exists(missing))
+        self.assertEqual(self.count(), 0)
+
+
+if __name__ == "__main__":
+    if not TOOL or not os.access(TOOL, os.X_OK):
+        sys.exit("LIGHTHOUSE_TOOL must name the lighthouse executable")
+    unittest.main(verbosity=2)

@@ -1,0 +1,91 @@
+#include <catch2/catch.hpp>
+
+#include <set>
+#include <sstream>
+
+#include "lighthouse/lighthouse.h"
+#include "support/events.h"
+#include "support/process.h"
+#include "support/scan.h"
+#include "support/temp_dir.h"
+
+using namespace lighthouse;
+using namespace lighthouse::testing;
+
+namespace {
+
+struct WorkerOutput {
+  std::set<std::string> acked;
+  std::vector<std::string> errors;  // "CODE message"
+};
+
+WorkerOutput parse(const std::string& out) {
+  WorkerOutput w;
+  std::istringstream in(out);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("ack ", 0) == 0) {
+      w.acked.insert(line.substr(4, line.find(' ', 4) - 4));
+    } else if (line.rfind("error ", 0) == 0) {
+      w.errors.push_back(line.substr(6));
+    }
+  }
+  return w;
+}
+
+// Runs the append worker with the fault shim failing `call` after `after`
+// calls, then checks: every acknowledged event is stored, nothing else is,
+// the failed appends got a clear error, and the store reopens and verifies.
+void fault_during_appends(const std::string& call, int after, int error_number) {
+  TempDir dir;
+  { Store::open(dir / "store"); }
+  auto result = run({helper_path("APPEND_WORKER"), (dir / "store").string(), "400", "--threads", "4",
+                     "--batch", "3", "--keep-going"},
+                    {"LD_PRELOAD=" + helper_path("FAULT_SHIM"), "LH_FAULT_CALL=" + call,
+                     "LH_FAULT_AFTER=" + std::to_string(after),
+                     "LH_FAULT_ERRNO=" + std::to_string(error_number),
+                     "LH_FAULT_PATH=data.mdb", "ASAN_OPTIONS=verify_asan_link_order=0"});
+  INFO(call << " after " << after << ": " << result.out.substr(0, 3000));
+  auto w = parse(result.out);
+  CHECK(result.signal == 0);
+  CHECK(result.exit_code == 1);
+  REQUIRE_FALSE(w.errors.empty());
+  // The group that met the fault fails with store_failed; later appends are
+  // refused with the same code until the store is reopened.
+  for (const auto& e : w.errors) CHECK(e.rfind("store_failed ", 0) == 0);
+  auto scanned = scan(dir / "store");
+  CHECK(check_history(scanned) == "");
+  std::set<std::string> stored;
+  for (const auto& e : scanned.events) stored.insert(e.id.to_string());
+  CHECK(stored == w.acked);
+  // Reopened, the store takes appends again.
+  Store store = Store::open(dir / "store");
+  CHECK(store.append(event("AfterFault")).events[0].id.sequence == w.acked.size() + 1);
+}
+
+}  // namespace
+
+TEST_CASE("fdatasync failing with EIO fails the group and keeps every acknowledged event",
+          "[fault]") {
+  fault_during_appends("fdatasync", 10, EIO);
+}
+
+TEST_CASE("page writes failing with ENOSPC fail the group and keep acknowledged events",
+          "[fault]") {
+  fault_during_appends("pwrite,writev,pwritev", 25, ENOSPC);
+}
+
+TEST_CASE("a failed store refuses appends with store_failed until reopened", "[fault]") {
+  TempDir dir;
+  { Store::open(dir / "store"); }
+  auto result = run({helper_path("APPEND_WORKER"), (dir / "store").string(), "50", "--keep-going"},
+                    {"LD_PRELOAD=" + helper_path("FAULT_SHIM"), "LH_FAULT_CALL=fdatasync",
+                     "LH_FAULT_AFTER=5", "LH_FAULT_TIMES=1", "LH_FAULT_PATH=data.mdb",
+                     "ASAN_OPTIONS=verify_asan_link_order=0"});
+  auto w = parse(result.out);
+  // Only one fdatasync failed, yet every later append was refused: the store
+  // does not trust itself after an I/O error.
+  CHECK(w.acked.size() == 5);
+  CHECK(w.errors.size() == 45);
+  CHECK(w.errors.front().find("reopen") != std::string::npos);
+}
