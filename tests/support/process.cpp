@@ -23,9 +23,15 @@ Child spawn(const std::vector<std::string>& argv, const std::vector<std::string>
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
-  std::vector<std::string> env_strings;
-  for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
-  for (const auto& e : env) env_strings.push_back(e);
+  // `env` overrides inherited entries of the same name.
+  std::vector<std::string> env_strings = env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string entry = *e;
+    std::string name = entry.substr(0, entry.find('=') + 1);
+    bool overridden = false;
+    for (const auto& mine : env) overridden = overridden || mine.rfind(name, 0) == 0;
+    if (!overridden) env_strings.push_back(std::move(entry));
+  }
   std::vector<char*> envp;
   for (auto& e : env_strings) envp.push_back(e.data());
   envp.push_back(nullptr);
