@@ -1,12 +1,26 @@
 #!/usr/bin/env bash
 # Installs the built library into a staging directory (meson install
 # --destdir) and builds a program against it through `pkg-config lighthouse`.
-# Usage: install_test.sh BUILD_DIR SOURCE_ROOT
+# Usage: install_test.sh BUILD_DIR SOURCE_ROOT          (the shared library)
+#        install_test.sh --static SOURCE_ROOT            (a fresh static build)
 set -euo pipefail
-build=$(cd "$1" && pwd)
-src=$(cd "$2" && pwd)
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
+if [ "$1" = "--static" ]; then
+  src=$(cd "$2" && pwd)
+  meson setup "$stage/build" "$src" -Ddefault_library=static -Dtests=false -Dtools=false \
+    -Dbenchmarks=false >/dev/null
+  ninja -C "$stage/build" >/dev/null
+  meson install -C "$stage/build" --destdir "$stage/root" --quiet >/dev/null
+  pc=$(find "$stage/root" -name lighthouse.pc | head -n1)
+  export PKG_CONFIG_PATH=$(dirname "$pc") PKG_CONFIG_SYSROOT_DIR=$stage/root
+  g++ -std=c++20 -Wall -Wextra -Wpedantic -Werror "$src/tests/consumer/consumer.cpp" \
+    -o "$stage/consumer" $(pkg-config --static --cflags --libs lighthouse)
+  "$stage/consumer" "$stage/store"
+  exit 0
+fi
+build=$(cd "$1" && pwd)
+src=$(cd "$2" && pwd)
 meson install -C "$build" --destdir "$stage" --no-rebuild --quiet >/dev/null
 pc=$(find "$stage" -name lighthouse.pc | head -n1)
 [ -n "$pc" ] || { echo "lighthouse.pc was not installed" >&2; exit 1; }

@@ -204,3 +204,20 @@ TEST_CASE("the map grows by itself under concurrent appends and readers", "[grou
   CHECK(reads > 0);
   CHECK(lighthouse::testing::check_history(lighthouse::testing::scan(dir / "store")) == "");
 }
+
+TEST_CASE("no_meta_sync stores append and reopen in either mode", "[group_commit][durability]") {
+  TempDir dir;
+  Options fast;
+  fast.durability = Durability::no_meta_sync;
+  {
+    Store store = Store::open(dir / "store", fast);
+    for (int i = 0; i < 100; ++i) store.append_async(event("T", "a"));
+    store.append(event("T", "a"));
+  }
+  {
+    Store store = Store::open(dir / "store");  // sync mode on the same files
+    CHECK(store.stats().event_count == 101);
+    CHECK(store.append(event("T", "a")).events[0].aggregate_version == 102);
+  }
+  CHECK(lighthouse::testing::check_history(lighthouse::testing::scan(dir / "store")) == "");
+}

@@ -1,0 +1,66 @@
+// Shared pieces of the benchmark programs: a store directory on the disk
+// under test, payloads, and latency percentiles.
+#pragma once
+
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <mutex>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace lighthouse::bench {
+
+// A fresh directory under $LIGHTHOUSE_BENCH_DIR (default: the current one).
+inline std::filesystem::path fresh_dir(const std::string& name) {
+  const char* base = std::getenv("LIGHTHOUSE_BENCH_DIR");
+  auto dir = std::filesystem::path(base != nullptr ? base : ".") / ("lighthouse-bench-" + name);
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+inline std::string payload(std::uint64_t seed, std::size_t size = 256) {
+  std::mt19937_64 rng(seed);
+  std::string data(size, '\0');
+  for (auto& c : data) c = static_cast<char>('a' + rng() % 26);
+  return data;
+}
+
+inline const char* event_type(std::uint64_t n) {
+  static const char* types[] = {"OrderPlaced", "ItemAdded", "PaymentReceived", "OrderShipped",
+                                "StockMoved", "InvoiceSent", "RefundIssued", "OrderClosed"};
+  return types[n % 8];
+}
+
+// Latencies recorded by any thread; percentiles reported as counters (ms).
+class Latencies {
+ public:
+  void add(std::chrono::steady_clock::duration d) {
+    std::lock_guard lock(mutex_);
+    samples_.push_back(std::chrono::duration<double, std::milli>(d).count());
+  }
+  void report(benchmark::State& state) {
+    std::lock_guard lock(mutex_);
+    if (samples_.empty()) return;
+    std::sort(samples_.begin(), samples_.end());
+    auto at = [&](double q) {
+      return samples_[std::min(samples_.size() - 1, static_cast<std::size_t>(q * samples_.size()))];
+    };
+    state.counters["p50_ms"] = at(0.50);
+    state.counters["p99_ms"] = at(0.99);
+    state.counters["max_ms"] = samples_.back();
+    samples_.clear();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<double> samples_;
+};
+
+}  // namespace lighthouse::bench
