@@ -146,7 +146,16 @@ void Store::Impl::commit_group(std::vector<std::unique_ptr<AppendRequest>>& grou
     }
   }
   for (std::size_t i = 0; i < group.size(); ++i) {
-    std::exception_ptr error = group_error ? group_error : errors[i];
+    std::exception_ptr error = errors[i];
+    if (group_error) {
+      // Each caller gets an exception object of its own: callers on other
+      // threads must not share one (its message is reference-counted).
+      try {
+        std::rethrow_exception(group_error);
+      } catch (const Error& e) {
+        error = std::make_exception_ptr(Error(e.code(), e.what()));
+      }
+    }
     group[i]->complete(error ? nullptr : &results[i], error);
   }
 }

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Builds and runs the suite under ThreadSanitizer (build-tsan/).
+# Usage: scripts/tsan.sh [meson test arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+if [ ! -f build-tsan/build.ninja ]; then
+  meson setup build-tsan -Db_sanitize=thread -Db_lundef=false -Dbenchmarks=false \
+    --buildtype=debugoptimized >/dev/null
+fi
+ninja -C build-tsan >/dev/null
+export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/scripts/tsan.supp"
+# The fault shim cannot be preloaded into a TSan process; those tests run
+# under scripts/sanitize.sh.
+meson test -C build-tsan --print-errorlogs unit --test-args='~[fault]' "$@"
+meson test -C build-tsan --print-errorlogs tool store_format "$@"
