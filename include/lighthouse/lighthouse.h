@@ -6,5 +6,6 @@
 #include "lighthouse/event_id.h"
 #include "lighthouse/expected_version.h"
 #include "lighthouse/options.h"
+#include "lighthouse/query.h"
 #include "lighthouse/store.h"
 #include "lighthouse/version.h"

@@ -30,6 +30,7 @@
 #include "lighthouse/expected_version.h"
 #include "lighthouse/export.h"
 #include "lighthouse/options.h"
+#include "lighthouse/query.h"
 
 namespace lighthouse {
 
@@ -121,6 +122,20 @@ class LIGHTHOUSE_API Store {
   // Options::verify_checksums is off.
   // Errors: not_found, corruption, closed, io_error.
   RecordedEvent get(const EventId& id) const;
+
+  // Returns a streaming cursor over the events `query` selects, walking the
+  // index the planner estimates to be the most selective (see explain()).
+  // Errors: invalid_argument (a malformed filter, such as an empty type),
+  // closed, io_error; corruption is raised by the cursor's next().
+  EventCursor query(const Query& query) const;
+
+  // Returns the plan query(query) would follow, without reading events.
+  QueryPlan explain(const Query& query) const;
+
+  // The stream of `aggregate`, versions from_version..to_version inclusive
+  // (to_version 0: to the end), in version order. Errors as for query().
+  EventCursor read_aggregate(const std::string& aggregate, std::uint64_t from_version = 1,
+                             std::uint64_t to_version = 0) const;
 
   StoreStats stats() const;
 

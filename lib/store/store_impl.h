@@ -63,6 +63,10 @@ class Store::Impl {
   bool env_read_only() const noexcept { return options_.read_only; }
 
  private:
+  friend class Store;
+  friend class EventCursor;
+  friend class EventCursor::Impl;
+
   // A read transaction, holding the map lock shared while it lives.
   struct ReadTxn {
     std::shared_lock<std::shared_mutex> map;

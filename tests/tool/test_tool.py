@@ -322,6 +322,69 @@ class BatchTest(ToolTestCase):
         self.assertEqual(timestamps, sorted(set(timestamps)))  # strictly increasing
         self.assertEqual(self.count(), 2 * per_process)
 
+    def _query_store(self):
+        items = [{"type": f"T{i % 3}", "aggregate": f"a{i % 4}", "data": i} for i in range(40)]
+        acked = self.append_ok(lines(*items))
+        return items, acked
+
+    def query(self, *args):
+        result = run("query", self.store, *args)
+        self.assertEqual(result.rc, EXIT_OK, result)
+        return result.json_lines()
+
+    def test_query_filters_and_order(self):
+        items, acked = self._query_store()
+        seqs = lambda events: [e["sequence"] for e in events]
+        self.assertEqual(seqs(self.query("--type", "T1")), [i + 1 for i in range(40) if i % 3 == 1])
+        self.assertEqual(seqs(self.query("--type", "T1", "--type", "T2")),
+                         [i + 1 for i in range(40) if i % 3 != 0])
+        self.assertEqual(seqs(self.query("--aggregate", "a2", "--type-prefix", "T")),
+                         [i + 1 for i in range(40) if i % 4 == 2])
+        self.assertEqual(seqs(self.query("--after", acked[9]["id"])), list(range(11, 41)))
+        self.assertEqual(seqs(self.query("--from-sequence", "10", "--limit", "3")), [10, 11, 12])
+        self.assertEqual(seqs(self.query("--reverse", "--limit", "3")), [40, 39, 38])
+        ts = [int(a["id"].split("_")[0]) for a in acked]
+        self.assertEqual(seqs(self.query("--since", str(ts[5]), "--until", str(ts[8]))), [6, 7, 8])
+        # An absent but well-formed ID is a valid bound.
+        absent = f"{ts[20] + 0}_{0}_{0}"
+        self.assertEqual(seqs(self.query("--after", absent))[0], 21)
+        # RFC 3339 times
+        self.assertEqual(len(self.query("--since", "2000-01-01T00:00:00Z")), 40)
+        self.assertEqual(self.query("--until", "2000-01-01T00:00:00+02:00"), [])
+        first = self.query("--limit", "1")[0]
+        self.assertEqual(set(first), {"id", "sequence", "timestamp_ns", "node_id", "type", "aggregate",
+                                      "aggregate_version", "content_type", "metadata", "data",
+                                      "checksum"})
+
+    def test_query_explain_names_the_plan(self):
+        self._query_store()
+        (plan,) = self.query("--aggregate", "a1", "--explain")
+        self.assertEqual(plan["source"], "by_aggregate")
+        self.assertEqual(plan["estimate"], 10)
+        (plan,) = self.query("--explain")
+        self.assertEqual((plan["source"], plan["estimate"]), ("events_range", 40))
+
+    def test_read_prints_an_aggregate_stream(self):
+        self._query_store()
+        events = run("read", self.store, "a3", "--from-version", "2", "--to-version", "4").json_lines()
+        self.assertEqual([e["aggregate_version"] for e in events], [2, 3, 4])
+        self.assertTrue(all(e["aggregate"] == "a3" for e in events))
+        self.assertEqual(run("read", self.store, "nothing").out, "")
+
+    def test_query_bad_arguments_are_exit_4(self):
+        self._query_store()
+        for args in (["--after", "12_x"], ["--after", "01_2_3"], ["--since", "yesterday"],
+                     ["--until", "2026-13-01T00:00:00Z"], ["--since", "2026-01-01T00:00:00"],
+                     ["--from-sequence", "-1"], ["--limit", "ten"], ["--type", ""],
+                     ["--to-sequence", "1.5"]):
+            result = run("query", self.store, *args)
+            self.assertEqual(result.rc, EXIT_INVALID, (args, result))
+            self.assertIn("lighthouse:", result.err)
+        result = run("read", self.store, "a1", "--from-version", "x")
+        self.assertEqual(result.rc, EXIT_INVALID, result)
+        result = run("query", os.path.join(self.tmp, "missing"))
+        self.assertEqual(result.rc, EXIT_NOT_FOUND, result)
+
     def test_batch_appends_all_lines_in_one_commit(self):
         acks = self.append_ok(lines({"type": "a", "aggregate": "x", "expected_version": "no_stream"},
                                     {"type": "b", "aggregate": "x", "expected_version": 1}),

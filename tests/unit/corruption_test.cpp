@@ -89,3 +89,40 @@ TEST_CASE("a damaged record structure is a corruption error, not a crash", "[cor
   Store store = Store::open(dir / "store", options);
   CHECK(error_code_of([&] { store.get(victim); }) == ErrorCode::corruption);
 }
+
+TEST_CASE("a cursor reports a corrupted event in place and goes on after it", "[corruption][query]") {
+  TempDir dir;
+  Options options;
+  options.compression_threshold = 0;
+  EventId victim;
+  {
+    Store store = Store::open(dir / "store", options);
+    for (int i = 0; i < 10; ++i) store.append(event("T", "a", "before-" + std::to_string(i)));
+    victim = store.append(event("T", "a", "VICTIM-PAYLOAD-CURSOR")).events[0].id;
+    for (int i = 0; i < 10; ++i) store.append(event("T", "a", "after-" + std::to_string(i)));
+  }
+  REQUIRE(flip_marker(dir / "store" / "data.mdb", "VICTIM-PAYLOAD-CURSOR") >= 1);
+  Store store = Store::open(dir / "store", options);
+  for (Query q : {Query{}, [] { Query t; t.types = {"T"}; return t; }(),
+                  [] { Query a; a.aggregate = "a"; return a; }()}) {
+    for (Direction d : {Direction::forward, Direction::reverse}) {
+      q.direction = d;
+      EventCursor cursor = store.query(q);
+      int read = 0, errors = 0;
+      for (;;) {
+        try {
+          auto e = cursor.next();
+          if (!e) break;
+          CHECK(e->id != victim);
+          ++read;
+        } catch (const Error& e) {
+          CHECK(e.code() == ErrorCode::corruption);
+          CHECK(read == 10);  // everything before it came first
+          ++errors;
+        }
+      }
+      CHECK(read == 20);
+      CHECK(errors == 1);
+    }
+  }
+}

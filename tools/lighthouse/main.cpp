@@ -12,6 +12,7 @@
 #include <string>
 
 #include "append_command.h"
+#include "query_commands.h"
 #include "exit_codes.h"
 #include "lighthouse/error.h"
 #include "lighthouse/version.h"
@@ -77,6 +78,40 @@ int main(int argc, char** argv) {
   CLI::App* stats = app.add_subcommand("stats", "Print the store's statistics as JSON");
   stats->add_option("STORE", store_path, "Store directory")->required();
 
+  QueryArguments query_args;
+  CLI::App* query = app.add_subcommand(
+      "query", "Print the events a query selects, one JSON line each (the `get` format)");
+  query->add_option("STORE", store_path, "Store directory")->required();
+  query->add_option("--type", query_args.types, "Events of this type (repeat for several)");
+  query->add_option("--type-prefix", query_args.type_prefix, "Events whose type starts with this");
+  query->add_option("--aggregate", query_args.aggregate, "Events of this aggregate");
+  query->add_option("--after", query_args.after, "Events after this ID (exclusive)");
+  query->add_option("--before", query_args.before, "Events before this ID (exclusive)");
+  query->add_option("--from-sequence", query_args.from_sequence,
+                    "Events from this sequence on (inclusive)");
+  query->add_option("--to-sequence", query_args.to_sequence,
+                    "Events up to this sequence (inclusive)");
+  query->add_option("--since", query_args.since,
+                    "Events at or after TIME (inclusive): RFC 3339 or integer nanoseconds");
+  query->add_option("--until", query_args.until,
+                    "Events before TIME (exclusive): RFC 3339 or integer nanoseconds");
+  query->add_option("--limit", query_args.limit,
+                    "At most N events (with --reverse: the newest N)");
+  query->add_flag("--reverse", query_args.reverse, "Newest first");
+  query->add_flag("--explain", query_args.explain,
+                  "Print the plan (index and estimate) instead of the events");
+  query->add_flag("--no-verify", query_args.no_verify, "Do not verify checksums");
+  query->footer(
+      "Filters combine with AND. An ID that is well formed but not stored is a valid bound.\n"
+      "A malformed ID, time or number is exit code 4.");
+
+  std::string read_aggregate, from_version, to_version;
+  CLI::App* read = app.add_subcommand("read", "Print an aggregate's stream in version order");
+  read->add_option("STORE", store_path, "Store directory")->required();
+  read->add_option("AGGREGATE", read_aggregate, "Aggregate id")->required();
+  read->add_option("--from-version", from_version, "First version (inclusive; default 1)");
+  read->add_option("--to-version", to_version, "Last version (inclusive; default: the last)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -95,6 +130,10 @@ int main(int argc, char** argv) {
       run_get(store_path, event_id, std::cout);
     } else if (*stats) {
       run_stats(store_path, std::cout);
+    } else if (*query) {
+      run_query(store_path, query_args, std::cout);
+    } else if (*read) {
+      run_read(store_path, read_aggregate, from_version, to_version, std::cout);
     }
     return kExitSuccess;
   } catch (const lighthouse::Error& error) {

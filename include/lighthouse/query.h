@@ -1,0 +1,113 @@
+// Queries by secondary index, streaming cursors and query plans.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lighthouse/event.h"
+#include "lighthouse/event_id.h"
+#include "lighthouse/export.h"
+
+namespace lighthouse {
+
+enum class Direction : std::uint8_t { forward, reverse };
+
+// What a query selects. Every filter that is set must hold (they combine with
+// AND); an empty Query selects every event. Ranges:
+//   after_id        exclusive lower bound (an ID need not be stored to be a bound)
+//   before_id       exclusive upper bound
+//   from_sequence   inclusive lower bound
+//   to_sequence     inclusive upper bound
+//   since_ns        inclusive lower bound on timestamp_ns
+//   until_ns        exclusive upper bound on timestamp_ns
+// With Direction::reverse the same events come newest first, and `limit`
+// keeps the newest `limit` of them.
+struct Query {
+  std::vector<std::string> types;  // any of these types
+  std::string type_prefix;         // types starting with this
+  std::optional<std::string> aggregate;
+  std::optional<EventId> after_id;
+  std::optional<EventId> before_id;
+  std::optional<std::uint64_t> from_sequence;
+  std::optional<std::uint64_t> to_sequence;
+  std::optional<std::uint64_t> since_ns;
+  std::optional<std::uint64_t> until_ns;
+  std::size_t limit = 0;  // 0: no limit
+  Direction direction = Direction::forward;
+  // Overrides Options::verify_checksums for this query.
+  std::optional<bool> verify_checksums;
+};
+
+// The plan the query planner chose: which index it walks and how many
+// entries it expects to visit there.
+struct QueryPlan {
+  enum class Source : std::uint8_t { events_range, by_type, by_aggregate };
+  Source source = Source::events_range;
+  std::uint64_t estimate = 0;  // index entries the plan expects to visit
+  std::string description;     // one line, for people ("by_aggregate 'order-7': 12 entries")
+};
+
+LIGHTHOUSE_API std::string_view to_string(QueryPlan::Source source) noexcept;
+
+// A streaming cursor over the events a query selects.
+//
+// Memory stays bounded whatever the result size: the cursor fetches events in
+// chunks, and holds an LMDB read transaction only while it fetches one, so an
+// idle cursor pins no pages and blocks neither writers nor map growth. Each
+// chunk reads one consistent snapshot. While writers run, a cursor returns no
+// event twice and never goes back in ID order (IDs only grow, so nothing can
+// appear behind it); events appended after the query began may or may not
+// appear (a reverse cursor starts from the newest event when it is created; a
+// forward cursor sees them if they are committed before it reaches the end).
+//
+// Not safe for concurrent use: one thread at a time. The cursor keeps the
+// store open; after Store::close() next() raises Error(closed).
+class LIGHTHOUSE_API EventCursor {
+ public:
+  // Returns the next event, or nothing when the query is exhausted.
+  // Errors: corruption (a stored event fails its checksum or does not
+  // decode; the cursor stays positioned after it, so next() goes on),
+  // closed, io_error.
+  std::optional<RecordedEvent> next();
+
+  // The plan this cursor follows.
+  const QueryPlan& plan() const noexcept;
+
+  // Input iteration: for (const RecordedEvent& e : cursor) ...
+  class iterator {
+   public:
+    using value_type = RecordedEvent;
+    using difference_type = std::ptrdiff_t;
+    iterator() = default;
+    explicit iterator(EventCursor* cursor) : cursor_(cursor) { ++*this; }
+    const RecordedEvent& operator*() const { return *current_; }
+    const RecordedEvent* operator->() const { return &*current_; }
+    iterator& operator++() {
+      current_ = cursor_->next();
+      if (!current_) cursor_ = nullptr;
+      return *this;
+    }
+    void operator++(int) { ++*this; }
+    friend bool operator==(const iterator& a, const iterator& b) { return a.cursor_ == b.cursor_; }
+
+   private:
+    EventCursor* cursor_ = nullptr;
+    std::optional<RecordedEvent> current_;
+  };
+  iterator begin() { return iterator(this); }
+  iterator end() { return iterator(); }
+
+  class Impl;
+  explicit EventCursor(std::unique_ptr<Impl> impl);
+  ~EventCursor();
+  EventCursor(EventCursor&&) noexcept;
+  EventCursor& operator=(EventCursor&&) noexcept;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace lighthouse

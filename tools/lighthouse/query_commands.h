@@ -1,0 +1,29 @@
+// `lighthouse query` and `lighthouse read`: JSON lines in the `get` format.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace lighthouse::tool {
+
+// The query options as typed; parsed strictly (a malformed ID, time or number
+// is Error(invalid_argument), exit code 4).
+struct QueryArguments {
+  std::vector<std::string> types;
+  std::string type_prefix;
+  std::optional<std::string> aggregate;
+  std::string after, before, from_sequence, to_sequence, since, until, limit;
+  bool reverse = false;
+  bool explain = false;
+  bool no_verify = false;
+};
+
+void run_query(const std::string& path, const QueryArguments& args, std::ostream& out);
+
+void run_read(const std::string& path, const std::string& aggregate,
+              const std::string& from_version, const std::string& to_version, std::ostream& out);
+
+}  // namespace lighthouse::tool
