@@ -1,0 +1,152 @@
+// The read path over a 1,000,000-event store (256-byte payloads, 8 types,
+// 10,000 aggregates): query by type and by aggregate with checksum checks on
+// and off (items_per_second = events decoded per second), read_aggregate of
+// 10, 100 and 1,000 events, and seeks by ID, sequence and time (p50/p99).
+// LIGHTHOUSE_BENCH_EVENTS overrides the store size.
+#include <memory>
+
+#include "bench_support.h"
+#include "lighthouse/lighthouse.h"
+
+namespace lb = lighthouse::bench;
+
+namespace {
+
+struct Fixture {
+  std::unique_ptr<lighthouse::Store> store;
+  std::vector<lighthouse::EventId> sample_ids;  // spread over the store
+  std::uint64_t events = 0;
+};
+
+Fixture& fixture() {
+  static Fixture f = [] {
+    Fixture f;
+    const char* env = std::getenv("LIGHTHOUSE_BENCH_EVENTS");
+    f.events = env != nullptr ? std::stoull(env) : 1'000'000;
+    lighthouse::Options options;
+    options.durability = lighthouse::Durability::no_meta_sync;
+    f.store = std::make_unique<lighthouse::Store>(
+        lighthouse::Store::open(lb::fresh_dir("query") / "store", options));
+    const std::string data = lb::payload(7);
+    std::vector<lighthouse::EventData> batch;
+    std::uint64_t n = 0, long_streams = 0;
+    while (n < f.events) {
+      lighthouse::EventData e;
+      e.type = lb::event_type(n);
+      // Three streams of known length for read_aggregate, spread through the store.
+      if (n % 887 == 0 && long_streams < 1110) {
+        std::uint64_t k = long_streams++;
+        e.aggregate = k < 10 ? "len-10" : (k < 110 ? "len-100" : "len-1000");
+      } else {
+        e.aggregate = "agg-" + std::to_string(n * 7919 % 10'000);
+      }
+      e.data = data;
+      batch.push_back(std::move(e));
+      if (++n % 5000 == 0 || n == f.events) {
+        auto r = f.store->append_batch(batch);
+        f.sample_ids.push_back(r.events[batch.size() / 2].id);
+        batch.clear();
+      }
+    }
+    return f;
+  }();
+  return f;
+}
+
+void query_events(benchmark::State& state, lighthouse::Query q) {
+  auto& f = fixture();
+  q.verify_checksums = state.range(0) != 0;
+  std::int64_t events = 0;
+  for (auto _ : state) {
+    for (const auto& e : f.store->query(q)) {
+      benchmark::DoNotOptimize(e.data.data());
+      ++events;
+    }
+  }
+  state.SetItemsProcessed(events);
+  state.counters["events_per_query"] =
+      static_cast<double>(events) / static_cast<double>(state.iterations());
+}
+
+void BM_QueryByType(benchmark::State& state) {
+  lighthouse::Query q;
+  q.types = {"OrderPlaced"};
+  query_events(state, q);
+}
+BENCHMARK(BM_QueryByType)->ArgName("verify")->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond);
+
+void BM_QueryByAggregate(benchmark::State& state) {
+  auto& f = fixture();
+  lb::Latencies latencies;
+  lighthouse::Query q;
+  q.verify_checksums = state.range(0) != 0;
+  std::int64_t events = 0, i = 0;
+  for (auto _ : state) {
+    q.aggregate = "agg-" + std::to_string(i++ * 31 % 10'000);
+    auto start = std::chrono::steady_clock::now();
+    for (const auto& e : f.store->query(q)) {
+      benchmark::DoNotOptimize(e.data.data());
+      ++events;
+    }
+    latencies.add(std::chrono::steady_clock::now() - start);
+  }
+  state.SetItemsProcessed(events);
+  latencies.report(state);
+}
+BENCHMARK(BM_QueryByAggregate)->ArgName("verify")->Arg(1)->Arg(0);
+
+void BM_ReadAggregate(benchmark::State& state) {
+  auto& f = fixture();
+  const std::string aggregate = "len-" + std::to_string(state.range(0));
+  lb::Latencies latencies;
+  std::int64_t events = 0;
+  for (auto _ : state) {
+    auto start = std::chrono::steady_clock::now();
+    for (const auto& e : f.store->read_aggregate(aggregate)) {
+      benchmark::DoNotOptimize(e.data.data());
+      ++events;
+    }
+    latencies.add(std::chrono::steady_clock::now() - start);
+  }
+  if (events != state.range(0) * static_cast<std::int64_t>(state.iterations())) {
+    state.SkipWithError("read_aggregate returned the wrong number of events");
+  }
+  state.SetItemsProcessed(events);
+  latencies.report(state);
+}
+BENCHMARK(BM_ReadAggregate)->Arg(10)->Arg(100)->Arg(1000);
+
+// One seek: the first event at or after a position, as query + limit 1.
+void seek(benchmark::State& state, void (*position)(lighthouse::Query&, const lighthouse::EventId&)) {
+  auto& f = fixture();
+  lb::Latencies latencies;
+  std::size_t i = 0;
+  for (auto _ : state) {
+    const auto& id = f.sample_ids[i++ * 7 % f.sample_ids.size()];
+    lighthouse::Query q;
+    q.limit = 1;
+    position(q, id);
+    auto start = std::chrono::steady_clock::now();
+    auto e = f.store->query(q).next();
+    latencies.add(std::chrono::steady_clock::now() - start);
+    if (!e) state.SkipWithError("seek found nothing");
+  }
+  latencies.report(state);
+}
+
+void BM_SeekById(benchmark::State& state) {
+  seek(state, [](lighthouse::Query& q, const lighthouse::EventId& id) { q.after_id = id; });
+}
+void BM_SeekBySequence(benchmark::State& state) {
+  seek(state, [](lighthouse::Query& q, const lighthouse::EventId& id) { q.from_sequence = id.sequence; });
+}
+void BM_SeekByTime(benchmark::State& state) {
+  seek(state, [](lighthouse::Query& q, const lighthouse::EventId& id) { q.since_ns = id.timestamp_ns; });
+}
+BENCHMARK(BM_SeekById);
+BENCHMARK(BM_SeekBySequence);
+BENCHMARK(BM_SeekByTime);
+
+}  // namespace
+
+BENCHMARK_MAIN();
