@@ -2,8 +2,11 @@
 
 #include <zstd.h>
 
+#include <cstdio>
+
 #include <msgpack.hpp>
 
+#include "codec/msgpack_reader.h"
 #include "codec/sha256.h"
 #include "lighthouse/error.h"
 
@@ -68,56 +71,44 @@ std::string decompress(const EventId& id, std::string_view frame) {
   return out;
 }
 
-std::string_view as_str(const EventId& id, const msgpack::object& o, const char* field) {
-  if (o.type != msgpack::type::STR) corrupt(id, std::string(field) + " is not a string");
-  return {o.via.str.ptr, o.via.str.size};
-}
-
-std::string_view as_bin(const EventId& id, const msgpack::object& o, const char* field) {
-  if (o.type != msgpack::type::BIN) corrupt(id, std::string(field) + " is not binary");
-  return {o.via.bin.ptr, o.via.bin.size};
-}
-
-std::uint64_t as_uint(const EventId& id, const msgpack::object& o, const char* field) {
-  if (o.type != msgpack::type::POSITIVE_INTEGER) {
-    corrupt(id, std::string(field) + " is not an unsigned integer");
-  }
-  return o.via.u64;
-}
-
-Sha256 as_digest(const EventId& id, const msgpack::object& o, const char* field) {
-  auto bytes = as_bin(id, o, field);
-  if (bytes.size() != 32) corrupt(id, std::string(field) + " is not 32 bytes");
-  Sha256 out;
-  std::copy(bytes.begin(), bytes.end(), reinterpret_cast<char*>(out.data()));
-  return out;
-}
-
 constexpr std::uint32_t kRecordFields = 11;
+
+// Writes the decimal text of an ID without allocating.
+void pack_id(Packer& pk, const EventId& id) {
+  char buf[64];
+  int n = std::snprintf(buf, sizeof buf, "%llu_%llu_%u",
+                        static_cast<unsigned long long>(id.timestamp_ns),
+                        static_cast<unsigned long long>(id.sequence), id.node_id);
+  pack_str(pk, std::string_view(buf, static_cast<std::size_t>(n)));
+}
+
+void pack_digest(Packer& pk, const Sha256& digest) {
+  pack_bin(pk, std::string_view(reinterpret_cast<const char*>(digest.data()), digest.size()));
+}
+
+const Metadata kNoMetadata;
 
 }  // namespace
 
-std::string canonical_encoding(const EventId& id, std::string_view type,
-                               std::string_view aggregate, std::uint64_t aggregate_version,
-                               ContentType content_type, const Metadata& metadata,
-                               std::string_view data) {
-  StringBuffer buf;
-  buf.bytes.reserve(64 + type.size() + aggregate.size() + data.size());
+void append_canonical(std::string& out, const EventId& id, const RecordFields& f) {
+  StringBuffer buf{std::move(out)};
   Packer pk(buf);
   pk.pack_array(7);
-  pack_str(pk, id.to_string());
-  pack_str(pk, type);
-  pack_str(pk, aggregate);
-  pk.pack_uint64(aggregate_version);
-  pk.pack_uint8(static_cast<std::uint8_t>(content_type));
-  pack_metadata(pk, metadata);
-  pack_bin(pk, data);
-  return std::move(buf.bytes);
+  pack_id(pk, id);
+  pack_str(pk, f.type);
+  pack_str(pk, f.aggregate);
+  pk.pack_uint64(f.aggregate_version);
+  pk.pack_uint8(static_cast<std::uint8_t>(f.content_type));
+  pack_metadata(pk, f.metadata != nullptr ? *f.metadata : kNoMetadata);
+  pack_bin(pk, f.data);
+  out = std::move(buf.bytes);
 }
 
-Sha256 event_checksum(const RecordedEvent& e) {
-  return sha256(canonical_encoding(e.id, e.type, e.aggregate, e.aggregate_version,
-                                   e.content_type, e.metadata, e.data));
+Sha256 event_checksum(const EventId& id, const RecordFields& fields) {
+  thread_local std::string buffer;
+  buffer.clear();
+  append_canonical(buffer, id, fields);
+  return sha256(buffer);
 }
 
 Sha256 chain_next(const Sha256& previous, const Sha256& checksum) {
@@ -139,87 +130,80 @@ Sha256 content_hash(const EventData& e) {
   return sha256(buf.bytes);
 }
 
-std::string encode_record(const RecordedEvent& e, const EncodeOptions& options) {
+void encode_record(std::string& out, const RecordFields& f, const Sha256& checksum,
+                   const Sha256& chain, const EncodeOptions& options) {
   unsigned flags = 0;
   std::string compressed;
-  std::string_view data = e.data;
-  if (options.compression_threshold != 0 && e.data.size() >= options.compression_threshold) {
-    compressed = compress(e.data, options.compression_level);
-    if (compressed.size() < e.data.size()) {
+  std::string_view data = f.data;
+  if (options.compression_threshold != 0 && f.data.size() >= options.compression_threshold) {
+    compressed = compress(f.data, options.compression_level);
+    if (compressed.size() < f.data.size()) {
       flags |= kFlagCompressed;
       data = compressed;
     }
   }
-  StringBuffer buf;
-  buf.bytes.reserve(128 + e.type.size() + e.aggregate.size() + data.size());
+  out.clear();
+  StringBuffer buf{std::move(out)};
+  buf.bytes.reserve(128 + f.type.size() + f.aggregate.size() + data.size());
   Packer pk(buf);
   pk.pack_array(kRecordFields);
   pk.pack_uint8(kRecordVersion);
   pk.pack_uint8(static_cast<std::uint8_t>(flags));
-  pack_str(pk, e.type);
-  pack_str(pk, e.aggregate);
-  pk.pack_uint64(e.aggregate_version);
-  pk.pack_uint8(static_cast<std::uint8_t>(e.content_type));
-  pack_metadata(pk, e.metadata);
+  pack_str(pk, f.type);
+  pack_str(pk, f.aggregate);
+  pk.pack_uint64(f.aggregate_version);
+  pk.pack_uint8(static_cast<std::uint8_t>(f.content_type));
+  pack_metadata(pk, f.metadata != nullptr ? *f.metadata : kNoMetadata);
   pack_bin(pk, data);
-  if (e.idempotency_key) {
-    pack_str(pk, *e.idempotency_key);
+  if (f.idempotency_key != nullptr) {
+    pack_str(pk, *f.idempotency_key);
   } else {
     pk.pack_nil();
   }
-  pack_bin(pk, std::string_view(reinterpret_cast<const char*>(e.checksum.data()), 32));
-  pack_bin(pk, std::string_view(reinterpret_cast<const char*>(e.chain.data()), 32));
-  return std::move(buf.bytes);
+  pack_digest(pk, checksum);
+  pack_digest(pk, chain);
+  out = std::move(buf.bytes);
 }
 
 RecordedEvent decode_record(const EventId& id, std::string_view bytes) {
-  msgpack::object_handle handle;
-  try {
-    std::size_t offset = 0;
-    // Strings and binaries reference `bytes` (no copy); the limits keep a
-    // damaged header from asking for huge allocations.
-    const msgpack::unpack_limit limits(/*array=*/16, /*map=*/65536, /*str=*/1u << 30,
-                                       /*bin=*/1u << 30, /*ext=*/0, /*depth=*/4);
-    handle = msgpack::unpack(
-        bytes.data(), bytes.size(), offset,
-        [](msgpack::type::object_type, std::size_t, void*) { return true; }, nullptr, limits);
-    if (offset != bytes.size()) corrupt(id, "trailing bytes after the record");
-  } catch (const msgpack::unpack_error& e) {
-    corrupt(id, std::string("not MessagePack: ") + e.what());
-  } catch (const std::bad_alloc&) {
-    corrupt(id, "not MessagePack: implausible sizes");
-  } catch (const msgpack::type_error&) {
-    corrupt(id, "not MessagePack");
-  }
-  const msgpack::object& root = handle.get();
-  if (root.type != msgpack::type::ARRAY || root.via.array.size != kRecordFields) {
+  MsgpackReader r(bytes);
+  std::uint32_t fields = 0;
+  std::uint64_t version = 0, flags = 0, content_type = 0;
+  if (!r.array(fields) || fields != kRecordFields) {
     corrupt(id, "not an array of " + std::to_string(kRecordFields) + " fields");
   }
-  const msgpack::object* f = root.via.array.ptr;
-  if (as_uint(id, f[0], "record version") != kRecordVersion) corrupt(id, "unknown record version");
-  std::uint64_t flags = as_uint(id, f[1], "flags");
-  if ((flags & ~std::uint64_t{kFlagCompressed}) != 0) corrupt(id, "unknown flags");
-
+  if (!r.uint(version) || version != kRecordVersion) corrupt(id, "unknown record version");
+  if (!r.uint(flags) || (flags & ~std::uint64_t{kFlagCompressed}) != 0) corrupt(id, "unknown flags");
   RecordedEvent e;
   e.id = id;
-  e.type = as_str(id, f[2], "type");
-  e.aggregate = as_str(id, f[3], "aggregate");
-  e.aggregate_version = as_uint(id, f[4], "aggregate version");
-  std::uint64_t content_type = as_uint(id, f[5], "content type");
-  if (content_type > static_cast<std::uint64_t>(ContentType::bytes)) {
+  std::string_view type, aggregate, data, key, checksum, chain;
+  if (!r.str(type)) corrupt(id, "type is not a string");
+  if (!r.str(aggregate)) corrupt(id, "aggregate is not a string");
+  if (!r.uint(e.aggregate_version)) corrupt(id, "aggregate version is not an unsigned integer");
+  if (!r.uint(content_type) || content_type > static_cast<std::uint64_t>(ContentType::bytes)) {
     corrupt(id, "unknown content type");
   }
+  e.type = type;
+  e.aggregate = aggregate;
   e.content_type = static_cast<ContentType>(content_type);
-  if (f[6].type != msgpack::type::MAP) corrupt(id, "metadata is not a map");
-  for (std::uint32_t i = 0; i < f[6].via.map.size; ++i) {
-    const auto& kv = f[6].via.map.ptr[i];
-    e.metadata.emplace(as_str(id, kv.key, "metadata key"), as_str(id, kv.val, "metadata value"));
+  std::uint32_t pairs = 0;
+  if (!r.map(pairs)) corrupt(id, "metadata is not a map");
+  for (std::uint32_t i = 0; i < pairs; ++i) {
+    std::string_view k, v;
+    if (!r.str(k) || !r.str(v)) corrupt(id, "metadata entry is not a pair of strings");
+    e.metadata.emplace_hint(e.metadata.end(), k, v);
   }
-  auto data = as_bin(id, f[7], "data");
+  if (!r.bin(data)) corrupt(id, "data is not binary");
   e.data = (flags & kFlagCompressed) != 0 ? decompress(id, data) : std::string(data);
-  if (f[8].type != msgpack::type::NIL) e.idempotency_key = std::string(as_str(id, f[8], "key"));
-  e.checksum = as_digest(id, f[9], "checksum");
-  e.chain = as_digest(id, f[10], "chain");
+  if (!r.nil()) {
+    if (!r.str(key)) corrupt(id, "idempotency key is neither a string nor nil");
+    e.idempotency_key = std::string(key);
+  }
+  if (!r.bin(checksum) || checksum.size() != 32) corrupt(id, "checksum is not 32 bytes");
+  if (!r.bin(chain) || chain.size() != 32) corrupt(id, "chain is not 32 bytes");
+  if (!r.done()) corrupt(id, "trailing bytes after the record");
+  std::copy(checksum.begin(), checksum.end(), reinterpret_cast<char*>(e.checksum.data()));
+  std::copy(chain.begin(), chain.end(), reinterpret_cast<char*>(e.chain.data()));
   return e;
 }
 

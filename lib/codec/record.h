@@ -14,14 +14,36 @@ namespace lighthouse::codec {
 inline constexpr unsigned kRecordVersion = 1;
 inline constexpr unsigned kFlagCompressed = 1u;
 
-// Returns the canonical encoding of the checksummed fields of `event`.
-std::string canonical_encoding(const EventId& id, std::string_view type,
-                               std::string_view aggregate, std::uint64_t aggregate_version,
-                               ContentType content_type, const Metadata& metadata,
-                               std::string_view data);
+// The content of an event, by reference: what the checksum and the record
+// are made of. Nothing is copied to build one.
+struct RecordFields {
+  std::string_view type;
+  std::string_view aggregate;
+  std::uint64_t aggregate_version = 0;
+  ContentType content_type = ContentType::msgpack;
+  const Metadata* metadata = nullptr;
+  std::string_view data;
+  const std::string* idempotency_key = nullptr;  // null: none
 
-// SHA-256 of canonical_encoding(...).
-Sha256 event_checksum(const RecordedEvent& event);
+  static RecordFields of(const RecordedEvent& e) {
+    return {e.type, e.aggregate, e.aggregate_version, e.content_type, &e.metadata, e.data,
+            e.idempotency_key ? &*e.idempotency_key : nullptr};
+  }
+};
+
+// Appends the canonical encoding of the checksummed fields to `out`.
+void append_canonical(std::string& out, const EventId& id, const RecordFields& fields);
+inline std::string canonical_encoding(const EventId& id, const RecordFields& fields) {
+  std::string out;
+  append_canonical(out, id, fields);
+  return out;
+}
+
+// SHA-256 of the canonical encoding.
+Sha256 event_checksum(const EventId& id, const RecordFields& fields);
+inline Sha256 event_checksum(const RecordedEvent& e) {
+  return event_checksum(e.id, RecordFields::of(e));
+}
 
 // SHA-256(previous ‖ checksum).
 Sha256 chain_next(const Sha256& previous, const Sha256& checksum);
@@ -35,8 +57,14 @@ struct EncodeOptions {
   int compression_level = 3;
 };
 
-// Encodes the stored record (everything but the ID, which is the key).
-std::string encode_record(const RecordedEvent& event, const EncodeOptions& options);
+// Replaces `out` with the stored record (everything but the ID, which is the key).
+void encode_record(std::string& out, const RecordFields& fields, const Sha256& checksum,
+                   const Sha256& chain, const EncodeOptions& options);
+inline std::string encode_record(const RecordedEvent& e, const EncodeOptions& options) {
+  std::string out;
+  encode_record(out, RecordFields::of(e), e.checksum, e.chain, options);
+  return out;
+}
 
 // Decodes a stored record for the event with `id`. Throws
 // Error(corruption) naming the ID when the bytes are not a valid record.

@@ -293,7 +293,7 @@ StoreStats Store::Impl::stats() const {
   s.event_count = lmdb::entries(txn, dbs_.events);
   s.last_sequence = meta_u64(txn, dbs_.meta, schema::meta::kLastSequence, 8, 0);
   s.last_timestamp_ns = meta_u64(txn, dbs_.meta, schema::meta::kLastTimestamp, 8, 0);
-  s.aggregate_count = lmdb::entries(txn, dbs_.aggregate_heads);
+  s.aggregate_count = meta_u64(txn, dbs_.meta, schema::meta::kAggregateCount, 8, 0);
   {
     // Distinct types: one step per type (stores hold few types).
     lmdb::Cursor cursor(txn, dbs_.by_type);

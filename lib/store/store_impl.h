@@ -32,6 +32,7 @@ struct WriteState {
   std::uint64_t last_sequence = 0;
   std::uint64_t last_timestamp_ns = 0;
   Sha256 last_chain{};
+  std::uint64_t aggregate_count = 0;
 };
 
 class Store::Impl {

@@ -31,6 +31,9 @@ WriteTxn::WriteTxn(MDB_txn* txn, const Databases& dbs, const Options& options,
   if (lmdb::get(txn_, dbs_.meta, schema::meta::kLastChain, v) && v.size() == 32) {
     std::copy(v.begin(), v.end(), reinterpret_cast<char*>(state_.last_chain.data()));
   }
+  if (lmdb::get(txn_, dbs_.meta, schema::meta::kAggregateCount, v) && v.size() == 8) {
+    state_.aggregate_count = schema::read_be(v, 8);
+  }
   first_sequence_ = state_.last_sequence;
 }
 
@@ -48,17 +51,42 @@ bool WriteTxn::finish() {
   lmdb::put(txn_, dbs_.meta, schema::meta::kLastSequence, schema::be64(state_.last_sequence));
   lmdb::put(txn_, dbs_.meta, schema::meta::kLastTimestamp, schema::be64(state_.last_timestamp_ns));
   lmdb::put(txn_, dbs_.meta, schema::meta::kLastChain, digest_view(state_.last_chain));
+  lmdb::put(txn_, dbs_.meta, schema::meta::kAggregateCount, schema::be64(state_.aggregate_count));
   return true;
 }
 
+lmdb::Cursor& WriteTxn::cursor(std::unique_ptr<lmdb::Cursor>& slot, MDB_dbi dbi) {
+  if (!slot) slot = std::make_unique<lmdb::Cursor>(txn_, dbi);
+  return *slot;
+}
+
+void WriteTxn::use_txn(MDB_txn* txn) noexcept {
+  // Cursors belong to one transaction.
+  events_cursor_.reset();
+  type_cursor_.reset();
+  aggregate_cursor_.reset();
+  txn_ = txn;
+}
+
+// The last version of `aggregate`: its last entry in by_aggregate, or — when
+// truncation dropped all of its events — the head kept in aggregate_heads.
 std::uint64_t WriteTxn::head(std::string_view aggregate) {
-  std::string_view v;
-  if (!lmdb::get(txn_, dbs_.aggregate_heads, aggregate, v)) return 0;
-  if (v.size() != 8) {
+  lmdb::Cursor& c = cursor(aggregate_cursor_, dbs_.by_aggregate);
+  MDB_val k = lmdb::val(aggregate), v;
+  if (c.seek(k, v, MDB_SET) && c.seek(k, v, MDB_LAST_DUP)) {
+    if (v.mv_size != schema::kAggregateEntrySize) {
+      throw Error(ErrorCode::corruption,
+                  "by_aggregate entry of '" + std::string(aggregate) + "' is damaged");
+    }
+    return schema::read_be(lmdb::view(v), 8);
+  }
+  std::string_view kept;
+  if (!lmdb::get(txn_, dbs_.aggregate_heads, aggregate, kept)) return 0;
+  if (kept.size() != 8) {
     throw Error(ErrorCode::corruption,
                 "aggregate head of '" + std::string(aggregate) + "' is not 8 bytes");
   }
-  return schema::read_be(v, 8);
+  return schema::read_be(kept, 8);
 }
 
 std::optional<AppendResult> WriteTxn::check_idempotency(const Batch& batch) {
@@ -123,38 +151,47 @@ void WriteTxn::check_expectations(const Batch& batch) {
 }
 
 AppendedEvent WriteTxn::write_event(const EventData& e) {
-  RecordedEvent r;
-  r.id.sequence = state_.last_sequence + 1;
-  r.id.timestamp_ns = std::max(now_, state_.last_timestamp_ns + 1);
-  r.id.node_id = node_id_;
-  r.type = e.type;
-  r.aggregate = e.aggregate;
-  r.aggregate_version = e.aggregate.empty() ? 0 : head(e.aggregate) + 1;
-  r.content_type = e.content_type;
-  r.metadata = e.metadata;
-  r.data = e.data;
-  r.idempotency_key = e.idempotency_key;
-  r.checksum = codec::event_checksum(r);
-  r.chain = codec::chain_next(state_.last_chain, r.checksum);
+  EventId id;
+  id.sequence = state_.last_sequence + 1;
+  id.timestamp_ns = std::max(now_, state_.last_timestamp_ns + 1);
+  id.node_id = node_id_;
+  std::uint64_t version = 0;
+  if (!e.aggregate.empty()) {
+    std::uint64_t current = head(e.aggregate);
+    if (current == 0) ++state_.aggregate_count;
+    version = current + 1;
+  }
+  const codec::RecordFields fields{e.type,     e.aggregate, version, e.content_type,
+                                   &e.metadata, e.data,     e.idempotency_key ? &*e.idempotency_key : nullptr};
+  const Sha256 checksum = codec::event_checksum(id, fields);
+  const Sha256 chain = codec::chain_next(state_.last_chain, checksum);
+  codec::encode_record(record_, fields, checksum, chain,
+                       {options_.compression_threshold, options_.compression_level});
 
-  const EventId::Key key = r.id.to_key();
+  const EventId::Key key = id.to_key();
   const std::string_view k = key_view(key);
-  codec::EncodeOptions encode{options_.compression_threshold, options_.compression_level};
-  lmdb::put(txn_, dbs_.events, k, codec::encode_record(r, encode), MDB_APPEND);
-  lmdb::put(txn_, dbs_.by_type, r.type, k, MDB_APPENDDUP);
-  if (!r.aggregate.empty()) {
-    lmdb::put(txn_, dbs_.by_aggregate, r.aggregate,
-              schema::be64(r.aggregate_version) + std::string(k), MDB_APPENDDUP);
-    lmdb::put(txn_, dbs_.aggregate_heads, r.aggregate, schema::be64(r.aggregate_version));
+  put(cursor(events_cursor_, dbs_.events), k, record_, MDB_APPEND);
+  put(cursor(type_cursor_, dbs_.by_type), e.type, k, MDB_APPENDDUP);
+  if (version != 0) {
+    char entry[schema::kAggregateEntrySize];
+    for (int i = 0; i < 8; ++i) entry[i] = static_cast<char>(version >> (56 - 8 * i));
+    std::copy(k.begin(), k.end(), entry + 8);
+    put(cursor(aggregate_cursor_, dbs_.by_aggregate), e.aggregate,
+        std::string_view(entry, sizeof entry), MDB_APPENDDUP);
   }
   if (e.idempotency_key) {
     lmdb::put(txn_, dbs_.by_idempotency_key, *e.idempotency_key,
               std::string(k) + std::string(digest_view(codec::content_hash(e))), MDB_NOOVERWRITE);
   }
-  state_.last_sequence = r.id.sequence;
-  state_.last_timestamp_ns = r.id.timestamp_ns;
-  state_.last_chain = r.chain;
-  return {r.id, r.aggregate_version};
+  state_.last_sequence = id.sequence;
+  state_.last_timestamp_ns = id.timestamp_ns;
+  state_.last_chain = chain;
+  return {id, version};
+}
+
+void WriteTxn::put(lmdb::Cursor& c, std::string_view key, std::string_view value, unsigned flags) {
+  MDB_val k = lmdb::val(key), v = lmdb::val(value);
+  lmdb::check(mdb_cursor_put(c.get(), &k, &v, flags), "mdb_cursor_put");
 }
 
 }  // namespace lighthouse

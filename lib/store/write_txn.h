@@ -6,7 +6,9 @@
 
 #include <lmdb.h>
 
+#include <memory>
 #include <optional>
+#include <string>
 
 #include "lighthouse/store.h"
 #include "store/store_impl.h"
@@ -24,7 +26,7 @@ class WriteTxn {
   AppendResult write(const Batch& batch);
 
   // Writes go to `txn` from now on (a nested transaction, or back to the parent).
-  void use_txn(MDB_txn* txn) noexcept { txn_ = txn; }
+  void use_txn(MDB_txn* txn) noexcept;
   WriteState state() const noexcept { return state_; }
   void restore(const WriteState& state) noexcept { state_ = state; }
 
@@ -37,6 +39,8 @@ class WriteTxn {
   std::optional<AppendResult> check_idempotency(const Batch& batch);
   void check_expectations(const Batch& batch);
   AppendedEvent write_event(const EventData& e);
+  lmdb::Cursor& cursor(std::unique_ptr<lmdb::Cursor>& slot, MDB_dbi dbi);
+  static void put(lmdb::Cursor& c, std::string_view key, std::string_view value, unsigned flags);
 
   MDB_txn* txn_;
   const Databases& dbs_;
@@ -45,6 +49,9 @@ class WriteTxn {
   std::uint64_t now_;
   WriteState state_;
   std::uint64_t first_sequence_ = 0;
+  // Reused for every event of the transaction.
+  std::unique_ptr<lmdb::Cursor> events_cursor_, type_cursor_, aggregate_cursor_;
+  std::string record_;
 };
 
 }  // namespace lighthouse

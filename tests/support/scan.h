@@ -26,9 +26,10 @@ inline ScannedStore scan(const std::filesystem::path& path) {
   lmdb::check(mdb_env_set_mapsize(env.get(), std::size_t{1} << 34), "mapsize");
   lmdb::check(mdb_env_open(env.get(), path.c_str(), MDB_RDONLY, 0600), "open");
   lmdb::Txn txn(env.get(), true);
-  MDB_dbi events, heads;
+  MDB_dbi events, heads, by_aggregate;
   lmdb::check(mdb_dbi_open(txn.get(), schema::kEvents, 0, &events), "events");
   lmdb::check(mdb_dbi_open(txn.get(), schema::kAggregateHeads, 0, &heads), "heads");
+  lmdb::check(mdb_dbi_open(txn.get(), schema::kByAggregate, 0, &by_aggregate), "by_aggregate");
   ScannedStore out;
   {
     lmdb::Cursor cursor(txn.get(), events);
@@ -37,10 +38,18 @@ inline ScannedStore scan(const std::filesystem::path& path) {
       out.events.push_back(codec::decode_record(EventId::from_key(lmdb::view(k)), lmdb::view(v)));
     }
   }
-  lmdb::Cursor cursor(txn.get(), heads);
+  // A head is the last entry of an aggregate in by_aggregate, or the one kept
+  // in aggregate_heads for an aggregate whose events were all truncated.
+  lmdb::Cursor kept(txn.get(), heads);
   MDB_val k, v;
-  for (bool ok = cursor.seek(k, v, MDB_FIRST); ok; ok = cursor.seek(k, v, MDB_NEXT)) {
+  for (bool ok = kept.seek(k, v, MDB_FIRST); ok; ok = kept.seek(k, v, MDB_NEXT)) {
     out.heads[std::string(lmdb::view(k))] = schema::read_be(lmdb::view(v), 8);
+  }
+  lmdb::Cursor cursor(txn.get(), by_aggregate);
+  for (bool ok = cursor.seek(k, v, MDB_FIRST); ok; ok = cursor.seek(k, v, MDB_NEXT_NODUP)) {
+    MDB_val last_k = k, last_v;
+    cursor.seek(last_k, last_v, MDB_LAST_DUP);
+    out.heads[std::string(lmdb::view(k))] = schema::read_be(lmdb::view(last_v), 8);
   }
   return out;
 }

@@ -1,0 +1,65 @@
+#include "lighthouse/lighthouse.h"
+#include "system.h"
+
+namespace compare {
+namespace {
+
+lighthouse::EventData to_event(const BenchEvent& e) {
+  lighthouse::EventData out;
+  out.type = e.type;
+  out.aggregate = e.aggregate;
+  out.content_type = lighthouse::ContentType::bytes;
+  out.data = e.data;
+  return out;
+}
+
+class LighthouseSystem : public System {
+ public:
+  std::string name() const override { return "lighthouse"; }
+  void open(const std::filesystem::path& dir) override {
+    store_ = std::make_unique<lighthouse::Store>(lighthouse::Store::open(dir));
+  }
+  void close() override { store_.reset(); }
+  void append_batch(const std::vector<BenchEvent>& events) override {
+    std::vector<lighthouse::EventData> batch;
+    batch.reserve(events.size());
+    for (const auto& e : events) batch.push_back(to_event(e));
+    store_->append_batch(batch);
+  }
+  void append_one(const BenchEvent& event) override { store_->append(to_event(event)); }
+  std::future<void> append_async(BenchEvent event) override {
+    // The future of the AppendResult, mapped to void lazily.
+    auto f = std::make_shared<std::future<lighthouse::AppendResult>>(
+        store_->append_async(to_event(event)));
+    return std::async(std::launch::deferred, [f] { f->get(); });
+  }
+  std::uint64_t query_type(const std::string& type, bool verify) override {
+    lighthouse::Query q;
+    q.types = {type};
+    q.verify_checksums = verify;
+    std::uint64_t n = 0;
+    for (const auto& e : store_->query(q)) n += e.data.empty() ? 0 : 1;
+    return n;
+  }
+  std::uint64_t read_aggregate(const std::string& aggregate) override {
+    std::uint64_t n = 0;
+    for (const auto& e : store_->read_aggregate(aggregate)) n += e.data.empty() ? 0 : 1;
+    return n;
+  }
+  std::uint64_t scan_all(const std::function<void()>& progress) override {
+    std::uint64_t n = 0;
+    for (const auto& e : store_->query({})) {
+      if (!e.data.empty() && ++n % 10'000 == 0) progress();
+    }
+    return n;
+  }
+
+ private:
+  std::unique_ptr<lighthouse::Store> store_;
+};
+
+}  // namespace
+
+std::unique_ptr<System> make_lighthouse() { return std::make_unique<LighthouseSystem>(); }
+
+}  // namespace compare

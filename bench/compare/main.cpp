@@ -1,0 +1,289 @@
+// bench/compare: Lighthouse side by side with raw LMDB, SQLite and RocksDB on
+// the same data in the same run. Prints one table with the ratio Lighthouse /
+// each peer, and with --json writes rows {"workload", "system", "value", "unit"}.
+//
+// Workloads (256-byte payloads, 8 types; write workloads under both the
+// uniform and the lifecycle aggregate distribution):
+//   1 batched append, 1,000 events per durable transaction (--events N)
+//   2 durable single-event appends from 16 threads, each waiting (--seconds)
+//   3 one thread, 4,096 asynchronous appends in flight, durable (--seconds)
+//   4 query by type over the workload-1 uniform store
+//   5 read the 1,000-event aggregate "hot" of that store: p50/p99
+//   6 open that store; memory growth of a query over all of it
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <deque>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "system.h"
+#include "workloads.h"
+
+namespace fs = std::filesystem;
+using namespace compare;
+
+namespace {
+
+struct Row {
+  std::string workload;
+  std::string system;
+  double value;
+  std::string unit;
+  bool higher_is_better;
+};
+
+struct Run {
+  std::uint64_t events = 1'000'000;
+  double seconds = 5;
+  fs::path dir = "compare-data";
+  std::vector<std::string> systems = {"lighthouse", "lmdb", "sqlite", "rocksdb"};
+  std::vector<int> workloads = {1, 2, 3, 4, 5, 6};
+  std::vector<Row> rows;
+
+  bool wants(int w) const { return std::find(workloads.begin(), workloads.end(), w) != workloads.end(); }
+  void add(const std::string& workload, const std::string& system, double value, const std::string& unit,
+           bool higher = true) {
+    rows.push_back({workload, system, value, unit, higher});
+    std::fprintf(stderr, "  %-44s %-10s %14.3f %s\n", workload.c_str(), system.c_str(), value, unit.c_str());
+  }
+};
+
+std::unique_ptr<System> make(const std::string& name) {
+  if (name == "lighthouse") return make_lighthouse();
+  if (name == "lmdb") return make_lmdb();
+  if (name == "sqlite") return make_sqlite();
+  if (name == "rocksdb") return make_rocksdb();
+  throw std::runtime_error("unknown system '" + name + "'");
+}
+
+fs::path fresh(const Run& run, const std::string& system, const std::string& what) {
+  fs::path dir = run.dir / system / what;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+// Workload 1: returns with the store open in `sys`.
+void batched(Run& run, System& sys, Distribution d, const fs::path& dir, bool report) {
+  sys.open(dir);
+  EventStream stream(d, 1);
+  std::vector<BenchEvent> batch;
+  batch.reserve(1000);
+  const std::uint64_t written_before = write_bytes();
+  auto start = Clock::now();
+  for (std::uint64_t n = 0; n < run.events;) {
+    batch.clear();
+    for (int i = 0; i < 1000 && n < run.events; ++i, ++n) batch.push_back(stream.next());
+    sys.append_batch(batch);
+  }
+  sys.settle();
+  double elapsed = seconds_since(start);
+  if (!report) return;
+  std::string w = std::string("1 batched append x1000, ") + to_string(d);
+  run.add(w, sys.name(), static_cast<double>(run.events) / elapsed, "events/s");
+  run.add(w + ": bytes written", sys.name(),
+          static_cast<double>(write_bytes() - written_before) / static_cast<double>(run.events),
+          "bytes/event", false);
+}
+
+void threads16(Run& run, System& sys, Distribution d, const fs::path& dir) {
+  sys.open(dir);
+  std::atomic<bool> stop{false};
+  std::mutex mutex;
+  std::vector<double> latencies;
+  std::uint64_t total = 0;
+  const std::uint64_t written_before = write_bytes();
+  auto start = Clock::now();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 16; ++t) {
+    threads.emplace_back([&, t] {
+      EventStream stream(d, 100 + static_cast<std::uint64_t>(t));
+      std::vector<double> mine;
+      while (!stop) {
+        BenchEvent e = stream.next();
+        auto begin = Clock::now();
+        sys.append_one(e);
+        mine.push_back(seconds_since(begin) * 1000);
+      }
+      std::lock_guard lock(mutex);
+      total += mine.size();
+      latencies.insert(latencies.end(), mine.begin(), mine.end());
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(run.seconds));
+  stop = true;
+  for (auto& t : threads) t.join();
+  double elapsed = seconds_since(start);
+  sys.settle();
+  std::string w = std::string("2 durable appends, 16 threads, ") + to_string(d);
+  run.add(w, sys.name(), static_cast<double>(total) / elapsed, "events/s");
+  run.add(w + ": p99", sys.name(), percentiles(latencies).p99_ms, "ms", false);
+  run.add(w + ": bytes written", sys.name(),
+          static_cast<double>(write_bytes() - written_before) / static_cast<double>(total),
+          "bytes/event", false);
+  sys.close();
+}
+
+void async4096(Run& run, System& sys, Distribution d, const fs::path& dir) {
+  sys.open(dir);
+  EventStream stream(d, 7);
+  std::deque<std::pair<std::future<void>, Clock::time_point>> in_flight;
+  std::vector<double> latencies;
+  const std::uint64_t written_before = write_bytes();
+  auto start = Clock::now();
+  for (int i = 0; i < 4096; ++i) in_flight.emplace_back(sys.append_async(stream.next()), Clock::now());
+  std::uint64_t done = 0;
+  while (seconds_since(start) < run.seconds) {
+    in_flight.front().first.get();
+    latencies.push_back(seconds_since(in_flight.front().second) * 1000);
+    in_flight.pop_front();
+    ++done;
+    in_flight.emplace_back(sys.append_async(stream.next()), Clock::now());
+  }
+  double elapsed = seconds_since(start);
+  for (auto& f : in_flight) f.first.get();
+  sys.settle();
+  std::string w = std::string("3 async appends, 4096 in flight, ") + to_string(d);
+  run.add(w, sys.name(), static_cast<double>(done) / elapsed, "events/s");
+  run.add(w + ": p99", sys.name(), percentiles(latencies).p99_ms, "ms", false);
+  run.add(w + ": bytes written", sys.name(),
+          static_cast<double>(write_bytes() - written_before) / static_cast<double>(done + 4096),
+          "bytes/event", false);
+  sys.close();
+}
+
+void reads(Run& run, System& sys) {
+  if (run.wants(4)) {
+    for (bool verify : {true, false}) {
+      double best = 0;
+      for (int rep = 0; rep < 3; ++rep) {
+        auto start = Clock::now();
+        std::uint64_t n = sys.query_type("OrderPlaced", verify);
+        best = std::max(best, static_cast<double>(n) / seconds_since(start));
+      }
+      run.add(std::string("4 query by type, checksums ") + (verify ? "on" : "off"), sys.name(), best,
+              "events/s");
+    }
+  }
+  if (run.wants(5)) {
+    std::vector<double> latencies;
+    for (int rep = 0; rep < 300; ++rep) {
+      auto start = Clock::now();
+      if (sys.read_aggregate("hot") == 0) throw std::runtime_error("aggregate 'hot' is empty");
+      latencies.push_back(seconds_since(start) * 1000);
+    }
+    auto p = percentiles(latencies);
+    run.add("5 read a 1,000-event aggregate: p50", sys.name(), p.p50_ms, "ms", false);
+    run.add("5 read a 1,000-event aggregate: p99", sys.name(), p.p99_ms, "ms", false);
+  }
+}
+
+void open_and_scan(Run& run, System& sys, const fs::path& dir) {
+  sys.close();
+  auto start = Clock::now();
+  sys.open(dir);
+  run.add("6 open the store", sys.name(), seconds_since(start) * 1000, "ms", false);
+  const std::uint64_t before = anonymous_rss();
+  std::uint64_t peak = before;
+  std::uint64_t n = sys.scan_all([&] { peak = std::max(peak, anonymous_rss()); });
+  if (n != run.events) throw std::runtime_error(sys.name() + " scanned " + std::to_string(n) + " events");
+  run.add("6 query over all events: memory growth", sys.name(),
+          static_cast<double>(peak - before) / (1 << 20), "MiB", false);
+}
+
+void print_table(const Run& run) {
+  std::vector<std::string> order;
+  std::map<std::string, std::map<std::string, Row>> table;
+  for (const auto& r : run.rows) {
+    if (!table.count(r.workload)) order.push_back(r.workload);
+    table[r.workload][r.system] = r;
+  }
+  std::printf("\n%-48s %-11s", "workload", "unit");
+  for (const auto& s : run.systems) std::printf(" %12s", s.c_str());
+  for (const auto& s : run.systems) if (s != "lighthouse") std::printf(" %10s", ("L/" + s).c_str());
+  std::printf("\n");
+  for (const auto& w : order) {
+    const auto& row = table[w];
+    std::printf("%-48s %-11s", w.c_str(), row.begin()->second.unit.c_str());
+    for (const auto& s : run.systems) {
+      if (row.count(s)) std::printf(" %12.3f", row.at(s).value);
+      else std::printf(" %12s", "-");
+    }
+    for (const auto& s : run.systems) {
+      if (s == "lighthouse") continue;
+      if (row.count(s) && row.count("lighthouse") && row.at(s).value > 0) {
+        std::printf(" %9.2fx", row.at("lighthouse").value / row.at(s).value);
+      } else {
+        std::printf(" %10s", "-");
+      }
+    }
+    std::printf("%s\n", row.begin()->second.higher_is_better ? "" : "  (lower is better)");
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  Run run;
+  std::string json_path, systems = "lighthouse,lmdb,sqlite,rocksdb", workloads = "1,2,3,4,5,6";
+  CLI::App app("Lighthouse against raw LMDB, SQLite and RocksDB, on the same data in one run", "compare");
+  app.add_option("--events", run.events, "Events in the workload-1 stores (default 1,000,000)")
+      ->check(CLI::Range(std::uint64_t{1000}, std::uint64_t{1} << 40));
+  app.add_option("--seconds", run.seconds, "Duration of workloads 2 and 3 (default 5)")
+      ->check(CLI::Range(0.1, 3600.0));
+  app.add_option("--dir", run.dir, "Where the stores are written (default ./compare-data)");
+  app.add_option("--systems", systems, "Comma-separated subset of lighthouse,lmdb,sqlite,rocksdb");
+  app.add_option("--workloads", workloads, "Comma-separated subset of 1..6");
+  app.add_option("--json", json_path, "Write the results as JSON rows to this file");
+  CLI11_PARSE(app, argc, argv);
+  auto split = [](const std::string& s) {
+    std::vector<std::string> out;
+    std::stringstream in(s);
+    for (std::string item; std::getline(in, item, ',');) out.push_back(item);
+    return out;
+  };
+  run.systems = split(systems);
+  run.workloads.clear();
+  for (const auto& w : split(workloads)) run.workloads.push_back(std::stoi(w));
+  for (const auto& s : run.systems) make(s);  // refuses unknown names before any work
+
+  for (const auto& name : run.systems) {
+    std::fprintf(stderr, "%s\n", name.c_str());
+    for (Distribution d : {Distribution::lifecycle, Distribution::uniform}) {
+      if (run.wants(2)) {
+        auto sys = make(name);
+        threads16(run, *sys, d, fresh(run, name, std::string("threads-") + to_string(d)));
+      }
+      if (run.wants(3)) {
+        auto sys = make(name);
+        async4096(run, *sys, d, fresh(run, name, std::string("async-") + to_string(d)));
+      }
+      bool needs_store = d == Distribution::uniform && (run.wants(4) || run.wants(5) || run.wants(6));
+      if (run.wants(1) || needs_store) {
+        auto sys = make(name);
+        fs::path dir = fresh(run, name, std::string("batched-") + to_string(d));
+        batched(run, *sys, d, dir, run.wants(1));
+        if (needs_store) {
+          reads(run, *sys);
+          if (run.wants(6)) open_and_scan(run, *sys, dir);
+        }
+        sys->close();
+      }
+    }
+    fs::remove_all(run.dir / name);
+  }
+  print_table(run);
+  if (!json_path.empty()) {
+    nlohmann::json rows = nlohmann::json::array();
+    for (const auto& r : run.rows) {
+      rows.push_back({{"workload", r.workload}, {"system", r.system}, {"value", r.value}, {"unit", r.unit}});
+    }
+    std::ofstream(json_path) << rows.dump(2) << '\n';
+  }
+  return 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "compare: %s\n", e.what());
+  return 1;
+}

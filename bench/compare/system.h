@@ -1,0 +1,68 @@
+// The systems bench/compare measures side by side, behind one interface:
+// Lighthouse, raw LMDB with the same three B-trees, SQLite and RocksDB.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <future>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace compare {
+
+struct BenchEvent {
+  std::string type;
+  std::string aggregate;
+  std::string data;
+};
+
+class System {
+ public:
+  virtual ~System() = default;
+  virtual std::string name() const = 0;
+  // Opens (creating when missing) the system's store in `dir`.
+  virtual void open(const std::filesystem::path& dir) = 0;
+  virtual void close() = 0;
+  // Appends the events in one durable transaction.
+  virtual void append_batch(const std::vector<BenchEvent>& events) = 0;
+  // Appends one event durably; called from many threads at once, each
+  // waiting for its own acknowledgement.
+  virtual void append_one(const BenchEvent& event) = 0;
+  // Appends one event and returns a future that completes once it is
+  // durable. Systems without such an API use a committer thread that takes
+  // everything queued into one append_batch (AsyncAdapter).
+  virtual std::future<void> append_async(BenchEvent event) = 0;
+  // Reads every event of `type` in ID order, materialising type, aggregate
+  // and data; returns the count. `verify` asks for checksum checks where the
+  // system has them.
+  virtual std::uint64_t query_type(const std::string& type, bool verify) = 0;
+  // Reads one aggregate's events in order; returns the count.
+  virtual std::uint64_t read_aggregate(const std::string& aggregate) = 0;
+  // Reads every event in order, calling `progress` every 10,000 events.
+  virtual std::uint64_t scan_all(const std::function<void()>& progress) = 0;
+  // Waits until background work caused by the writes so far (RocksDB's
+  // flushes and compactions) has finished, so its disk writes are counted.
+  virtual void settle() {}
+};
+
+std::unique_ptr<System> make_lighthouse();
+std::unique_ptr<System> make_lmdb();
+std::unique_ptr<System> make_sqlite();
+std::unique_ptr<System> make_rocksdb();
+
+// Group commit for systems that have none: a committer thread takes all
+// queued events into one append_batch call and completes their futures.
+class AsyncAdapter {
+ public:
+  explicit AsyncAdapter(std::function<void(const std::vector<BenchEvent>&)> commit);
+  ~AsyncAdapter();
+  std::future<void> submit(BenchEvent event);
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace compare
