@@ -4,12 +4,12 @@
 namespace compare {
 namespace {
 
-lighthouse::EventData to_event(const BenchEvent& e) {
+lighthouse::EventData to_event(BenchEvent e) {
   lighthouse::EventData out;
-  out.type = e.type;
-  out.aggregate = e.aggregate;
+  out.type = std::move(e.type);
+  out.aggregate = std::move(e.aggregate);
   out.content_type = lighthouse::ContentType::bytes;
-  out.data = e.data;
+  out.data = std::move(e.data);
   return out;
 }
 
@@ -24,14 +24,11 @@ class LighthouseSystem : public System {
     std::vector<lighthouse::EventData> batch;
     batch.reserve(events.size());
     for (const auto& e : events) batch.push_back(to_event(e));
-    store_->append_batch(batch);
+    store_->append_batch(std::move(batch));
   }
   void append_one(const BenchEvent& event) override { store_->append(to_event(event)); }
-  std::future<void> append_async(BenchEvent event) override {
-    // The future of the AppendResult, mapped to void lazily.
-    auto f = std::make_shared<std::future<lighthouse::AppendResult>>(
-        store_->append_async(to_event(event)));
-    return std::async(std::launch::deferred, [f] { f->get(); });
+  Ticket append_async(BenchEvent event) override {
+    return {{}, store_->append_async(to_event(std::move(event)))};
   }
   std::uint64_t query_type(const std::string& type, bool verify) override {
     lighthouse::Query q;

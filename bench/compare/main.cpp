@@ -129,21 +129,21 @@ void threads16(Run& run, System& sys, Distribution d, const fs::path& dir) {
 void async4096(Run& run, System& sys, Distribution d, const fs::path& dir) {
   sys.open(dir);
   EventStream stream(d, 7);
-  std::deque<std::pair<std::future<void>, Clock::time_point>> in_flight;
+  std::deque<std::pair<Ticket, Clock::time_point>> in_flight;
   std::vector<double> latencies;
   const std::uint64_t written_before = write_bytes();
   auto start = Clock::now();
   for (int i = 0; i < 4096; ++i) in_flight.emplace_back(sys.append_async(stream.next()), Clock::now());
   std::uint64_t done = 0;
   while (seconds_since(start) < run.seconds) {
-    in_flight.front().first.get();
+    in_flight.front().first.wait();
     latencies.push_back(seconds_since(in_flight.front().second) * 1000);
     in_flight.pop_front();
     ++done;
     in_flight.emplace_back(sys.append_async(stream.next()), Clock::now());
   }
   double elapsed = seconds_since(start);
-  for (auto& f : in_flight) f.first.get();
+  for (auto& f : in_flight) f.first.wait();
   sys.settle();
   std::string w = std::string("3 async appends, 4096 in flight, ") + to_string(d);
   run.add(w, sys.name(), static_cast<double>(done) / elapsed, "events/s");

@@ -95,13 +95,13 @@ class SqliteSystem : public System {
   }
   void append_batch(const std::vector<BenchEvent>& events) override { connection().append(events); }
   void append_one(const BenchEvent& event) override { connection().append({event}); }
-  std::future<void> append_async(BenchEvent event) override {
+  Ticket append_async(BenchEvent event) override {
     std::lock_guard lock(adapter_mutex_);
     if (!adapter_) {
       adapter_ = std::make_unique<AsyncAdapter>(
           [this](const std::vector<BenchEvent>& events) { append_batch(events); });
     }
-    return adapter_->submit(std::move(event));
+    return {adapter_->submit(std::move(event)), {}};
   }
   std::uint64_t query_type(const std::string& type, bool) override {
     auto& c = connection();

@@ -10,7 +10,20 @@
 #include <string>
 #include <vector>
 
+#include "lighthouse/store.h"
+
 namespace compare {
+
+// What append_async returns: a future that completes once the event is
+// durable — the system's own future type, so that no conversion is measured.
+struct Ticket {
+  std::future<void> plain;
+  std::future<lighthouse::AppendResult> lighthouse;
+  void wait() {
+    if (plain.valid()) plain.get();
+    else lighthouse.get();
+  }
+};
 
 struct BenchEvent {
   std::string type;
@@ -33,7 +46,7 @@ class System {
   // Appends one event and returns a future that completes once it is
   // durable. Systems without such an API use a committer thread that takes
   // everything queued into one append_batch (AsyncAdapter).
-  virtual std::future<void> append_async(BenchEvent event) = 0;
+  virtual Ticket append_async(BenchEvent event) = 0;
   // Reads every event of `type` in ID order, materialising type, aggregate
   // and data; returns the count. `verify` asks for checksum checks where the
   // system has them.

@@ -88,8 +88,9 @@ class LIGHTHOUSE_API Store {
   // Errors: invalid_argument, limit_exceeded, wrong_expected_version (with
   // aggregate() and actual_version()), idempotency_conflict, read_only,
   // store_failed, closed, io_error. On error nothing is written.
-  AppendResult append(const EventData& event,
-                      ExpectedVersion expected = ExpectedVersion::any());
+  // Appends take their events by value: pass them with std::move to append
+  // without copying them.
+  AppendResult append(EventData event, ExpectedVersion expected = ExpectedVersion::any());
 
   // Appends a batch atomically: all of its events become visible together,
   // or — on any error — none. Idempotency is checked before expectations:
@@ -98,15 +99,15 @@ class LIGHTHOUSE_API Store {
   // stored with other content, or only some keys stored, is an
   // idempotency_conflict. Errors as for append(); Error::index() names the
   // offending event.
-  AppendResult append_batch(const Batch& batch);
-  AppendResult append_batch(const std::vector<EventData>& events,
-                            const std::vector<AggregateExpectation>& expectations = {});
+  AppendResult append_batch(Batch batch);
+  AppendResult append_batch(std::vector<EventData> events,
+                            std::vector<AggregateExpectation> expectations = {});
 
   // Appends several batches in one transaction, all or nothing: each batch
   // keeps its own expectations and idempotency rules (a later batch sees the
   // earlier ones' events); if any fails, none is written and the error's
   // index() names the failing batch. The batch limits apply to the total.
-  std::vector<AppendResult> append_batches(const std::vector<Batch>& batches);
+  std::vector<AppendResult> append_batches(std::vector<Batch> batches);
 
   // Asynchronous appends: the future completes once the events are durable
   // in the store's durability mode, or holds the Error of the append (the

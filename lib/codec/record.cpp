@@ -2,7 +2,7 @@
 
 #include <zstd.h>
 
-#include <cstdio>
+#include <charconv>
 
 #include <msgpack.hpp>
 
@@ -75,11 +75,13 @@ constexpr std::uint32_t kRecordFields = 11;
 
 // Writes the decimal text of an ID without allocating.
 void pack_id(Packer& pk, const EventId& id) {
-  char buf[64];
-  int n = std::snprintf(buf, sizeof buf, "%llu_%llu_%u",
-                        static_cast<unsigned long long>(id.timestamp_ns),
-                        static_cast<unsigned long long>(id.sequence), id.node_id);
-  pack_str(pk, std::string_view(buf, static_cast<std::size_t>(n)));
+  char buf[64];  // at most 20 + 1 + 20 + 1 + 10 characters
+  char* p = std::to_chars(buf, buf + 20, id.timestamp_ns).ptr;
+  *p++ = '_';
+  p = std::to_chars(p, p + 20, id.sequence).ptr;
+  *p++ = '_';
+  p = std::to_chars(p, p + 10, id.node_id).ptr;
+  pack_str(pk, std::string_view(buf, static_cast<std::size_t>(p - buf)));
 }
 
 void pack_digest(Packer& pk, const Sha256& digest) {

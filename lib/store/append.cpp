@@ -8,18 +8,16 @@
 
 namespace lighthouse {
 
-void Store::Impl::submit(
-    std::vector<Batch> batches, bool allow_reserved,
-    std::function<void(std::vector<AppendResult>*, std::exception_ptr)> complete) {
-  auto request = std::make_unique<AppendRequest>();
-  for (std::size_t i = 0; i < batches.size(); ++i) {
+void Store::Impl::enqueue(std::unique_ptr<AppendRequest> request) {
+  for (std::size_t i = 0; i < request->batches.size(); ++i) {
     try {
-      request->bytes += validation::check_batch(batches[i], options_.limits, allow_reserved);
+      request->bytes +=
+          validation::check_batch(request->batches[i], options_.limits, request->allow_reserved);
     } catch (Error& error) {
-      if (batches.size() > 1) throw error.with_index(i);
+      if (!request->one_batch) throw error.with_index(i);
       throw;
     }
-    request->events += batches[i].events.size();
+    request->events += request->batches[i].events.size();
   }
   validation::check_totals(request->events, request->bytes, options_.limits);
   if (options_.read_only) {
@@ -29,29 +27,28 @@ void Store::Impl::submit(
     throw Error(ErrorCode::store_failed, "store '" + path_.string() + "' refuses writes after: " +
                                              reason + "; close and reopen it");
   }
-  request->batches = std::move(batches);
-  request->allow_reserved = allow_reserved;
-  request->complete = std::move(complete);
-  {
-    auto lock = use();  // refuses a closed store
-    committer_->submit(std::move(request));
-  }
+  auto lock = use();  // refuses a closed store
+  committer_->submit(std::move(request));
 }
 
-std::vector<AppendResult> Store::Impl::append(std::vector<Batch> batches, bool allow_reserved) {
-  // Shared, so the committer may still be inside set_value when the caller
-  // wakes up and returns.
-  auto done = std::make_shared<std::promise<std::vector<AppendResult>>>();
-  auto future = done->get_future();
-  submit(std::move(batches), allow_reserved,
-         [done](std::vector<AppendResult>* results, std::exception_ptr error) {
-           if (error) {
-             done->set_exception(error);
-           } else {
-             done->set_value(std::move(*results));
-           }
-         });
-  return future.get();
+std::future<AppendResult> Store::Impl::submit(Batch batch, bool allow_reserved) {
+  auto request = std::make_unique<AppendRequest>();
+  request->batches.push_back(std::move(batch));
+  request->allow_reserved = allow_reserved;
+  auto future = request->single.get_future();
+  enqueue(std::move(request));
+  return future;
+}
+
+std::future<std::vector<AppendResult>> Store::Impl::submit(std::vector<Batch> batches,
+                                                           bool allow_reserved) {
+  auto request = std::make_unique<AppendRequest>();
+  request->batches = std::move(batches);
+  request->allow_reserved = allow_reserved;
+  request->one_batch = false;
+  auto future = request->several.get_future();
+  enqueue(std::move(request));
+  return future;
 }
 
 namespace {
@@ -80,7 +77,7 @@ void Store::Impl::commit_group(std::vector<std::unique_ptr<AppendRequest>>& grou
         AppendRequest& request = *group[i];
         results[i].clear();
         errors[i] = nullptr;
-        if (request.batches.size() == 1) {
+        if (request.one_batch) {
           // Checks precede writes, so a failing batch has written nothing.
           try {
             results[i].push_back(write.write(request.batches.front()));

@@ -29,8 +29,21 @@ struct AppendRequest {
   std::size_t events = 0;
   std::size_t bytes = 0;
   std::chrono::steady_clock::time_point enqueued;
-  // Called once, from the committer thread (or from close()).
-  std::function<void(std::vector<AppendResult>*, std::exception_ptr)> complete;
+  // Completed once, from the committer thread: `single` for requests of one
+  // batch (append, append_batch), `several` for append_batches.
+  bool one_batch = true;
+  std::promise<AppendResult> single;
+  std::promise<std::vector<AppendResult>> several;
+
+  void complete(std::vector<AppendResult>* results, std::exception_ptr error) {
+    if (one_batch) {
+      if (error) single.set_exception(error);
+      else single.set_value(std::move(results->front()));
+    } else {
+      if (error) several.set_exception(error);
+      else several.set_value(std::move(*results));
+    }
+  }
 };
 
 struct CommitterLimits {

@@ -41,14 +41,13 @@ Batch single_event_batch(EventData event, ExpectedVersion expected) {
 
 }  // namespace
 
-AppendResult Store::append(const EventData& event, ExpectedVersion expected) {
-  return append_batch(single_event_batch(event, expected));
+AppendResult Store::append(EventData event, ExpectedVersion expected) {
+  return append_batch(single_event_batch(std::move(event), expected));
 }
 
-AppendResult Store::append_batch(const Batch& batch) {
+AppendResult Store::append_batch(Batch batch) {
   refuse_if_read_only(read_only_handle_, impl_->path());
-  std::vector<Batch> batches{batch};
-  return std::move(impl_->append(std::move(batches), false).front());
+  return impl_->submit(std::move(batch), false).get();
 }
 
 std::future<AppendResult> Store::append_async(EventData event, ExpectedVersion expected) {
@@ -57,30 +56,18 @@ std::future<AppendResult> Store::append_async(EventData event, ExpectedVersion e
 
 std::future<AppendResult> Store::append_batch_async(Batch batch) {
   refuse_if_read_only(read_only_handle_, impl_->path());
-  auto done = std::make_shared<std::promise<AppendResult>>();
-  auto future = done->get_future();
-  std::vector<Batch> batches;
-  batches.push_back(std::move(batch));
-  impl_->submit(std::move(batches), false,
-                [done](std::vector<AppendResult>* results, std::exception_ptr error) {
-                  if (error) {
-                    done->set_exception(error);
-                  } else {
-                    done->set_value(std::move(results->front()));
-                  }
-                });
-  return future;
+  return impl_->submit(std::move(batch), false);
 }
 
-AppendResult Store::append_batch(const std::vector<EventData>& events,
-                                 const std::vector<AggregateExpectation>& expectations) {
-  return append_batch(Batch{events, expectations});
+AppendResult Store::append_batch(std::vector<EventData> events,
+                                 std::vector<AggregateExpectation> expectations) {
+  return append_batch(Batch{std::move(events), std::move(expectations)});
 }
 
-std::vector<AppendResult> Store::append_batches(const std::vector<Batch>& batches) {
+std::vector<AppendResult> Store::append_batches(std::vector<Batch> batches) {
   refuse_if_read_only(read_only_handle_, impl_->path());
   if (batches.empty()) return {};
-  return impl_->append(batches, false);
+  return impl_->submit(std::move(batches), false).get();
 }
 
 RecordedEvent Store::get(const EventId& id) const { return impl_->get(id); }

@@ -50,11 +50,11 @@ class Store::Impl {
   // Error(closed).
   void shutdown() noexcept;
 
-  // Validates `batches` and queues them for the committer as one
-  // all-or-nothing request; `complete` is called once it is durable or failed.
-  void submit(std::vector<Batch> batches, bool allow_reserved,
-              std::function<void(std::vector<AppendResult>*, std::exception_ptr)> complete);
-  std::vector<AppendResult> append(std::vector<Batch> batches, bool allow_reserved);
+  // Validates one batch and queues it for the committer; the future
+  // completes once it is durable or has failed.
+  std::future<AppendResult> submit(Batch batch, bool allow_reserved);
+  // Several batches as one all-or-nothing request.
+  std::future<std::vector<AppendResult>> submit(std::vector<Batch> batches, bool allow_reserved);
 
   RecordedEvent get(const EventId& id) const;
   StoreStats stats() const;
@@ -82,6 +82,7 @@ class Store::Impl {
   void grow_map();
 
   void commit_group(std::vector<std::unique_ptr<AppendRequest>>& group);
+  void enqueue(std::unique_ptr<AppendRequest> request);
   void record_failure(const std::string& reason);
   std::string failure() const;
 

@@ -90,6 +90,10 @@ std::uint64_t WriteTxn::head(std::string_view aggregate) {
 }
 
 std::optional<AppendResult> WriteTxn::check_idempotency(const Batch& batch) {
+  if (std::none_of(batch.events.begin(), batch.events.end(),
+                   [](const EventData& e) { return e.idempotency_key.has_value(); })) {
+    return std::nullopt;
+  }
   std::size_t stored = 0;
   std::optional<std::size_t> first_stored, first_missing;
   AppendResult replay;

@@ -38,7 +38,7 @@ class Group {
     if (batches_.empty()) return;
     std::vector<AppendResult> results;
     try {
-      results = store.append_batches(batches_);
+      results = store.append_batches(std::move(batches_));
     } catch (const Error& error) {
       // append_batches names the failing batch, except when there is only one.
       if (error.index() && *error.index() < lines_.size()) {
