@@ -74,6 +74,12 @@ struct Options {
   std::size_t compression_threshold = 4096;
   int compression_level = 3;
 
+  // Check the store's invariants on open, in O(1): the meta counters against
+  // the first and last events (a broken one raises Error(corruption)). Turn
+  // it off only to inspect or repair a damaged store with verify() and
+  // repair(). The data file's size and format version are always checked.
+  bool check_on_open = true;
+
   // Verify each event's checksum when reading it. Turning it off saves a
   // SHA-256 per event read and lets corrupted content through.
   bool verify_checksums = true;

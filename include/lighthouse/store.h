@@ -29,6 +29,7 @@
 #include "lighthouse/event_id.h"
 #include "lighthouse/expected_version.h"
 #include "lighthouse/export.h"
+#include "lighthouse/integrity.h"
 #include "lighthouse/options.h"
 #include "lighthouse/query.h"
 
@@ -139,6 +140,30 @@ class LIGHTHOUSE_API Store {
                              std::uint64_t to_version = 0) const;
 
   StoreStats stats() const;
+
+  // Checks everything the store promises, on one consistent snapshot while
+  // writers keep writing: every checksum, the chain, strictly increasing IDs
+  // and timestamps, gap-free sequences, contiguous aggregate versions, every
+  // index entry naming an existing event of the same type or aggregate,
+  // every event present in each index it belongs to, the idempotency index,
+  // and the meta counters. Never writes, so it runs on a read-only store.
+  // Problems are reported, not thrown. Errors: closed, io_error.
+  VerifyReport verify(const VerifyOptions& options = {}) const;
+
+  // Rebuilds the secondary indexes (by_type, by_aggregate,
+  // by_idempotency_key) and the meta counters from `events`, in one write
+  // transaction (writers of every process wait meanwhile). Never drops or
+  // rewrites an event: one whose record does not decode or whose checksum
+  // fails is reported and left for the operator. Errors: read_only,
+  // store_failed, closed, io_error.
+  RepairReport repair();
+
+  // Writes a consistent, compacted copy of the store (LMDB's compacting copy
+  // of one snapshot) into the directory `destination`, which must not exist
+  // or be empty, while writers keep writing; syncs it and verifies it.
+  // Errors: invalid_argument (destination not empty, or inside the store),
+  // corruption (the copy does not verify), closed, io_error.
+  BackupReport backup(const std::filesystem::path& destination) const;
 
   const std::filesystem::path& path() const noexcept;
   const Options& options() const noexcept;

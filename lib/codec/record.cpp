@@ -120,16 +120,25 @@ Sha256 chain_next(const Sha256& previous, const Sha256& checksum) {
   return hasher.finish();
 }
 
-Sha256 content_hash(const EventData& e) {
+Sha256 content_hash(const RecordFields& f) {
   StringBuffer buf;
   Packer pk(buf);
   pk.pack_array(5);
-  pack_str(pk, e.type);
-  pack_str(pk, e.aggregate);
-  pk.pack_uint8(static_cast<std::uint8_t>(e.content_type));
-  pack_metadata(pk, e.metadata);
-  pack_bin(pk, e.data);
+  pack_str(pk, f.type);
+  pack_str(pk, f.aggregate);
+  pk.pack_uint8(static_cast<std::uint8_t>(f.content_type));
+  pack_metadata(pk, f.metadata != nullptr ? *f.metadata : kNoMetadata);
+  pack_bin(pk, f.data);
   return sha256(buf.bytes);
+}
+
+bool peek_record(std::string_view bytes, RecordHead& head) noexcept {
+  MsgpackReader r(bytes);
+  std::uint32_t fields = 0;
+  std::uint64_t version = 0, flags = 0;
+  return r.array(fields) && fields == kRecordFields && r.uint(version) &&
+         version == kRecordVersion && r.uint(flags) && r.str(head.type) &&
+         r.str(head.aggregate) && r.uint(head.aggregate_version);
 }
 
 void encode_record(std::string& out, const RecordFields& f, const Sha256& checksum,

@@ -50,7 +50,19 @@ Sha256 chain_next(const Sha256& previous, const Sha256& checksum);
 
 // SHA-256 of the content fields an idempotent retry must repeat exactly:
 // type, aggregate, content type, metadata, data.
-Sha256 content_hash(const EventData& event);
+Sha256 content_hash(const RecordFields& fields);
+inline Sha256 content_hash(const EventData& e) {
+  return content_hash(RecordFields{e.type, e.aggregate, 0, e.content_type, &e.metadata, e.data, nullptr});
+}
+
+// The leading fields of a stored record, read without decoding the rest.
+struct RecordHead {
+  std::string_view type;
+  std::string_view aggregate;
+  std::uint64_t aggregate_version = 0;
+};
+// Returns false when the bytes do not start like a record.
+bool peek_record(std::string_view bytes, RecordHead& head) noexcept;
 
 struct EncodeOptions {
   std::size_t compression_threshold = 0;  // 0: never compress

@@ -42,7 +42,9 @@ void Committer::run() {
       std::size_t events = 0, bytes = 0;
       while (!queue_.empty()) {
         const AppendRequest& next = *queue_.front();
-        if (!group.empty() && (events + next.events > limits_.max_group_events ||
+        // A task runs alone.
+        if (!group.empty() && (next.task || group.front()->task ||
+                               events + next.events > limits_.max_group_events ||
                                bytes + next.bytes > limits_.max_group_bytes)) {
           break;
         }
@@ -52,7 +54,16 @@ void Committer::run() {
         queue_.pop_front();
       }
     }
-    commit_group_(group);
+    if (group.front()->task) {
+      try {
+        group.front()->task();
+        group.front()->task_done.set_value();
+      } catch (...) {
+        group.front()->task_done.set_exception(std::current_exception());
+      }
+    } else {
+      commit_group_(group);
+    }
     group.clear();
   }
 }

@@ -34,6 +34,10 @@ struct AppendRequest {
   bool one_batch = true;
   std::promise<AppendResult> single;
   std::promise<std::vector<AppendResult>> several;
+  // Set instead of batches: work that must run alone in the committer thread
+  // (repair), with no append of this process in between.
+  std::function<void()> task;
+  std::promise<void> task_done;
 
   void complete(std::vector<AppendResult>* results, std::exception_ptr error) {
     if (one_batch) {

@@ -80,6 +80,15 @@ Store::Impl::Impl(fs::path canonical_path, const Options& options)
   lmdb::check(mdb_env_set_maxdbs(env, kMaxDbs), "mdb_env_set_maxdbs");
   lmdb::check(mdb_env_set_maxreaders(env, kMaxReaders), "mdb_env_set_maxreaders");
   lmdb::check(mdb_env_set_mapsize(env, options_.map_size), "mdb_env_set_mapsize");
+  // LMDB takes a zero-length data file for a new environment and would
+  // silently start an empty store over a truncated one.
+  std::error_code size_ec;
+  if (fs::exists(path_ / "data.mdb", size_ec) && fs::file_size(path_ / "data.mdb", size_ec) == 0 &&
+      !size_ec) {
+    throw Error(ErrorCode::corruption, "store '" + path_.string() +
+                                           "': data.mdb is empty (truncated); restore it from a "
+                                           "backup or an archive");
+  }
   unsigned flags = MDB_NOTLS;
   if (options_.read_only) flags |= MDB_RDONLY;
   if (options_.durability == Durability::no_meta_sync) flags |= MDB_NOMETASYNC;
@@ -92,6 +101,7 @@ Store::Impl::Impl(fs::path canonical_path, const Options& options)
     }
     lmdb::raise(rc, what);
   }
+  check_file_size();
   int dead = 0;
   mdb_reader_check(env, &dead);  // frees slots of crashed readers
   open_databases();
@@ -165,8 +175,29 @@ void Store::Impl::open_databases() {
     auto stored = meta_u64(txn.get(), dbs_.meta, schema::meta::kNodeId, 4, 0);
     node_id_ = options_.node_id.value_or(static_cast<std::uint32_t>(stored));
   }
-  check_invariants(txn.get());
+  if (options_.check_on_open) check_invariants(txn.get());
   txn.commit();
+}
+
+// A data file shorter than its last used page would crash the process with
+// SIGBUS on the first read of a page past its end: refuse it instead.
+void Store::Impl::check_file_size() {
+  MDB_envinfo info;
+  lmdb::check(mdb_env_info(env_.get(), &info), "mdb_env_info");
+  MDB_stat st;
+  lmdb::check(mdb_env_stat(env_.get(), &st), "mdb_env_stat");
+  const std::uint64_t needed = (static_cast<std::uint64_t>(info.me_last_pgno) + 1) * st.ms_psize;
+  std::error_code ec;
+  const std::uint64_t size = fs::file_size(path_ / "data.mdb", ec);
+  if (ec) {
+    throw Error(ErrorCode::io_error, "cannot stat '" + (path_ / "data.mdb").string() + "': " + ec.message());
+  }
+  if (size < needed) {
+    throw Error(ErrorCode::corruption,
+                "store '" + path_.string() + "': data.mdb is " + std::to_string(size) +
+                    " bytes but its last used page ends at byte " + std::to_string(needed) +
+                    " (the file was truncated); restore it from a backup or an archive");
+  }
 }
 
 // O(1) checks that the counters in `meta` agree with the ends of `events`.
@@ -217,6 +248,7 @@ std::uint64_t Store::Impl::now_ns() const {
 }
 
 std::unique_ptr<Store::Impl::ReadTxn> Store::Impl::begin_read() const {
+  bool cleared_readers = false;
   for (;;) {
     std::shared_lock map(map_lock_);
     MDB_txn* txn = nullptr;
@@ -224,6 +256,13 @@ std::unique_ptr<Store::Impl::ReadTxn> Store::Impl::begin_read() const {
     if (rc == MDB_MAP_RESIZED) {
       map.unlock();
       adopt_map_size();
+      continue;
+    }
+    if (rc == MDB_READERS_FULL && !cleared_readers) {
+      // Slots of crashed processes may be holding the table: free them once.
+      int dead = 0;
+      mdb_reader_check(env_.get(), &dead);
+      cleared_readers = true;
       continue;
     }
     lmdb::check(rc, "beginning a read transaction");

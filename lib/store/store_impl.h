@@ -57,6 +57,11 @@ class Store::Impl {
   std::future<std::vector<AppendResult>> submit(std::vector<Batch> batches, bool allow_reserved);
 
   RecordedEvent get(const EventId& id) const;
+
+  // Runs `task` in the committer thread, alone, and waits for it.
+  void run_exclusive(std::function<void()> task);
+  // repair(): rebuilds the secondary indexes and counters in one write transaction.
+  void rebuild_indexes(RepairReport& report);
   StoreStats stats() const;
 
   const std::filesystem::path& path() const noexcept { return path_; }
@@ -89,6 +94,7 @@ class Store::Impl {
   // Held shared by every operation, exclusively by shutdown().
   std::shared_lock<std::shared_mutex> use() const;
   void open_databases();
+  void check_file_size();
   void check_invariants(MDB_txn* txn);
   std::uint64_t now_ns() const;
 

@@ -4,6 +4,7 @@
 #include <iterator>
 
 #include "lighthouse/lighthouse.h"
+#include "support/damage.h"
 #include "support/events.h"
 #include "support/temp_dir.h"
 
@@ -12,26 +13,7 @@ using lighthouse::testing::error_code_of;
 using lighthouse::testing::event;
 using lighthouse::testing::TempDir;
 
-namespace {
-
-// Flips one byte inside every copy of `marker` in the file; returns the count.
-int flip_marker(const std::filesystem::path& file, const std::string& marker) {
-  std::string bytes;
-  {
-    std::ifstream in(file, std::ios::binary);
-    bytes.assign(std::istreambuf_iterator<char>(in), {});
-  }
-  int flipped = 0;
-  for (auto pos = bytes.find(marker); pos != std::string::npos; pos = bytes.find(marker, pos + 1)) {
-    bytes[pos + marker.size() / 2] ^= 0x20;
-    ++flipped;
-  }
-  std::ofstream out(file, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  return flipped;
-}
-
-}  // namespace
+using lighthouse::testing::flip_marker;
 
 TEST_CASE("a corrupted stored value raises a corruption error on read", "[corruption]") {
   TempDir dir;

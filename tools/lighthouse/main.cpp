@@ -12,6 +12,7 @@
 #include <string>
 
 #include "append_command.h"
+#include "integrity_commands.h"
 #include "query_commands.h"
 #include "exit_codes.h"
 #include "lighthouse/error.h"
@@ -105,6 +106,23 @@ int main(int argc, char** argv) {
       "Filters combine with AND. An ID that is well formed but not stored is a valid bound.\n"
       "A malformed ID, time or number is exit code 4.");
 
+  bool verify_json = false;
+  CLI::App* verify = app.add_subcommand(
+      "verify", "Check every checksum, the chain, sequences, versions, indexes and counters");
+  verify->add_option("STORE", store_path, "Store directory")->required();
+  verify->add_flag("--json", verify_json, "Print the report as one JSON object");
+  verify->footer("Exit code 0 when the store is clean, 5 when anything is wrong. Never writes.");
+
+  CLI::App* repair = app.add_subcommand(
+      "repair", "Rebuild the indexes and counters from the events (never drops an event)");
+  repair->add_option("STORE", store_path, "Store directory")->required();
+
+  std::string backup_destination;
+  CLI::App* backup = app.add_subcommand(
+      "backup", "Write a consistent, compacted, verified copy while writers keep writing");
+  backup->add_option("STORE", store_path, "Store directory")->required();
+  backup->add_option("DEST", backup_destination, "A new or empty directory")->required();
+
   std::string read_aggregate, from_version, to_version;
   CLI::App* read = app.add_subcommand("read", "Print an aggregate's stream in version order");
   read->add_option("STORE", store_path, "Store directory")->required();
@@ -130,6 +148,12 @@ int main(int argc, char** argv) {
       run_get(store_path, event_id, std::cout);
     } else if (*stats) {
       run_stats(store_path, std::cout);
+    } else if (*verify) {
+      return run_verify(store_path, verify_json, std::cout);
+    } else if (*repair) {
+      return run_repair(store_path, std::cout);
+    } else if (*backup) {
+      run_backup(store_path, backup_destination, std::cout);
     } else if (*query) {
       run_query(store_path, query_args, std::cout);
     } else if (*read) {

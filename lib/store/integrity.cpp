@@ -1,0 +1,187 @@
+// verify(), repair() and backup() of Store.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <map>
+
+#include "codec/record.h"
+#include "store/schema.h"
+#include "store/store_impl.h"
+#include "store/verify.h"
+
+namespace lighthouse {
+namespace fs = std::filesystem;
+namespace {
+
+void sync_path(const fs::path& path, bool directory) {
+  int fd = ::open(path.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+  if (fd < 0 || ::fsync(fd) != 0) {
+    int err = errno;
+    if (fd >= 0) ::close(fd);
+    throw Error(ErrorCode::io_error, "cannot sync '" + path.string() + "': " + std::strerror(err));
+  }
+  ::close(fd);
+}
+
+}  // namespace
+
+VerifyReport Store::verify(const VerifyOptions& options) const {
+  auto lock = impl_->use();
+  auto read = impl_->begin_read();
+  return verify_snapshot(read->txn.get(), impl_->dbs_, options);
+}
+
+void Store::Impl::rebuild_indexes(RepairReport& report) {
+  for (int attempt = 0;; ++attempt) {
+    try {
+      auto txn = begin_write();
+      MDB_txn* t = txn->get();
+      for (MDB_dbi dbi : {dbs_.by_type, dbs_.by_aggregate, dbs_.by_idempotency_key}) {
+        lmdb::check(mdb_drop(t, dbi, 0), "emptying an index");
+      }
+      report.events_indexed = 0;
+      report.left_for_operator.clear();
+      std::map<std::string, std::uint64_t> heads;
+      std::optional<RecordedEvent> last;
+      lmdb::Cursor cursor(t, dbs_.events);
+      MDB_val k, v;
+      for (bool ok = cursor.seek(k, v, MDB_FIRST); ok; ok = cursor.seek(k, v, MDB_NEXT)) {
+        std::string key(lmdb::view(k));
+        if (key.size() != EventId::kKeySize) {
+          report.left_for_operator.push_back({"record", "key of " + std::to_string(key.size()) + " bytes",
+                                              "not an event key"});
+          continue;
+        }
+        EventId id = EventId::from_key(key);
+        RecordedEvent e;
+        try {
+          e = codec::decode_record(id, lmdb::view(v));
+        } catch (const Error& error) {
+          report.left_for_operator.push_back({"record", id.to_string(), error.what()});
+          continue;
+        }
+        if (codec::event_checksum(e) != e.checksum) {
+          report.left_for_operator.push_back(
+              {"checksum", id.to_string(), "content does not match its checksum; indexed as stored"});
+        }
+        lmdb::put(t, dbs_.by_type, e.type, key);
+        if (!e.aggregate.empty()) {
+          lmdb::put(t, dbs_.by_aggregate, e.aggregate, schema::be64(e.aggregate_version) + key);
+          auto& head = heads[e.aggregate];
+          head = std::max(head, e.aggregate_version);
+        }
+        if (e.idempotency_key) {
+          Sha256 hash = codec::content_hash(codec::RecordFields::of(e));
+          lmdb::put(t, dbs_.by_idempotency_key, *e.idempotency_key,
+                    key + std::string(reinterpret_cast<const char*>(hash.data()), hash.size()));
+        }
+        ++report.events_indexed;
+        last = std::move(e);
+      }
+      // aggregate_heads keeps only aggregates without events (all truncated).
+      std::uint64_t aggregates = heads.size();
+      std::vector<std::string> derived;
+      {
+        lmdb::Cursor kept(t, dbs_.aggregate_heads);
+        for (bool ok = kept.seek(k, v, MDB_FIRST); ok; ok = kept.seek(k, v, MDB_NEXT)) {
+          std::string name(lmdb::view(k));
+          if (heads.count(name) != 0) derived.push_back(std::move(name));
+          else ++aggregates;
+        }
+      }
+      for (const auto& name : derived) {
+        MDB_val dk = lmdb::val(name);
+        lmdb::check(mdb_del(t, dbs_.aggregate_heads, &dk, nullptr), "mdb_del");
+      }
+      if (last) {
+        lmdb::put(t, dbs_.meta, schema::meta::kLastSequence, schema::be64(last->id.sequence));
+        lmdb::put(t, dbs_.meta, schema::meta::kLastTimestamp, schema::be64(last->id.timestamp_ns));
+        lmdb::put(t, dbs_.meta, schema::meta::kLastChain,
+                  std::string_view(reinterpret_cast<const char*>(last->chain.data()), 32));
+      }
+      lmdb::put(t, dbs_.meta, schema::meta::kAggregateCount, schema::be64(aggregates));
+      txn->commit();
+      return;
+    } catch (const lmdb::LmdbError& error) {
+      if (error.rc() != MDB_MAP_FULL || attempt >= 16) throw;
+      grow_map();
+    }
+  }
+}
+
+RepairReport Store::repair() {
+  if (read_only_handle_ || impl_->options().read_only) {
+    throw Error(ErrorCode::read_only, "store '" + impl_->path().string() + "' was opened read-only");
+  }
+  RepairReport report;
+  report.before = verify();
+  impl_->run_exclusive([&] { impl_->rebuild_indexes(report); });
+  report.after = verify();
+  return report;
+}
+
+void Store::Impl::run_exclusive(std::function<void()> task) {
+  if (auto reason = failure(); !reason.empty()) {
+    throw Error(ErrorCode::store_failed, "store '" + path_.string() + "' refuses writes after: " +
+                                             reason + "; close and reopen it");
+  }
+  auto request = std::make_unique<AppendRequest>();
+  request->task = std::move(task);
+  auto done = request->task_done.get_future();
+  {
+    auto lock = use();
+    committer_->submit(std::move(request));
+  }
+  done.get();
+}
+
+BackupReport Store::backup(const fs::path& destination) const {
+  auto start = std::chrono::steady_clock::now();
+  std::error_code ec;
+  if (fs::exists(destination, ec) &&
+      (!fs::is_directory(destination, ec) || !fs::is_empty(destination, ec))) {
+    throw Error(ErrorCode::invalid_argument,
+                "backup destination '" + destination.string() + "' exists and is not an empty directory");
+  }
+  fs::create_directories(destination, ec);
+  if (ec) {
+    throw Error(ErrorCode::io_error,
+                "cannot create '" + destination.string() + "': " + ec.message());
+  }
+  fs::path target = fs::canonical(destination, ec);
+  if (target == impl_->path()) {
+    throw Error(ErrorCode::invalid_argument, "backup destination is the store itself");
+  }
+  {
+    auto lock = impl_->use();
+    // mdb_env_copy2 runs its own read transaction: hold the map lock shared
+    // so that this process does not resize the map meanwhile.
+    std::shared_lock map(impl_->map_lock_);
+    lmdb::check(mdb_env_copy2(impl_->env_.get(), target.c_str(), MDB_CP_COMPACT),
+                "copying the store to '" + target.string() + "'");
+  }
+  sync_path(target / "data.mdb", false);
+  sync_path(target, true);
+  BackupReport report;
+  report.path = (target / "data.mdb").string();
+  report.bytes = fs::file_size(target / "data.mdb");
+  Options options;
+  options.read_only = true;
+  options.create_if_missing = false;
+  Store copy = Store::open(target, options);
+  VerifyReport verified = copy.verify({10});
+  if (!verified.ok()) {
+    throw Error(ErrorCode::corruption,
+                "the backup in '" + target.string() + "' does not verify: " +
+                    verified.problems.front().category + " " + verified.problems.front().subject +
+                    ": " + verified.problems.front().detail);
+  }
+  report.events = verified.events_checked;
+  copy.close();
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return report;
+}
+
+}  // namespace lighthouse

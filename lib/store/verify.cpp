@@ -1,0 +1,284 @@
+#include "store/verify.h"
+
+#include <map>
+
+#include "codec/record.h"
+#include "store/schema.h"
+
+namespace lighthouse {
+namespace {
+
+std::string shown(std::string_view s) {
+  return "'" + std::string(s.substr(0, 64)) + (s.size() > 64 ? "...'" : "'");
+}
+
+std::string id_text(std::string_view key) {
+  return key.size() == EventId::kKeySize ? EventId::from_key(key).to_string()
+                                         : "key of " + std::to_string(key.size()) + " bytes";
+}
+
+std::string_view digest_view(const Sha256& d) {
+  return {reinterpret_cast<const char*>(d.data()), d.size()};
+}
+
+class Verifier {
+ public:
+  Verifier(MDB_txn* txn, const Databases& dbs, const VerifyOptions& options)
+      : txn_(txn), dbs_(dbs), options_(options) {}
+
+  VerifyReport run() {
+    check_events();
+    check_by_type();
+    check_by_aggregate();
+    check_idempotency();
+    check_meta();
+    return std::move(report_);
+  }
+
+ private:
+  void problem(const char* category, std::string subject, std::string detail) {
+    ++report_.problem_count;
+    if (report_.problems.size() < options_.max_problems) {
+      report_.problems.push_back({category, std::move(subject), std::move(detail)});
+    }
+  }
+
+  bool has_dup(MDB_dbi dbi, std::string_view key, std::string_view value) {
+    lmdb::Cursor cursor(txn_, dbi);
+    MDB_val k = lmdb::val(key), v = lmdb::val(value);
+    return cursor.seek(k, v, MDB_GET_BOTH);
+  }
+
+  // Every event: decodes, checksum, chain, order, sequence, versions, and its
+  // presence in each index it belongs to.
+  void check_events() {
+    lmdb::Cursor cursor(txn_, dbs_.events);
+    MDB_val k, v;
+    Sha256 chain{};
+    bool chain_known = true;
+    EventId previous{};
+    bool first = true;
+    for (bool ok = cursor.seek(k, v, MDB_FIRST); ok; ok = cursor.seek(k, v, MDB_NEXT)) {
+      ++report_.events_checked;
+      std::string_view key = lmdb::view(k);
+      if (key.size() != EventId::kKeySize) {
+        problem("record", id_text(key), "event key is not 20 bytes");
+        chain_known = false;
+        continue;
+      }
+      EventId id = EventId::from_key(key);
+      if (!first) {
+        if (id.timestamp_ns <= previous.timestamp_ns) {
+          problem("order", id.to_string(), "timestamp not after that of " + previous.to_string());
+        }
+        if (id.sequence != previous.sequence + 1) {
+          problem("sequence", id.to_string(),
+                  "follows sequence " + std::to_string(previous.sequence) + " (a gap or a repeat)");
+        }
+      } else if (id.sequence != 1) {
+        problem("sequence", id.to_string(), "the first event's sequence is not 1");
+      }
+      first = false;
+      previous = id;
+      last_ = id;
+      RecordedEvent e;
+      try {
+        e = codec::decode_record(id, lmdb::view(v));
+      } catch (const Error& error) {
+        problem("record", id.to_string(), error.what());
+        chain_known = false;
+        continue;
+      }
+      if (codec::event_checksum(e) != e.checksum) {
+        problem("checksum", id.to_string(), "content does not match its checksum");
+      }
+      if (chain_known && codec::chain_next(chain, e.checksum) != e.chain) {
+        problem("chain", id.to_string(), "chain value does not follow from the previous event");
+      }
+      chain = e.chain;
+      chain_known = true;
+      last_chain_ = e.chain;
+      check_event_indexes(key, e);
+    }
+  }
+
+  void check_event_indexes(std::string_view key, const RecordedEvent& e) {
+    if (!has_dup(dbs_.by_type, e.type, key)) {
+      problem("by_type", e.id.to_string(), "missing from by_type under " + shown(e.type));
+    }
+    if (!e.aggregate.empty()) {
+      std::uint64_t& last = versions_[e.aggregate];
+      if (e.aggregate_version != last + 1) {
+        problem("aggregate_version", e.id.to_string(),
+                "version " + std::to_string(e.aggregate_version) + " of " + shown(e.aggregate) +
+                    " follows version " + std::to_string(last));
+      }
+      last = e.aggregate_version;
+      if (!has_dup(dbs_.by_aggregate, e.aggregate, schema::be64(e.aggregate_version) + std::string(key))) {
+        problem("by_aggregate", e.id.to_string(),
+                "missing from by_aggregate under " + shown(e.aggregate));
+      }
+    } else if (e.aggregate_version != 0) {
+      problem("aggregate_version", e.id.to_string(), "a version without an aggregate");
+    }
+    if (e.idempotency_key) {
+      ++keyed_events_;
+      std::string_view entry;
+      if (!lmdb::get(txn_, dbs_.by_idempotency_key, *e.idempotency_key, entry)) {
+        problem("idempotency", e.id.to_string(),
+                "idempotency key " + shown(*e.idempotency_key) + " is not in the index");
+      } else if (entry.substr(0, EventId::kKeySize) != key) {
+        problem("idempotency", e.id.to_string(),
+                "idempotency key " + shown(*e.idempotency_key) + " names another event");
+      }
+    }
+  }
+
+  // Every by_type entry names an existing event of that type.
+  void check_by_type() {
+    lmdb::Cursor cursor(txn_, dbs_.by_type);
+    MDB_val k, v;
+    for (bool ok = cursor.seek(k, v, MDB_FIRST); ok; ok = cursor.seek(k, v, MDB_NEXT)) {
+      ++report_.index_entries_checked;
+      std::string_view type = lmdb::view(k), key = lmdb::view(v);
+      std::string subject = "by_type " + shown(type) + " -> " + id_text(key);
+      codec::RecordHead head;
+      std::string_view record;
+      if (!lmdb::get(txn_, dbs_.events, key, record)) {
+        problem("by_type", subject, "names an event that is not stored");
+      } else if (codec::peek_record(record, head) && head.type != type) {
+        problem("by_type", subject, "names an event of type " + shown(head.type));
+      }
+    }
+  }
+
+  // Every by_aggregate entry names an existing event of that aggregate and version.
+  void check_by_aggregate() {
+    lmdb::Cursor cursor(txn_, dbs_.by_aggregate);
+    MDB_val k, v;
+    for (bool ok = cursor.seek(k, v, MDB_FIRST); ok; ok = cursor.seek(k, v, MDB_NEXT)) {
+      ++report_.index_entries_checked;
+      std::string_view aggregate = lmdb::view(k), entry = lmdb::view(v);
+      if (entry.size() != schema::kAggregateEntrySize) {
+        problem("by_aggregate", "by_aggregate " + shown(aggregate), "entry is not 28 bytes");
+        continue;
+      }
+      std::uint64_t version = schema::read_be(entry, 8);
+      std::string_view key = entry.substr(8);
+      std::string subject = "by_aggregate " + shown(aggregate) + " v" + std::to_string(version) +
+                            " -> " + id_text(key);
+      codec::RecordHead head;
+      std::string_view record;
+      if (!lmdb::get(txn_, dbs_.events, key, record)) {
+        problem("by_aggregate", subject, "names an event that is not stored");
+      } else if (codec::peek_record(record, head) &&
+                 (head.aggregate != aggregate || head.aggregate_version != version)) {
+        problem("by_aggregate", subject,
+                "names version " + std::to_string(head.aggregate_version) + " of " +
+                    shown(head.aggregate));
+      }
+    }
+  }
+
+  void check_idempotency() {
+    lmdb::Cursor cursor(txn_, dbs_.by_idempotency_key);
+    MDB_val k, v;
+    std::uint64_t entries = 0;
+    for (bool ok = cursor.seek(k, v, MDB_FIRST); ok; ok = cursor.seek(k, v, MDB_NEXT)) {
+      ++report_.index_entries_checked;
+      ++entries;
+      std::string_view name = lmdb::view(k), entry = lmdb::view(v);
+      std::string subject = "idempotency key " + shown(name);
+      if (entry.size() != schema::kIdempotencyEntrySize) {
+        problem("idempotency", subject, "entry is not 52 bytes");
+        continue;
+      }
+      std::string_view key = entry.substr(0, EventId::kKeySize), record;
+      if (!lmdb::get(txn_, dbs_.events, key, record)) {
+        problem("idempotency", subject, "names event " + id_text(key) + ", which is not stored");
+        continue;
+      }
+      try {
+        RecordedEvent e = codec::decode_record(EventId::from_key(key), record);
+        if (e.idempotency_key != std::string(name)) {
+          problem("idempotency", subject, "names event " + id_text(key) + ", which has another key");
+        } else if (digest_view(codec::content_hash(codec::RecordFields::of(e))) != entry.substr(20)) {
+          problem("idempotency", subject, "content hash differs from event " + id_text(key));
+        }
+      } catch (const Error&) {
+        // The event itself is reported by check_events.
+      }
+    }
+    if (entries != keyed_events_) {
+      problem("idempotency", "by_idempotency_key",
+              std::to_string(entries) + " entries for " + std::to_string(keyed_events_) +
+                  " events with a key");
+    }
+  }
+
+  std::uint64_t meta(std::string_view key, std::size_t width) {
+    std::string_view value;
+    if (!lmdb::get(txn_, dbs_.meta, key, value)) return 0;
+    if (value.size() != width) {
+      problem("meta", std::string(key), "is " + std::to_string(value.size()) + " bytes");
+      return 0;
+    }
+    return schema::read_be(value, width);
+  }
+
+  void check_meta() {
+    std::uint64_t last_sequence = meta(schema::meta::kLastSequence, 8);
+    if (last_sequence != last_.sequence) {
+      problem("meta", "last_sequence",
+              std::to_string(last_sequence) + ", but the last event has sequence " +
+                  std::to_string(last_.sequence));
+    }
+    std::uint64_t last_ts = meta(schema::meta::kLastTimestamp, 8);
+    if (last_ts != last_.timestamp_ns) {
+      problem("meta", "last_timestamp_ns",
+              std::to_string(last_ts) + ", but the last event has " + std::to_string(last_.timestamp_ns));
+    }
+    std::string_view chain;
+    bool has_chain = lmdb::get(txn_, dbs_.meta, schema::meta::kLastChain, chain);
+    if (report_.events_checked > 0 && (!has_chain || chain != digest_view(last_chain_))) {
+      problem("meta", "last_chain", "differs from the chain of the last event");
+    }
+    // Aggregates whose events were all truncated keep their head in
+    // aggregate_heads; it must not be behind their events.
+    std::map<std::string, std::uint64_t> aggregates = versions_;
+    lmdb::Cursor cursor(txn_, dbs_.aggregate_heads);
+    MDB_val k, v;
+    for (bool ok = cursor.seek(k, v, MDB_FIRST); ok; ok = cursor.seek(k, v, MDB_NEXT)) {
+      std::string name(lmdb::view(k));
+      std::uint64_t head = v.mv_size == 8 ? schema::read_be(lmdb::view(v), 8) : 0;
+      auto it = versions_.find(name);
+      if (v.mv_size != 8 || (it != versions_.end() && head < it->second)) {
+        problem("meta", "aggregate_heads " + shown(name), "head is behind the aggregate's events");
+      }
+      aggregates.emplace(name, head);
+    }
+    std::uint64_t count = meta(schema::meta::kAggregateCount, 8);
+    if (count != aggregates.size()) {
+      problem("meta", "aggregate_count",
+              std::to_string(count) + ", but " + std::to_string(aggregates.size()) +
+                  " aggregates have events");
+    }
+  }
+
+  MDB_txn* txn_;
+  const Databases& dbs_;
+  VerifyOptions options_;
+  VerifyReport report_;
+  std::map<std::string, std::uint64_t> versions_;  // aggregate -> last version seen
+  std::uint64_t keyed_events_ = 0;
+  EventId last_{};
+  Sha256 last_chain_{};
+};
+
+}  // namespace
+
+VerifyReport verify_snapshot(MDB_txn* txn, const Databases& dbs, const VerifyOptions& options) {
+  return Verifier(txn, dbs, options).run();
+}
+
+}  // namespace lighthouse

@@ -1,0 +1,95 @@
+#include "integrity_commands.h"
+
+#include <nlohmann/json.hpp>
+
+#include "exit_codes.h"
+#include "lighthouse/store.h"
+#include "store_commands.h"
+
+namespace lighthouse::tool {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+Json report_json(const VerifyReport& report) {
+  Json out;
+  out["ok"] = report.ok();
+  out["events_checked"] = report.events_checked;
+  out["index_entries_checked"] = report.index_entries_checked;
+  out["problem_count"] = report.problem_count;
+  Json problems = Json::array();
+  for (const auto& p : report.problems) {
+    problems.push_back({{"category", p.category}, {"subject", p.subject}, {"detail", p.detail}});
+  }
+  out["problems"] = problems;
+  return out;
+}
+
+std::string dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
+
+void print(std::ostream& out, const std::string& line) {
+  out << line << '\n' << std::flush;
+  if (!out) throw Error(ErrorCode::io_error, "cannot write to standard output");
+}
+
+}  // namespace
+
+namespace {
+// verify and repair must open a damaged store to report on it.
+Store open_for_inspection(const std::string& path, bool read_only) {
+  Options options;
+  options.create_if_missing = false;
+  options.read_only = read_only;
+  options.check_on_open = false;
+  return Store::open(path, options);
+}
+}  // namespace
+
+int run_verify(const std::string& path, bool json, std::ostream& out) {
+  Store store = open_for_inspection(path, true);
+  VerifyReport report = store.verify();
+  if (json) {
+    print(out, dump(report_json(report)));
+  } else {
+    for (const auto& p : report.problems) print(out, p.category + "\t" + p.subject + "\t" + p.detail);
+    if (report.problem_count > report.problems.size()) {
+      print(out, "... and " + std::to_string(report.problem_count - report.problems.size()) + " more");
+    }
+    print(out, std::string(report.ok() ? "ok" : "damaged") + ": " +
+                   std::to_string(report.events_checked) + " events and " +
+                   std::to_string(report.index_entries_checked) + " index entries checked, " +
+                   std::to_string(report.problem_count) + " problems");
+  }
+  return report.ok() ? kExitSuccess : exit_code_for(ErrorCode::corruption);
+}
+
+int run_repair(const std::string& path, std::ostream& out) {
+  Store store = open_for_inspection(path, false);
+  RepairReport report = store.repair();
+  Json j;
+  j["events_indexed"] = report.events_indexed;
+  Json left = Json::array();
+  for (const auto& p : report.left_for_operator) {
+    left.push_back({{"category", p.category}, {"subject", p.subject}, {"detail", p.detail}});
+  }
+  j["left_for_operator"] = left;
+  j["problems_before"] = report.before.problem_count;
+  j["problems_after"] = report.after.problem_count;
+  j["after"] = report_json(report.after);
+  print(out, dump(j));
+  return report.after.ok() ? kExitSuccess : exit_code_for(ErrorCode::corruption);
+}
+
+void run_backup(const std::string& path, const std::string& destination, std::ostream& out) {
+  Store store = open_existing(path, true);
+  BackupReport report = store.backup(destination);
+  Json j;
+  j["backup"] = report.path;
+  j["bytes"] = report.bytes;
+  j["events"] = report.events;
+  j["seconds"] = report.seconds;
+  j["mb_per_second"] = report.seconds > 0 ? static_cast<double>(report.bytes) / 1e6 / report.seconds : 0.0;
+  print(out, dump(j));
+}
+
+}  // namespace lighthouse::tool

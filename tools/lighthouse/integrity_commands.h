@@ -1,0 +1,20 @@
+// `lighthouse verify`, `repair` and `backup`.
+#pragma once
+
+#include <ostream>
+#include <string>
+
+namespace lighthouse::tool {
+
+// Prints the report (a summary line, or with `json` one JSON object) and
+// returns the exit code: 0 when clean, 5 when anything is wrong.
+int run_verify(const std::string& path, bool json, std::ostream& out);
+
+// Rebuilds indexes and counters; prints what it did as JSON. Returns 0 when
+// the store verifies afterwards, 5 when problems remain (events left for
+// the operator).
+int run_repair(const std::string& path, std::ostream& out);
+
+void run_backup(const std::string& path, const std::string& destination, std::ostream& out);
+
+}  // namespace lighthouse::tool
