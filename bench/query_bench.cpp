@@ -1,7 +1,8 @@
 // The read path over a 1,000,000-event store (256-byte payloads, 8 types,
 // 10,000 aggregates): query by type and by aggregate with checksum checks on
 // and off (items_per_second = events decoded per second), read_aggregate of
-// 10, 100 and 1,000 events, and seeks by ID, sequence and time (p50/p99).
+// 10, 100 and 1,000 events, seeks by ID, sequence and time (p50/p99), and
+// verify() and backup() of the whole store.
 // LIGHTHOUSE_BENCH_EVENTS overrides the store size.
 #include <memory>
 
@@ -146,6 +147,35 @@ void BM_SeekByTime(benchmark::State& state) {
 BENCHMARK(BM_SeekById);
 BENCHMARK(BM_SeekBySequence);
 BENCHMARK(BM_SeekByTime);
+
+// verify() over the whole store: items_per_second = events verified per second.
+void BM_Verify(benchmark::State& state) {
+  auto& f = fixture();
+  for (auto _ : state) {
+    auto report = f.store->verify();
+    if (!report.ok()) state.SkipWithError("the benchmark store does not verify");
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * f.events));
+}
+BENCHMARK(BM_Verify)->Unit(benchmark::kMillisecond)->Iterations(2);
+
+// backup(): bytes_per_second = bytes of the compacted copy per second,
+// including its sync and its verification.
+void BM_Backup(benchmark::State& state) {
+  auto& f = fixture();
+  std::int64_t bytes = 0;
+  int n = 0;
+  for (auto _ : state) {
+    auto dir = lb::fresh_dir("backup-" + std::to_string(n++));
+    std::filesystem::remove_all(dir);
+    bytes += static_cast<std::int64_t>(f.store->backup(dir).bytes);
+    state.PauseTiming();
+    std::filesystem::remove_all(dir);
+    state.ResumeTiming();
+  }
+  state.SetBytesProcessed(bytes);
+}
+BENCHMARK(BM_Backup)->Unit(benchmark::kMillisecond)->Iterations(2);
 
 }  // namespace
 

@@ -385,6 +385,48 @@ class BatchTest(ToolTestCase):
         result = run("query", os.path.join(self.tmp, "missing"))
         self.assertEqual(result.rc, EXIT_NOT_FOUND, result)
 
+    def test_verify_repair_and_backup(self):
+        self._query_store()
+        result = run("verify", self.store)
+        self.assertEqual(result.rc, EXIT_OK, result)
+        self.assertTrue(result.out.startswith("ok: 40 events"), result.out)
+        (report,) = run("verify", self.store, "--json").json_lines()
+        self.assertEqual((report["ok"], report["events_checked"], report["problem_count"]),
+                         (True, 40, 0))
+        (repaired,) = run("repair", self.store).json_lines()
+        self.assertEqual((repaired["events_indexed"], repaired["problems_after"]), (40, 0))
+        dest = os.path.join(self.tmp, "backup")
+        result = run("backup", self.store, dest)
+        self.assertEqual(result.rc, EXIT_OK, result)
+        (backup,) = result.json_lines()
+        self.assertEqual(backup["events"], 40)
+        self.assertEqual(run("verify", dest).rc, EXIT_OK)
+        self.assertEqual(run("backup", self.store, dest).rc, EXIT_INVALID)  # not empty
+
+    def test_verify_reports_damage_with_exit_5(self):
+        stdin = lines(*[{"type": "T", "content_type": "bytes",
+                         "data_base64": base64.b64encode(f"MARKER-{i:04d}-PAYLOAD".encode()).decode()}
+                        for i in range(20)])
+        acked = self.append_ok(stdin)
+        data = os.path.join(self.store, "data.mdb")
+        with open(data, "r+b") as f:
+            raw = bytearray(f.read())
+            at = raw.find(b"MARKER-0007-PAYLOAD")
+            self.assertGreater(at, 0)
+            raw[at + 9] ^= 0x20
+            f.seek(0)
+            f.write(raw)
+        result = run("verify", self.store)
+        self.assertEqual(result.rc, EXIT_CORRUPTION, result)
+        self.assertIn(acked[7]["id"], result.out)
+        self.assertIn("checksum", result.out)
+        result = run("get", self.store, acked[7]["id"])
+        self.assertEqual(result.rc, EXIT_CORRUPTION, result)
+        self.assertEqual(run("get", self.store, acked[8]["id"]).rc, EXIT_OK)
+        result = run("repair", self.store)
+        self.assertEqual(result.rc, EXIT_CORRUPTION, result)  # the damaged event is left as it is
+        self.assertEqual(len(result.json_lines()[0]["left_for_operator"]), 1)
+
     def test_batch_appends_all_lines_in_one_commit(self):
         acks = self.append_ok(lines({"type": "a", "aggregate": "x", "expected_version": "no_stream"},
                                     {"type": "b", "aggregate": "x", "expected_version": 1}),
