@@ -1,6 +1,7 @@
 // The whole public API of Lighthouse.
 #pragma once
 
+#include "lighthouse/archive.h"
 #include "lighthouse/error.h"
 #include "lighthouse/event.h"
 #include "lighthouse/event_id.h"

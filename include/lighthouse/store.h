@@ -181,6 +181,7 @@ class LIGHTHOUSE_API Store {
   class Impl;
 
  private:
+  friend struct StoreAccess;  // the library's own modules (archive import)
   explicit Store(std::shared_ptr<Impl> impl, bool read_only_handle);
   std::shared_ptr<Impl> impl_;
   bool read_only_handle_ = false;

@@ -50,6 +50,31 @@ Sha256 Sha256Hasher::finish() {
   return out;
 }
 
+StreamingSha256::StreamingSha256() : ctx_(EVP_MD_CTX_new()) {
+  if (ctx_ == nullptr) fail("EVP_MD_CTX_new");
+  if (EVP_DigestInit_ex2(static_cast<EVP_MD_CTX*>(ctx_), algorithm(), nullptr) != 1) {
+    EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_));
+    fail("EVP_DigestInit_ex2");
+  }
+}
+
+StreamingSha256::~StreamingSha256() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
+
+void StreamingSha256::update(std::string_view bytes) {
+  if (EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), bytes.data(), bytes.size()) != 1) {
+    fail("EVP_DigestUpdate");
+  }
+}
+
+Sha256 StreamingSha256::finish() {
+  Sha256 out;
+  unsigned int size = 0;
+  if (EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), out.data(), &size) != 1 || size != 32) {
+    fail("EVP_DigestFinal_ex");
+  }
+  return out;
+}
+
 Sha256 sha256(std::string_view bytes) {
   Sha256Hasher hasher;
   hasher.update(bytes);

@@ -18,4 +18,19 @@ class Sha256Hasher {
 
 Sha256 sha256(std::string_view bytes);
 
+// A digest with a context of its own, for data that arrives in pieces while
+// other digests are computed on the same thread (a file being written).
+class StreamingSha256 {
+ public:
+  StreamingSha256();
+  ~StreamingSha256();
+  StreamingSha256(const StreamingSha256&) = delete;
+  StreamingSha256& operator=(const StreamingSha256&) = delete;
+  void update(std::string_view bytes);
+  Sha256 finish();
+
+ private:
+  void* ctx_;  // EVP_MD_CTX
+};
+
 }  // namespace lighthouse::codec

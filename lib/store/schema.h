@@ -24,6 +24,7 @@ inline constexpr std::string_view kLastSequence = "last_sequence";    // u64 BE
 inline constexpr std::string_view kLastTimestamp = "last_timestamp_ns";  // u64 BE
 inline constexpr std::string_view kLastChain = "last_chain";          // 32 bytes
 inline constexpr std::string_view kAggregateCount = "aggregate_count";  // u64 BE
+inline constexpr std::string_view kImportInProgress = "import_in_progress";  // present while importing
 }  // namespace meta
 
 // by_aggregate value: version (u64 BE) ‖ event key (20 bytes).

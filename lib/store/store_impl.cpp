@@ -175,6 +175,13 @@ void Store::Impl::open_databases() {
     auto stored = meta_u64(txn.get(), dbs_.meta, schema::meta::kNodeId, 4, 0);
     node_id_ = options_.node_id.value_or(static_cast<std::uint32_t>(stored));
   }
+  std::string_view importing;
+  if (options_.check_on_open &&
+      lmdb::get(txn.get(), dbs_.meta, schema::meta::kImportInProgress, importing)) {
+    throw Error(ErrorCode::corruption,
+                "store '" + path_.string() +
+                    "' holds an import that was interrupted: remove the store and import again");
+  }
   if (options_.check_on_open) check_invariants(txn.get());
   txn.commit();
 }

@@ -18,6 +18,10 @@
 
 namespace lighthouse {
 
+struct StoreAccess {
+  static Store::Impl& impl(const Store& store) { return *store.impl_; }
+};
+
 struct Databases {
   MDB_dbi events = 0;
   MDB_dbi by_type = 0;
@@ -57,6 +61,13 @@ class Store::Impl {
   std::future<std::vector<AppendResult>> submit(std::vector<Batch> batches, bool allow_reserved);
 
   RecordedEvent get(const EventId& id) const;
+
+  // Import: marks the store as being imported into (synced), writes events
+  // as they are (IDs, checksums, chain), and clears the mark. Each runs in
+  // the committer thread with no append in between.
+  void begin_import();
+  void import_events(const std::vector<RecordedEvent>& events);
+  void end_import();
 
   // Runs `task` in the committer thread, alone, and waits for it.
   void run_exclusive(std::function<void()> task);

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "append_command.h"
+#include "archive_commands.h"
 #include "integrity_commands.h"
 #include "query_commands.h"
 #include "exit_codes.h"
@@ -123,6 +124,31 @@ int main(int argc, char** argv) {
   backup->add_option("STORE", store_path, "Store directory")->required();
   backup->add_option("DEST", backup_destination, "A new or empty directory")->required();
 
+  std::string archive_dir, until_id;
+  std::uint64_t segment_bytes = 100ull << 20;
+  int level = 6;
+  CLI::App* export_cmd = app.add_subcommand(
+      "export", "Export new events into gzip segment files with a manifest (incremental)");
+  export_cmd->add_option("STORE", store_path, "Store directory")->required();
+  export_cmd->add_option("ARCHIVE_DIR", archive_dir, "Archive directory (created if missing)")->required();
+  export_cmd->add_option("--segment-size", segment_bytes,
+                         "Uncompressed bytes per segment before a new one starts (default 104857600)")
+      ->check(CLI::Range(std::uint64_t{1024}, std::uint64_t{1} << 40));
+  export_cmd->add_option("--level", level, "gzip level 1..12 (default 6)")->check(CLI::Range(1, 12));
+
+  CLI::App* import_cmd = app.add_subcommand("import", "Rebuild a store from an archive");
+  import_cmd->add_option("ARCHIVE_DIR", archive_dir, "Archive directory")->required();
+  import_cmd->add_option("STORE", store_path, "Store directory (created if missing)")->required();
+  import_cmd->add_option("--until", until_id, "Import events up to this ID (inclusive)");
+
+  CLI::App* archive_cmd = app.add_subcommand("archive", "Inspect an archive");
+  archive_cmd->require_subcommand(1);
+  CLI::App* archive_verify = archive_cmd->add_subcommand(
+      "verify", "Check every file hash, record checksum, the chain and the manifest (offline)");
+  archive_verify->add_option("ARCHIVE_DIR", archive_dir, "Archive directory")->required();
+  CLI::App* archive_list = archive_cmd->add_subcommand("list", "Print the manifest's segments as JSON lines");
+  archive_list->add_option("ARCHIVE_DIR", archive_dir, "Archive directory")->required();
+
   std::string read_aggregate, from_version, to_version;
   CLI::App* read = app.add_subcommand("read", "Print an aggregate's stream in version order");
   read->add_option("STORE", store_path, "Store directory")->required();
@@ -154,6 +180,14 @@ int main(int argc, char** argv) {
       return run_repair(store_path, std::cout);
     } else if (*backup) {
       run_backup(store_path, backup_destination, std::cout);
+    } else if (*export_cmd) {
+      run_export(store_path, archive_dir, segment_bytes, level, std::cout);
+    } else if (*import_cmd) {
+      run_import(archive_dir, store_path, until_id, std::cout);
+    } else if (*archive_verify) {
+      return run_archive_verify(archive_dir, std::cout);
+    } else if (*archive_list) {
+      run_archive_list(archive_dir, std::cout);
     } else if (*query) {
       run_query(store_path, query_args, std::cout);
     } else if (*read) {

@@ -1,0 +1,27 @@
+// The archive manifest (manifest.json): reading, validating and replacing it.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include "lighthouse/archive.h"
+
+namespace lighthouse::archive {
+
+inline constexpr const char* kManifestName = "manifest.json";
+
+// Segment file names sort in event order and say which sequences they hold.
+std::string segment_name(std::uint64_t first_sequence, std::uint64_t last_sequence);
+// Returns true iff `name` is a segment or temporary file an export writes.
+bool is_archive_file(const std::string& name);
+bool is_temporary_file(const std::string& name);
+
+// Errors: not_found (no manifest), corruption (not JSON, a field missing or
+// of the wrong type, a file name outside the archive directory).
+ArchiveManifest load_manifest(const std::filesystem::path& dir);
+
+// Replaces the manifest crash-safely: temporary file, sync, rename, sync
+// the directory. Errors: io_error.
+void store_manifest(const std::filesystem::path& dir, const ArchiveManifest& manifest);
+
+}  // namespace lighthouse::archive
