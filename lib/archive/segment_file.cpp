@@ -165,7 +165,7 @@ SegmentReader::~SegmentReader() {
 }
 
 void SegmentReader::damaged(const std::string& why) const {
-  throw Error(ErrorCode::corruption, "segment '" + path_.filename().string() + "' is damaged: " + why);
+  throw Error(ErrorCode::corruption, path_.filename().string() + ": " + why);
 }
 
 bool SegmentReader::fill(std::size_t needed) {
