@@ -90,6 +90,7 @@ void Store::Impl::commit_group(std::vector<std::unique_ptr<AppendRequest>>& grou
         // Several batches, all or nothing: a nested transaction undoes the
         // earlier batches when a later one fails.
         const WriteState saved = write.state();
+        write.close_cursors();
         lmdb::Txn child(env_.get(), false, txn->get());
         write.use_txn(child.get());
         try {
@@ -101,11 +102,13 @@ void Store::Impl::commit_group(std::vector<std::unique_ptr<AppendRequest>>& grou
               throw error.with_index(k);
             }
           }
+          write.close_cursors();
           child.commit();
         } catch (const Error& error) {
+          write.close_cursors();
+          child.abort();
           write.use_txn(txn->get());
           if (!is_request_error(error)) throw;
-          child.abort();
           write.restore(saved);
           results[i].clear();
           errors[i] = std::current_exception();
@@ -113,6 +116,7 @@ void Store::Impl::commit_group(std::vector<std::unique_ptr<AppendRequest>>& grou
         write.use_txn(txn->get());
       }
       if (write.finish()) {
+        write.close_cursors();
         txn->commit();
         commits_.fetch_add(1, std::memory_order_relaxed);
       }

@@ -45,8 +45,10 @@ void Store::Impl::rebuild_indexes(RepairReport& report) {
       report.left_for_operator.clear();
       std::map<std::string, std::uint64_t> heads;
       std::optional<RecordedEvent> last;
-      lmdb::Cursor cursor(t, dbs_.events);
       MDB_val k, v;
+      // Cursors of a write transaction must be closed before it commits.
+      auto cursor_holder = std::make_unique<lmdb::Cursor>(t, dbs_.events);
+      lmdb::Cursor& cursor = *cursor_holder;
       for (bool ok = cursor.seek(k, v, MDB_FIRST); ok; ok = cursor.seek(k, v, MDB_NEXT)) {
         std::string key(lmdb::view(k));
         if (key.size() != EventId::kKeySize) {
@@ -80,6 +82,7 @@ void Store::Impl::rebuild_indexes(RepairReport& report) {
         ++report.events_indexed;
         last = std::move(e);
       }
+      cursor_holder.reset();
       // aggregate_heads keeps only aggregates without events (all truncated).
       std::uint64_t aggregates = heads.size();
       std::vector<std::string> derived;

@@ -60,11 +60,14 @@ lmdb::Cursor& WriteTxn::cursor(std::unique_ptr<lmdb::Cursor>& slot, MDB_dbi dbi)
   return *slot;
 }
 
-void WriteTxn::use_txn(MDB_txn* txn) noexcept {
-  // Cursors belong to one transaction.
+void WriteTxn::close_cursors() noexcept {
   events_cursor_.reset();
   type_cursor_.reset();
   aggregate_cursor_.reset();
+}
+
+void WriteTxn::use_txn(MDB_txn* txn) noexcept {
+  close_cursors();
   txn_ = txn;
 }
 

@@ -25,8 +25,16 @@ class WriteTxn {
   // lmdb::LmdbError when LMDB fails (then the whole transaction is lost).
   AppendResult write(const Batch& batch);
 
-  // Writes go to `txn` from now on (a nested transaction, or back to the parent).
+  // Writes go to `txn` from now on (a nested transaction, or back to the
+  // parent). REQUIRES: close_cursors() was called before the transaction
+  // in use ended.
   void use_txn(MDB_txn* txn) noexcept;
+
+  // Closes the cursors this object opened. Must be called before the
+  // transaction they belong to commits or aborts: LMDB frees a write
+  // transaction's cursors when it ends. (The destructor closes them too, for
+  // the error paths, where the transaction is still alive.)
+  void close_cursors() noexcept;
   WriteState state() const noexcept { return state_; }
   void restore(const WriteState& state) noexcept { state_ = state; }
 
