@@ -72,12 +72,12 @@ struct ImportReport {
 // Rebuilds a store from an archive: identical IDs, checksums, chain values
 // and indexes. Into a store that holds events only when the archive
 // continues it exactly (next sequence and chain); the events the store has
-// already are skipped. Every record is checked (length bound, checksum,
-// chain, sequence) before it is written; an interrupted import leaves a
-// store that refuses to open with a message saying so. Errors:
-// invalid_argument (the archive does not continue the store), corruption
-// (the archive is damaged: nothing past the damage is imported), read_only,
-// io_error.
+// already are skipped. The archive is checked in full (up to `until`) —
+// file hashes, length bounds, checksums, chain, sequences — before anything
+// is written, so a damaged archive changes nothing; an import interrupted
+// while writing leaves a store that refuses to open with a message saying
+// so. Errors: invalid_argument (the archive does not continue the store),
+// corruption (the archive is damaged), read_only, io_error.
 LIGHTHOUSE_API ImportReport import_archive(const std::filesystem::path& dir, Store& store,
                                            const ImportOptions& options = {});
 

@@ -315,6 +315,12 @@ ImportReport import_archive(const fs::path& dir, Store& store, const ImportOptio
                                                  std::to_string(manifest.base_sequence) +
                                                  ": an empty store can only take an archive from sequence 1");
   }
+  // A damaged archive changes nothing: every segment up to the import's end
+  // is checked (hashes, records, checksums, chain) before anything is written.
+  ArchiveWalk(dir, manifest).run([&](const RecordedEvent& e, std::size_t) {
+    return !(options.until && options.until < e.id);
+  });
+
   ImportReport report;
   Store::Impl& impl = StoreAccess::impl(store);
   std::vector<RecordedEvent> chunk;
