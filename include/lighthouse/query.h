@@ -52,6 +52,14 @@ struct QueryPlan {
 
 LIGHTHOUSE_API std::string_view to_string(QueryPlan::Source source) noexcept;
 
+// Set on a cursor whose range reaches below the store's base: events that
+// truncate_before() dropped would have been part of the result. They are in
+// `archive`; the cursor returns only what the store still holds.
+struct Truncation {
+  std::uint64_t base_sequence = 0;  // the first sequence the store still holds
+  std::string archive;              // the archive that holds the events before it
+};
+
 // A streaming cursor over the events a query selects.
 //
 // Memory stays bounded whatever the result size: the cursor fetches events in
@@ -75,6 +83,10 @@ class LIGHTHOUSE_API EventCursor {
 
   // The plan this cursor follows.
   const QueryPlan& plan() const noexcept;
+
+  // Set iff the query reaches below the store's base (see Truncation): the
+  // result is then not the whole history, and this says where the rest is.
+  const std::optional<Truncation>& truncation() const noexcept;
 
   // Input iteration: for (const RecordedEvent& e : cursor) ...
   class iterator {

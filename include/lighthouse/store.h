@@ -56,6 +56,18 @@ struct Batch {
   std::vector<AggregateExpectation> expectations;
 };
 
+struct TruncateReport {
+  std::uint64_t events_dropped = 0;
+  std::uint64_t base_sequence = 1;  // the first sequence the store holds now
+  std::string archive;
+  double seconds = 0;
+};
+
+struct CompactReport {
+  std::uint64_t bytes_before = 0;  // size of data.mdb before
+  std::uint64_t bytes_after = 0;
+};
+
 struct StoreStats {
   std::uint64_t event_count = 0;
   std::uint64_t last_sequence = 0;       // 0 when nothing was ever appended
@@ -68,6 +80,9 @@ struct StoreStats {
   std::uint64_t map_used_bytes = 0;
   std::uint64_t append_backlog = 0;      // appends queued for the committer now
   std::uint64_t commits = 0;             // write transactions committed by this process since open
+  std::uint64_t base_sequence = 1;       // the first sequence the store holds (after truncation)
+  std::string base_archive;              // the archive holding what truncation dropped
+  std::string base_chain;                // hex chain value the first event follows (empty: none)
   bool read_only = false;
   // Why the store refuses writes after an I/O error or MDB_PANIC (close and
   // reopen it); empty while it is healthy.
@@ -164,6 +179,29 @@ class LIGHTHOUSE_API Store {
   // Errors: invalid_argument (destination not empty, or inside the store),
   // corruption (the copy does not verify), closed, io_error.
   BackupReport backup(const std::filesystem::path& destination) const;
+
+  // Drops every event before `id` (retention), once a verified archive holds
+  // them: the archive segments covering the range are re-verified (files,
+  // checksums, chain up to the cut) and their last dropped event must carry
+  // the store's own chain value; an event no verified segment holds is never
+  // dropped. Events and their index entries go in bounded transactions, so
+  // writers keep going; after each, the store records its new base (first
+  // sequence, chain anchor, archive). Afterwards sequences, timestamps and
+  // aggregate versions continue (a head is kept for an aggregate that lost
+  // all its events), idempotency keys of dropped events still replay (their
+  // entries keep ID, content hash and version), queries reaching below the
+  // base say so (EventCursor::truncation()), and verify() starts from the
+  // anchor. Errors: not_found (no archive), invalid_argument (the archive is
+  // another store's, or its export checkpoint is before the cut),
+  // corruption (the archive does not verify), read_only, closed, io_error.
+  TruncateReport truncate_before(const EventId& id, const std::filesystem::path& archive);
+
+  // LMDB reuses freed pages but never shrinks its file: compact() writes a
+  // compacted copy and swaps it in. REQUIRES: no process has the store open
+  // (it refuses with already_open if one does when it starts — this process
+  // or another — and no process may open it until it returns).
+  // Errors: already_open, not_found, io_error.
+  static CompactReport compact(const std::filesystem::path& path);
 
   const std::filesystem::path& path() const noexcept;
   const Options& options() const noexcept;

@@ -116,7 +116,17 @@ ExportReport export_archive(const Store& store, const fs::path& dir, const Expor
     manifest.max_record_bytes =
         std::max(manifest.max_record_bytes, max_record_bytes(store.options().limits.max_event_bytes));
     // The archive must be this store's: its checkpoint event is ours.
-    if (manifest.last_sequence > 0) {
+    if (manifest.last_sequence > 0 && manifest.last_sequence + 1 == stats.base_sequence) {
+      // The checkpoint event was truncated: the store's anchor is its chain.
+      Query first;
+      first.limit = 1;
+      auto event = store.query(first).next();
+      if (event && event->id.sequence != stats.base_sequence) event.reset();
+      if (stats.base_chain != manifest.last_chain || (event && event->id.sequence != manifest.last_sequence + 1)) {
+        throw Error(ErrorCode::invalid_argument,
+                    "archive '" + dir.string() + "' does not belong to this store");
+      }
+    } else if (manifest.last_sequence > 0) {
       Query at;
       at.from_sequence = manifest.last_sequence;
       at.to_sequence = manifest.last_sequence;
@@ -203,7 +213,8 @@ namespace {
 // before reading it, length bound, record, checksum, chain, sequence).
 class ArchiveWalk {
  public:
-  ArchiveWalk(fs::path dir, ArchiveManifest manifest) : dir_(std::move(dir)), m_(std::move(manifest)) {}
+  ArchiveWalk(fs::path dir, ArchiveManifest manifest, std::uint64_t from_sequence = 0)
+      : dir_(std::move(dir)), m_(std::move(manifest)), from_(from_sequence) {}
 
   // Calls `visit` for each event; `visit` returns false to stop. Throws
   // Error(corruption) at the first damage.
@@ -213,6 +224,13 @@ class ArchiveWalk {
     std::uint64_t expected_sequence = m_.base_sequence;
     std::string record;
     for (const auto& s : m_.segments) {
+      if (s.last_sequence < from_) {
+        // Not needed: the next segment starts from the chain the manifest
+        // records after this one.
+        expected_chain = s.chain;
+        expected_sequence = s.last_sequence + 1;
+        continue;
+      }
       const fs::path path = dir_ / s.file;
       std::error_code ec;
       if (!fs::exists(path, ec)) damaged(s.file, "the segment is missing");
@@ -270,10 +288,30 @@ class ArchiveWalk {
  private:
   fs::path dir_;
   ArchiveManifest m_;
+  std::uint64_t from_ = 0;
   std::uint64_t events_ = 0;
 };
 
 }  // namespace
+
+std::string archive::verify_through(const fs::path& dir, const ArchiveManifest& manifest,
+                                   std::uint64_t from_sequence, std::uint64_t to_sequence) {
+  std::string chain;
+  bool reached = false;
+  ArchiveWalk(dir, manifest, from_sequence).run([&](const RecordedEvent& e, std::size_t) {
+    if (e.id.sequence == to_sequence) {
+      chain = hex(e.chain);
+      reached = true;
+      return false;
+    }
+    return true;
+  });
+  if (!reached) {
+    throw Error(ErrorCode::invalid_argument, "archive '" + dir.string() + "' holds no event with sequence " +
+                                                 std::to_string(to_sequence));
+  }
+  return chain;
+}
 
 ArchiveVerifyReport verify_archive(const fs::path& dir) {
   ArchiveVerifyReport report;

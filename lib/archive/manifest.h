@@ -24,4 +24,11 @@ ArchiveManifest load_manifest(const std::filesystem::path& dir);
 // the directory. Errors: io_error.
 void store_manifest(const std::filesystem::path& dir, const ArchiveManifest& manifest);
 
+// Verifies the segments holding sequences from_sequence..to_sequence (file
+// sizes and hashes, records, checksums, chain from the manifest's value
+// before them) and returns the chain value after `to_sequence`, hex.
+// Errors: corruption, invalid_argument (the archive does not hold it).
+std::string verify_through(const std::filesystem::path& dir, const ArchiveManifest& manifest,
+                           std::uint64_t from_sequence, std::uint64_t to_sequence);
+
 }  // namespace lighthouse::archive

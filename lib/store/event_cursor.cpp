@@ -43,6 +43,7 @@ class EventCursor::Impl {
   }
 
   const QueryPlan& plan() const noexcept { return q_.plan; }
+  const std::optional<Truncation>& truncation() const noexcept { return q_.truncation; }
 
  private:
   bool forward() const { return q_.query.direction == Direction::forward; }
@@ -263,6 +264,7 @@ EventCursor::EventCursor(EventCursor&&) noexcept = default;
 EventCursor& EventCursor::operator=(EventCursor&&) noexcept = default;
 std::optional<RecordedEvent> EventCursor::next() { return impl_->next(); }
 const QueryPlan& EventCursor::plan() const noexcept { return impl_->plan(); }
+const std::optional<Truncation>& EventCursor::truncation() const noexcept { return impl_->truncation(); }
 
 EventCursor Store::query(const Query& query) const {
   auto lock = impl_->use();

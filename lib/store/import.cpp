@@ -55,8 +55,19 @@ void Store::Impl::import_events(const std::vector<RecordedEvent>& events) {
             lmdb::Cursor c(t, dbs_.by_aggregate);
             MDB_val ak = lmdb::val(e.aggregate), av;
             std::uint64_t head = 0;
-            if (c.seek(ak, av, MDB_SET) && c.seek(ak, av, MDB_LAST_DUP)) head = schema::read_be(lmdb::view(av), 8);
+            bool kept = false;
+            if (c.seek(ak, av, MDB_SET) && c.seek(ak, av, MDB_LAST_DUP)) {
+              head = schema::read_be(lmdb::view(av), 8);
+            } else if (std::string_view stored;
+                       lmdb::get(t, dbs_.aggregate_heads, e.aggregate, stored) && stored.size() == 8) {
+              head = schema::read_be(stored, 8);  // all of its events were truncated
+              kept = true;
+            }
             if (head == 0) ++aggregates;
+            if (kept) {
+              MDB_val hk = lmdb::val(e.aggregate);
+              lmdb::check(mdb_del(t, dbs_.aggregate_heads, &hk, nullptr), "mdb_del aggregate_heads");
+            }
             if (e.aggregate_version != head + 1) {
               throw Error(ErrorCode::corruption, where + ": version " + std::to_string(e.aggregate_version) +
                                                      " does not follow " + std::to_string(head));

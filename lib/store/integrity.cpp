@@ -38,9 +38,21 @@ void Store::Impl::rebuild_indexes(RepairReport& report) {
     try {
       auto txn = begin_write();
       MDB_txn* t = txn->get();
+      // Keys of truncated events cannot be rebuilt from events: keep them.
+      std::vector<std::pair<std::string, std::string>> dropped_keys;
+      {
+        lmdb::Cursor keys(t, dbs_.by_idempotency_key);
+        MDB_val dk, dv;
+        for (bool ok = keys.seek(dk, dv, MDB_FIRST); ok; ok = keys.seek(dk, dv, MDB_NEXT)) {
+          if (dv.mv_size == schema::kDroppedIdempotencyEntrySize) {
+            dropped_keys.emplace_back(lmdb::view(dk), lmdb::view(dv));
+          }
+        }
+      }
       for (MDB_dbi dbi : {dbs_.by_type, dbs_.by_aggregate, dbs_.by_idempotency_key}) {
         lmdb::check(mdb_drop(t, dbi, 0), "emptying an index");
       }
+      for (const auto& [key, value] : dropped_keys) lmdb::put(t, dbs_.by_idempotency_key, key, value);
       report.events_indexed = 0;
       report.left_for_operator.clear();
       std::map<std::string, std::uint64_t> heads;

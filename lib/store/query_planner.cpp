@@ -133,6 +133,17 @@ bool ResolvedQuery::matches(const RecordedEvent& e) const {
   return true;
 }
 
+// The base after truncation, when there is one.
+std::optional<Truncation> truncated_base(MDB_txn* txn, const Databases& dbs) {
+  std::string_view v;
+  if (!lmdb::get(txn, dbs.meta, schema::meta::kBaseSequence, v) || v.size() != 8) return std::nullopt;
+  Truncation t;
+  t.base_sequence = schema::read_be(v, 8);
+  if (t.base_sequence <= 1) return std::nullopt;
+  if (lmdb::get(txn, dbs.meta, schema::meta::kBaseArchive, v)) t.archive = std::string(v);
+  return t;
+}
+
 ResolvedQuery plan_query(MDB_txn* txn, const Databases& dbs, const Query& query,
                          bool default_verify) {
   Limits limits;
@@ -147,6 +158,15 @@ ResolvedQuery plan_query(MDB_txn* txn, const Databases& dbs, const Query& query,
   r.query = query;
   r.verify_checksums = query.verify_checksums.value_or(default_verify);
   resolve_range(txn, dbs, r);
+  if (auto base = truncated_base(txn, dbs)) {
+    // The range reaches below the base iff its lower bound is before the
+    // first stored event (sequence and ID bounds alike become key bounds).
+    lmdb::Cursor cursor(txn, dbs.events);
+    MDB_val k, v;
+    bool below = !cursor.seek(k, v, MDB_FIRST) || std::string_view(r.lo) < lmdb::view(k);
+    if (query.from_sequence && *query.from_sequence >= base->base_sequence) below = false;
+    if (below && !r.empty) r.truncation = base;
+  }
 
   r.plan.source = QueryPlan::Source::events_range;
   r.plan.estimate = r.empty ? 0 : count_in_range(txn, dbs.events, r.lo, r.hi);
@@ -207,6 +227,16 @@ ResolvedQuery plan_aggregate(MDB_txn* txn, const Databases& dbs, const std::stri
   r.min_version = std::max<std::uint64_t>(from_version, 1);
   r.max_version = to_version;
   std::uint64_t n = dup_count(txn, dbs.by_aggregate, aggregate);
+  if (auto base = truncated_base(txn, dbs)) {
+    // Versions before the aggregate's first stored one were dropped.
+    lmdb::Cursor cursor(txn, dbs.by_aggregate);
+    MDB_val k = lmdb::val(aggregate), v;
+    std::uint64_t first = 0;
+    if (cursor.seek(k, v, MDB_SET)) first = schema::read_be(lmdb::view(v), 8);
+    std::string_view kept;
+    bool all_dropped = first == 0 && lmdb::get(txn, dbs.aggregate_heads, aggregate, kept);
+    if (all_dropped || (first > 1 && r.min_version < first)) r.truncation = base;
+  }
   r.plan = {QueryPlan::Source::by_aggregate, n,
             "by_aggregate " + shown(aggregate) + ": " + std::to_string(n) + " entries"};
   return r;

@@ -27,6 +27,7 @@ struct ResolvedQuery {
   std::uint64_t max_version = 0;   // 0: no upper bound
   QueryPlan plan;
   bool verify_checksums = true;
+  std::optional<Truncation> truncation;
 
   // Returns true iff `key` lies within [lo, hi).
   bool in_range(std::string_view key) const {

@@ -43,6 +43,11 @@ std::shared_ptr<Store::Impl> acquire(const std::filesystem::path& canonical_path
   return impl;
 }
 
+bool is_open(const std::filesystem::path& canonical_path) {
+  std::lock_guard lock(mutex());
+  return entries().count(canonical_path) != 0;
+}
+
 void release(const std::filesystem::path& canonical_path, const Store::Impl* impl,
              const std::function<void()>& close) noexcept {
   std::lock_guard lock(mutex());

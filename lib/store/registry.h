@@ -17,6 +17,9 @@ namespace lighthouse::registry {
 std::shared_ptr<Store::Impl> acquire(const std::filesystem::path& canonical_path,
                                      const std::function<std::shared_ptr<Store::Impl>()>& make);
 
+// Returns true iff this process has the store at `canonical_path` open.
+bool is_open(const std::filesystem::path& canonical_path);
+
 // Runs `close` under the registry lock and forgets `impl`'s entry.
 void release(const std::filesystem::path& canonical_path, const Store::Impl* impl,
              const std::function<void()>& close) noexcept;

@@ -25,12 +25,20 @@ inline constexpr std::string_view kLastTimestamp = "last_timestamp_ns";  // u64 
 inline constexpr std::string_view kLastChain = "last_chain";          // 32 bytes
 inline constexpr std::string_view kAggregateCount = "aggregate_count";  // u64 BE
 inline constexpr std::string_view kImportInProgress = "import_in_progress";  // present while importing
+// After truncation: the first sequence the store still holds, the chain value
+// its first event follows, and the archive that holds what was dropped.
+inline constexpr std::string_view kBaseSequence = "base_sequence";  // u64 BE (absent: 1)
+inline constexpr std::string_view kBaseChain = "base_chain";        // 32 bytes (absent: zeros)
+inline constexpr std::string_view kBaseArchive = "base_archive";    // path, UTF-8
 }  // namespace meta
 
 // by_aggregate value: version (u64 BE) ‖ event key (20 bytes).
 inline constexpr std::size_t kAggregateEntrySize = 28;
-// by_idempotency_key value: event key (20 bytes) ‖ content hash (32 bytes).
+// by_idempotency_key value: event key (20 bytes) ‖ content hash (32 bytes);
+// for an event dropped by truncation, followed by its aggregate version
+// (u64 BE), so that a retry still replays.
 inline constexpr std::size_t kIdempotencyEntrySize = 52;
+inline constexpr std::size_t kDroppedIdempotencyEntrySize = 60;
 
 inline std::string be64(std::uint64_t v) {
   std::string out(8, '\0');

@@ -219,12 +219,13 @@ void Store::Impl::check_invariants(MDB_txn* txn) {
   bool has_chain = lmdb::get(txn, dbs_.meta, schema::meta::kLastChain, chain);
   if (has_chain && chain.size() != 32) broken("meta 'last_chain' is not 32 bytes");
 
+  const std::uint64_t base = meta_u64(txn, dbs_.meta, schema::meta::kBaseSequence, 8, 1);
   lmdb::Cursor cursor(txn, dbs_.events);
   MDB_val key, value;
   if (!cursor.seek(key, value, MDB_LAST)) {
-    if (last_sequence != 0) {
+    if (last_sequence + 1 != base) {
       broken("meta says the last sequence is " + std::to_string(last_sequence) +
-             " but the store holds no events");
+             " but the store holds no events after its base " + std::to_string(base));
     }
     return;
   }
@@ -241,6 +242,10 @@ void Store::Impl::check_invariants(MDB_txn* txn) {
   cursor.seek(first_key, first_value, MDB_FIRST);
   EventId first = EventId::from_key(lmdb::view(first_key));
   std::uint64_t count = lmdb::entries(txn, dbs_.events);
+  if (first.sequence != base) {
+    broken("the first event has sequence " + std::to_string(first.sequence) + " but the base is " +
+           std::to_string(base));
+  }
   if (last.sequence - first.sequence + 1 != count) {
     broken("sequences " + std::to_string(first.sequence) + ".." + std::to_string(last.sequence) +
            " but " + std::to_string(count) + " events are stored (a gap)");
@@ -359,6 +364,15 @@ StoreStats Store::Impl::stats() const {
   s.read_only = options_.read_only;
   s.append_backlog = committer_ ? committer_->backlog() : 0;
   s.commits = commits_.load(std::memory_order_relaxed);
+  s.base_sequence = meta_u64(txn, dbs_.meta, schema::meta::kBaseSequence, 8, 1);
+  std::string_view archive;
+  if (lmdb::get(txn, dbs_.meta, schema::meta::kBaseArchive, archive)) s.base_archive = archive;
+  std::string_view base_chain;
+  if (lmdb::get(txn, dbs_.meta, schema::meta::kBaseChain, base_chain) && base_chain.size() == 32) {
+    Sha256 d;
+    std::copy(base_chain.begin(), base_chain.end(), reinterpret_cast<char*>(d.data()));
+    s.base_chain = to_hex(d);
+  }
   s.failure = failure();
   return s;
 }

@@ -69,6 +69,10 @@ class Store::Impl {
   void import_events(const std::vector<RecordedEvent>& events);
   void end_import();
 
+  // truncate_before(): drops the events from the base to `to_sequence` in
+  // one write transaction and records the new base.
+  void drop_events(std::uint64_t to_sequence, const std::string& archive);
+
   // Runs `task` in the committer thread, alone, and waits for it.
   void run_exclusive(std::function<void()> task);
   // repair(): rebuilds the secondary indexes and counters in one write transaction.

@@ -27,6 +27,13 @@ class Verifier {
       : txn_(txn), dbs_(dbs), options_(options) {}
 
   VerifyReport run() {
+    std::string_view v;
+    if (lmdb::get(txn_, dbs_.meta, schema::meta::kBaseSequence, v) && v.size() == 8) {
+      base_ = schema::read_be(v, 8);
+    }
+    if (lmdb::get(txn_, dbs_.meta, schema::meta::kBaseChain, v) && v.size() == 32) {
+      std::copy(v.begin(), v.end(), reinterpret_cast<char*>(anchor_.data()));
+    }
     check_events();
     check_by_type();
     check_by_aggregate();
@@ -54,7 +61,7 @@ class Verifier {
   void check_events() {
     lmdb::Cursor cursor(txn_, dbs_.events);
     MDB_val k, v;
-    Sha256 chain{};
+    Sha256 chain = anchor_;  // the chain the first stored event follows
     bool chain_known = true;
     EventId previous{};
     bool first = true;
@@ -75,8 +82,9 @@ class Verifier {
           problem("sequence", id.to_string(),
                   "follows sequence " + std::to_string(previous.sequence) + " (a gap or a repeat)");
         }
-      } else if (id.sequence != 1) {
-        problem("sequence", id.to_string(), "the first event's sequence is not 1");
+      } else if (id.sequence != base_) {
+        problem("sequence", id.to_string(),
+                "the first event's sequence is not the base " + std::to_string(base_));
       }
       first = false;
       previous = id;
@@ -107,7 +115,10 @@ class Verifier {
       problem("by_type", e.id.to_string(), "missing from by_type under " + shown(e.type));
     }
     if (!e.aggregate.empty()) {
-      std::uint64_t& last = versions_[e.aggregate];
+      auto [it, first_seen] = versions_.try_emplace(e.aggregate, 0);
+      std::uint64_t& last = it->second;
+      // After truncation an aggregate's first stored version may be past 1.
+      if (first_seen && base_ > 1) last = e.aggregate_version - 1;
       if (e.aggregate_version != last + 1) {
         problem("aggregate_version", e.id.to_string(),
                 "version " + std::to_string(e.aggregate_version) + " of " + shown(e.aggregate) +
@@ -189,6 +200,17 @@ class Verifier {
       ++entries;
       std::string_view name = lmdb::view(k), entry = lmdb::view(v);
       std::string subject = "idempotency key " + shown(name);
+      if (entry.size() == schema::kDroppedIdempotencyEntrySize) {
+        // The key of a truncated event: that event must be below the base.
+        --entries;
+        std::string_view record;
+        if (lmdb::get(txn_, dbs_.events, entry.substr(0, EventId::kKeySize), record) ||
+            EventId::from_key(entry.substr(0, EventId::kKeySize)).sequence >= base_) {
+          problem("idempotency", subject, "marks event " + id_text(entry.substr(0, 20)) +
+                                              " as truncated, but it is not below the base");
+        }
+        continue;
+      }
       if (entry.size() != schema::kIdempotencyEntrySize) {
         problem("idempotency", subject, "entry is not 52 bytes");
         continue;
@@ -228,13 +250,14 @@ class Verifier {
 
   void check_meta() {
     std::uint64_t last_sequence = meta(schema::meta::kLastSequence, 8);
-    if (last_sequence != last_.sequence) {
+    const std::uint64_t expected_last = report_.events_checked > 0 ? last_.sequence : base_ - 1;
+    if (last_sequence != expected_last) {
       problem("meta", "last_sequence",
-              std::to_string(last_sequence) + ", but the last event has sequence " +
-                  std::to_string(last_.sequence));
+              std::to_string(last_sequence) + ", but the store's events end at " +
+                  std::to_string(expected_last));
     }
     std::uint64_t last_ts = meta(schema::meta::kLastTimestamp, 8);
-    if (last_ts != last_.timestamp_ns) {
+    if (report_.events_checked > 0 && last_ts != last_.timestamp_ns) {
       problem("meta", "last_timestamp_ns",
               std::to_string(last_ts) + ", but the last event has " + std::to_string(last_.timestamp_ns));
     }
@@ -271,6 +294,8 @@ class Verifier {
   VerifyReport report_;
   std::map<std::string, std::uint64_t> versions_;  // aggregate -> last version seen
   std::uint64_t keyed_events_ = 0;
+  std::uint64_t base_ = 1;
+  Sha256 anchor_{};
   EventId last_{};
   Sha256 last_chain_{};
 };

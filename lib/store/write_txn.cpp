@@ -73,7 +73,8 @@ void WriteTxn::use_txn(MDB_txn* txn) noexcept {
 
 // The last version of `aggregate`: its last entry in by_aggregate, or — when
 // truncation dropped all of its events — the head kept in aggregate_heads.
-std::uint64_t WriteTxn::head(std::string_view aggregate) {
+std::uint64_t WriteTxn::head(std::string_view aggregate, bool* kept) {
+  if (kept != nullptr) *kept = false;
   lmdb::Cursor& c = cursor(aggregate_cursor_, dbs_.by_aggregate);
   MDB_val k = lmdb::val(aggregate), v;
   if (c.seek(k, v, MDB_SET) && c.seek(k, v, MDB_LAST_DUP)) {
@@ -83,13 +84,14 @@ std::uint64_t WriteTxn::head(std::string_view aggregate) {
     }
     return schema::read_be(lmdb::view(v), 8);
   }
-  std::string_view kept;
-  if (!lmdb::get(txn_, dbs_.aggregate_heads, aggregate, kept)) return 0;
-  if (kept.size() != 8) {
+  std::string_view stored;
+  if (!lmdb::get(txn_, dbs_.aggregate_heads, aggregate, stored)) return 0;
+  if (stored.size() != 8) {
     throw Error(ErrorCode::corruption,
                 "aggregate head of '" + std::string(aggregate) + "' is not 8 bytes");
   }
-  return schema::read_be(kept, 8);
+  if (kept != nullptr) *kept = true;
+  return schema::read_be(stored, 8);
 }
 
 std::optional<AppendResult> WriteTxn::check_idempotency(const Batch& batch) {
@@ -112,13 +114,14 @@ std::optional<AppendResult> WriteTxn::check_idempotency(const Batch& batch) {
       if (!first_missing) first_missing = i;
       continue;
     }
-    if (entry.size() != schema::kIdempotencyEntrySize) {
+    const bool dropped = entry.size() == schema::kDroppedIdempotencyEntrySize;
+    if (entry.size() != schema::kIdempotencyEntrySize && !dropped) {
       throw Error(ErrorCode::corruption,
                   "idempotency entry of key '" + *e.idempotency_key + "' is damaged");
     }
     ++stored;
     if (!first_stored) first_stored = i;
-    if (entry.substr(20) != digest_view(codec::content_hash(e))) {
+    if (entry.substr(20, 32) != digest_view(codec::content_hash(e))) {
       throw Error(ErrorCode::idempotency_conflict,
                   "idempotency key '" + *e.idempotency_key +
                       "' is already stored with different content (event " +
@@ -126,6 +129,11 @@ std::optional<AppendResult> WriteTxn::check_idempotency(const Batch& batch) {
           .with_index(i);
     }
     EventId id = EventId::from_key(entry.substr(0, 20));
+    if (dropped) {
+      // The event was truncated: its entry keeps the version.
+      replay.events.push_back({id, schema::read_be(entry.substr(52), 8)});
+      continue;
+    }
     std::string_view record;
     if (!lmdb::get(txn_, dbs_.events, entry.substr(0, 20), record)) {
       throw Error(ErrorCode::corruption, "idempotency key '" + *e.idempotency_key +
@@ -163,8 +171,9 @@ AppendedEvent WriteTxn::write_event(const EventData& e) {
   id.timestamp_ns = std::max(now_, state_.last_timestamp_ns + 1);
   id.node_id = node_id_;
   std::uint64_t version = 0;
+  bool kept_head = false;
   if (!e.aggregate.empty()) {
-    std::uint64_t current = head(e.aggregate);
+    std::uint64_t current = head(e.aggregate, &kept_head);
     if (current == 0) ++state_.aggregate_count;
     version = current + 1;
   }
@@ -185,6 +194,11 @@ AppendedEvent WriteTxn::write_event(const EventData& e) {
     std::copy(k.begin(), k.end(), entry + 8);
     put(cursor(aggregate_cursor_, dbs_.by_aggregate), e.aggregate,
         std::string_view(entry, sizeof entry), MDB_APPENDDUP);
+    if (kept_head) {
+      // The aggregate has events again: its head is read from by_aggregate.
+      MDB_val hk = lmdb::val(e.aggregate);
+      lmdb::check(mdb_del(txn_, dbs_.aggregate_heads, &hk, nullptr), "mdb_del aggregate_heads");
+    }
   }
   if (e.idempotency_key) {
     lmdb::put(txn_, dbs_.by_idempotency_key, *e.idempotency_key,

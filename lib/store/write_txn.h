@@ -43,7 +43,9 @@ class WriteTxn {
   bool finish();
 
  private:
-  std::uint64_t head(std::string_view aggregate);
+  // The aggregate's last version; `kept` tells whether it came from
+  // aggregate_heads (all of its events truncated).
+  std::uint64_t head(std::string_view aggregate, bool* kept = nullptr);
   std::optional<AppendResult> check_idempotency(const Batch& batch);
   void check_expectations(const Batch& batch);
   AppendedEvent write_event(const EventData& e);

@@ -80,6 +80,27 @@ int run_repair(const std::string& path, std::ostream& out) {
   return report.after.ok() ? kExitSuccess : exit_code_for(ErrorCode::corruption);
 }
 
+void run_truncate(const std::string& path, const std::string& archive, const std::string& before,
+                  std::ostream& out) {
+  const EventId id = EventId::parse(before);
+  Store store = open_existing(path, false);
+  TruncateReport r = store.truncate_before(id, archive);
+  Json j;
+  j["events_dropped"] = r.events_dropped;
+  j["base_sequence"] = r.base_sequence;
+  j["archive"] = r.archive;
+  j["seconds"] = r.seconds;
+  print(out, dump(j));
+}
+
+void run_compact(const std::string& path, std::ostream& out) {
+  CompactReport r = Store::compact(path);
+  Json j;
+  j["bytes_before"] = r.bytes_before;
+  j["bytes_after"] = r.bytes_after;
+  print(out, dump(j));
+}
+
 void run_backup(const std::string& path, const std::string& destination, std::ostream& out) {
   Store store = open_existing(path, true);
   BackupReport report = store.backup(destination);

@@ -15,6 +15,10 @@ int run_verify(const std::string& path, bool json, std::ostream& out);
 // the operator).
 int run_repair(const std::string& path, std::ostream& out);
 
+void run_truncate(const std::string& path, const std::string& archive, const std::string& before,
+                  std::ostream& out);
+void run_compact(const std::string& path, std::ostream& out);
+
 void run_backup(const std::string& path, const std::string& destination, std::ostream& out);
 
 }  // namespace lighthouse::tool

@@ -149,6 +149,17 @@ int main(int argc, char** argv) {
   CLI::App* archive_list = archive_cmd->add_subcommand("list", "Print the manifest's segments as JSON lines");
   archive_list->add_option("ARCHIVE_DIR", archive_dir, "Archive directory")->required();
 
+  std::string truncate_archive, truncate_before;
+  CLI::App* truncate = app.add_subcommand(
+      "truncate", "Drop the events before an ID once a verified archive holds them");
+  truncate->add_option("STORE", store_path, "Store directory")->required();
+  truncate->add_option("--archive", truncate_archive, "The archive that holds them")->required();
+  truncate->add_option("--before", truncate_before, "Drop every event before this ID")->required();
+
+  CLI::App* compact = app.add_subcommand(
+      "compact", "Shrink the data file (no process may have the store open)");
+  compact->add_option("STORE", store_path, "Store directory")->required();
+
   std::string read_aggregate, from_version, to_version;
   CLI::App* read = app.add_subcommand("read", "Print an aggregate's stream in version order");
   read->add_option("STORE", store_path, "Store directory")->required();
@@ -180,6 +191,10 @@ int main(int argc, char** argv) {
       return run_repair(store_path, std::cout);
     } else if (*backup) {
       run_backup(store_path, backup_destination, std::cout);
+    } else if (*truncate) {
+      run_truncate(store_path, truncate_archive, truncate_before, std::cout);
+    } else if (*compact) {
+      run_compact(store_path, std::cout);
     } else if (*export_cmd) {
       run_export(store_path, archive_dir, segment_bytes, level, std::cout);
     } else if (*import_cmd) {

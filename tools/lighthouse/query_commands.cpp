@@ -1,6 +1,7 @@
 #include "query_commands.h"
 
 #include <charconv>
+#include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "json_event.h"
@@ -23,8 +24,13 @@ std::optional<std::uint64_t> parse_number(const std::string& option, const std::
   return value;
 }
 
-// Writes each event as it comes, so memory stays bounded.
+// Writes each event as it comes, so memory stays bounded. A result that
+// reaches below the store's base is said so on stderr.
 void print_events(EventCursor& cursor, std::ostream& out) {
+  if (const auto& t = cursor.truncation()) {
+    std::cerr << "lighthouse: warning: events before sequence " << t->base_sequence
+              << " were truncated; they are in archive '" << t->archive << "'\n";
+  }
   for (const RecordedEvent& event : cursor) {
     out << recorded_event_json(event) << '\n';
     if (!out) throw Error(ErrorCode::io_error, "cannot write to standard output");
