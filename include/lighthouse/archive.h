@@ -124,6 +124,15 @@ struct ArchiveVerifyReport {
 // errors: not_found (no manifest), io_error.
 LIGHTHOUSE_API ArchiveVerifyReport verify_archive(const std::filesystem::path& dir);
 
+// Checks that an archive and a store form one unbroken chain: after
+// truncation, the archive's event just before the store's base carries the
+// store's chain anchor; where both hold an event, they hold the same one; and
+// there is no gap between the archive's last event and the store's first.
+// Returns the problems found (none when they agree). Errors: not_found,
+// corruption (the archive does not verify where it is read), closed.
+LIGHTHOUSE_API std::vector<ArchiveProblem> cross_check_archive(const Store& store,
+                                                               const std::filesystem::path& dir);
+
 // Reads the manifest. Errors: not_found, corruption (not a valid manifest).
 LIGHTHOUSE_API ArchiveManifest read_manifest(const std::filesystem::path& dir);
 

@@ -313,6 +313,39 @@ std::string archive::verify_through(const fs::path& dir, const ArchiveManifest& 
   return chain;
 }
 
+std::vector<ArchiveProblem> cross_check_archive(const Store& store, const fs::path& dir) {
+  const ArchiveManifest m = archive::load_manifest(dir);
+  const StoreStats stats = store.stats();
+  std::vector<ArchiveProblem> problems;
+  const std::uint64_t base = stats.base_sequence;
+  if (base > 1) {
+    if (m.last_sequence + 1 < base || m.base_sequence > base - 1) {
+      problems.push_back({archive::kManifestName,
+                          "the archive holds sequences " + std::to_string(m.base_sequence) + ".." +
+                              std::to_string(m.last_sequence) + ", not the store's truncated event " +
+                              std::to_string(base - 1)});
+    } else if (archive::verify_through(dir, m, base - 1, base - 1) != stats.base_chain) {
+      problems.push_back({archive::kManifestName, "event " + std::to_string(base - 1) +
+                                                      " of the archive does not carry the store's chain anchor"});
+    }
+  }
+  if (m.last_sequence >= base && m.last_sequence <= stats.last_sequence) {
+    Query at;
+    at.from_sequence = m.last_sequence;
+    at.to_sequence = m.last_sequence;
+    auto event = store.query(at).next();
+    if (!event || hex(event->chain) != m.last_chain || event->id.to_string() != m.last_id) {
+      problems.push_back({archive::kManifestName, "the archive's checkpoint " + m.last_id +
+                                                      " is not the store's event " +
+                                                      std::to_string(m.last_sequence)});
+    }
+  } else if (m.last_sequence > stats.last_sequence) {
+    problems.push_back({archive::kManifestName, "the archive holds events past the store's last (" +
+                                                    std::to_string(stats.last_sequence) + ")"});
+  }
+  return problems;
+}
+
 ArchiveVerifyReport verify_archive(const fs::path& dir) {
   ArchiveVerifyReport report;
   report.manifest = archive::load_manifest(dir);

@@ -427,6 +427,37 @@ class BatchTest(ToolTestCase):
         self.assertEqual(result.rc, EXIT_CORRUPTION, result)  # the damaged event is left as it is
         self.assertEqual(len(result.json_lines()[0]["left_for_operator"]), 1)
 
+    def test_truncate_compact_and_cross_check(self):
+        self._query_store()
+        archive = os.path.join(self.tmp, "archive")
+        # Without an archive: refused, nothing dropped.
+        ids = [e["id"] for e in self.query()]
+        result = run("truncate", self.store, "--archive", archive, "--before", ids[30])
+        self.assertEqual(result.rc, EXIT_NOT_FOUND, result)
+        self.assertEqual(self.count(), 40)
+        self.assertEqual(run("export", self.store, archive).rc, EXIT_OK)
+        result = run("truncate", self.store, "--archive", archive, "--before", "not-an-id")
+        self.assertEqual(result.rc, EXIT_INVALID, result)
+        (report,) = run("truncate", self.store, "--archive", archive, "--before", ids[30]).json_lines()
+        self.assertEqual((report["events_dropped"], report["base_sequence"]), (30, 31))
+        self.assertEqual(self.count(), 10)
+        result = run("query", self.store)
+        self.assertEqual(len(result.json_lines()), 10)
+        self.assertIn("truncated", result.err)
+        self.assertIn(os.path.abspath(archive), result.err)
+        self.assertEqual(run("verify", self.store, "--archive", archive).rc, EXIT_OK)
+        (compacted,) = run("compact", self.store).json_lines()
+        self.assertLessEqual(compacted["bytes_after"], compacted["bytes_before"])
+        self.assertEqual(run("verify", self.store).rc, EXIT_OK)
+        # Another store's archive does not form a chain with this one.
+        other, other_archive = os.path.join(self.tmp, "other"), os.path.join(self.tmp, "other-archive")
+        run("init", other)
+        run("append", other, stdin=lines(*[{"type": "X"} for _ in range(50)]))
+        run("export", other, other_archive)
+        result = run("verify", self.store, "--archive", other_archive)
+        self.assertEqual(result.rc, EXIT_CORRUPTION, result)
+        self.assertIn("archive", result.out)
+
     def test_batch_appends_all_lines_in_one_commit(self):
         acks = self.append_ok(lines({"type": "a", "aggregate": "x", "expected_version": "no_stream"},
                                     {"type": "b", "aggregate": "x", "expected_version": 1}),

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "exit_codes.h"
+#include "lighthouse/archive.h"
 #include "lighthouse/store.h"
 #include "store_commands.h"
 
@@ -45,9 +46,21 @@ Store open_for_inspection(const std::string& path, bool read_only) {
 }
 }  // namespace
 
-int run_verify(const std::string& path, bool json, std::ostream& out) {
+int run_verify(const std::string& path, bool json, const std::string& archive, std::ostream& out) {
   Store store = open_for_inspection(path, true);
   VerifyReport report = store.verify();
+  if (!archive.empty()) {
+    // Archive plus store must form one unbroken chain.
+    ArchiveVerifyReport archived = verify_archive(archive);
+    for (const auto& p : archived.problems) {
+      ++report.problem_count;
+      report.problems.push_back({"archive", p.file, p.detail});
+    }
+    for (const auto& p : cross_check_archive(store, archive)) {
+      ++report.problem_count;
+      report.problems.push_back({"archive", p.file, p.detail});
+    }
+  }
   if (json) {
     print(out, dump(report_json(report)));
   } else {

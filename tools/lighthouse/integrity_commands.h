@@ -8,7 +8,8 @@ namespace lighthouse::tool {
 
 // Prints the report (a summary line, or with `json` one JSON object) and
 // returns the exit code: 0 when clean, 5 when anything is wrong.
-int run_verify(const std::string& path, bool json, std::ostream& out);
+// With `archive`, also checks that archive plus store form one unbroken chain.
+int run_verify(const std::string& path, bool json, const std::string& archive, std::ostream& out);
 
 // Rebuilds indexes and counters; prints what it did as JSON. Returns 0 when
 // the store verifies afterwards, 5 when problems remain (events left for

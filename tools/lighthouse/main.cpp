@@ -112,6 +112,9 @@ int main(int argc, char** argv) {
       "verify", "Check every checksum, the chain, sequences, versions, indexes and counters");
   verify->add_option("STORE", store_path, "Store directory")->required();
   verify->add_flag("--json", verify_json, "Print the report as one JSON object");
+  std::string verify_archive_dir;
+  verify->add_option("--archive", verify_archive_dir,
+                     "Also verify this archive and that archive plus store form one unbroken chain");
   verify->footer("Exit code 0 when the store is clean, 5 when anything is wrong. Never writes.");
 
   CLI::App* repair = app.add_subcommand(
@@ -186,7 +189,7 @@ int main(int argc, char** argv) {
     } else if (*stats) {
       run_stats(store_path, std::cout);
     } else if (*verify) {
-      return run_verify(store_path, verify_json, std::cout);
+      return run_verify(store_path, verify_json, verify_archive_dir, std::cout);
     } else if (*repair) {
       return run_repair(store_path, std::cout);
     } else if (*backup) {
