@@ -1,28 +1,19 @@
 #include "archive/archive_record.h"
 
-#include <msgpack.hpp>
-
 #include "codec/msgpack_reader.h"
+#include "codec/msgpack_writer.h"
 #include "lighthouse/error.h"
 
 namespace lighthouse::archive {
 namespace {
 
-struct StringBuffer {
-  std::string bytes;
-  void write(const char* data, std::size_t size) { bytes.append(data, size); }
-};
-using Packer = msgpack::packer<StringBuffer>;
-
-void str(Packer& pk, std::string_view s) {
-  pk.pack_str(static_cast<std::uint32_t>(s.size()));
-  pk.pack_str_body(s.data(), static_cast<std::uint32_t>(s.size()));
+using codec::Packer;
+using codec::StringBuffer;
+constexpr auto str = codec::pack_str;
+constexpr auto bin = codec::pack_bin;
+std::string_view view(const Sha256& d) {
+  return {reinterpret_cast<const char*>(d.data()), d.size()};
 }
-void bin(Packer& pk, std::string_view b) {
-  pk.pack_bin(static_cast<std::uint32_t>(b.size()));
-  pk.pack_bin_body(b.data(), static_cast<std::uint32_t>(b.size()));
-}
-std::string_view view(const Sha256& d) { return {reinterpret_cast<const char*>(d.data()), d.size()}; }
 
 [[noreturn]] void bad(const std::string& where, const std::string& why) {
   throw Error(ErrorCode::corruption, where + ": not a valid archive record (" + why + ")");
@@ -60,8 +51,10 @@ void encode_archive_record(std::string& out, const RecordedEvent& e) {
   str(pk, "data");
   bin(pk, e.data);
   str(pk, "idempotency_key");
-  if (e.idempotency_key) str(pk, *e.idempotency_key);
-  else pk.pack_nil();
+  if (e.idempotency_key)
+    str(pk, *e.idempotency_key);
+  else
+    pk.pack_nil();
   str(pk, "checksum");
   bin(pk, view(e.checksum));
   str(pk, "chain");
@@ -151,7 +144,8 @@ RecordedEvent decode_archive_record(std::string_view bytes, const std::string& w
   }
   if (seen != 8191) bad(where, "a field is missing");
   if (!r.done()) bad(where, "trailing bytes");
-  if (id_text != e.id.to_string()) bad(where, "id '" + id_text.substr(0, 64) + "' disagrees with its fields");
+  if (id_text != e.id.to_string())
+    bad(where, "id '" + id_text.substr(0, 64) + "' disagrees with its fields");
   return e;
 }
 

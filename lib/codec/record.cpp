@@ -4,32 +4,13 @@
 
 #include <charconv>
 
-#include <msgpack.hpp>
-
 #include "codec/msgpack_reader.h"
+#include "codec/msgpack_writer.h"
 #include "codec/sha256.h"
 #include "lighthouse/error.h"
 
 namespace lighthouse::codec {
 namespace {
-
-// msgpack-cxx packs into anything with write(const char*, size_t).
-struct StringBuffer {
-  std::string bytes;
-  void write(const char* data, std::size_t size) { bytes.append(data, size); }
-};
-
-using Packer = msgpack::packer<StringBuffer>;
-
-void pack_str(Packer& pk, std::string_view s) {
-  pk.pack_str(static_cast<std::uint32_t>(s.size()));
-  pk.pack_str_body(s.data(), static_cast<std::uint32_t>(s.size()));
-}
-
-void pack_bin(Packer& pk, std::string_view b) {
-  pk.pack_bin(static_cast<std::uint32_t>(b.size()));
-  pk.pack_bin_body(b.data(), static_cast<std::uint32_t>(b.size()));
-}
 
 void pack_metadata(Packer& pk, const Metadata& metadata) {
   pk.pack_map(static_cast<std::uint32_t>(metadata.size()));
@@ -47,8 +28,8 @@ std::string compress(std::string_view data, int level) {
   std::string out(ZSTD_compressBound(data.size()), '\0');
   std::size_t n = ZSTD_compress(out.data(), out.size(), data.data(), data.size(), level);
   if (ZSTD_isError(n)) {
-    throw Error(ErrorCode::internal, std::string("zstd compression failed: ") +
-                                         ZSTD_getErrorName(n));
+    throw Error(ErrorCode::internal,
+                std::string("zstd compression failed: ") + ZSTD_getErrorName(n));
   }
   out.resize(n);
   return out;
@@ -137,8 +118,8 @@ bool peek_record(std::string_view bytes, RecordHead& head) noexcept {
   std::uint32_t fields = 0;
   std::uint64_t version = 0, flags = 0;
   return r.array(fields) && fields == kRecordFields && r.uint(version) &&
-         version == kRecordVersion && r.uint(flags) && r.str(head.type) &&
-         r.str(head.aggregate) && r.uint(head.aggregate_version);
+         version == kRecordVersion && r.uint(flags) && r.str(head.type) && r.str(head.aggregate) &&
+         r.uint(head.aggregate_version);
 }
 
 void encode_record(std::string& out, const RecordFields& f, const Sha256& checksum,
@@ -184,7 +165,8 @@ RecordedEvent decode_record(const EventId& id, std::string_view bytes) {
     corrupt(id, "not an array of " + std::to_string(kRecordFields) + " fields");
   }
   if (!r.uint(version) || version != kRecordVersion) corrupt(id, "unknown record version");
-  if (!r.uint(flags) || (flags & ~std::uint64_t{kFlagCompressed}) != 0) corrupt(id, "unknown flags");
+  if (!r.uint(flags) || (flags & ~std::uint64_t{kFlagCompressed}) != 0)
+    corrupt(id, "unknown flags");
   RecordedEvent e;
   e.id = id;
   std::string_view type, aggregate, data, key, checksum, chain;
@@ -220,9 +202,9 @@ RecordedEvent decode_record(const EventId& id, std::string_view bytes) {
 
 void verify_checksum(const RecordedEvent& event) {
   if (event_checksum(event) != event.checksum) {
-    throw Error(ErrorCode::corruption,
-                "event " + event.id.to_string() + ": checksum mismatch (stored " +
-                    to_hex(event.checksum) + ")");
+    throw Error(ErrorCode::corruption, "event " + event.id.to_string() +
+                                           ": checksum mismatch (stored " + to_hex(event.checksum) +
+                                           ")");
   }
 }
 

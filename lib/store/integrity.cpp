@@ -33,90 +33,11 @@ VerifyReport Store::verify(const VerifyOptions& options) const {
   return verify_snapshot(read->txn.get(), impl_->dbs_, options);
 }
 
-void Store::Impl::rebuild_indexes(RepairReport& report) {
+void Store::Impl::with_write_txn(const std::function<void(MDB_txn*)>& body) {
   for (int attempt = 0;; ++attempt) {
     try {
       auto txn = begin_write();
-      MDB_txn* t = txn->get();
-      // Keys of truncated events cannot be rebuilt from events: keep them.
-      std::vector<std::pair<std::string, std::string>> dropped_keys;
-      {
-        lmdb::Cursor keys(t, dbs_.by_idempotency_key);
-        MDB_val dk, dv;
-        for (bool ok = keys.seek(dk, dv, MDB_FIRST); ok; ok = keys.seek(dk, dv, MDB_NEXT)) {
-          if (dv.mv_size == schema::kDroppedIdempotencyEntrySize) {
-            dropped_keys.emplace_back(lmdb::view(dk), lmdb::view(dv));
-          }
-        }
-      }
-      for (MDB_dbi dbi : {dbs_.by_type, dbs_.by_aggregate, dbs_.by_idempotency_key}) {
-        lmdb::check(mdb_drop(t, dbi, 0), "emptying an index");
-      }
-      for (const auto& [key, value] : dropped_keys) lmdb::put(t, dbs_.by_idempotency_key, key, value);
-      report.events_indexed = 0;
-      report.left_for_operator.clear();
-      std::map<std::string, std::uint64_t> heads;
-      std::optional<RecordedEvent> last;
-      MDB_val k, v;
-      // Cursors of a write transaction must be closed before it commits.
-      auto cursor_holder = std::make_unique<lmdb::Cursor>(t, dbs_.events);
-      lmdb::Cursor& cursor = *cursor_holder;
-      for (bool ok = cursor.seek(k, v, MDB_FIRST); ok; ok = cursor.seek(k, v, MDB_NEXT)) {
-        std::string key(lmdb::view(k));
-        if (key.size() != EventId::kKeySize) {
-          report.left_for_operator.push_back({"record", "key of " + std::to_string(key.size()) + " bytes",
-                                              "not an event key"});
-          continue;
-        }
-        EventId id = EventId::from_key(key);
-        RecordedEvent e;
-        try {
-          e = codec::decode_record(id, lmdb::view(v));
-        } catch (const Error& error) {
-          report.left_for_operator.push_back({"record", id.to_string(), error.what()});
-          continue;
-        }
-        if (codec::event_checksum(e) != e.checksum) {
-          report.left_for_operator.push_back(
-              {"checksum", id.to_string(), "content does not match its checksum; indexed as stored"});
-        }
-        lmdb::put(t, dbs_.by_type, e.type, key);
-        if (!e.aggregate.empty()) {
-          lmdb::put(t, dbs_.by_aggregate, e.aggregate, schema::be64(e.aggregate_version) + key);
-          auto& head = heads[e.aggregate];
-          head = std::max(head, e.aggregate_version);
-        }
-        if (e.idempotency_key) {
-          Sha256 hash = codec::content_hash(codec::RecordFields::of(e));
-          lmdb::put(t, dbs_.by_idempotency_key, *e.idempotency_key,
-                    key + std::string(reinterpret_cast<const char*>(hash.data()), hash.size()));
-        }
-        ++report.events_indexed;
-        last = std::move(e);
-      }
-      cursor_holder.reset();
-      // aggregate_heads keeps only aggregates without events (all truncated).
-      std::uint64_t aggregates = heads.size();
-      std::vector<std::string> derived;
-      {
-        lmdb::Cursor kept(t, dbs_.aggregate_heads);
-        for (bool ok = kept.seek(k, v, MDB_FIRST); ok; ok = kept.seek(k, v, MDB_NEXT)) {
-          std::string name(lmdb::view(k));
-          if (heads.count(name) != 0) derived.push_back(std::move(name));
-          else ++aggregates;
-        }
-      }
-      for (const auto& name : derived) {
-        MDB_val dk = lmdb::val(name);
-        lmdb::check(mdb_del(t, dbs_.aggregate_heads, &dk, nullptr), "mdb_del");
-      }
-      if (last) {
-        lmdb::put(t, dbs_.meta, schema::meta::kLastSequence, schema::be64(last->id.sequence));
-        lmdb::put(t, dbs_.meta, schema::meta::kLastTimestamp, schema::be64(last->id.timestamp_ns));
-        lmdb::put(t, dbs_.meta, schema::meta::kLastChain,
-                  std::string_view(reinterpret_cast<const char*>(last->chain.data()), 32));
-      }
-      lmdb::put(t, dbs_.meta, schema::meta::kAggregateCount, schema::be64(aggregates));
+      body(txn->get());  // closes its cursors before returning
       txn->commit();
       return;
     } catch (const lmdb::LmdbError& error) {
@@ -126,9 +47,96 @@ void Store::Impl::rebuild_indexes(RepairReport& report) {
   }
 }
 
+void Store::Impl::rebuild_indexes(RepairReport& report) {
+  with_write_txn([&](MDB_txn* t) {
+    // Keys of truncated events cannot be rebuilt from events: keep them.
+    std::vector<std::pair<std::string, std::string>> dropped_keys;
+    {
+      lmdb::Cursor keys(t, dbs_.by_idempotency_key);
+      MDB_val dk, dv;
+      for (bool ok = keys.seek(dk, dv, MDB_FIRST); ok; ok = keys.seek(dk, dv, MDB_NEXT)) {
+        if (dv.mv_size == schema::kDroppedIdempotencyEntrySize) {
+          dropped_keys.emplace_back(lmdb::view(dk), lmdb::view(dv));
+        }
+      }
+    }
+    for (MDB_dbi dbi : {dbs_.by_type, dbs_.by_aggregate, dbs_.by_idempotency_key}) {
+      lmdb::check(mdb_drop(t, dbi, 0), "emptying an index");
+    }
+    for (const auto& [key, value] : dropped_keys) lmdb::put(t, dbs_.by_idempotency_key, key, value);
+    report.events_indexed = 0;
+    report.left_for_operator.clear();
+    std::map<std::string, std::uint64_t> heads;
+    std::optional<RecordedEvent> last;
+    MDB_val k, v;
+    // Cursors of a write transaction must be closed before it commits.
+    auto cursor_holder = std::make_unique<lmdb::Cursor>(t, dbs_.events);
+    lmdb::Cursor& cursor = *cursor_holder;
+    for (bool ok = cursor.seek(k, v, MDB_FIRST); ok; ok = cursor.seek(k, v, MDB_NEXT)) {
+      std::string key(lmdb::view(k));
+      if (key.size() != EventId::kKeySize) {
+        report.left_for_operator.push_back(
+            {"record", "key of " + std::to_string(key.size()) + " bytes", "not an event key"});
+        continue;
+      }
+      EventId id = EventId::from_key(key);
+      RecordedEvent e;
+      try {
+        e = codec::decode_record(id, lmdb::view(v));
+      } catch (const Error& error) {
+        report.left_for_operator.push_back({"record", id.to_string(), error.what()});
+        continue;
+      }
+      if (codec::event_checksum(e) != e.checksum) {
+        report.left_for_operator.push_back(
+            {"checksum", id.to_string(), "content does not match its checksum; indexed as stored"});
+      }
+      lmdb::put(t, dbs_.by_type, e.type, key);
+      if (!e.aggregate.empty()) {
+        lmdb::put(t, dbs_.by_aggregate, e.aggregate, schema::be64(e.aggregate_version) + key);
+        auto& head = heads[e.aggregate];
+        head = std::max(head, e.aggregate_version);
+      }
+      if (e.idempotency_key) {
+        Sha256 hash = codec::content_hash(codec::RecordFields::of(e));
+        lmdb::put(t, dbs_.by_idempotency_key, *e.idempotency_key,
+                  key + std::string(reinterpret_cast<const char*>(hash.data()), hash.size()));
+      }
+      ++report.events_indexed;
+      last = std::move(e);
+    }
+    cursor_holder.reset();
+    // aggregate_heads keeps only aggregates without events (all truncated).
+    std::uint64_t aggregates = heads.size();
+    std::vector<std::string> derived;
+    {
+      lmdb::Cursor kept(t, dbs_.aggregate_heads);
+      for (bool ok = kept.seek(k, v, MDB_FIRST); ok; ok = kept.seek(k, v, MDB_NEXT)) {
+        std::string name(lmdb::view(k));
+        if (heads.count(name) != 0)
+          derived.push_back(std::move(name));
+        else
+          ++aggregates;
+      }
+    }
+    for (const auto& name : derived) {
+      MDB_val dk = lmdb::val(name);
+      lmdb::check(mdb_del(t, dbs_.aggregate_heads, &dk, nullptr), "mdb_del");
+    }
+    if (last) {
+      lmdb::put(t, dbs_.meta, schema::meta::kLastSequence, schema::be64(last->id.sequence));
+      lmdb::put(t, dbs_.meta, schema::meta::kLastTimestamp, schema::be64(last->id.timestamp_ns));
+      lmdb::put(t, dbs_.meta, schema::meta::kLastChain,
+                std::string_view(reinterpret_cast<const char*>(last->chain.data()), 32));
+    }
+    lmdb::put(t, dbs_.meta, schema::meta::kAggregateCount, schema::be64(aggregates));
+  });
+}
+
 RepairReport Store::repair() {
   if (read_only_handle_ || impl_->options().read_only) {
-    throw Error(ErrorCode::read_only, "store '" + impl_->path().string() + "' was opened read-only");
+    throw Error(ErrorCode::read_only,
+                "store '" + impl_->path().string() + "' was opened read-only");
   }
   RepairReport report;
   report.before = verify();
@@ -157,8 +165,8 @@ BackupReport Store::backup(const fs::path& destination) const {
   std::error_code ec;
   if (fs::exists(destination, ec) &&
       (!fs::is_directory(destination, ec) || !fs::is_empty(destination, ec))) {
-    throw Error(ErrorCode::invalid_argument,
-                "backup destination '" + destination.string() + "' exists and is not an empty directory");
+    throw Error(ErrorCode::invalid_argument, "backup destination '" + destination.string() +
+                                                 "' exists and is not an empty directory");
   }
   fs::create_directories(destination, ec);
   if (ec) {
@@ -189,9 +197,9 @@ BackupReport Store::backup(const fs::path& destination) const {
   VerifyReport verified = copy.verify({10});
   if (!verified.ok()) {
     throw Error(ErrorCode::corruption,
-                "the backup in '" + target.string() + "' does not verify: " +
-                    verified.problems.front().category + " " + verified.problems.front().subject +
-                    ": " + verified.problems.front().detail);
+                "the backup in '" + target.string() +
+                    "' does not verify: " + verified.problems.front().category + " " +
+                    verified.problems.front().subject + ": " + verified.problems.front().detail);
   }
   report.events = verified.events_checked;
   copy.close();

@@ -73,6 +73,10 @@ class Store::Impl {
   // one write transaction and records the new base.
   void drop_events(std::uint64_t to_sequence, const std::string& archive);
 
+  // Runs `body` in a write transaction and commits it; when the map is full,
+  // aborts, grows the map and runs `body` again. For the committer thread.
+  void with_write_txn(const std::function<void(MDB_txn*)>& body);
+
   // Runs `task` in the committer thread, alone, and waits for it.
   void run_exclusive(std::function<void()> task);
   // repair(): rebuilds the secondary indexes and counters in one write transaction.

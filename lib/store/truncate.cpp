@@ -24,57 +24,57 @@ constexpr std::uint64_t kEventsPerTransaction = 10'000;
 // the base past them.
 void Store::Impl::drop_events(std::uint64_t to_sequence, const std::string& archive) {
   run_exclusive([&] {
-    auto txn = begin_write();
-    MDB_txn* t = txn->get();
-    Sha256 chain{};
-    std::uint64_t last = 0;
-    {
-      lmdb::Cursor events(t, dbs_.events);
-      MDB_val k, v;
-      while (events.seek(k, v, MDB_FIRST)) {
-        const std::string key(lmdb::view(k));
-        const EventId id = EventId::from_key(key);
-        if (id.sequence > to_sequence) break;
-        RecordedEvent e = codec::decode_record(id, lmdb::view(v));
-        lmdb::check(mdb_cursor_del(events.get(), 0), "deleting an event");
-        MDB_val tk = lmdb::val(e.type), tv = lmdb::val(key);
-        int rc = mdb_del(t, dbs_.by_type, &tk, &tv);
-        if (rc != MDB_NOTFOUND) lmdb::check(rc, "deleting a by_type entry");
-        if (!e.aggregate.empty()) {
-          const std::string entry = schema::be64(e.aggregate_version) + key;
-          MDB_val ak = lmdb::val(e.aggregate), av = lmdb::val(entry);
-          rc = mdb_del(t, dbs_.by_aggregate, &ak, &av);
-          if (rc != MDB_NOTFOUND) lmdb::check(rc, "deleting a by_aggregate entry");
-          lmdb::Cursor rest(t, dbs_.by_aggregate);
-          MDB_val rk = lmdb::val(e.aggregate), rv;
-          if (!rest.seek(rk, rv, MDB_SET)) {
-            // The aggregate lost all its events: keep its head.
-            lmdb::put(t, dbs_.aggregate_heads, e.aggregate, schema::be64(e.aggregate_version));
+    with_write_txn([&](MDB_txn* t) {
+      Sha256 chain{};
+      std::uint64_t last = 0;
+      {
+        lmdb::Cursor events(t, dbs_.events);
+        MDB_val k, v;
+        while (events.seek(k, v, MDB_FIRST)) {
+          const std::string key(lmdb::view(k));
+          const EventId id = EventId::from_key(key);
+          if (id.sequence > to_sequence) break;
+          RecordedEvent e = codec::decode_record(id, lmdb::view(v));
+          lmdb::check(mdb_cursor_del(events.get(), 0), "deleting an event");
+          MDB_val tk = lmdb::val(e.type), tv = lmdb::val(key);
+          int rc = mdb_del(t, dbs_.by_type, &tk, &tv);
+          if (rc != MDB_NOTFOUND) lmdb::check(rc, "deleting a by_type entry");
+          if (!e.aggregate.empty()) {
+            const std::string entry = schema::be64(e.aggregate_version) + key;
+            MDB_val ak = lmdb::val(e.aggregate), av = lmdb::val(entry);
+            rc = mdb_del(t, dbs_.by_aggregate, &ak, &av);
+            if (rc != MDB_NOTFOUND) lmdb::check(rc, "deleting a by_aggregate entry");
+            lmdb::Cursor rest(t, dbs_.by_aggregate);
+            MDB_val rk = lmdb::val(e.aggregate), rv;
+            if (!rest.seek(rk, rv, MDB_SET)) {
+              // The aggregate lost all its events: keep its head.
+              lmdb::put(t, dbs_.aggregate_heads, e.aggregate, schema::be64(e.aggregate_version));
+            }
           }
+          if (e.idempotency_key) {
+            Sha256 hash = codec::content_hash(codec::RecordFields::of(e));
+            lmdb::put(t, dbs_.by_idempotency_key, *e.idempotency_key,
+                      key + std::string(reinterpret_cast<const char*>(hash.data()), 32) +
+                          schema::be64(e.aggregate_version));
+          }
+          chain = e.chain;
+          last = id.sequence;
         }
-        if (e.idempotency_key) {
-          Sha256 hash = codec::content_hash(codec::RecordFields::of(e));
-          lmdb::put(t, dbs_.by_idempotency_key, *e.idempotency_key,
-                    key + std::string(reinterpret_cast<const char*>(hash.data()), 32) +
-                        schema::be64(e.aggregate_version));
-        }
-        chain = e.chain;
-        last = id.sequence;
       }
-    }
-    if (last != 0) {
-      lmdb::put(t, dbs_.meta, schema::meta::kBaseSequence, schema::be64(last + 1));
-      lmdb::put(t, dbs_.meta, schema::meta::kBaseChain,
-                std::string_view(reinterpret_cast<const char*>(chain.data()), 32));
-      lmdb::put(t, dbs_.meta, schema::meta::kBaseArchive, archive);
-    }
-    txn->commit();
+      if (last != 0) {
+        lmdb::put(t, dbs_.meta, schema::meta::kBaseSequence, schema::be64(last + 1));
+        lmdb::put(t, dbs_.meta, schema::meta::kBaseChain,
+                  std::string_view(reinterpret_cast<const char*>(chain.data()), 32));
+        lmdb::put(t, dbs_.meta, schema::meta::kBaseArchive, archive);
+      }
+    });
   });
 }
 
 TruncateReport Store::truncate_before(const EventId& id, const fs::path& archive_dir) {
   if (read_only_handle_ || impl_->options().read_only) {
-    throw Error(ErrorCode::read_only, "store '" + impl_->path().string() + "' was opened read-only");
+    throw Error(ErrorCode::read_only,
+                "store '" + impl_->path().string() + "' was opened read-only");
   }
   const auto start = std::chrono::steady_clock::now();
   const StoreStats stats = this->stats();
@@ -108,26 +108,29 @@ TruncateReport Store::truncate_before(const EventId& id, const fs::path& archive
   const fs::path dir = fs::absolute(archive_dir);
   const ArchiveManifest manifest = archive::load_manifest(dir);
   if (manifest.base_sequence > stats.base_sequence) {
-    throw Error(ErrorCode::invalid_argument,
-                "archive '" + dir.string() + "' starts at sequence " + std::to_string(manifest.base_sequence) +
-                    ": it does not hold the store's events from " + std::to_string(stats.base_sequence));
+    throw Error(ErrorCode::invalid_argument, "archive '" + dir.string() + "' starts at sequence " +
+                                                 std::to_string(manifest.base_sequence) +
+                                                 ": it does not hold the store's events from " +
+                                                 std::to_string(stats.base_sequence));
   }
   if (manifest.last_sequence < drop_to) {
     throw Error(ErrorCode::invalid_argument,
                 "archive '" + dir.string() + "' holds events up to sequence " +
-                    std::to_string(manifest.last_sequence) + " (its export checkpoint); truncating before " +
-                    id.to_string() + " would drop events up to " + std::to_string(drop_to) +
-                    ": export first");
+                    std::to_string(manifest.last_sequence) +
+                    " (its export checkpoint); truncating before " + id.to_string() +
+                    " would drop events up to " + std::to_string(drop_to) + ": export first");
   }
   // Re-verify what covers the range, and check it is this store's history.
-  const std::string archived_chain = archive::verify_through(dir, manifest, stats.base_sequence, drop_to);
+  const std::string archived_chain =
+      archive::verify_through(dir, manifest, stats.base_sequence, drop_to);
   Query last_dropped;
   last_dropped.from_sequence = drop_to;
   last_dropped.to_sequence = drop_to;
   auto event = query(last_dropped).next();
   if (!event || to_hex(event->chain) != archived_chain) {
     throw Error(ErrorCode::invalid_argument,
-                "archive '" + dir.string() + "' does not hold this store's event " + std::to_string(drop_to) +
+                "archive '" + dir.string() + "' does not hold this store's event " +
+                    std::to_string(drop_to) +
                     " (its chain differs): it is another store's archive");
   }
   for (std::uint64_t from = stats.base_sequence; from <= drop_to; from += kEventsPerTransaction) {
@@ -163,8 +166,9 @@ CompactReport Store::compact(const fs::path& path) {
     int rc = ::fcntl(fd, F_GETLK, &probe);
     ::close(fd);
     if (rc == 0 && probe.l_type != F_UNLCK) {
-      throw Error(ErrorCode::already_open, "store '" + canonical.string() + "' is open in process " +
-                                               std::to_string(probe.l_pid) + ": compact needs it closed");
+      throw Error(ErrorCode::already_open,
+                  "store '" + canonical.string() + "' is open in process " +
+                      std::to_string(probe.l_pid) + ": compact needs it closed");
     }
   }
   CompactReport report;
@@ -172,13 +176,15 @@ CompactReport Store::compact(const fs::path& path) {
   const fs::path work = canonical / ".compact";
   fs::remove_all(work, ec);
   fs::create_directory(work, ec);
-  if (ec) throw Error(ErrorCode::io_error, "cannot create '" + work.string() + "': " + ec.message());
+  if (ec)
+    throw Error(ErrorCode::io_error, "cannot create '" + work.string() + "': " + ec.message());
   {
     lmdb::Env env;
     lmdb::check(mdb_env_set_maxdbs(env.get(), 8), "mdb_env_set_maxdbs");
     lmdb::check(mdb_env_open(env.get(), canonical.c_str(), MDB_NOTLS | MDB_RDONLY, 0600),
                 "opening '" + canonical.string() + "'");
-    lmdb::check(mdb_env_copy2(env.get(), work.c_str(), MDB_CP_COMPACT), "writing the compacted copy");
+    lmdb::check(mdb_env_copy2(env.get(), work.c_str(), MDB_CP_COMPACT),
+                "writing the compacted copy");
   }
   archive::sync_path(work / "data.mdb", false);
   if (::rename((work / "data.mdb").c_str(), (canonical / "data.mdb").c_str()) != 0) {
