@@ -446,6 +446,17 @@ class BatchTest(ToolTestCase):
         self.assertIn("truncated", result.err)
         self.assertIn(os.path.abspath(archive), result.err)
         self.assertEqual(run("verify", self.store, "--archive", archive).rc, EXIT_OK)
+        # Another process has the store open: compact refuses and changes nothing.
+        holder = subprocess.Popen([TOOL, "append", self.store], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        holder.stdin.write(lines({"type": "Held"}))
+        holder.stdin.flush()
+        self.assertIn(b'"sequence"', holder.stdout.readline())  # it has the store open
+        result = run("compact", self.store)
+        self.assertEqual(result.rc, EXIT_OTHER, result)
+        self.assertIn("open in process", result.err)
+        holder.stdin.close()
+        holder.wait(timeout=TIMEOUT)
         (compacted,) = run("compact", self.store).json_lines()
         self.assertLessEqual(compacted["bytes_after"], compacted["bytes_before"])
         self.assertEqual(run("verify", self.store).rc, EXIT_OK)
