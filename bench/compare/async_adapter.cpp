@@ -67,4 +67,18 @@ std::future<void> AsyncAdapter::submit(BenchEvent event) {
   return future;
 }
 
+Ticket AdaptedSystem::append_async(BenchEvent event) {
+  std::lock_guard lock(adapter_mutex_);
+  if (!adapter_) {
+    adapter_ = std::make_unique<AsyncAdapter>(
+        [this](const std::vector<BenchEvent>& events) { append_batch(events); });
+  }
+  return {adapter_->submit(std::move(event)), {}};
+}
+
+void AdaptedSystem::stop_adapter() {
+  std::lock_guard lock(adapter_mutex_);
+  adapter_.reset();
+}
+
 }  // namespace compare

@@ -34,7 +34,7 @@ std::uint64_t materialise(const MDB_val& v) {
   return data.empty() ? 0 : 1;
 }
 
-class LmdbSystem : public System {
+class LmdbSystem : public AdaptedSystem {
  public:
   std::string name() const override { return "lmdb"; }
 
@@ -75,15 +75,6 @@ class LmdbSystem : public System {
 
   void append_one(const BenchEvent& event) override { append_batch({event}); }
 
-  Ticket append_async(BenchEvent event) override {
-    std::lock_guard lock(adapter_mutex_);
-    if (!adapter_) {
-      adapter_ = std::make_unique<AsyncAdapter>(
-          [this](const std::vector<BenchEvent>& events) { append_batch(events); });
-    }
-    return {adapter_->submit(std::move(event)), {}};
-  }
-
   std::uint64_t query_type(const std::string& type, bool) override { return walk(by_type_, type, 0); }
   std::uint64_t read_aggregate(const std::string& aggregate) override {
     return walk(by_aggregate_, aggregate, 0);
@@ -105,7 +96,7 @@ class LmdbSystem : public System {
   }
 
   ~LmdbSystem() override {
-    adapter_.reset();
+    stop_adapter();
     close();
   }
 
@@ -153,8 +144,6 @@ class LmdbSystem : public System {
   MDB_dbi events_ = 0, by_type_ = 0, by_aggregate_ = 0;
   std::uint64_t sequence_ = 0;
   std::uint64_t now_ns_ = 1'700'000'000'000'000'000ull;
-  std::mutex adapter_mutex_;
-  std::unique_ptr<AsyncAdapter> adapter_;
 };
 
 }  // namespace

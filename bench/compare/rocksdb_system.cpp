@@ -25,7 +25,7 @@ std::string be64(std::uint64_t v) {
   return out;
 }
 
-class RocksSystem : public System {
+class RocksSystem : public AdaptedSystem {
  public:
   std::string name() const override { return "rocksdb"; }
 
@@ -51,7 +51,7 @@ class RocksSystem : public System {
   }
 
   void close() override {
-    adapter_.reset();
+    stop_adapter();
     if (db_) {
       for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
       handles_.clear();
@@ -69,15 +69,6 @@ class RocksSystem : public System {
   }
 
   void append_one(const BenchEvent& event) override { append_batch({event}); }
-
-  Ticket append_async(BenchEvent event) override {
-    std::lock_guard lock(adapter_mutex_);
-    if (!adapter_) {
-      adapter_ = std::make_unique<AsyncAdapter>(
-          [this](const std::vector<BenchEvent>& events) { append_batch(events); });
-    }
-    return {adapter_->submit(std::move(event)), {}};
-  }
 
   std::uint64_t query_type(const std::string& type, bool) override { return walk(handles_[1], type); }
   std::uint64_t read_aggregate(const std::string& aggregate) override {
@@ -143,8 +134,6 @@ class RocksSystem : public System {
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   std::atomic<std::uint64_t> sequence_{0};
-  std::mutex adapter_mutex_;
-  std::unique_ptr<AsyncAdapter> adapter_;
 };
 
 }  // namespace

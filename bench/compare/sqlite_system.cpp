@@ -80,7 +80,7 @@ struct Connection {
   }
 };
 
-class SqliteSystem : public System {
+class SqliteSystem : public AdaptedSystem {
  public:
   std::string name() const override { return "sqlite"; }
   void open(const std::filesystem::path& dir) override {
@@ -89,20 +89,12 @@ class SqliteSystem : public System {
     connection();
   }
   void close() override {
-    adapter_.reset();
+    stop_adapter();
     std::lock_guard lock(mutex_);
     connections_.clear();
   }
   void append_batch(const std::vector<BenchEvent>& events) override { connection().append(events); }
   void append_one(const BenchEvent& event) override { connection().append({event}); }
-  Ticket append_async(BenchEvent event) override {
-    std::lock_guard lock(adapter_mutex_);
-    if (!adapter_) {
-      adapter_ = std::make_unique<AsyncAdapter>(
-          [this](const std::vector<BenchEvent>& events) { append_batch(events); });
-    }
-    return {adapter_->submit(std::move(event)), {}};
-  }
   std::uint64_t query_type(const std::string& type, bool) override {
     auto& c = connection();
     return c.select(c.by_type, type);
@@ -138,8 +130,6 @@ class SqliteSystem : public System {
   std::string path_;
   std::mutex mutex_;
   std::map<std::thread::id, std::unique_ptr<Connection>> connections_;
-  std::mutex adapter_mutex_;
-  std::unique_ptr<AsyncAdapter> adapter_;
 };
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -60,11 +61,6 @@ class System {
   virtual void settle() {}
 };
 
-std::unique_ptr<System> make_lighthouse();
-std::unique_ptr<System> make_lmdb();
-std::unique_ptr<System> make_sqlite();
-std::unique_ptr<System> make_rocksdb();
-
 // Group commit for systems that have none: a committer thread takes all
 // queued events into one append_batch call and completes their futures.
 class AsyncAdapter {
@@ -77,5 +73,26 @@ class AsyncAdapter {
   struct State;
   std::unique_ptr<State> state_;
 };
+
+// A peer without asynchronous appends: append_async goes through an
+// AsyncAdapter (group commit as a user would write it) over append_batch.
+class AdaptedSystem : public System {
+ public:
+  Ticket append_async(BenchEvent event) override;
+
+ protected:
+  // Stops the adapter, committing what it holds; call before closing.
+  void stop_adapter();
+
+ private:
+  std::mutex adapter_mutex_;
+  std::unique_ptr<AsyncAdapter> adapter_;
+};
+
+std::unique_ptr<System> make_lighthouse();
+std::unique_ptr<System> make_lmdb();
+std::unique_ptr<System> make_sqlite();
+std::unique_ptr<System> make_rocksdb();
+
 
 }  // namespace compare
