@@ -107,9 +107,11 @@ ExportReport export_archive(const Store& store, const fs::path& dir, const Expor
     manifest.segment_bytes = options.segment_bytes;
     manifest.max_record_bytes = max_record_bytes(store.options().limits.max_event_bytes);
     manifest.node_id = stats.node_id;
-    manifest.base_sequence = 1;
-    manifest.base_chain = kZeroChain;
-    manifest.last_chain = kZeroChain;
+    // A truncated store's archive starts at its base and chains from its anchor.
+    manifest.base_sequence = stats.base_sequence;
+    manifest.base_chain = stats.base_chain.empty() ? kZeroChain : stats.base_chain;
+    manifest.last_sequence = stats.base_sequence - 1;
+    manifest.last_chain = manifest.base_chain;
   } else {
     manifest = archive::load_manifest(dir);
     manifest.segment_bytes = options.segment_bytes;
@@ -318,7 +320,13 @@ std::vector<ArchiveProblem> cross_check_archive(const Store& store, const fs::pa
   const StoreStats stats = store.stats();
   std::vector<ArchiveProblem> problems;
   const std::uint64_t base = stats.base_sequence;
-  if (base > 1) {
+  if (base > 1 && m.base_sequence == base) {
+    // An archive begun after the truncation: it must chain from the anchor.
+    if (m.base_chain != stats.base_chain) {
+      problems.push_back({archive::kManifestName,
+                          "the archive starts at the store's base but not from its chain anchor"});
+    }
+  } else if (base > 1) {
     if (m.last_sequence + 1 < base || m.base_sequence > base - 1) {
       problems.push_back({archive::kManifestName,
                           "the archive holds sequences " + std::to_string(m.base_sequence) + ".." +
@@ -363,11 +371,11 @@ ArchiveVerifyReport verify_archive(const fs::path& dir) {
 }
 
 ImportReport import_archive(const fs::path& dir, Store& store, const ImportOptions& options) {
-  if (store.options().read_only) {
+  const StoreStats stats = store.stats();  // read_only includes this handle's own flag
+  if (stats.read_only) {
     throw Error(ErrorCode::read_only, "store '" + store.path().string() + "' is open read-only");
   }
   const ArchiveManifest manifest = archive::load_manifest(dir);
-  const StoreStats stats = store.stats();
   std::string store_chain = kZeroChain;
   if (stats.last_sequence > 0) {
     Query last;
@@ -434,10 +442,27 @@ ImportReport import_archive(const fs::path& dir, Store& store, const ImportOptio
     report.record_bytes += bytes;
     ++report.events;
     progress.add(bytes);
-    if (chunk.size() >= 20'000 || chunk_bytes >= (32u << 20)) flush();
+    if (chunk.size() >= 20'000 || chunk_bytes >= (32u << 20)) {
+      try {
+        flush();
+      } catch (const Error& error) {
+        if (!report.last) {
+          impl.end_import();  // nothing was written: clear the mark
+          throw;
+        }
+        throw Error(error.code(), std::string(error.what()) + " (the import stopped after event " +
+                                      report.last->to_string() +
+                                      "; the store holds a partial import: remove it and import again)");
+      }
+    }
     return true;
   });
-  flush();
+  try {
+    flush();
+  } catch (...) {
+    if (began && !report.last) impl.end_import();  // nothing was written: clear the mark
+    throw;
+  }
   if (began) impl.end_import();
   progress.done();
   report.seconds = progress.seconds();

@@ -34,6 +34,12 @@ T field(const Json& j, const char* name, const fs::path& dir) {
   }
 }
 
+void require_hex(const fs::path& dir, const std::string& value, const char* what) {
+  if (value.size() != 64 || value.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    bad(dir, std::string(what) + " is not 64 lower-case hex digits");
+  }
+}
+
 }  // namespace
 
 std::string segment_name(std::uint64_t first, std::uint64_t last) {
@@ -77,11 +83,13 @@ ArchiveManifest load_manifest(const fs::path& dir) {
   m.node_id = field<std::uint32_t>(j, "node_id", dir);
   m.base_sequence = field<std::uint64_t>(j, "base_sequence", dir);
   m.base_chain = field<std::string>(j, "base_chain", dir);
+  require_hex(dir, m.base_chain, "base_chain");
   const Json& checkpoint = j.contains("checkpoint") ? j["checkpoint"] : Json();
   if (!checkpoint.is_object()) bad(dir, "field 'checkpoint' is missing");
   m.last_id = field<std::string>(checkpoint, "last_id", dir);
   m.last_sequence = field<std::uint64_t>(checkpoint, "last_sequence", dir);
   m.last_chain = field<std::string>(checkpoint, "chain", dir);
+  require_hex(dir, m.last_chain, "checkpoint chain");
   if (!j.contains("segments") || !j["segments"].is_array()) bad(dir, "field 'segments' is missing");
   for (const Json& s : j["segments"]) {
     if (!s.is_object()) bad(dir, "a segment is not an object");
@@ -101,6 +109,8 @@ ArchiveManifest load_manifest(const fs::path& dir) {
     seg.compressed_bytes = field<std::uint64_t>(s, "compressed_bytes", dir);
     seg.sha256 = field<std::string>(s, "sha256", dir);
     seg.chain = field<std::string>(s, "chain", dir);
+    require_hex(dir, seg.sha256, "a segment's sha256");
+    require_hex(dir, seg.chain, "a segment's chain");
     m.segments.push_back(std::move(seg));
   }
   return m;
@@ -149,7 +159,13 @@ void store_manifest(const fs::path& dir, const ArchiveManifest& m) {
     }
     rest.remove_prefix(static_cast<std::size_t>(n));
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+  if (::fsync(fd) != 0) {
+    int err = errno;
+    ::close(fd);
+    ::unlink(temp.c_str());
+    throw Error(ErrorCode::io_error, "cannot sync '" + temp.string() + "': " + std::strerror(err));
+  }
+  if (::close(fd) != 0) {
     int err = errno;
     ::unlink(temp.c_str());
     throw Error(ErrorCode::io_error, "cannot sync '" + temp.string() + "': " + std::strerror(err));

@@ -149,8 +149,12 @@ SegmentReader::SegmentReader(const fs::path& path, std::uint64_t max_record_byte
     io_failure("cannot open", path, errno);
   }
   auto* z = new z_stream{};
+  if (inflateInit2(z, 16 + MAX_WBITS) != Z_OK) {
+    delete z;
+    ::close(fd_);
+    throw Error(ErrorCode::internal, "inflateInit2 failed");
+  }
   stream_ = z;
-  if (inflateInit2(z, 16 + MAX_WBITS) != Z_OK) throw Error(ErrorCode::internal, "inflateInit2 failed");
   member_open_ = true;
   in_.resize(1 << 20);
 }

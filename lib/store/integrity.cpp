@@ -67,7 +67,8 @@ void Store::Impl::rebuild_indexes(RepairReport& report) {
     report.events_indexed = 0;
     report.left_for_operator.clear();
     std::map<std::string, std::uint64_t> heads;
-    std::optional<RecordedEvent> last;
+    std::optional<RecordedEvent> last;  // the last event that decodes
+    std::optional<EventId> last_id;      // the last event key
     MDB_val k, v;
     // Cursors of a write transaction must be closed before it commits.
     auto cursor_holder = std::make_unique<lmdb::Cursor>(t, dbs_.events);
@@ -80,6 +81,7 @@ void Store::Impl::rebuild_indexes(RepairReport& report) {
         continue;
       }
       EventId id = EventId::from_key(key);
+      last_id = id;
       RecordedEvent e;
       try {
         e = codec::decode_record(id, lmdb::view(v));
@@ -123,11 +125,15 @@ void Store::Impl::rebuild_indexes(RepairReport& report) {
       MDB_val dk = lmdb::val(name);
       lmdb::check(mdb_del(t, dbs_.aggregate_heads, &dk, nullptr), "mdb_del");
     }
-    if (last) {
-      lmdb::put(t, dbs_.meta, schema::meta::kLastSequence, schema::be64(last->id.sequence));
-      lmdb::put(t, dbs_.meta, schema::meta::kLastTimestamp, schema::be64(last->id.timestamp_ns));
-      lmdb::put(t, dbs_.meta, schema::meta::kLastChain,
-                std::string_view(reinterpret_cast<const char*>(last->chain.data()), 32));
+    if (last_id) {
+      // Sequence and timestamp come from the last key, so that appends never
+      // reuse them; the chain only when the last record decodes.
+      lmdb::put(t, dbs_.meta, schema::meta::kLastSequence, schema::be64(last_id->sequence));
+      lmdb::put(t, dbs_.meta, schema::meta::kLastTimestamp, schema::be64(last_id->timestamp_ns));
+      if (last && last->id == *last_id) {
+        lmdb::put(t, dbs_.meta, schema::meta::kLastChain,
+                  std::string_view(reinterpret_cast<const char*>(last->chain.data()), 32));
+      }
     }
     lmdb::put(t, dbs_.meta, schema::meta::kAggregateCount, schema::be64(aggregates));
   });

@@ -64,7 +64,17 @@ void resolve_range(MDB_txn* txn, const Databases& dbs, ResolvedQuery& r) {
     else r.empty = true;
   }
   if (q.to_sequence && *q.to_sequence < ~std::uint64_t{0}) {
-    if (auto key = seek_sequence(txn, dbs.events, *q.to_sequence + 1)) apply_upper(r.hi, *key);
+    if (auto key = seek_sequence(txn, dbs.events, *q.to_sequence + 1)) {
+      apply_upper(r.hi, *key);
+    } else {
+      // Every stored event is within the bound: end after the last one, so
+      // that events appended later (with larger sequences) stay out.
+      lmdb::Cursor cursor(txn, dbs.events);
+      MDB_val k, v;
+      if (cursor.seek(k, v, MDB_LAST)) {
+        if (auto after = key_after(Key(lmdb::view(k)))) apply_upper(r.hi, *after);
+      }
+    }
   }
   if (r.hi && *r.hi <= r.lo) r.empty = true;
 }

@@ -282,20 +282,18 @@ std::unique_ptr<Store::Impl::ReadTxn> Store::Impl::begin_read() const {
   }
 }
 
-std::unique_ptr<lmdb::Txn> Store::Impl::begin_write() {
+std::unique_ptr<Store::Impl::WriteHandle> Store::Impl::begin_write() {
   for (;;) {
     MDB_txn* txn = nullptr;
-    int rc;
-    {
-      std::shared_lock map(map_lock_);
-      rc = mdb_txn_begin(env_.get(), nullptr, 0, &txn);
-    }
+    std::shared_lock map(map_lock_);
+    int rc = mdb_txn_begin(env_.get(), nullptr, 0, &txn);
     if (rc == MDB_MAP_RESIZED) {
+      map.unlock();
       adopt_map_size();
       continue;
     }
     lmdb::check(rc, "beginning a write transaction");
-    return std::make_unique<lmdb::Txn>(txn);
+    return std::make_unique<WriteHandle>(std::move(map), txn);
   }
 }
 

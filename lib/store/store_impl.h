@@ -98,8 +98,19 @@ class Store::Impl {
     lmdb::Txn txn;
   };
   std::unique_ptr<ReadTxn> begin_read() const;
-  // The write transaction of the committer.
-  std::unique_ptr<lmdb::Txn> begin_write();
+  // The write transaction of the committer, holding the map lock shared
+  // while it lives (no other thread of this process may resize meanwhile).
+  class WriteHandle {
+   public:
+    WriteHandle(std::shared_lock<std::shared_mutex> map, MDB_txn* txn) : map_(std::move(map)), txn_(txn) {}
+    MDB_txn* get() const noexcept { return txn_.get(); }
+    void commit() { txn_.commit(); }
+
+   private:
+    std::shared_lock<std::shared_mutex> map_;
+    lmdb::Txn txn_;  // destroyed (aborted) before the lock is released
+  };
+  std::unique_ptr<WriteHandle> begin_write();
   // Adopts a map grown by another process (MDB_MAP_RESIZED).
   void adopt_map_size() const;
   // Doubles the map after MDB_MAP_FULL; no transaction of this process is active.

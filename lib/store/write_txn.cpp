@@ -40,9 +40,27 @@ WriteTxn::WriteTxn(MDB_txn* txn, const Databases& dbs, const Options& options,
 AppendResult WriteTxn::write(const Batch& batch) {
   if (auto replay = check_idempotency(batch)) return std::move(*replay);
   check_expectations(batch);
+  // Everything that can fail on the stored state is read before the first
+  // write, so that a failing batch has written nothing.
+  heads_.clear();
+  for (const EventData& e : batch.events) {
+    if (!e.aggregate.empty() && heads_.find(e.aggregate) == heads_.end()) {
+      Head h;
+      h.version = head(e.aggregate, &h.kept);
+      heads_.emplace(e.aggregate, h);
+    }
+  }
   AppendResult result;
   result.events.reserve(batch.events.size());
-  for (const EventData& e : batch.events) result.events.push_back(write_event(e));
+  try {
+    for (const EventData& e : batch.events) result.events.push_back(write_event(e));
+  } catch (const lmdb::LmdbError&) {
+    throw;
+  } catch (const std::exception& error) {
+    // Part of the batch is written: only aborting the whole transaction
+    // keeps it atomic.
+    throw lmdb::LmdbError(ErrorCode::internal, std::string("append failed mid-batch: ") + error.what(), -1);
+  }
   return result;
 }
 
@@ -173,9 +191,11 @@ AppendedEvent WriteTxn::write_event(const EventData& e) {
   std::uint64_t version = 0;
   bool kept_head = false;
   if (!e.aggregate.empty()) {
-    std::uint64_t current = head(e.aggregate, &kept_head);
-    if (current == 0) ++state_.aggregate_count;
-    version = current + 1;
+    Head& h = heads_.at(e.aggregate);
+    kept_head = h.kept;
+    if (h.version == 0) ++state_.aggregate_count;
+    version = ++h.version;
+    h.kept = false;
   }
   const codec::RecordFields fields{e.type,     e.aggregate, version, e.content_type,
                                    &e.metadata, e.data,     e.idempotency_key ? &*e.idempotency_key : nullptr};

@@ -6,6 +6,7 @@
 
 #include <lmdb.h>
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -62,6 +63,12 @@ class WriteTxn {
   // Reused for every event of the transaction.
   std::unique_ptr<lmdb::Cursor> events_cursor_, type_cursor_, aggregate_cursor_;
   std::string record_;
+  // The batch's aggregates: their head before it, read before any write.
+  struct Head {
+    std::uint64_t version = 0;
+    bool kept = false;  // from aggregate_heads (all of its events truncated)
+  };
+  std::map<std::string, Head, std::less<>> heads_;
 };
 
 }  // namespace lighthouse
