@@ -435,7 +435,10 @@ class BatchTest(ToolTestCase):
         result = run("truncate", self.store, "--archive", archive, "--before", ids[30])
         self.assertEqual(result.rc, EXIT_NOT_FOUND, result)
         self.assertEqual(self.count(), 40)
-        self.assertEqual(run("export", self.store, archive).rc, EXIT_OK)
+        result = run("export", self.store, archive)
+        self.assertEqual(result.rc, EXIT_OK, result)
+        self.assertEqual(result.err, "")  # no progress bar when stderr is not a terminal
+        self.assertEqual(len(result.json_lines()), 1)  # one summary line
         result = run("truncate", self.store, "--archive", archive, "--before", "not-an-id")
         self.assertEqual(result.rc, EXIT_INVALID, result)
         (report,) = run("truncate", self.store, "--archive", archive, "--before", ids[30]).json_lines()
