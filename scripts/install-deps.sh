@@ -8,7 +8,7 @@ packages=(
   liblmdb-dev lmdb-utils libmsgpack-cxx-dev libssl-dev libzstd-dev
   libspdlog-dev libfmt-dev catch2 libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libdeflate-dev zlib1g-dev
-  libsqlite3-dev librocksdb-dev python3-msgpack gzip pigz
+  libsqlite3-dev librocksdb-dev python3-msgpack gzip pigz prometheus
 )
 
 missing=()

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "lighthouse/export.h"
+#include "lighthouse/sla.h"
 
 namespace lighthouse {
 
@@ -85,6 +86,13 @@ struct Options {
   bool verify_checksums = true;
 
   Clock clock;  // empty: the system clock
+
+  // The SLA monitor: timings of every transaction, append and query, checked
+  // against `sla`. A process that writes persists its latest report in the
+  // store at most once per 10 s window, on a commit it makes anyway (never a
+  // sync of its own), and when the store closes.
+  bool monitor = true;
+  SlaTargets sla;
 };
 
 }  // namespace lighthouse

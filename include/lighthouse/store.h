@@ -32,6 +32,7 @@
 #include "lighthouse/integrity.h"
 #include "lighthouse/options.h"
 #include "lighthouse/query.h"
+#include "lighthouse/sla.h"
 
 namespace lighthouse {
 
@@ -155,6 +156,20 @@ class LIGHTHOUSE_API Store {
                              std::uint64_t to_version = 0) const;
 
   StoreStats stats() const;
+
+  // The SLA monitor's report: 10 s, 60 s and since-open windows, backlog,
+  // breaches in force (Options::monitor must be on, else the windows are empty).
+  SlaReport sla_report() const;
+  // Calls `callback` (from the thread that notices it) when a breach begins.
+  void on_sla_breach(SlaBreachCallback callback);
+  // The live Prometheus text exposition (format 0.0.4) for a host program to serve.
+  std::string metrics_text() const;
+  // The report and histograms the writing process last persisted in the store
+  // (JSON, with its pid and wall-clock time), or "" if none yet.
+  std::string persisted_sla() const;
+  // Prometheus text built from the store's gauges and persisted_sla(): what a
+  // process that does not write (lighthouse metrics) can expose.
+  std::string persisted_metrics_text() const;
 
   // Checks everything the store promises, on one consistent snapshot while
   // writers keep writing: every checksum, the chain, strictly increasing IDs

@@ -1,6 +1,10 @@
 // Appends: validation, submission to the committer, and the committer's
 // group transaction.
 #include <cerrno>
+#include <chrono>
+
+#include "monitor/prometheus.h"
+#include "store/schema.h"
 
 #include "store/store_impl.h"
 #include "store/validation.h"
@@ -59,7 +63,33 @@ bool is_request_error(const Error& error) {
 
 }  // namespace
 
+namespace {
+std::uint64_t steady_ns() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::steady_clock::now().time_since_epoch())
+                                        .count());
+}
+std::uint64_t since_ns(std::chrono::steady_clock::time_point start) {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count());
+}
+}  // namespace
+
+void Store::Impl::persist_sla(MDB_txn* txn) {
+  const SlaReport report = monitor_->report();
+  const std::uint64_t wall = now_ns();
+  const std::string json =
+      monitor::measures_json(report, monitor_->since_open(), monitor_->error_counts(), wall);
+  lmdb::put(txn, dbs_.meta, schema::meta::kSlaReport, json);
+}
+
 void Store::Impl::commit_group(std::vector<std::unique_ptr<AppendRequest>>& group) {
+  const auto taken = std::chrono::steady_clock::now();
+  if (monitor_) {
+    for (const auto& request : group) monitor_->record_queue_wait(
+        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(taken - request->enqueued).count()));
+  }
+  std::uint64_t transaction_ns = 0, commit_ns = 0;
   std::vector<std::vector<AppendResult>> results(group.size());
   std::vector<std::exception_ptr> errors(group.size());
   std::exception_ptr group_error;
@@ -117,7 +147,18 @@ void Store::Impl::commit_group(std::vector<std::unique_ptr<AppendRequest>>& grou
       }
       if (write.finish()) {
         write.close_cursors();
+        if (monitor_) {
+          // At most once per 10 s window, the report rides on this commit.
+          const std::uint64_t t = steady_ns();
+          if (t - last_persist_ns_ >= 10'000'000'000ull) {
+            persist_sla(txn->get());
+            last_persist_ns_ = t;
+          }
+        }
+        transaction_ns = since_ns(taken);
+        const auto committing = std::chrono::steady_clock::now();
         txn->commit();
+        commit_ns = since_ns(committing);
         commits_.fetch_add(1, std::memory_order_relaxed);
       }
       break;
@@ -146,6 +187,17 @@ void Store::Impl::commit_group(std::vector<std::unique_ptr<AppendRequest>>& grou
           Error(ErrorCode::internal, std::string("append failed: ") + error.what()));
     }
   }
+  if (monitor_ && !group_error && commit_ns != 0) {
+    std::uint64_t events = 0, bytes = 0;
+    for (std::size_t i = 0; i < group.size(); ++i) {
+      if (errors[i]) continue;
+      for (const auto& r : results[i]) {
+        if (!r.replayed) events += r.events.size();
+      }
+      bytes += group[i]->bytes;
+    }
+    monitor_->record_group(transaction_ns, commit_ns, events, bytes);
+  }
   for (std::size_t i = 0; i < group.size(); ++i) {
     std::exception_ptr error = errors[i];
     if (group_error) {
@@ -157,7 +209,26 @@ void Store::Impl::commit_group(std::vector<std::unique_ptr<AppendRequest>>& grou
         error = std::make_exception_ptr(Error(e.code(), e.what()));
       }
     }
+    if (monitor_) {
+      if (error) {
+        try {
+          std::rethrow_exception(error);
+        } catch (const Error& e) {
+          monitor_->record_error(std::string(to_string(e.code())));
+        } catch (...) {
+        }
+      }
+      monitor_->record_append(since_ns(group[i]->enqueued));
+    }
     group[i]->complete(error ? nullptr : &results[i], error);
+  }
+  if (monitor_) {
+    // Breaches are looked for at most once a second, off the callers' path.
+    const std::uint64_t t = steady_ns();
+    if (t - last_evaluation_ns_ >= 1'000'000'000ull) {
+      last_evaluation_ns_ = t;
+      monitor_->evaluate();
+    }
   }
 }
 

@@ -2,8 +2,11 @@
 
 namespace lighthouse {
 
-Committer::Committer(CommitterLimits limits, CommitGroup commit_group)
-    : limits_(limits), commit_group_(std::move(commit_group)), thread_([this] { run(); }) {}
+Committer::Committer(CommitterLimits limits, CommitGroup commit_group, ObserveBacklog observe)
+    : limits_(limits),
+      commit_group_(std::move(commit_group)),
+      observe_(std::move(observe)),
+      thread_([this] { run(); }) {}
 
 Committer::~Committer() { stop(); }
 
@@ -52,6 +55,13 @@ void Committer::run() {
         bytes += next.bytes;
         group.push_back(std::move(queue_.front()));
         queue_.pop_front();
+      }
+      if (observe_) {
+        const auto oldest = queue_.empty() ? group.front()->enqueued : queue_.front()->enqueued;
+        observe_(queue_.size(), static_cast<std::uint64_t>(
+                                    std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::steady_clock::now() - oldest)
+                                        .count()));
       }
     }
     if (group.front()->task) {

@@ -62,7 +62,10 @@ class Committer {
   // whole transaction, which then fails every request of the group.
   using CommitGroup = std::function<void(std::vector<std::unique_ptr<AppendRequest>>&)>;
 
-  Committer(CommitterLimits limits, CommitGroup commit_group);
+  // `observe` is called with the backlog (requests left queued, age of the
+  // oldest) each time the committer takes a group.
+  using ObserveBacklog = std::function<void(std::size_t, std::uint64_t)>;
+  Committer(CommitterLimits limits, CommitGroup commit_group, ObserveBacklog observe = {});
   ~Committer();  // stop()
   Committer(const Committer&) = delete;
   Committer& operator=(const Committer&) = delete;
@@ -82,6 +85,7 @@ class Committer {
 
   CommitterLimits limits_;
   CommitGroup commit_group_;
+  ObserveBacklog observe_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<std::unique_ptr<AppendRequest>> queue_;

@@ -1,5 +1,6 @@
 // EventCursor: walks the source the planner chose, one chunk per read
 // transaction, resuming after the last key it visited.
+#include <chrono>
 #include <deque>
 #include <utility>
 
@@ -28,6 +29,14 @@ class EventCursor::Impl {
       : store_(std::move(store)), q_(std::move(query)) {
     exhausted_ = q_.empty;
   }
+  ~Impl() {
+    // A query's time: planning and every chunk it read.
+    if (store_->monitor_) store_->monitor_->record_query(spent_ns_);
+  }
+  void add_time(std::chrono::steady_clock::time_point start) {
+    spent_ns_ += static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count());
+  }
 
   std::optional<RecordedEvent> next() {
     for (;;) {
@@ -49,6 +58,12 @@ class EventCursor::Impl {
   bool forward() const { return q_.query.direction == Direction::forward; }
 
   void fill() {
+    const auto start = std::chrono::steady_clock::now();
+    struct Timer {
+      Impl* self;
+      std::chrono::steady_clock::time_point start;
+      ~Timer() { self->add_time(start); }
+    } timer{this, start};
     auto lock = store_->use();
     auto read = store_->begin_read();
     visits_ = 0;
@@ -256,6 +271,7 @@ class EventCursor::Impl {
   std::size_t visits_ = 0;
   bool exhausted_ = false;
   std::exception_ptr pending_;
+  std::uint64_t spent_ns_ = 0;
 };
 
 EventCursor::EventCursor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -267,10 +283,13 @@ const QueryPlan& EventCursor::plan() const noexcept { return impl_->plan(); }
 const std::optional<Truncation>& EventCursor::truncation() const noexcept { return impl_->truncation(); }
 
 EventCursor Store::query(const Query& query) const {
+  const auto start = std::chrono::steady_clock::now();
   auto lock = impl_->use();
   auto read = impl_->begin_read();
-  return EventCursor(std::make_unique<EventCursor::Impl>(
-      impl_, plan_query(read->txn.get(), impl_->dbs_, query, impl_->options().verify_checksums)));
+  auto cursor = std::make_unique<EventCursor::Impl>(
+      impl_, plan_query(read->txn.get(), impl_->dbs_, query, impl_->options().verify_checksums));
+  cursor->add_time(start);
+  return EventCursor(std::move(cursor));
 }
 
 QueryPlan Store::explain(const Query& query) const {
@@ -281,11 +300,14 @@ QueryPlan Store::explain(const Query& query) const {
 
 EventCursor Store::read_aggregate(const std::string& aggregate, std::uint64_t from_version,
                                   std::uint64_t to_version) const {
+  const auto start = std::chrono::steady_clock::now();
   auto lock = impl_->use();
   auto read = impl_->begin_read();
-  return EventCursor(std::make_unique<EventCursor::Impl>(
+  auto cursor = std::make_unique<EventCursor::Impl>(
       impl_, plan_aggregate(read->txn.get(), impl_->dbs_, aggregate, from_version, to_version,
-                            impl_->options().verify_checksums)));
+                            impl_->options().verify_checksums));
+  cursor->add_time(start);
+  return EventCursor(std::move(cursor));
 }
 
 }  // namespace lighthouse

@@ -30,6 +30,7 @@ inline constexpr std::string_view kImportInProgress = "import_in_progress";  // 
 inline constexpr std::string_view kBaseSequence = "base_sequence";  // u64 BE (absent: 1)
 inline constexpr std::string_view kBaseChain = "base_chain";        // 32 bytes (absent: zeros)
 inline constexpr std::string_view kBaseArchive = "base_archive";    // path, UTF-8
+inline constexpr std::string_view kSlaReport = "sla_report";        // JSON, by the writing process
 }  // namespace meta
 
 // by_aggregate value: version (u64 BE) ‖ event key (20 bytes).

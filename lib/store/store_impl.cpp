@@ -105,10 +105,21 @@ Store::Impl::Impl(fs::path canonical_path, const Options& options)
   int dead = 0;
   mdb_reader_check(env, &dead);  // frees slots of crashed readers
   open_databases();
+  if (options_.monitor) {
+    monitor_ = std::make_unique<monitor::SlaMonitor>(options_.sla, [] {
+      return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                            std::chrono::steady_clock::now().time_since_epoch())
+                                            .count());
+    });
+  }
   if (!options_.read_only) {
+    Committer::ObserveBacklog observe;
+    if (monitor_) {
+      observe = [this](std::size_t queued, std::uint64_t oldest) { monitor_->sample_backlog(queued, oldest); };
+    }
     committer_ = std::make_unique<Committer>(
         CommitterLimits{options_.max_group_events, options_.max_group_bytes},
-        [this](std::vector<std::unique_ptr<AppendRequest>>& group) { commit_group(group); });
+        [this](std::vector<std::unique_ptr<AppendRequest>>& group) { commit_group(group); }, std::move(observe));
   }
 }
 
@@ -118,6 +129,16 @@ void Store::Impl::shutdown() noexcept {
   registry::release(path_, this, [this] {
     // Queued appends are committed (or failed) before the environment closes.
     if (committer_) committer_->stop();
+    // The monitor's last report, for other processes (best effort: a store
+    // that failed or cannot write keeps the previous one).
+    if (committer_ && monitor_ && !closed_ && failure().empty()) {
+      try {
+        auto txn = begin_write();
+        persist_sla(txn->get());
+        txn->commit();
+      } catch (const std::exception&) {
+      }
+    }
     std::unique_lock lock(lifecycle_);
     if (closed_) return;
     closed_ = true;

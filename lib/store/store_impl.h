@@ -14,6 +14,7 @@
 
 #include "lighthouse/store.h"
 #include "lmdb/lmdb.h"
+#include "monitor/sla_monitor.h"
 #include "store/committer.h"
 
 namespace lighthouse {
@@ -89,6 +90,7 @@ class Store::Impl {
 
  private:
   friend class Store;
+  friend struct MonitorAccess;
   friend class EventCursor;
   friend class EventCursor::Impl;
 
@@ -146,6 +148,10 @@ class Store::Impl {
   std::string failure_;  // why the store refuses writes, once it does
 
   std::atomic<std::uint64_t> commits_{0};
+  std::unique_ptr<monitor::SlaMonitor> monitor_;  // null when Options::monitor is off
+  std::uint64_t last_persist_ns_ = 0;             // committer thread only
+  std::uint64_t last_evaluation_ns_ = 0;          // committer thread only
+  void persist_sla(MDB_txn* txn);
   std::unique_ptr<Committer> committer_;  // null when read-only
 };
 

@@ -472,6 +472,20 @@ class BatchTest(ToolTestCase):
         self.assertEqual(result.rc, EXIT_CORRUPTION, result)
         self.assertIn("archive", result.out)
 
+    def test_sla_and_metrics_pass_promtool(self):
+        self._query_store()
+        (report,) = run("sla", self.store).json_lines()
+        self.assertGreater(report["pid"], 0)
+        self.assertGreaterEqual(report["age_seconds"], 0)
+        self.assertEqual(len(report["windows"]), 3)
+        result = run("metrics", self.store)
+        self.assertEqual(result.rc, EXIT_OK, result)
+        self.assertIn("lighthouse_events_appended_total 40", result.out)
+        self.assertIn("lighthouse_last_sequence 40", result.out)
+        check = subprocess.run(["promtool", "check", "metrics"], input=result.out.encode(),
+                               capture_output=True, timeout=TIMEOUT)
+        self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+
     def test_batch_appends_all_lines_in_one_commit(self):
         acks = self.append_ok(lines({"type": "a", "aggregate": "x", "expected_version": "no_stream"},
                                     {"type": "b", "aggregate": "x", "expected_version": 1}),

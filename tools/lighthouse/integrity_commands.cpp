@@ -1,5 +1,6 @@
 #include "integrity_commands.h"
 
+#include <chrono>
 #include <nlohmann/json.hpp>
 
 #include "exit_codes.h"
@@ -112,6 +113,36 @@ void run_compact(const std::string& path, std::ostream& out) {
   j["bytes_before"] = r.bytes_before;
   j["bytes_after"] = r.bytes_after;
   print(out, dump(j));
+}
+
+void run_sla(const std::string& path, std::ostream& out) {
+  Store store = open_existing(path, true);
+  const std::string persisted = store.persisted_sla();
+  Json j = persisted.empty() ? Json::object() : Json::parse(persisted, nullptr, false);
+  if (!j.is_object()) throw Error(ErrorCode::corruption, "the persisted SLA report is not JSON");
+  Json line;
+  if (j.empty()) {
+    line["report"] = nullptr;
+    line["note"] = "no process has persisted a report yet";
+  } else {
+    const auto now = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                    std::chrono::system_clock::now().time_since_epoch())
+                                                    .count());
+    const std::uint64_t written = j.value("written_ns", std::uint64_t{0});
+    line["age_seconds"] = written != 0 && now > written ? static_cast<double>(now - written) / 1e9 : 0.0;
+    line["pid"] = j.value("pid", std::int64_t{0});
+    line["targets"] = j.value("targets", Json::object());
+    line["windows"] = j.value("windows", Json::array());
+    line["backlog"] = j.value("backlog", std::uint64_t{0});
+    line["breaches"] = j.value("breaches", Json::array());
+  }
+  print(out, dump(line));
+}
+
+void run_metrics(const std::string& path, std::ostream& out) {
+  Store store = open_existing(path, true);
+  out << store.persisted_metrics_text() << std::flush;
+  if (!out) throw Error(ErrorCode::io_error, "cannot write to standard output");
 }
 
 void run_backup(const std::string& path, const std::string& destination, std::ostream& out) {

@@ -20,6 +20,11 @@ void run_truncate(const std::string& path, const std::string& archive, const std
                   std::ostream& out);
 void run_compact(const std::string& path, std::ostream& out);
 
+// The SLA report the writing process last persisted, with its age.
+void run_sla(const std::string& path, std::ostream& out);
+// Prometheus text: the store's gauges and the persisted histograms.
+void run_metrics(const std::string& path, std::ostream& out);
+
 void run_backup(const std::string& path, const std::string& destination, std::ostream& out);
 
 }  // namespace lighthouse::tool

@@ -152,6 +152,13 @@ int main(int argc, char** argv) {
   CLI::App* archive_list = archive_cmd->add_subcommand("list", "Print the manifest's segments as JSON lines");
   archive_list->add_option("ARCHIVE_DIR", archive_dir, "Archive directory")->required();
 
+  CLI::App* sla = app.add_subcommand(
+      "sla", "Print the SLA report the writing process last persisted, with its age and pid");
+  sla->add_option("STORE", store_path, "Store directory")->required();
+  CLI::App* metrics = app.add_subcommand(
+      "metrics", "Print Prometheus metrics: the store's gauges and the persisted histograms");
+  metrics->add_option("STORE", store_path, "Store directory")->required();
+
   std::string truncate_archive, truncate_before;
   CLI::App* truncate = app.add_subcommand(
       "truncate", "Drop the events before an ID once a verified archive holds them");
@@ -194,6 +201,10 @@ int main(int argc, char** argv) {
       return run_repair(store_path, std::cout);
     } else if (*backup) {
       run_backup(store_path, backup_destination, std::cout);
+    } else if (*sla) {
+      run_sla(store_path, std::cout);
+    } else if (*metrics) {
+      run_metrics(store_path, std::cout);
     } else if (*truncate) {
       run_truncate(store_path, truncate_archive, truncate_before, std::cout);
     } else if (*compact) {

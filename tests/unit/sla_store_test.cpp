@@ -1,0 +1,83 @@
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "lighthouse/lighthouse.h"
+#include "support/events.h"
+#include "support/process.h"
+#include "support/temp_dir.h"
+
+using namespace lighthouse;
+using namespace lighthouse::testing;
+
+TEST_CASE("the store's SLA report counts appends, transactions and queries", "[sla][store]") {
+  TempDir dir;
+  Store store = Store::open(dir / "store");
+  for (int i = 0; i < 120; ++i) store.append(event("T", "a"));
+  store.append_batch({event("T"), event("T"), event("T")});
+  for (const auto& e : store.query({})) (void)e;
+  auto r = store.sla_report();
+  REQUIRE(r.windows.size() == 3);
+  CHECK(r.windows[0].append.count == 121);
+  CHECK(r.windows[0].events == 123);
+  CHECK(r.windows[0].transactions == 121);
+  CHECK(r.windows[2].queries == 1);
+  CHECK(r.windows[0].append.p99 > 0);
+  CHECK(r.windows[0].commit.count == 121);
+  CHECK(r.breaches.empty());  // one synchronous caller is far below 10,000/s: no breach for it
+  const std::string text = store.metrics_text();
+  CHECK(text.find("lighthouse_events_appended_total 123") != std::string::npos);
+  CHECK(text.find("lighthouse_append_duration_seconds_count 121") != std::string::npos);
+  CHECK(text.find("lighthouse_last_sequence 123") != std::string::npos);
+}
+
+TEST_CASE("a breach of the latency target reaches the callbacks", "[sla][store]") {
+  TempDir dir;
+  Options options;
+  options.sla.append_p99_seconds = 1e-9;  // nothing is that fast
+  options.sla.min_samples = 10;
+  Store store = Store::open(dir / "store", options);
+  std::vector<SlaBreach> breaches;
+  std::mutex mutex;
+  store.on_sla_breach([&](const SlaBreach& b) {
+    std::lock_guard lock(mutex);
+    breaches.push_back(b);
+  });
+  for (int i = 0; i < 20; ++i) store.append(event("T"));
+  auto r = store.sla_report();
+  REQUIRE_FALSE(r.breaches.empty());
+  CHECK(r.breaches[0].kind == "append_latency");
+  std::lock_guard lock(mutex);
+  REQUIRE_FALSE(breaches.empty());
+  CHECK(breaches[0].kind == "append_latency");
+}
+
+TEST_CASE("errors are counted by code", "[sla][store]") {
+  TempDir dir;
+  Store store = Store::open(dir / "store");
+  store.append(event("T", "a"));
+  CHECK_THROWS(store.append(event("T", "a"), ExpectedVersion::no_stream()));
+  CHECK(store.metrics_text().find("lighthouse_errors_total{code=\"wrong_expected_version\"} 1") !=
+        std::string::npos);
+}
+
+TEST_CASE("the writing process's report is readable by another process", "[sla][store]") {
+  TempDir dir;
+  { Store::open(dir / "store"); }
+  Child child = spawn({helper_path("APPEND_WORKER"), (dir / "store").string(), "200", "--threads", "2"});
+  const int pid = child.pid;
+  auto result = wait(child);
+  REQUIRE(result.exit_code == 0);
+  Options ro;
+  ro.read_only = true;
+  Store store = Store::open(dir / "store", ro);
+  auto json = nlohmann::json::parse(store.persisted_sla());
+  CHECK(json["pid"].get<int>() == pid);
+  CHECK(json["counters"]["events"].get<std::uint64_t>() == 200);
+  CHECK(json["windows"][2]["append"]["count"].get<std::uint64_t>() == 200);
+  const std::string text = store.persisted_metrics_text();
+  CHECK(text.find("lighthouse_events_appended_total 200") != std::string::npos);
+  CHECK(text.find("lighthouse_append_duration_seconds_count 200") != std::string::npos);
+}
