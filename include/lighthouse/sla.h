@@ -35,6 +35,7 @@ struct SlaWindow {
   LatencySummary commit;       // mdb_txn_commit, with its syncs
   LatencySummary query;        // query() planning and its cursor's chunks
   std::uint64_t events = 0, bytes = 0, transactions = 0, queries = 0;
+  std::uint64_t query_results = 0;  // events the queries returned
   double events_per_second = 0;
 };
 

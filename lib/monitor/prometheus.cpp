@@ -83,6 +83,8 @@ std::string prometheus_text(const StoreStats& stats, const MeasuresSnapshot& m,
   metric(out, "lighthouse_transactions_total", "counter", "Write transactions committed.",
          static_cast<double>(m.transactions));
   metric(out, "lighthouse_queries_total", "counter", "Queries run.", static_cast<double>(m.queries));
+  metric(out, "lighthouse_query_results_total", "counter", "Events returned by queries.",
+         static_cast<double>(m.query_results));
   out << "# HELP lighthouse_errors_total Failed appends and queries by error code.\n"
       << "# TYPE lighthouse_errors_total counter\n";
   for (const auto& [code, n] : errors) out << "lighthouse_errors_total{code=\"" << code << "\"} " << n << '\n';
@@ -128,7 +130,11 @@ std::string measures_json(const SlaReport& report, const MeasuresSnapshot& m,
   j["histograms"] = {{"append", snapshot_json(m.append)},       {"queue_wait", snapshot_json(m.queue_wait)},
                      {"transaction", snapshot_json(m.transaction)}, {"commit", snapshot_json(m.commit)},
                      {"query", snapshot_json(m.query)},         {"group_events", snapshot_json(m.group_events)}};
-  j["counters"] = {{"events", m.events}, {"bytes", m.bytes}, {"transactions", m.transactions}, {"queries", m.queries}};
+  j["counters"] = {{"events", m.events},
+                   {"bytes", m.bytes},
+                   {"transactions", m.transactions},
+                   {"queries", m.queries},
+                   {"query_results", m.query_results}};
   j["errors"] = errors;
   return j.dump();
 }
@@ -151,6 +157,7 @@ void parse_measures_json(const std::string& text, MeasuresSnapshot& m, std::map<
     m.bytes = c.value("bytes", std::uint64_t{0});
     m.transactions = c.value("transactions", std::uint64_t{0});
     m.queries = c.value("queries", std::uint64_t{0});
+    m.query_results = c.value("query_results", std::uint64_t{0});
   }
   if (j.contains("errors") && j["errors"].is_object()) {
     for (const auto& [k, v] : j["errors"].items()) {

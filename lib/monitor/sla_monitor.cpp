@@ -9,7 +9,7 @@ namespace lighthouse::monitor {
 
 void Measures::clear() noexcept {
   for (Histogram* h : {&append, &queue_wait, &transaction, &commit, &query, &group_events}) h->clear();
-  for (auto* c : {&events, &bytes, &transactions, &queries}) c->store(0, std::memory_order_relaxed);
+  for (auto* c : {&events, &bytes, &transactions, &queries, &query_results}) c->store(0, std::memory_order_relaxed);
 }
 
 void MeasuresSnapshot::add(const Measures& m) {
@@ -23,6 +23,7 @@ void MeasuresSnapshot::add(const Measures& m) {
   bytes += m.bytes.load(std::memory_order_relaxed);
   transactions += m.transactions.load(std::memory_order_relaxed);
   queries += m.queries.load(std::memory_order_relaxed);
+  query_results += m.query_results.load(std::memory_order_relaxed);
 }
 
 LatencySummary summarize(const Histogram::Snapshot& s) {
@@ -83,10 +84,11 @@ void SlaMonitor::record_group(std::uint64_t txn_ns, std::uint64_t commit_ns, std
     m.transactions.fetch_add(1, std::memory_order_relaxed);
   });
 }
-void SlaMonitor::record_query(std::uint64_t ns) noexcept {
+void SlaMonitor::record_query(std::uint64_t ns, std::uint64_t results) noexcept {
   each([&](Measures& m) {
     m.query.record(ns);
     m.queries.fetch_add(1, std::memory_order_relaxed);
+    m.query_results.fetch_add(results, std::memory_order_relaxed);
   });
 }
 
@@ -137,6 +139,7 @@ SlaReport SlaMonitor::report() {
     w.bytes = s.bytes;
     w.transactions = s.transactions;
     w.queries = s.queries;
+    w.query_results = s.query_results;
     w.events_per_second = seconds > 0 ? static_cast<double>(s.events) / seconds : 0;
     return w;
   };

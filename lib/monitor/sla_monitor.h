@@ -19,13 +19,13 @@ namespace lighthouse::monitor {
 // The measurements of one slot (or of the time since open).
 struct Measures {
   Histogram append, queue_wait, transaction, commit, query, group_events;
-  std::atomic<std::uint64_t> events{0}, bytes{0}, transactions{0}, queries{0};
+  std::atomic<std::uint64_t> events{0}, bytes{0}, transactions{0}, queries{0}, query_results{0};
   void clear() noexcept;
 };
 
 struct MeasuresSnapshot {
   Histogram::Snapshot append, queue_wait, transaction, commit, query, group_events;
-  std::uint64_t events = 0, bytes = 0, transactions = 0, queries = 0;
+  std::uint64_t events = 0, bytes = 0, transactions = 0, queries = 0, query_results = 0;
   void add(const Measures& m);
 };
 
@@ -38,7 +38,7 @@ class SlaMonitor {
   void record_queue_wait(std::uint64_t ns) noexcept;
   void record_group(std::uint64_t transaction_ns, std::uint64_t commit_ns, std::uint64_t events,
                     std::uint64_t bytes) noexcept;
-  void record_query(std::uint64_t ns) noexcept;
+  void record_query(std::uint64_t ns, std::uint64_t results) noexcept;
   // The committer's backlog, sampled when it takes a group or goes idle.
   void sample_backlog(std::uint64_t queued, std::uint64_t oldest_age_ns);
 

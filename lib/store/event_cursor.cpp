@@ -31,7 +31,7 @@ class EventCursor::Impl {
   }
   ~Impl() {
     // A query's time: planning and every chunk it read.
-    if (store_->monitor_) store_->monitor_->record_query(spent_ns_);
+    if (store_->monitor_) store_->monitor_->record_query(spent_ns_, returned_);
   }
   void add_time(std::chrono::steady_clock::time_point start) {
     spent_ns_ += static_cast<std::uint64_t>(
@@ -43,6 +43,7 @@ class EventCursor::Impl {
       if (!buffer_.empty()) {
         RecordedEvent e = std::move(buffer_.front());
         buffer_.pop_front();
+        ++returned_;
         return e;
       }
       if (pending_) std::rethrow_exception(std::exchange(pending_, nullptr));
@@ -272,6 +273,7 @@ class EventCursor::Impl {
   bool exhausted_ = false;
   std::exception_ptr pending_;
   std::uint64_t spent_ns_ = 0;
+  std::uint64_t returned_ = 0;
 };
 
 EventCursor::EventCursor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

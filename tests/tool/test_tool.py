@@ -485,6 +485,14 @@ class BatchTest(ToolTestCase):
         check = subprocess.run(["promtool", "check", "metrics"], input=result.out.encode(),
                                capture_output=True, timeout=TIMEOUT)
         self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+        archive = os.path.join(self.tmp, "archive")
+        run("export", self.store, archive)
+        self.append_ok(lines({"type": "After"}, {"type": "After"}))
+        result = run("metrics", self.store, "--archive", archive)
+        self.assertIn("lighthouse_export_checkpoint_lag_events 2", result.out)
+        check = subprocess.run(["promtool", "check", "metrics"], input=result.out.encode(),
+                               capture_output=True, timeout=TIMEOUT)
+        self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
 
     def test_batch_appends_all_lines_in_one_commit(self):
         acks = self.append_ok(lines({"type": "a", "aggregate": "x", "expected_version": "no_stream"},

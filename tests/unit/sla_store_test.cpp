@@ -24,6 +24,7 @@ TEST_CASE("the store's SLA report counts appends, transactions and queries", "[s
   CHECK(r.windows[0].events == 123);
   CHECK(r.windows[0].transactions == 121);
   CHECK(r.windows[2].queries == 1);
+  CHECK(r.windows[2].query_results == 123);
   CHECK(r.windows[0].append.p99 > 0);
   CHECK(r.windows[0].commit.count == 121);
   CHECK(r.breaches.empty());  // one synchronous caller is far below 10,000/s: no breach for it

@@ -139,9 +139,19 @@ void run_sla(const std::string& path, std::ostream& out) {
   print(out, dump(line));
 }
 
-void run_metrics(const std::string& path, std::ostream& out) {
+void run_metrics(const std::string& path, const std::string& archive, std::ostream& out) {
   Store store = open_existing(path, true);
-  out << store.persisted_metrics_text() << std::flush;
+  out << store.persisted_metrics_text();
+  if (!archive.empty()) {
+    // How far the archive's export checkpoint is behind the store.
+    const ArchiveManifest m = read_manifest(archive);
+    const std::uint64_t last = store.stats().last_sequence;
+    out << "# HELP lighthouse_export_checkpoint_lag_events Events appended after the archive's export checkpoint.\n"
+        << "# TYPE lighthouse_export_checkpoint_lag_events gauge\n"
+        << "lighthouse_export_checkpoint_lag_events " << (last > m.last_sequence ? last - m.last_sequence : 0)
+        << '\n';
+  }
+  out << std::flush;
   if (!out) throw Error(ErrorCode::io_error, "cannot write to standard output");
 }
 

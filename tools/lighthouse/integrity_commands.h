@@ -23,7 +23,8 @@ void run_compact(const std::string& path, std::ostream& out);
 // The SLA report the writing process last persisted, with its age.
 void run_sla(const std::string& path, std::ostream& out);
 // Prometheus text: the store's gauges and the persisted histograms.
-void run_metrics(const std::string& path, std::ostream& out);
+// With `archive`, also the lag of its export checkpoint behind the store.
+void run_metrics(const std::string& path, const std::string& archive, std::ostream& out);
 
 void run_backup(const std::string& path, const std::string& destination, std::ostream& out);
 

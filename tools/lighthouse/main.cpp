@@ -158,6 +158,9 @@ int main(int argc, char** argv) {
   CLI::App* metrics = app.add_subcommand(
       "metrics", "Print Prometheus metrics: the store's gauges and the persisted histograms");
   metrics->add_option("STORE", store_path, "Store directory")->required();
+  std::string metrics_archive;
+  metrics->add_option("--archive", metrics_archive,
+                      "Also report how far this archive's export checkpoint is behind");
 
   std::string truncate_archive, truncate_before;
   CLI::App* truncate = app.add_subcommand(
@@ -204,7 +207,7 @@ int main(int argc, char** argv) {
     } else if (*sla) {
       run_sla(store_path, std::cout);
     } else if (*metrics) {
-      run_metrics(store_path, std::cout);
+      run_metrics(store_path, metrics_archive, std::cout);
     } else if (*truncate) {
       run_truncate(store_path, truncate_archive, truncate_before, std::cout);
     } else if (*compact) {
