@@ -90,7 +90,9 @@ struct Options {
   // The SLA monitor: timings of every transaction, append and query, checked
   // against `sla`. A process that writes persists its latest report in the
   // store at most once per 10 s window, on a commit it makes anyway (never a
-  // sync of its own), and when the store closes.
+  // sync of its own), and when the store closes. Costs about 1 MiB of memory
+  // per open store (the windows' histograms) and 1.8 % of an append's
+  // instructions.
   bool monitor = true;
   SlaTargets sla;
 };
