@@ -1,4 +1,5 @@
 #include "archive_commands.h"
+#include "output.h"
 
 #include <unistd.h>
 
@@ -13,14 +14,6 @@
 namespace lighthouse::tool {
 namespace {
 
-using Json = nlohmann::ordered_json;
-
-std::string dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
-
-void print(std::ostream& out, const std::string& line) {
-  out << line << '\n' << std::flush;
-  if (!out) throw Error(ErrorCode::io_error, "cannot write to standard output");
-}
 
 // A progress bar on stderr when it is a terminal; nothing otherwise.
 ArchiveProgressCallback progress_bar(const char* verb) {
@@ -68,7 +61,7 @@ void run_export(const std::string& store_path, const std::string& dir, std::uint
   j["removed_leftovers"] = r.removed_leftovers;
   j["seconds"] = r.seconds;
   j["mb_per_second"] = r.seconds > 0 ? static_cast<double>(r.record_bytes) / 1e6 / r.seconds : 0.0;
-  print(out, dump(j));
+  print_line(out, dump(j));
 }
 
 void run_import(const std::string& dir, const std::string& store_path, const std::string& until,
@@ -89,16 +82,16 @@ void run_import(const std::string& dir, const std::string& store_path, const std
   j["last_id"] = r.last ? r.last->to_string() : "";
   j["seconds"] = r.seconds;
   j["mb_per_second"] = r.seconds > 0 ? static_cast<double>(r.record_bytes) / 1e6 / r.seconds : 0.0;
-  print(out, dump(j));
+  print_line(out, dump(j));
 }
 
 int run_archive_verify(const std::string& dir, std::ostream& out) {
   ArchiveVerifyReport r = verify_archive(dir);
-  for (const auto& p : r.problems) print(out, "damaged\t" + p.file + "\t" + p.detail);
+  for (const auto& p : r.problems) print_line(out, "damaged\t" + p.file + "\t" + p.detail);
   for (const auto& l : r.leftovers) {
-    print(out, "leftover\t" + l + "\tnot in the manifest (an interrupted export; the next export removes it)");
+    print_line(out, "leftover\t" + l + "\tnot in the manifest (an interrupted export; the next export removes it)");
   }
-  print(out, std::string(r.ok() ? "ok" : "damaged") + ": " + std::to_string(r.manifest.segments.size()) +
+  print_line(out, std::string(r.ok() ? "ok" : "damaged") + ": " + std::to_string(r.manifest.segments.size()) +
                  " segments, " + std::to_string(r.events) + " events, " + std::to_string(r.leftovers.size()) +
                  " leftovers");
   return r.ok() ? kExitSuccess : exit_code_for(ErrorCode::corruption);
@@ -117,7 +110,7 @@ void run_archive_list(const std::string& dir, std::ostream& out) {
     j["record_bytes"] = s.record_bytes;
     j["compressed_bytes"] = s.compressed_bytes;
     j["sha256"] = s.sha256;
-    print(out, dump(j));
+    print_line(out, dump(j));
   }
 }
 

@@ -1,4 +1,5 @@
 #include "integrity_commands.h"
+#include "output.h"
 
 #include <chrono>
 #include <nlohmann/json.hpp>
@@ -10,8 +11,6 @@
 
 namespace lighthouse::tool {
 namespace {
-
-using Json = nlohmann::ordered_json;
 
 Json report_json(const VerifyReport& report) {
   Json out;
@@ -27,12 +26,6 @@ Json report_json(const VerifyReport& report) {
   return out;
 }
 
-std::string dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
-
-void print(std::ostream& out, const std::string& line) {
-  out << line << '\n' << std::flush;
-  if (!out) throw Error(ErrorCode::io_error, "cannot write to standard output");
-}
 
 }  // namespace
 
@@ -63,13 +56,13 @@ int run_verify(const std::string& path, bool json, const std::string& archive, s
     }
   }
   if (json) {
-    print(out, dump(report_json(report)));
+    print_line(out, dump(report_json(report)));
   } else {
-    for (const auto& p : report.problems) print(out, p.category + "\t" + p.subject + "\t" + p.detail);
+    for (const auto& p : report.problems) print_line(out, p.category + "\t" + p.subject + "\t" + p.detail);
     if (report.problem_count > report.problems.size()) {
-      print(out, "... and " + std::to_string(report.problem_count - report.problems.size()) + " more");
+      print_line(out, "... and " + std::to_string(report.problem_count - report.problems.size()) + " more");
     }
-    print(out, std::string(report.ok() ? "ok" : "damaged") + ": " +
+    print_line(out, std::string(report.ok() ? "ok" : "damaged") + ": " +
                    std::to_string(report.events_checked) + " events and " +
                    std::to_string(report.index_entries_checked) + " index entries checked, " +
                    std::to_string(report.problem_count) + " problems");
@@ -90,7 +83,7 @@ int run_repair(const std::string& path, std::ostream& out) {
   j["problems_before"] = report.before.problem_count;
   j["problems_after"] = report.after.problem_count;
   j["after"] = report_json(report.after);
-  print(out, dump(j));
+  print_line(out, dump(j));
   return report.after.ok() ? kExitSuccess : exit_code_for(ErrorCode::corruption);
 }
 
@@ -104,7 +97,7 @@ void run_truncate(const std::string& path, const std::string& archive, const std
   j["base_sequence"] = r.base_sequence;
   j["archive"] = r.archive;
   j["seconds"] = r.seconds;
-  print(out, dump(j));
+  print_line(out, dump(j));
 }
 
 void run_compact(const std::string& path, std::ostream& out) {
@@ -112,7 +105,7 @@ void run_compact(const std::string& path, std::ostream& out) {
   Json j;
   j["bytes_before"] = r.bytes_before;
   j["bytes_after"] = r.bytes_after;
-  print(out, dump(j));
+  print_line(out, dump(j));
 }
 
 void run_sla(const std::string& path, std::ostream& out) {
@@ -136,7 +129,7 @@ void run_sla(const std::string& path, std::ostream& out) {
     line["backlog"] = j.value("backlog", std::uint64_t{0});
     line["breaches"] = j.value("breaches", Json::array());
   }
-  print(out, dump(line));
+  print_line(out, dump(line));
 }
 
 void run_metrics(const std::string& path, const std::string& archive, std::ostream& out) {
@@ -164,7 +157,7 @@ void run_backup(const std::string& path, const std::string& destination, std::os
   j["events"] = report.events;
   j["seconds"] = report.seconds;
   j["mb_per_second"] = report.seconds > 0 ? static_cast<double>(report.bytes) / 1e6 / report.seconds : 0.0;
-  print(out, dump(j));
+  print_line(out, dump(j));
 }
 
 }  // namespace lighthouse::tool

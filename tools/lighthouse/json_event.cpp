@@ -1,4 +1,5 @@
 #include "json_event.h"
+#include "output.h"
 
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -11,9 +12,6 @@
 
 namespace lighthouse::tool {
 namespace {
-
-// Ordered, so that objects keep the order their writer gave them.
-using Json = nlohmann::ordered_json;
 
 constexpr const char* kFields[] = {"type",
                                    "aggregate",
@@ -32,10 +30,6 @@ std::string shown(std::string_view value, std::size_t limit = 64) {
   std::string out(value.substr(0, limit));
   if (value.size() > limit) out += "...";
   return out;
-}
-
-std::string dump(const Json& value) {
-  return value.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
 // "number 42", "string \"x\"", "object".

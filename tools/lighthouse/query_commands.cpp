@@ -1,4 +1,5 @@
 #include "query_commands.h"
+#include "output.h"
 
 #include <charconv>
 #include <iostream>
@@ -59,12 +60,11 @@ void run_query(const std::string& path, const QueryArguments& args, std::ostream
   Store store = open_existing(path, true);
   if (args.explain) {
     QueryPlan plan = store.explain(q);
-    nlohmann::ordered_json line;
+    Json line;
     line["source"] = std::string(to_string(plan.source));
     line["estimate"] = plan.estimate;
     line["description"] = plan.description;
-    out << line.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n'
-        << std::flush;
+    print_line(out, dump(line));
     return;
   }
   EventCursor cursor = store.query(q);

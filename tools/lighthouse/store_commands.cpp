@@ -1,4 +1,5 @@
 #include "store_commands.h"
+#include "output.h"
 
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -7,11 +8,6 @@
 
 namespace lighthouse::tool {
 namespace {
-
-void print_line(std::ostream& out, const std::string& line) {
-  out << line << '\n' << std::flush;
-  if (!out) throw Error(ErrorCode::io_error, "cannot write to standard output");
-}
 
 bool store_exists(const std::string& path) {
   try {
@@ -39,11 +35,11 @@ void run_init(const std::string& path, std::optional<std::uint32_t> node_id, std
   options.node_id = node_id;
   Store store = Store::open(path, options);
   StoreStats stats = store.stats();
-  nlohmann::ordered_json line;
+  Json line;
   line["store"] = store.path().string();
   line["node_id"] = stats.node_id;
   line["format_version"] = stats.format_version;
-  print_line(out, line.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
+  print_line(out, dump(line));
 }
 
 void run_get(const std::string& path, const std::string& id_text, std::ostream& out) {
