@@ -24,13 +24,8 @@ void Store::Impl::enqueue(std::unique_ptr<AppendRequest> request) {
     request->events += request->batches[i].events.size();
   }
   validation::check_totals(request->events, request->bytes, options_.limits);
-  if (options_.read_only) {
-    throw Error(ErrorCode::read_only, "store '" + path_.string() + "' is open read-only");
-  }
-  if (auto reason = failure(); !reason.empty()) {
-    throw Error(ErrorCode::store_failed, "store '" + path_.string() + "' refuses writes after: " +
-                                             reason + "; close and reopen it");
-  }
+  refuse_read_only(false);
+  if (auto failed = failed_error()) throw *failed;
   auto lock = use();  // refuses a closed store
   committer_->submit(std::move(request));
 }
@@ -93,12 +88,7 @@ void Store::Impl::commit_group(std::vector<std::unique_ptr<AppendRequest>>& grou
   std::vector<std::vector<AppendResult>> results(group.size());
   std::vector<std::exception_ptr> errors(group.size());
   std::exception_ptr group_error;
-  if (auto reason = failure(); !reason.empty()) {
-    group_error = std::make_exception_ptr(
-        Error(ErrorCode::store_failed, "store '" + path_.string() +
-                                           "' refuses writes after: " + reason +
-                                           "; close and reopen it"));
-  }
+  if (auto failed = failed_error()) group_error = std::make_exception_ptr(*failed);
   for (int attempt = 0; !group_error; ++attempt) {
     try {
       auto txn = begin_write();

@@ -140,10 +140,7 @@ void Store::Impl::rebuild_indexes(RepairReport& report) {
 }
 
 RepairReport Store::repair() {
-  if (read_only_handle_ || impl_->options().read_only) {
-    throw Error(ErrorCode::read_only,
-                "store '" + impl_->path().string() + "' was opened read-only");
-  }
+  impl_->refuse_read_only(read_only_handle_);
   RepairReport report;
   report.before = verify();
   impl_->run_exclusive([&] { impl_->rebuild_indexes(report); });
@@ -152,10 +149,7 @@ RepairReport Store::repair() {
 }
 
 void Store::Impl::run_exclusive(std::function<void()> task) {
-  if (auto reason = failure(); !reason.empty()) {
-    throw Error(ErrorCode::store_failed, "store '" + path_.string() + "' refuses writes after: " +
-                                             reason + "; close and reopen it");
-  }
+  if (auto failed = failed_error()) throw *failed;
   auto request = std::make_unique<AppendRequest>();
   request->task = std::move(task);
   auto done = request->task_done.get_future();

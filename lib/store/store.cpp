@@ -18,12 +18,6 @@ Store::Store(Store&&) noexcept = default;
 Store& Store::operator=(Store&&) noexcept = default;
 
 namespace {
-void refuse_if_read_only(bool read_only, const std::filesystem::path& path) {
-  if (read_only) {
-    throw Error(ErrorCode::read_only, "store '" + path.string() + "' was opened read-only");
-  }
-}
-
 
 Batch single_event_batch(EventData event, ExpectedVersion expected) {
   Batch batch;
@@ -46,7 +40,7 @@ AppendResult Store::append(EventData event, ExpectedVersion expected) {
 }
 
 AppendResult Store::append_batch(Batch batch) {
-  refuse_if_read_only(read_only_handle_, impl_->path());
+  impl_->refuse_read_only(read_only_handle_);
   return impl_->submit(std::move(batch), false).get();
 }
 
@@ -55,7 +49,7 @@ std::future<AppendResult> Store::append_async(EventData event, ExpectedVersion e
 }
 
 std::future<AppendResult> Store::append_batch_async(Batch batch) {
-  refuse_if_read_only(read_only_handle_, impl_->path());
+  impl_->refuse_read_only(read_only_handle_);
   return impl_->submit(std::move(batch), false);
 }
 
@@ -65,7 +59,7 @@ AppendResult Store::append_batch(std::vector<EventData> events,
 }
 
 std::vector<AppendResult> Store::append_batches(std::vector<Batch> batches) {
-  refuse_if_read_only(read_only_handle_, impl_->path());
+  impl_->refuse_read_only(read_only_handle_);
   if (batches.empty()) return {};
   return impl_->submit(std::move(batches), false).get();
 }

@@ -340,6 +340,19 @@ std::string Store::Impl::failure() const {
   return failure_;
 }
 
+void Store::Impl::refuse_read_only(bool handle_read_only) const {
+  if (handle_read_only || options_.read_only) {
+    throw Error(ErrorCode::read_only, "store '" + path_.string() + "' is open read-only");
+  }
+}
+
+std::optional<Error> Store::Impl::failed_error() const {
+  std::string reason = failure();
+  if (reason.empty()) return std::nullopt;
+  return Error(ErrorCode::store_failed,
+               "store '" + path_.string() + "' refuses writes after: " + reason + "; close and reopen it");
+}
+
 RecordedEvent Store::Impl::get(const EventId& id) const {
   auto lock = use();
   auto read = begin_read();

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <vector>
@@ -122,6 +123,14 @@ class Store::Impl {
   void enqueue(std::unique_ptr<AppendRequest> request);
   void record_failure(const std::string& reason);
   std::string failure() const;
+ public:
+  // Throws Error(read_only) iff the store, or the handle asking
+  // (`handle_read_only`), may not write.
+  void refuse_read_only(bool handle_read_only) const;
+  // The error every write gets once an I/O error or MDB_PANIC made the store
+  // refuse writes; nothing while it is healthy.
+  std::optional<Error> failed_error() const;
+ private:
 
   // Held shared by every operation, exclusively by shutdown().
   std::shared_lock<std::shared_mutex> use() const;

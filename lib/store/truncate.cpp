@@ -72,10 +72,7 @@ void Store::Impl::drop_events(std::uint64_t to_sequence, const std::string& arch
 }
 
 TruncateReport Store::truncate_before(const EventId& id, const fs::path& archive_dir) {
-  if (read_only_handle_ || impl_->options().read_only) {
-    throw Error(ErrorCode::read_only,
-                "store '" + impl_->path().string() + "' was opened read-only");
-  }
+  impl_->refuse_read_only(read_only_handle_);
   const auto start = std::chrono::steady_clock::now();
   const StoreStats stats = this->stats();
   TruncateReport report;
