@@ -2,48 +2,29 @@
 // 256 bytes, durable (Durability::sync) and no_meta_sync. Items/s is
 // events/s. The store lives in $LIGHTHOUSE_BENCH_DIR (default: the current
 // directory), so the figures are those of that disk.
-#include <benchmark/benchmark.h>
-
-#include <cstdlib>
-#include <filesystem>
-#include <random>
-#include <string>
-
+#include "bench_support.h"
 #include "lighthouse/lighthouse.h"
+
+namespace lb = lighthouse::bench;
 
 namespace {
 
-std::filesystem::path bench_dir(const std::string& name) {
-  const char* base = std::getenv("LIGHTHOUSE_BENCH_DIR");
-  auto dir = std::filesystem::path(base != nullptr ? base : ".") / ("lighthouse-bench-" + name);
-  std::filesystem::remove_all(dir);
-  return dir;
-}
-
-std::string payload(std::mt19937_64& rng) {
-  std::string data(256, '\0');
-  for (auto& c : data) c = static_cast<char>('a' + rng() % 26);
-  return data;
-}
-
 void append_batches(benchmark::State& state, lighthouse::Durability durability) {
   const auto batch_size = static_cast<std::size_t>(state.range(0));
-  auto dir = bench_dir("append-" + std::to_string(batch_size));
+  auto dir = lb::fresh_dir("append-" + std::to_string(batch_size)) / "store";
   lighthouse::Options options;
   options.durability = durability;
   {
     auto store = lighthouse::Store::open(dir, options);
     std::mt19937_64 rng(42);
     std::vector<lighthouse::EventData> batch(batch_size);
-    const char* types[] = {"OrderPlaced", "ItemAdded", "PaymentReceived", "OrderShipped",
-                           "StockMoved", "InvoiceSent", "RefundIssued", "OrderClosed"};
     std::uint64_t n = 0;
     for (auto _ : state) {
       state.PauseTiming();
       for (auto& e : batch) {
-        e.type = types[n % 8];
+        e.type = lb::event_type(n);
         e.aggregate = "agg-" + std::to_string(rng() % 10'000);
-        e.data = payload(rng);
+        e.data = lb::payload(rng());
         ++n;
       }
       state.ResumeTiming();
@@ -52,7 +33,7 @@ void append_batches(benchmark::State& state, lighthouse::Durability durability) 
     state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * batch_size));
     state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * batch_size * 256));
   }
-  std::filesystem::remove_all(dir);
+  std::filesystem::remove_all(dir.parent_path());
 }
 
 void BM_AppendBatch_Sync(benchmark::State& state) {
