@@ -17,6 +17,8 @@ std::string_view to_string(ErrorCode code) noexcept {
     case ErrorCode::closed: return "closed";
     case ErrorCode::io_error: return "io_error";
     case ErrorCode::internal: return "internal";
+    case ErrorCode::degraded: return "degraded";
+    case ErrorCode::emergency: return "emergency";
   }
   return "unknown";
 }

@@ -28,6 +28,8 @@ enum class ErrorCode : int {
   closed,                    // the store was closed
   io_error,                  // the operating system refused an operation
   internal,                  // a bug in Lighthouse or an unexpected LMDB result
+  degraded,                  // the store sheds load: this append's priority is too low
+  emergency,                 // the store is in emergency: appends are refused
 };
 
 // Returns the stable, lower-case name of `code` ("wrong_expected_version").

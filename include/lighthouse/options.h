@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "lighthouse/export.h"
+#include "lighthouse/health.h"
 #include "lighthouse/sla.h"
 
 namespace lighthouse {
@@ -58,6 +59,11 @@ struct Options {
   // another process.
   std::size_t map_size = std::size_t{1} << 34;  // 16 GiB
 
+  // The most the map may grow to; 0: no maximum (bounded by the disk). A
+  // store at its maximum refuses appends with Error(limit_exceeded), and its
+  // map usage (used / maximum) is a health trigger.
+  std::size_t max_map_size = 0;
+
   // The node id written into the IDs this process assigns. Defaults to the
   // one chosen when the store was created.
   std::optional<std::uint32_t> node_id;
@@ -95,6 +101,9 @@ struct Options {
   // instructions.
   bool monitor = true;
   SlaTargets sla;
+
+  // Health states and degradation (see lighthouse/health.h).
+  HealthOptions health;
 };
 
 }  // namespace lighthouse

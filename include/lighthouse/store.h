@@ -28,6 +28,7 @@
 #include "lighthouse/event.h"
 #include "lighthouse/event_id.h"
 #include "lighthouse/expected_version.h"
+#include "lighthouse/health.h"
 #include "lighthouse/export.h"
 #include "lighthouse/integrity.h"
 #include "lighthouse/options.h"
@@ -55,6 +56,9 @@ struct AppendResult {
 struct Batch {
   std::vector<EventData> events;
   std::vector<AggregateExpectation> expectations;
+  // A degraded store refuses appends below HealthOptions::degraded_min_priority
+  // (append_batches: a request with any batch below it).
+  Priority priority = Priority::normal;
 };
 
 struct TruncateReport {
@@ -104,10 +108,12 @@ class LIGHTHOUSE_API Store {
   // REQUIRES: expected is any() when the event has no aggregate.
   // Errors: invalid_argument, limit_exceeded, wrong_expected_version (with
   // aggregate() and actual_version()), idempotency_conflict, read_only,
+  // degraded (priority below what a degraded store admits), emergency,
   // store_failed, closed, io_error. On error nothing is written.
   // Appends take their events by value: pass them with std::move to append
   // without copying them.
-  AppendResult append(EventData event, ExpectedVersion expected = ExpectedVersion::any());
+  AppendResult append(EventData event, ExpectedVersion expected = ExpectedVersion::any(),
+                      Priority priority = Priority::normal);
 
   // Appends a batch atomically: all of its events become visible together,
   // or — on any error — none. Idempotency is checked before expectations:
@@ -133,7 +139,8 @@ class LIGHTHOUSE_API Store {
   // committer takes them into groups, and each succeeds or fails alone.
   // Closing the store completes every append already queued.
   std::future<AppendResult> append_async(EventData event,
-                                         ExpectedVersion expected = ExpectedVersion::any());
+                                         ExpectedVersion expected = ExpectedVersion::any(),
+                                         Priority priority = Priority::normal);
   std::future<AppendResult> append_batch_async(Batch batch);
 
   // Returns the event with `id`, its checksum verified unless
@@ -217,6 +224,27 @@ class LIGHTHOUSE_API Store {
   // or another — and no process may open it until it returns).
   // Errors: already_open, not_found, io_error.
   static CompactReport compact(const std::filesystem::path& path);
+
+  // The health state recorded in the store (every process obeys it), with
+  // this process's own proposal. Errors: closed, io_error.
+  HealthStatus health() const;
+  // Enters a manual emergency, for every process on the store: appends are
+  // refused with Error(emergency) until clear_emergency(). Recorded as a
+  // `$health.emergency` event. Errors: invalid_argument (empty reason),
+  // read_only, store_failed, closed, io_error.
+  void enter_emergency(const std::string& reason);
+  // Ends a manual emergency; the state becomes what this process's triggers
+  // hold now (healthy for a process that has not evaluated any). Recorded as
+  // a `$health.<to>` event. Does nothing when there is no manual emergency.
+  // Errors: read_only, store_failed, closed, io_error.
+  void clear_emergency();
+  // Evaluates the triggers once, as one window (what the writing process
+  // does by itself every HealthOptions::window_seconds), and returns the
+  // state. Errors: read_only, closed, io_error.
+  HealthStatus evaluate_health();
+  // Calls `callback` after each transition this process records (from the
+  // thread that records it: do not call the store's write methods from it).
+  void on_health_change(HealthCallback callback);
 
   const std::filesystem::path& path() const noexcept;
   const Options& options() const noexcept;

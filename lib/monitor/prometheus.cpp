@@ -59,7 +59,7 @@ Json summary_json(const LatencySummary& l) {
 
 std::string prometheus_text(const StoreStats& stats, const MeasuresSnapshot& m,
                             const std::map<std::string, std::uint64_t>& errors,
-                            std::uint64_t readers_in_use) {
+                            std::uint64_t readers_in_use, const HealthStatus& health) {
   std::ostringstream out;
   out.precision(10);
   histogram(out, "lighthouse_append_duration_seconds",
@@ -99,6 +99,17 @@ std::string prometheus_text(const StoreStats& stats, const MeasuresSnapshot& m,
   metric(out, "lighthouse_events", "gauge", "Events the store holds.", static_cast<double>(stats.event_count));
   metric(out, "lighthouse_append_backlog", "gauge", "Appends queued for the committer.",
          static_cast<double>(stats.append_backlog));
+  out << "# HELP lighthouse_health_state The store's health state: 1 for the state in force, 0 for the others.\n"
+      << "# TYPE lighthouse_health_state gauge\n";
+  for (auto state : {HealthState::healthy, HealthState::warning, HealthState::degraded, HealthState::emergency}) {
+    out << "lighthouse_health_state{state=\"" << to_string(state) << "\"} " << (health.state == state ? 1 : 0)
+        << '\n';
+  }
+  metric(out, "lighthouse_health_manual_emergency", "gauge", "1 while an emergency entered by hand is in force.",
+         health.manual ? 1 : 0);
+  metric(out, "lighthouse_health_state_since_timestamp_seconds", "gauge",
+         "When the state in force was entered (Unix time; 0: never changed).",
+         static_cast<double>(health.since_ns) / 1e9);
   return out.str();
 }
 

@@ -12,7 +12,7 @@ namespace lighthouse::monitor {
 // Gauges come from `stats`; histograms and counters from `measures`.
 std::string prometheus_text(const StoreStats& stats, const MeasuresSnapshot& measures,
                             const std::map<std::string, std::uint64_t>& errors,
-                            std::uint64_t readers_in_use);
+                            std::uint64_t readers_in_use, const HealthStatus& health);
 
 // The since-open measures and error counts as JSON (sparse histogram
 // buckets), and back: what the writing process persists in `meta`.

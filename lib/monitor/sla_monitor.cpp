@@ -160,7 +160,7 @@ SlaReport SlaMonitor::report() {
   return r;
 }
 
-void SlaMonitor::evaluate() {
+SlaMonitor::Evaluation SlaMonitor::evaluate() {
   const std::uint64_t t = now_();
   Histogram::Snapshot append;
   double events = 0;
@@ -173,7 +173,10 @@ void SlaMonitor::evaluate() {
     }
   }
   const double seconds = std::min(10.0, std::max(1e-9, static_cast<double>(t - opened_ns_) / 1e9));
-  breaches(summarize(append), seconds, events / seconds, t);
+  Evaluation e;
+  e.append = summarize(append);
+  e.breaches = breaches(e.append, seconds, events / seconds, t);
+  return e;
 }
 
 std::vector<SlaBreach> SlaMonitor::breaches(const LatencySummary& recent, double seconds, double rate,

@@ -46,8 +46,13 @@ class SlaMonitor {
   // (and logs) for breaches that begin.
   SlaReport report();
   // Only looks for breaches (reads the 10 s append histogram alone): what the
-  // committer calls once a second.
-  void evaluate();
+  // committer calls once a second, and the health evaluation each window.
+  struct Evaluation {
+    LatencySummary append;  // the last 10 s
+    std::vector<SlaBreach> breaches;
+  };
+  Evaluation evaluate();
+  const SlaTargets& targets() const noexcept { return targets_; }
   void on_breach(SlaBreachCallback callback);
 
   // Since-open measures, for the Prometheus exposition.

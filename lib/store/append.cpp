@@ -1,5 +1,6 @@
 // Appends: validation, submission to the committer, and the committer's
 // group transaction.
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 
@@ -27,11 +28,13 @@ void Store::Impl::enqueue(std::unique_ptr<AppendRequest> request) {
   refuse_read_only(false);
   if (auto failed = failed_error()) throw *failed;
   auto lock = use();  // refuses a closed store
+  admit(*request);
   committer_->submit(std::move(request));
 }
 
 std::future<AppendResult> Store::Impl::submit(Batch batch, bool allow_reserved) {
   auto request = std::make_unique<AppendRequest>();
+  request->priority = batch.priority;
   request->batches.push_back(std::move(batch));
   request->allow_reserved = allow_reserved;
   auto future = request->single.get_future();
@@ -42,6 +45,8 @@ std::future<AppendResult> Store::Impl::submit(Batch batch, bool allow_reserved) 
 std::future<std::vector<AppendResult>> Store::Impl::submit(std::vector<Batch> batches,
                                                            bool allow_reserved) {
   auto request = std::make_unique<AppendRequest>();
+  request->priority = Priority::critical;
+  for (const Batch& b : batches) request->priority = std::min(request->priority, b.priority);
   request->batches = std::move(batches);
   request->allow_reserved = allow_reserved;
   request->one_batch = false;
@@ -92,11 +97,18 @@ void Store::Impl::commit_group(std::vector<std::unique_ptr<AppendRequest>>& grou
   for (int attempt = 0; !group_error; ++attempt) {
     try {
       auto txn = begin_write();
+      // The health state, as every process on the store sees it now.
+      const monitor::HealthRecord health = read_health(txn->get());
+      adopt_health(health);
       WriteTxn write(txn->get(), dbs_, options_, node_id_, now_ns());
       for (std::size_t i = 0; i < group.size(); ++i) {
         AppendRequest& request = *group[i];
         results[i].clear();
         errors[i] = nullptr;
+        if (auto refused = refusal(health, request.priority)) {
+          errors[i] = std::make_exception_ptr(*refused);
+          continue;
+        }
         if (request.one_batch) {
           // Checks precede writes, so a failing batch has written nothing.
           try {
@@ -211,6 +223,21 @@ void Store::Impl::commit_group(std::vector<std::unique_ptr<AppendRequest>>& grou
       monitor_->record_append(since_ns(group[i]->enqueued));
     }
     group[i]->complete(error ? nullptr : &results[i], error);
+  }
+  bool failed_now = false;
+  for (std::size_t i = 0; i < group.size(); ++i) {
+    if (!errors[i]) continue;
+    try {
+      std::rethrow_exception(errors[i]);
+    } catch (const Error& e) {
+      if (e.code() == ErrorCode::corruption) note_corruption(e.what());
+    } catch (...) {
+    }
+  }
+  if (group_error) failed_now = !failure().empty();
+  if (failed_now && options_.health.enabled &&
+      health_cache_.load(std::memory_order_relaxed) != static_cast<std::uint8_t>(HealthState::emergency)) {
+    health_tick();  // an I/O failure is an emergency at once
   }
   if (monitor_) {
     // Breaches are looked for at most once a second, off the callers' path.

@@ -1,12 +1,23 @@
 #include "store/committer.h"
 
+#include <algorithm>
+
 namespace lighthouse {
 
-Committer::Committer(CommitterLimits limits, CommitGroup commit_group, ObserveBacklog observe)
+Committer::Committer(CommitterLimits limits, CommitGroup commit_group, ObserveBacklog observe,
+                     Tick tick, std::chrono::nanoseconds tick_interval)
     : limits_(limits),
       commit_group_(std::move(commit_group)),
       observe_(std::move(observe)),
+      tick_(std::move(tick)),
+      tick_interval_(tick_interval),
+      configured_max_events_(limits.max_group_events),
       thread_([this] { run(); }) {}
+
+void Committer::bound_group_events(std::size_t events) {
+  std::lock_guard lock(mutex_);
+  limits_.max_group_events = std::max<std::size_t>(1, std::min(events, configured_max_events_));
+}
 
 Committer::~Committer() { stop(); }
 
@@ -36,10 +47,21 @@ std::size_t Committer::backlog() const {
 
 void Committer::run() {
   std::vector<std::unique_ptr<AppendRequest>> group;
+  const bool ticking = tick_ && tick_interval_.count() > 0;
+  auto next_tick = std::chrono::steady_clock::now() + tick_interval_;
   for (;;) {
+    if (ticking && std::chrono::steady_clock::now() >= next_tick) {
+      tick_();  // must not throw
+      next_tick = std::chrono::steady_clock::now() + tick_interval_;
+    }
     {
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      auto ready = [this] { return stopping_ || !queue_.empty(); };
+      if (ticking) {
+        if (!wake_.wait_until(lock, next_tick, ready)) continue;  // time for a tick
+      } else {
+        wake_.wait(lock, ready);
+      }
       if (queue_.empty()) return;  // stopping, and everything is committed
       // Take what is queued, up to the group bounds; a request is never split.
       std::size_t events = 0, bytes = 0;

@@ -29,6 +29,7 @@ struct AppendRequest {
   std::size_t events = 0;
   std::size_t bytes = 0;
   std::chrono::steady_clock::time_point enqueued;
+  Priority priority = Priority::normal;  // the lowest of its batches'
   // Completed once, from the committer thread: `single` for requests of one
   // batch (append, append_batch), `several` for append_batches.
   bool one_batch = true;
@@ -65,7 +66,11 @@ class Committer {
   // `observe` is called with the backlog (requests left queued, age of the
   // oldest) each time the committer takes a group.
   using ObserveBacklog = std::function<void(std::size_t, std::uint64_t)>;
-  Committer(CommitterLimits limits, CommitGroup commit_group, ObserveBacklog observe = {});
+  // `tick`, when given, runs in the committer thread once per
+  // `tick_interval` (also while idle), between groups.
+  using Tick = std::function<void()>;
+  Committer(CommitterLimits limits, CommitGroup commit_group, ObserveBacklog observe = {},
+            Tick tick = {}, std::chrono::nanoseconds tick_interval = {});
   ~Committer();  // stop()
   Committer(const Committer&) = delete;
   Committer& operator=(const Committer&) = delete;
@@ -80,12 +85,18 @@ class Committer {
   // The number of queued requests and the age of the oldest.
   std::size_t backlog() const;
 
+  // Bounds later groups to `events` (the configured bound when larger).
+  void bound_group_events(std::size_t events);
+
  private:
   void run();
 
   CommitterLimits limits_;
   CommitGroup commit_group_;
   ObserveBacklog observe_;
+  Tick tick_;
+  std::chrono::nanoseconds tick_interval_;
+  std::size_t configured_max_events_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<std::unique_ptr<AppendRequest>> queue_;

@@ -30,7 +30,10 @@ void sync_path(const fs::path& path, bool directory) {
 VerifyReport Store::verify(const VerifyOptions& options) const {
   auto lock = impl_->use();
   auto read = impl_->begin_read();
-  return verify_snapshot(read->txn.get(), impl_->dbs_, options);
+  VerifyReport report = verify_snapshot(read->txn.get(), impl_->dbs_, options);
+  // A clean store ends the corruption trigger of the health state.
+  if (report.ok()) impl_->clear_corruption();
+  return report;
 }
 
 void Store::Impl::with_write_txn(const std::function<void(MDB_txn*)>& body) {
@@ -148,8 +151,8 @@ RepairReport Store::repair() {
   return report;
 }
 
-void Store::Impl::run_exclusive(std::function<void()> task) {
-  if (auto failed = failed_error()) throw *failed;
+void Store::Impl::run_exclusive(std::function<void()> task, bool even_if_failed) {
+  if (auto failed = failed_error(); failed && !even_if_failed) throw *failed;
   auto request = std::make_unique<AppendRequest>();
   request->task = std::move(task);
   auto done = request->task_done.get_future();

@@ -31,6 +31,7 @@ inline constexpr std::string_view kBaseSequence = "base_sequence";  // u64 BE (a
 inline constexpr std::string_view kBaseChain = "base_chain";        // 32 bytes (absent: zeros)
 inline constexpr std::string_view kBaseArchive = "base_archive";    // path, UTF-8
 inline constexpr std::string_view kSlaReport = "sla_report";        // JSON, by the writing process
+inline constexpr std::string_view kHealth = "health";               // JSON (absent: healthy)
 }  // namespace meta
 
 // by_aggregate value: version (u64 BE) ‖ event key (20 bytes).

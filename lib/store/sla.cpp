@@ -29,6 +29,7 @@ void Store::on_sla_breach(SlaBreachCallback callback) {
 
 std::string Store::metrics_text() const {
   StoreStats s = stats();
+  const HealthStatus status = health();
   auto lock = impl_->use();
   monitor::MeasuresSnapshot measures;
   std::map<std::string, std::uint64_t> errors;
@@ -36,7 +37,7 @@ std::string Store::metrics_text() const {
     measures = impl_->monitor_->since_open();
     errors = impl_->monitor_->error_counts();
   }
-  return monitor::prometheus_text(s, measures, errors, readers_in_use(impl_->env_.get()));
+  return monitor::prometheus_text(s, measures, errors, readers_in_use(impl_->env_.get()), status);
 }
 
 std::string Store::persisted_sla() const {
@@ -53,8 +54,9 @@ std::string Store::persisted_metrics_text() const {
   std::map<std::string, std::uint64_t> errors;
   const std::string json = persisted_sla();
   if (!json.empty()) monitor::parse_measures_json(json, measures, errors);
+  const HealthStatus status = health();
   auto lock = impl_->use();
-  return monitor::prometheus_text(s, measures, errors, readers_in_use(impl_->env_.get()));
+  return monitor::prometheus_text(s, measures, errors, readers_in_use(impl_->env_.get()), status);
 }
 
 }  // namespace lighthouse

@@ -19,8 +19,9 @@ Store& Store::operator=(Store&&) noexcept = default;
 
 namespace {
 
-Batch single_event_batch(EventData event, ExpectedVersion expected) {
+Batch single_event_batch(EventData event, ExpectedVersion expected, Priority priority) {
   Batch batch;
+  batch.priority = priority;
   if (expected.kind() != ExpectedVersion::Kind::any) {
     if (event.aggregate.empty()) {
       throw Error(ErrorCode::invalid_argument,
@@ -35,8 +36,8 @@ Batch single_event_batch(EventData event, ExpectedVersion expected) {
 
 }  // namespace
 
-AppendResult Store::append(EventData event, ExpectedVersion expected) {
-  return append_batch(single_event_batch(std::move(event), expected));
+AppendResult Store::append(EventData event, ExpectedVersion expected, Priority priority) {
+  return append_batch(single_event_batch(std::move(event), expected, priority));
 }
 
 AppendResult Store::append_batch(Batch batch) {
@@ -44,8 +45,9 @@ AppendResult Store::append_batch(Batch batch) {
   return impl_->submit(std::move(batch), false).get();
 }
 
-std::future<AppendResult> Store::append_async(EventData event, ExpectedVersion expected) {
-  return append_batch_async(single_event_batch(std::move(event), expected));
+std::future<AppendResult> Store::append_async(EventData event, ExpectedVersion expected,
+                                              Priority priority) {
+  return append_batch_async(single_event_batch(std::move(event), expected, priority));
 }
 
 std::future<AppendResult> Store::append_batch_async(Batch batch) {
@@ -55,7 +57,7 @@ std::future<AppendResult> Store::append_batch_async(Batch batch) {
 
 AppendResult Store::append_batch(std::vector<EventData> events,
                                  std::vector<AggregateExpectation> expectations) {
-  return append_batch(Batch{std::move(events), std::move(expectations)});
+  return append_batch(Batch{std::move(events), std::move(expectations), Priority::normal});
 }
 
 std::vector<AppendResult> Store::append_batches(std::vector<Batch> batches) {

@@ -79,7 +79,9 @@ Store::Impl::Impl(fs::path canonical_path, const Options& options)
   MDB_env* env = env_.get();
   lmdb::check(mdb_env_set_maxdbs(env, kMaxDbs), "mdb_env_set_maxdbs");
   lmdb::check(mdb_env_set_maxreaders(env, kMaxReaders), "mdb_env_set_maxreaders");
-  lmdb::check(mdb_env_set_mapsize(env, options_.map_size), "mdb_env_set_mapsize");
+  std::size_t map_size = options_.map_size;
+  if (options_.max_map_size != 0) map_size = std::min(map_size, options_.max_map_size);
+  lmdb::check(mdb_env_set_mapsize(env, map_size), "mdb_env_set_mapsize");
   // LMDB takes a zero-length data file for a new environment and would
   // silently start an empty store over a truncated one.
   std::error_code size_ec;
@@ -117,9 +119,15 @@ Store::Impl::Impl(fs::path canonical_path, const Options& options)
     if (monitor_) {
       observe = [this](std::size_t queued, std::uint64_t oldest) { monitor_->sample_backlog(queued, oldest); };
     }
+    const auto window = std::chrono::nanoseconds(
+        static_cast<std::int64_t>(options_.health.enabled ? std::max(0.0, options_.health.window_seconds) * 1e9 : 0.0));
+    start_health();
     committer_ = std::make_unique<Committer>(
         CommitterLimits{options_.max_group_events, options_.max_group_bytes},
-        [this](std::vector<std::unique_ptr<AppendRequest>>& group) { commit_group(group); }, std::move(observe));
+        [this](std::vector<std::unique_ptr<AppendRequest>>& group) { commit_group(group); }, std::move(observe),
+        [this] { health_tick(); }, window);
+  } else {
+    start_health();
   }
 }
 
@@ -327,7 +335,24 @@ void Store::Impl::grow_map() {
   std::unique_lock map(map_lock_);
   MDB_envinfo info;
   lmdb::check(mdb_env_info(env_.get(), &info), "mdb_env_info");
-  lmdb::check(mdb_env_set_mapsize(env_.get(), info.me_mapsize * 2), "growing the map");
+  std::size_t size = info.me_mapsize * 2;
+  if (options_.max_map_size != 0) {
+    if (info.me_mapsize >= options_.max_map_size) {
+      throw Error(ErrorCode::limit_exceeded,
+                  "store '" + path_.string() + "' is full: its map reached Options::max_map_size (" +
+                      std::to_string(options_.max_map_size) + " bytes)");
+    }
+    size = std::min(size, options_.max_map_size);
+  }
+  lmdb::check(mdb_env_set_mapsize(env_.get(), size), "growing the map");
+}
+
+std::uint64_t Store::Impl::map_used_bytes() const {
+  MDB_envinfo info;
+  lmdb::check(mdb_env_info(env_.get(), &info), "mdb_env_info");
+  MDB_stat st;
+  lmdb::check(mdb_env_stat(env_.get(), &st), "mdb_env_stat");
+  return (info.me_last_pgno + 1) * static_cast<std::uint64_t>(st.ms_psize);
 }
 
 void Store::Impl::record_failure(const std::string& reason) {
@@ -363,9 +388,14 @@ RecordedEvent Store::Impl::get(const EventId& id) const {
                  std::string_view(reinterpret_cast<const char*>(key.data()), key.size()), value)) {
     throw Error(ErrorCode::not_found, "no event " + id.to_string());
   }
-  RecordedEvent event = codec::decode_record(id, value);
-  if (options_.verify_checksums) codec::verify_checksum(event);
-  return event;
+  try {
+    RecordedEvent event = codec::decode_record(id, value);
+    if (options_.verify_checksums) codec::verify_checksum(event);
+    return event;
+  } catch (const Error& error) {
+    if (error.code() == ErrorCode::corruption) note_corruption(error.what());
+    throw;
+  }
 }
 
 StoreStats Store::Impl::stats() const {

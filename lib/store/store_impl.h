@@ -15,6 +15,7 @@
 
 #include "lighthouse/store.h"
 #include "lmdb/lmdb.h"
+#include "monitor/health.h"
 #include "monitor/sla_monitor.h"
 #include "store/committer.h"
 
@@ -80,7 +81,7 @@ class Store::Impl {
   void with_write_txn(const std::function<void(MDB_txn*)>& body);
 
   // Runs `task` in the committer thread, alone, and waits for it.
-  void run_exclusive(std::function<void()> task);
+  void run_exclusive(std::function<void()> task, bool even_if_failed = false);
   // repair(): rebuilds the secondary indexes and counters in one write transaction.
   void rebuild_indexes(RepairReport& report);
   StoreStats stats() const;
@@ -88,6 +89,17 @@ class Store::Impl {
   const std::filesystem::path& path() const noexcept { return path_; }
   const Options& options() const noexcept { return options_; }
   bool env_read_only() const noexcept { return options_.read_only; }
+
+  // Health (lib/store/health.cpp).
+  HealthStatus health() const;
+  void enter_emergency(const std::string& reason);
+  void clear_emergency();
+  HealthStatus evaluate_health();
+  void on_health_change(HealthCallback callback);
+  // Corruption met by this process: a health trigger until repair() or a
+  // clean verify() clears it (only in a process that writes).
+  void note_corruption(const std::string& detail) const;
+  void clear_corruption() const;
 
  private:
   friend class Store;
@@ -120,6 +132,7 @@ class Store::Impl {
   void grow_map();
 
   void commit_group(std::vector<std::unique_ptr<AppendRequest>>& group);
+  std::uint64_t map_used_bytes() const;
   void enqueue(std::unique_ptr<AppendRequest> request);
   void record_failure(const std::string& reason);
   std::string failure() const;
@@ -162,6 +175,32 @@ class Store::Impl {
   std::uint64_t last_evaluation_ns_ = 0;          // committer thread only
   void persist_sla(MDB_txn* txn);
   std::unique_ptr<Committer> committer_;  // null when read-only
+
+  // Health. The state in `meta` is the truth; `health_cache_` is the state
+  // this process last read, for refusing appends on the caller's thread.
+  monitor::HealthRecord read_health(MDB_txn* txn) const;
+  // Caller's thread: refuses `request` when the store's state does.
+  void admit(const AppendRequest& request) const;
+  // The error for `request` under `record`, if it is refused.
+  std::optional<Error> refusal(const monitor::HealthRecord& record, Priority priority) const;
+  // Remembers `record` as the state in force (cache, group bound).
+  void adopt_health(const monitor::HealthRecord& record) const;
+  // Committer thread: one window of evaluation.
+  void health_tick() noexcept;
+  HealthStatus evaluate_health_in_committer();
+  monitor::HealthInputs health_inputs();
+  // Committer thread: writes the new state and its `$health.<to>` event in
+  // one write transaction, then logs and calls the callbacks.
+  void record_transition(const monitor::HealthRecord& from, HealthState to, const std::string& reason,
+                         const std::map<std::string, double>& figures, bool manual);
+  void start_health();
+
+  mutable std::atomic<std::uint8_t> health_cache_{0};
+  mutable std::mutex health_mutex_;  // below
+  monitor::Hysteresis hysteresis_{3, 10};
+  monitor::Proposal proposal_;
+  mutable std::string corruption_;
+  std::vector<HealthCallback> health_callbacks_;
 };
 
 }  // namespace lighthouse

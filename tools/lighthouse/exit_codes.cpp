@@ -15,7 +15,7 @@ constexpr Row kRows[] = {
     {kExitConflict, "conflict: wrong expected version or idempotency conflict"},
     {kExitInvalidInput, "invalid input or a limit exceeded"},
     {kExitCorruption, "corruption"},
-    {kExitRefused, "refused: the store does not accept writes (read-only)"},
+    {kExitRefused, "refused: the store does not accept this write (read-only, degraded, emergency)"},
     {kExitNotFound, "not found: no such store or event"},
 };
 
@@ -32,6 +32,8 @@ ExitCode exit_code_for(ErrorCode code) noexcept {
     case ErrorCode::corruption:
       return kExitCorruption;
     case ErrorCode::read_only:
+    case ErrorCode::degraded:
+    case ErrorCode::emergency:
       return kExitRefused;
     case ErrorCode::not_found:
       return kExitNotFound;
