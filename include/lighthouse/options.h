@@ -92,6 +92,9 @@ struct Options {
   bool verify_checksums = true;
 
   Clock clock;  // empty: the system clock
+  // Monotonic nanoseconds for the SLA monitor's windows (and so for the
+  // health triggers that read them). Empty: std::chrono::steady_clock.
+  Clock monotonic_clock;
 
   // The SLA monitor: timings of every transaction, append and query, checked
   // against `sla`. A process that writes persists its latest report in the

@@ -127,6 +127,7 @@ std::string encode_health(const HealthRecord& r) {
   j["reason"] = r.reason;
   j["since_ns"] = r.since_ns;
   j["manual"] = r.manual;
+  j["failure"] = r.failure;
   j["pid"] = r.pid;
   return j.dump();
 }
@@ -142,6 +143,7 @@ std::optional<HealthRecord> decode_health(std::string_view bytes) {
     r.reason = j.at("reason").get<std::string>();
     r.since_ns = j.at("since_ns").get<std::uint64_t>();
     r.manual = j.at("manual").get<bool>();
+    r.failure = j.value("failure", false);
     r.pid = j.at("pid").get<std::int64_t>();
   } catch (const Json::exception&) {
     return std::nullopt;

@@ -64,6 +64,9 @@ struct HealthRecord {
   std::string reason;
   std::uint64_t since_ns = 0;
   bool manual = false;
+  // Entered because the recording process's store failed (I/O error,
+  // MDB_PANIC): cleared as soon as that process reopens the store or ends.
+  bool failure = false;
   std::int64_t pid = 0;
 };
 

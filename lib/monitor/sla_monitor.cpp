@@ -1,6 +1,6 @@
 #include "monitor/sla_monitor.h"
 
-#include <spdlog/spdlog.h>
+#include "monitor/log.h"
 #include <unistd.h>
 
 #include <algorithm>
@@ -213,7 +213,7 @@ std::vector<SlaBreach> SlaMonitor::breaches(const LatencySummary& recent, double
         auto& logged = last_logged_[b.kind];
         if (logged == 0 || t - logged >= 10'000'000'000ull) {
           logged = t;
-          spdlog::warn("lighthouse SLA breach ({}): {}", b.kind, b.detail);
+          log().warn("lighthouse SLA breach ({}): {}", b.kind, b.detail);
         }
       }
     }

@@ -46,7 +46,15 @@ class EventCursor::Impl {
         ++returned_;
         return e;
       }
-      if (pending_) std::rethrow_exception(std::exchange(pending_, nullptr));
+      if (pending_) {
+        try {
+          std::rethrow_exception(std::exchange(pending_, nullptr));
+        } catch (const Error& error) {
+          // Corruption met is a health trigger of a writing process.
+          if (error.code() == ErrorCode::corruption) store_->note_corruption(error.what());
+          throw;
+        }
+      }
       if (exhausted_) return std::nullopt;
       fill();
     }

@@ -1,7 +1,7 @@
 // Health states: evaluation of the triggers in the committer thread, the
 // state in `meta` obeyed by every process, and `$health.<to>` events.
 #include <signal.h>
-#include <spdlog/spdlog.h>
+#include "monitor/log.h"
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -15,9 +15,10 @@ namespace lighthouse {
 
 namespace {
 
+// Whether another process `pid` runs (this process counts as not running:
+// its earlier Impl of the store is gone).
 bool process_alive(std::int64_t pid) {
-  if (pid <= 0) return false;
-  if (pid == ::getpid()) return true;
+  if (pid <= 0 || pid == ::getpid()) return false;
   return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
 }
 
@@ -65,13 +66,26 @@ void Store::Impl::admit(const AppendRequest& request) const {
   auto read = begin_read();
   const monitor::HealthRecord record = read_health(read->txn.get());
   adopt_health(record);
-  if (auto error = refusal(record, request.priority)) throw *error;
+  if (auto error = refusal(record, request.priority)) {
+    if (monitor_) monitor_->record_error(std::string(to_string(error->code())));
+    throw *error;
+  }
 }
 
 void Store::Impl::start_health() {
   hysteresis_ = monitor::Hysteresis(options_.health.enter_after, options_.health.leave_after);
-  auto read = begin_read();
-  const monitor::HealthRecord record = read_health(read->txn.get());
+  monitor::HealthRecord record;
+  {
+    auto read = begin_read();
+    record = read_health(read->txn.get());
+  }
+  if (!options_.read_only && record.failure && !process_alive(record.pid)) {
+    // The process whose store failed has ended (or this process reopened
+    // the store): its failure no longer holds.
+    record_transition(record, HealthState::healthy, "the store was reopened after: " + record.reason, {}, false);
+    auto read = begin_read();
+    record = read_health(read->txn.get());
+  }
   // A state this process inherits is left only after leave_after windows.
   if (!record.manual) hysteresis_.reset(record.state);
   adopt_health(record);
@@ -119,7 +133,7 @@ monitor::HealthInputs Store::Impl::health_inputs() {
 }
 
 void Store::Impl::record_transition(const monitor::HealthRecord& from, HealthState to, const std::string& reason,
-                                    const std::map<std::string, double>& figures, bool manual) {
+                                    const std::map<std::string, double>& figures, bool manual, bool failure) {
   HealthTransition t;
   t.from = from.state;
   t.to = to;
@@ -132,6 +146,7 @@ void Store::Impl::record_transition(const monitor::HealthRecord& from, HealthSta
   record.reason = reason;
   record.since_ns = t.at_ns;
   record.manual = manual;
+  record.failure = failure;
   record.pid = ::getpid();
 
   Batch batch;
@@ -151,18 +166,24 @@ void Store::Impl::record_transition(const monitor::HealthRecord& from, HealthSta
       t.event_id = result.events.front().id.to_string();
     });
     commits_.fetch_add(1, std::memory_order_relaxed);
+    std::lock_guard lock(health_mutex_);
+    unrecorded_.reset();
   } catch (const std::exception& error) {
+    {
+      std::lock_guard lock(health_mutex_);
+      unrecorded_ = record;
+    }
     // The state holds in this process even when it cannot be recorded (a
     // failed store): other processes see it once a write succeeds.
-    spdlog::error("lighthouse health: cannot record the transition {} -> {} in '{}': {}",
+    monitor::log().error("lighthouse health: cannot record the transition {} -> {} in '{}': {}",
                   to_string(t.from), to_string(to), path_.string(), error.what());
   }
   adopt_health(record);
   if (to > t.from) {
-    spdlog::warn("lighthouse health: store '{}' {} -> {}: {}", path_.string(), to_string(t.from), to_string(to),
+    monitor::log().warn("lighthouse health: store '{}' {} -> {}: {}", path_.string(), to_string(t.from), to_string(to),
                  reason);
   } else {
-    spdlog::info("lighthouse health: store '{}' {} -> {}: {}", path_.string(), to_string(t.from), to_string(to),
+    monitor::log().info("lighthouse health: store '{}' {} -> {}: {}", path_.string(), to_string(t.from), to_string(to),
                  reason);
   }
   std::vector<HealthCallback> callbacks;
@@ -174,9 +195,9 @@ void Store::Impl::record_transition(const monitor::HealthRecord& from, HealthSta
     try {
       callback(t);
     } catch (const std::exception& error) {
-      spdlog::error("lighthouse health: a health callback threw: {}", error.what());
+      monitor::log().error("lighthouse health: a health callback threw: {}", error.what());
     } catch (...) {
-      spdlog::error("lighthouse health: a health callback threw");
+      monitor::log().error("lighthouse health: a health callback threw");
     }
   }
 }
@@ -200,26 +221,28 @@ HealthStatus Store::Impl::evaluate_health_in_committer() {
     // recorded it itself or the process that did has ended — a state another
     // live process holds is that process's to leave.
     if (!record.manual && level != record.state &&
-        (level > record.state || record.pid == ::getpid() || !process_alive(record.pid))) {
+        (level > record.state || !process_alive(record.pid))) {
       std::string reason = level > HealthState::healthy ? proposal.reason : "";
       if (level < record.state) {
         reason = "cleared after " + std::to_string(options_.health.leave_after) + " windows" +
                  (record.reason.empty() ? "" : " (was: " + record.reason + ")") +
                  (reason.empty() ? "" : "; now: " + reason);
       }
-      record_transition(record, level, reason, proposal.figures, false);
+      record_transition(record, level, reason, proposal.figures, false,
+                        level == HealthState::emergency && proposal.immediate);
       auto read = begin_read();
       record = read_health(read->txn.get());
     }
   }
   adopt_health(record);
+  std::lock_guard lock(health_mutex_);
+  if (unrecorded_ && unrecorded_->state > record.state) record = *unrecorded_;
   HealthStatus status;
   status.state = record.state;
   status.reason = record.reason;
   status.since_ns = record.since_ns;
   status.manual = record.manual;
   status.pid = record.pid;
-  std::lock_guard lock(health_mutex_);
   status.proposed = proposal_.state;
   status.proposed_reason = proposal_.reason;
   return status;
@@ -229,24 +252,26 @@ void Store::Impl::health_tick() noexcept {
   try {
     evaluate_health_in_committer();
   } catch (const std::exception& error) {
-    spdlog::error("lighthouse health: evaluation failed for '{}': {}", path_.string(), error.what());
+    monitor::log().error("lighthouse health: evaluation failed for '{}': {}", path_.string(), error.what());
   }
 }
 
 HealthStatus Store::Impl::health() const {
   auto lock = use();
-  HealthStatus status;
+  monitor::HealthRecord record;
   {
     auto read = begin_read();
-    const monitor::HealthRecord record = read_health(read->txn.get());
+    record = read_health(read->txn.get());
     adopt_health(record);
-    status.state = record.state;
-    status.reason = record.reason;
-    status.since_ns = record.since_ns;
-    status.manual = record.manual;
-    status.pid = record.pid;
   }
   std::lock_guard guard(health_mutex_);
+  if (unrecorded_ && unrecorded_->state > record.state) record = *unrecorded_;
+  HealthStatus status;
+  status.state = record.state;
+  status.reason = record.reason;
+  status.since_ns = record.since_ns;
+  status.manual = record.manual;
+  status.pid = record.pid;
   status.proposed = proposal_.state;
   status.proposed_reason = proposal_.reason;
   return status;

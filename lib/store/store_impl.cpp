@@ -108,11 +108,15 @@ Store::Impl::Impl(fs::path canonical_path, const Options& options)
   mdb_reader_check(env, &dead);  // frees slots of crashed readers
   open_databases();
   if (options_.monitor) {
-    monitor_ = std::make_unique<monitor::SlaMonitor>(options_.sla, [] {
-      return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                            std::chrono::steady_clock::now().time_since_epoch())
-                                            .count());
-    });
+    monitor::SlaMonitor::NowNs now = options_.monotonic_clock;
+    if (!now) {
+      now = [] {
+        return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                              std::chrono::steady_clock::now().time_since_epoch())
+                                              .count());
+      };
+    }
+    monitor_ = std::make_unique<monitor::SlaMonitor>(options_.sla, std::move(now));
   }
   if (!options_.read_only) {
     Committer::ObserveBacklog observe;

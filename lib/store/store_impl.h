@@ -192,7 +192,7 @@ class Store::Impl {
   // Committer thread: writes the new state and its `$health.<to>` event in
   // one write transaction, then logs and calls the callbacks.
   void record_transition(const monitor::HealthRecord& from, HealthState to, const std::string& reason,
-                         const std::map<std::string, double>& figures, bool manual);
+                         const std::map<std::string, double>& figures, bool manual, bool failure = false);
   void start_health();
 
   mutable std::atomic<std::uint8_t> health_cache_{0};
@@ -200,6 +200,9 @@ class Store::Impl {
   monitor::Hysteresis hysteresis_{3, 10};
   monitor::Proposal proposal_;
   mutable std::string corruption_;
+  // A transition this process could not write (its store failed): it holds
+  // here, and health() reports it, until a later one is written.
+  std::optional<monitor::HealthRecord> unrecorded_;
   std::vector<HealthCallback> health_callbacks_;
 };
 

@@ -14,6 +14,9 @@
 //   --map-size BYTES    initial map size
 //   --expect            pass exact expected versions (per-thread aggregates)
 //   --keep-going        continue after a failed append
+//   --priority P        low, normal, high or critical
+// At the end it prints the store's health as it sees it:
+//   health STATE REASON
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -39,6 +42,7 @@ struct Config {
   std::size_t map_size = 0;
   bool expect = false;
   bool keep_going = false;
+  lighthouse::Priority priority = lighthouse::Priority::normal;
 };
 
 std::mutex out_mutex;
@@ -71,6 +75,7 @@ int main(int argc, char** argv) {
     else if (a == "--map-size") c.map_size = std::stoul(next());
     else if (a == "--expect") c.expect = true;
     else if (a == "--keep-going") c.keep_going = true;
+    else if (a == "--priority") c.priority = lighthouse::parse_priority(next()).value_or(c.priority);
     else {
       std::fprintf(stderr, "unknown option %s\n", a.c_str());
       return 2;
@@ -89,6 +94,7 @@ int main(int argc, char** argv) {
         long n;
         while ((n = next_event.fetch_add(c.batch)) < c.events && !(failed && !c.keep_going)) {
           lighthouse::Batch batch;
+          batch.priority = c.priority;
           for (long k = n; k < n + c.batch && k < c.events; ++k) {
             lighthouse::EventData e;
             e.type = "Worked" + std::to_string(k % 8);
@@ -123,6 +129,9 @@ int main(int argc, char** argv) {
       });
     }
     for (auto& t : threads) t.join();
+    const auto health = store.health();
+    std::printf("health %s %s\n", std::string(lighthouse::to_string(health.state)).c_str(),
+                health.reason.c_str());
   } catch (const lighthouse::Error& e) {
     std::printf("error %s %s\n", std::string(lighthouse::to_string(e.code())).c_str(), e.what());
     return 1;

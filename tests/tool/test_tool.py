@@ -494,6 +494,66 @@ class BatchTest(ToolTestCase):
                                capture_output=True, timeout=TIMEOUT)
         self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
 
+    def test_health_round_trip_and_emergency_refuses_appends(self):
+        self.append_ok(lines({"type": "Before"}))
+        data = os.path.join(self.store, "data.mdb")
+        before = (os.stat(data).st_mtime_ns, os.path.getsize(data))
+        (shown,) = run("health", self.store).json_lines()
+        self.assertEqual(shown["state"], "healthy")
+        self.assertFalse(shown["manual"])
+        # Showing the state opens the store read-only: nothing is written.
+        self.assertEqual((os.stat(data).st_mtime_ns, os.path.getsize(data)), before)
+
+        result = run("health", self.store, "--enter-emergency", "restoring the SAN")
+        self.assertEqual(result.rc, EXIT_OK, result)
+        (entered,) = result.json_lines()
+        self.assertEqual(entered["state"], "emergency")
+        self.assertEqual(entered["reason"], "restoring the SAN")
+        self.assertTrue(entered["manual"])
+        self.assertRegex(entered["since"], r"^\d{4}-\d\d-\d\dT")
+        count = self.count()
+        for flags in ([], ["--priority", "critical"], ["--batch"]):
+            result = self.append(lines({"type": "During"}), *flags)
+            self.assertEqual(result.rc, EXIT_REFUSED, result)
+            self.assertIn("emergency", result.err)
+            self.assertIn("restoring the SAN", result.err)
+        self.assertEqual(self.count(), count)
+        # Reads keep working; sla and metrics show the state.
+        self.assertEqual(run("query", self.store, "--type", "Before").rc, EXIT_OK)
+        (report,) = run("sla", self.store).json_lines()
+        self.assertEqual(report["health"]["state"], "emergency")
+        metrics = run("metrics", self.store).out
+        self.assertIn('lighthouse_health_state{state="emergency"} 1', metrics)
+        self.assertIn("lighthouse_health_manual_emergency 1", metrics)
+        check = subprocess.run(["promtool", "check", "metrics"], input=metrics.encode(),
+                               capture_output=True, timeout=TIMEOUT)
+        self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+
+        result = run("health", self.store, "--clear-emergency")
+        self.assertEqual(result.rc, EXIT_OK, result)
+        self.assertEqual(result.json_lines()[0]["state"], "healthy")
+        self.append_ok(lines({"type": "After"}), "--priority", "low")
+        events = run("query", self.store, "--type-prefix", "$health.").json_lines()
+        self.assertEqual([e["type"] for e in events], ["$health.emergency", "$health.healthy"])
+        self.assertEqual(events[0]["data"]["reason"], "restoring the SAN")
+        self.assertEqual(events[0]["data"]["from"], "healthy")
+
+    def test_health_bad_flags(self):
+        count = self.count()
+        for args in (["health", self.store, "--enter-emergency", "x", "--clear-emergency"],
+                     ["health", self.store, "--enter-emergency", ""],
+                     ["health", self.store, "--enter-emergency"],
+                     ["health"],
+                     ["append", self.store, "--priority", "urgent"]):
+            result = run(*args, stdin=lines({"type": "x"}))
+            self.assertEqual(result.rc, EXIT_USAGE, (args, result))
+            self.assertIn("lighthouse:", result.err)
+        result = run("health", os.path.join(self.tmp, "missing"))
+        self.assertEqual(result.rc, EXIT_NOT_FOUND, result)
+        self.assertEqual(self.count(), count)
+        (shown,) = run("health", self.store).json_lines()
+        self.assertEqual(shown["state"], "healthy")
+
     def test_batch_appends_all_lines_in_one_commit(self):
         acks = self.append_ok(lines({"type": "a", "aggregate": "x", "expected_version": "no_stream"},
                                     {"type": "b", "aggregate": "x", "expected_version": 1}),

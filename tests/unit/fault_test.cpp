@@ -17,6 +17,7 @@ namespace {
 struct WorkerOutput {
   std::set<std::string> acked;
   std::vector<std::string> errors;  // "CODE message"
+  std::string health;               // "STATE reason", as the worker saw it at the end
 };
 
 WorkerOutput parse(const std::string& out) {
@@ -28,6 +29,8 @@ WorkerOutput parse(const std::string& out) {
       w.acked.insert(line.substr(4, line.find(' ', 4) - 4));
     } else if (line.rfind("error ", 0) == 0) {
       w.errors.push_back(line.substr(6));
+    } else if (line.rfind("health ", 0) == 0) {
+      w.health = line.substr(7);
     }
   }
   return w;
@@ -53,14 +56,24 @@ void fault_during_appends(const std::string& call, int after, int error_number) 
   // The group that met the fault fails with store_failed; later appends are
   // refused with the same code until the store is reopened.
   for (const auto& e : w.errors) CHECK(e.rfind("store_failed ", 0) == 0);
+  // The health state records the fault: emergency, with the failure named.
+  CHECK(w.health.rfind("emergency the store failed: ", 0) == 0);
   auto scanned = scan(dir / "store");
   CHECK(check_history(scanned) == "");
+  // The store's own `$health.*` events are not the worker's.
   std::set<std::string> stored;
-  for (const auto& e : scanned.events) stored.insert(e.id.to_string());
+  std::uint64_t own = 0;
+  for (const auto& e : scanned.events) {
+    if (e.type.rfind("$health.", 0) == 0) ++own;
+    else stored.insert(e.id.to_string());
+  }
   CHECK(stored == w.acked);
-  // Reopened, the store takes appends again.
+  // Reopened, the store takes appends again: a recorded failure emergency
+  // ends when the failed process is gone.
   Store store = Store::open(dir / "store");
-  CHECK(store.append(event("AfterFault")).events[0].id.sequence == w.acked.size() + 1);
+  CHECK(store.health().state == HealthState::healthy);
+  CHECK(store.append(event("AfterFault")).events[0].id.sequence ==
+        w.acked.size() + own + (own != 0 ? 2 : 1));
 }
 
 }  // namespace
@@ -88,4 +101,17 @@ TEST_CASE("a failed store refuses appends with store_failed until reopened", "[f
   CHECK(w.acked.size() == 5);
   REQUIRE(w.errors.size() == 45);
   CHECK(w.errors.front().find("reopen") != std::string::npos);
+  // The next write succeeded, so the emergency is recorded in the store for
+  // every process, as a `$health.emergency` event — and the next open, the
+  // failed process being gone, ends it with a `$health.healthy` one.
+  CHECK(w.health.rfind("emergency the store failed: ", 0) == 0);
+  Store store = Store::open(dir / "store");
+  CHECK(store.health().state == HealthState::healthy);
+  Query q;
+  q.type_prefix = "$health.";
+  std::vector<std::string> types;
+  auto cursor = store.query(q);
+  while (auto e = cursor.next()) types.push_back(e->type);
+  CHECK(types == std::vector<std::string>{"$health.emergency", "$health.healthy"});
+  CHECK(store.append(event("AfterFault")).events.size() == 1);
 }

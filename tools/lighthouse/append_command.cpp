@@ -87,7 +87,7 @@ void check_atomic_totals(const Group& group, const Limits& limits, std::size_t l
 
 }  // namespace
 
-void run_append(Store& store, int input_fd, std::ostream& out, bool atomic) {
+void run_append(Store& store, int input_fd, std::ostream& out, bool atomic, Priority priority) {
   const Limits& limits = store.options().limits;
   const std::size_t group_lines = std::min(kGroupLines, limits.max_batch_events);
   const std::size_t group_bytes = std::min(kGroupBytes, limits.max_batch_bytes);
@@ -106,6 +106,7 @@ void run_append(Store& store, int input_fd, std::ostream& out, bool atomic) {
       Batch batch;
       try {
         batch = parse_event_line(*line);
+        batch.priority = priority;
       } catch (const Error& error) {
         fail_at_line(number, error);
       }

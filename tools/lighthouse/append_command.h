@@ -19,6 +19,9 @@ namespace lighthouse::tool {
 // At the first bad line — malformed, or refused by the store — throws
 // Error naming the line ("line N: ..."). Nothing of that line's group is
 // written; what was written to `out` before stays committed.
-void run_append(Store& store, int input_fd, std::ostream& out, bool atomic);
+// Every batch carries `priority` (a degraded store sheds those below the
+// priority it admits).
+void run_append(Store& store, int input_fd, std::ostream& out, bool atomic,
+                Priority priority = Priority::normal);
 
 }  // namespace lighthouse::tool

@@ -7,6 +7,7 @@
 #include "exit_codes.h"
 #include "lighthouse/archive.h"
 #include "lighthouse/store.h"
+#include "lighthouse/time.h"
 #include "store_commands.h"
 
 namespace lighthouse::tool {
@@ -108,6 +109,38 @@ void run_compact(const std::string& path, std::ostream& out) {
   print_line(out, dump(j));
 }
 
+namespace {
+
+Json health_json(const HealthStatus& h) {
+  Json j;
+  j["state"] = std::string(to_string(h.state));
+  j["reason"] = h.reason;
+  j["since"] = h.since_ns != 0 ? Json(format_time(h.since_ns)) : Json(nullptr);
+  j["since_ns"] = h.since_ns;
+  j["manual"] = h.manual;
+  j["pid"] = h.pid;
+  return j;
+}
+
+}  // namespace
+
+void run_health(const std::string& path, const std::string& enter_reason, bool clear, std::ostream& out) {
+  if (enter_reason.empty() && !clear) {
+    Store store = open_existing(path, true);
+    print_line(out, dump(health_json(store.health())));
+    return;
+  }
+  Options options;
+  options.create_if_missing = false;
+  // A short-lived process does not judge the store's triggers: it only
+  // records what the operator says.
+  options.health.enabled = false;
+  Store store = Store::open(path, options);
+  if (clear) store.clear_emergency();
+  else store.enter_emergency(enter_reason);
+  print_line(out, dump(health_json(store.health())));
+}
+
 void run_sla(const std::string& path, std::ostream& out) {
   Store store = open_existing(path, true);
   const std::string persisted = store.persisted_sla();
@@ -129,6 +162,7 @@ void run_sla(const std::string& path, std::ostream& out) {
     line["backlog"] = j.value("backlog", std::uint64_t{0});
     line["breaches"] = j.value("breaches", Json::array());
   }
+  line["health"] = health_json(store.health());
   print_line(out, dump(line));
 }
 

@@ -22,6 +22,10 @@ void run_compact(const std::string& path, std::ostream& out);
 
 // The SLA report the writing process last persisted, with its age.
 void run_sla(const std::string& path, std::ostream& out);
+
+// `lighthouse health`: prints the state recorded in the store (read-only
+// open), or enters / clears a manual emergency and prints the new state.
+void run_health(const std::string& path, const std::string& enter_reason, bool clear, std::ostream& out);
 // Prometheus text: the store's gauges and the persisted histograms.
 // With `archive`, also the lag of its export checkpoint behind the store.
 void run_metrics(const std::string& path, const std::string& archive, std::ostream& out);

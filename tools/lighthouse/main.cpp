@@ -72,6 +72,11 @@ int main(int argc, char** argv) {
       "Append JSON lines read from stdin; prints {id, sequence, aggregate_version} per event");
   append->add_option("STORE", store_path, "Store directory")->required();
   append->add_flag("--batch", atomic, "Append all of stdin atomically, in one transaction");
+  std::string priority_text = "normal";
+  append->add_option("--priority", priority_text,
+                     "low, normal, high or critical: a degraded store refuses appends below the "
+                     "priority it admits (exit code 6)")
+      ->check(CLI::IsMember({"low", "normal", "high", "critical"}));
 
   CLI::App* get = app.add_subcommand("get", "Print one event as JSON");
   get->add_option("STORE", store_path, "Store directory")->required();
@@ -155,6 +160,18 @@ int main(int argc, char** argv) {
   CLI::App* sla = app.add_subcommand(
       "sla", "Print the SLA report the writing process last persisted, with its age and pid");
   sla->add_option("STORE", store_path, "Store directory")->required();
+  std::string emergency_reason;
+  bool clear_emergency = false;
+  CLI::App* health = app.add_subcommand(
+      "health", "Print the store's health state, its reason and since when; or enter / clear a manual emergency");
+  health->add_option("STORE", store_path, "Store directory")->required();
+  auto* enter_opt = health->add_option("--enter-emergency", emergency_reason,
+                                       "Enter a manual emergency for every process: appends are refused "
+                                       "until --clear-emergency");
+  auto* clear_opt = health->add_flag("--clear-emergency", clear_emergency, "End a manual emergency");
+  enter_opt->excludes(clear_opt);
+  health->footer("States: healthy, warning, degraded (low-priority appends are shed), emergency (appends "
+                 "refused). Without options it opens the store read-only and never writes.");
   CLI::App* metrics = app.add_subcommand(
       "metrics", "Print Prometheus metrics: the store's gauges and the persisted histograms");
   metrics->add_option("STORE", store_path, "Store directory")->required();
@@ -193,7 +210,8 @@ int main(int argc, char** argv) {
       run_init(store_path, node_id, std::cout);
     } else if (*append) {
       lighthouse::Store store = open_existing(store_path, false);
-      run_append(store, STDIN_FILENO, std::cout, atomic);
+      run_append(store, STDIN_FILENO, std::cout, atomic,
+                 lighthouse::parse_priority(priority_text).value_or(lighthouse::Priority::normal));
     } else if (*get) {
       run_get(store_path, event_id, std::cout);
     } else if (*stats) {
@@ -206,6 +224,12 @@ int main(int argc, char** argv) {
       run_backup(store_path, backup_destination, std::cout);
     } else if (*sla) {
       run_sla(store_path, std::cout);
+    } else if (*health) {
+      if (*enter_opt && emergency_reason.empty()) {
+        std::cerr << "lighthouse: --enter-emergency needs a non-empty REASON\n";
+        return kExitUsage;
+      }
+      run_health(store_path, emergency_reason, clear_emergency, std::cout);
     } else if (*metrics) {
       run_metrics(store_path, metrics_archive, std::cout);
     } else if (*truncate) {
