@@ -57,6 +57,16 @@ inline ScannedStore scan(const std::filesystem::path& path) {
 // Checks sequences gap-free from 1, timestamps strictly increasing, every
 // checksum and chain, and per-aggregate versions contiguous and matching the
 // heads. Returns a description of the first problem, or "" when clean.
+// The events a test appended: the store's own `$health.*` events (an SLA
+// warning on a slow machine, say) are not among them.
+inline std::vector<RecordedEvent> appended_events(const ScannedStore& s) {
+  std::vector<RecordedEvent> out;
+  for (const auto& e : s.events) {
+    if (e.type.empty() || e.type[0] != '$') out.push_back(e);
+  }
+  return out;
+}
+
 inline std::string check_history(const ScannedStore& s) {
   Sha256 chain{};
   std::map<std::string, std::uint64_t> versions;

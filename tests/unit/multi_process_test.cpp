@@ -47,10 +47,11 @@ void processes_append_at_once(int processes) {
   }
   CHECK(acked.size() == static_cast<std::size_t>(600 * processes));
   auto scanned = scan(dir / "store");
-  CHECK(scanned.events.size() == acked.size());
+  const auto appended = appended_events(scanned);
+  CHECK(appended.size() == acked.size());
   CHECK(check_history(scanned) == "");
   std::set<std::uint32_t> nodes;
-  for (const auto& e : scanned.events) {
+  for (const auto& e : appended) {
     CHECK(acked.count(e.id.to_string()) == 1);
     nodes.insert(e.id.node_id);
   }
