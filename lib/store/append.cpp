@@ -189,6 +189,12 @@ void Store::Impl::commit_group(std::vector<std::unique_ptr<AppendRequest>>& grou
           Error(ErrorCode::internal, std::string("append failed: ") + error.what()));
     }
   }
+  // An I/O failure is an emergency at once: recorded before any caller
+  // hears of the failure, so that what they see next agrees with it.
+  if (group_error && options_.health.enabled && !failure().empty() &&
+      health_cache_.load(std::memory_order_relaxed) != static_cast<std::uint8_t>(HealthState::emergency)) {
+    health_tick();
+  }
   if (monitor_ && !group_error && commit_ns != 0) {
     std::uint64_t events = 0, bytes = 0;
     for (std::size_t i = 0; i < group.size(); ++i) {
@@ -224,7 +230,6 @@ void Store::Impl::commit_group(std::vector<std::unique_ptr<AppendRequest>>& grou
     }
     group[i]->complete(error ? nullptr : &results[i], error);
   }
-  bool failed_now = false;
   for (std::size_t i = 0; i < group.size(); ++i) {
     if (!errors[i]) continue;
     try {
@@ -233,11 +238,6 @@ void Store::Impl::commit_group(std::vector<std::unique_ptr<AppendRequest>>& grou
       if (e.code() == ErrorCode::corruption) note_corruption(e.what());
     } catch (...) {
     }
-  }
-  if (group_error) failed_now = !failure().empty();
-  if (failed_now && options_.health.enabled &&
-      health_cache_.load(std::memory_order_relaxed) != static_cast<std::uint8_t>(HealthState::emergency)) {
-    health_tick();  // an I/O failure is an emergency at once
   }
   if (monitor_) {
     // Breaches are looked for at most once a second, off the callers' path.

@@ -27,10 +27,27 @@ bool process_alive(std::int64_t pid) {
 monitor::HealthRecord Store::Impl::read_health(MDB_txn* txn) const {
   std::string_view bytes;
   if (!lmdb::get(txn, dbs_.meta, schema::meta::kHealth, bytes)) return {};
-  if (auto record = monitor::decode_health(bytes)) return *record;
-  // A damaged record must not stop the store: it reads as healthy, and
-  // verify() reports it.
-  return {};
+  // Read in every write transaction: decoded once per change.
+  std::lock_guard lock(health_record_mutex_);
+  if (bytes != health_record_bytes_) {
+    health_record_bytes_ = bytes;
+    // A damaged record must not stop the store: it reads as healthy.
+    health_record_ = monitor::decode_health(bytes).value_or(monitor::HealthRecord{});
+  }
+  return health_record_;
+}
+
+// The recorded state, or — when the store cannot be read any more (after
+// MDB_PANIC) — the state this process holds but could not record.
+monitor::HealthRecord Store::Impl::current_health() const {
+  try {
+    auto read = begin_read();
+    return read_health(read->txn.get());
+  } catch (const Error&) {
+    std::lock_guard lock(health_mutex_);
+    if (unrecorded_) return *unrecorded_;
+    throw;
+  }
 }
 
 void Store::Impl::adopt_health(const monitor::HealthRecord& record) const {
@@ -63,8 +80,7 @@ void Store::Impl::admit(const AppendRequest& request) const {
   // store, since another process may have cleared it meanwhile. A state set
   // by another process after this is caught inside the write transaction.
   if (health_cache_.load(std::memory_order_relaxed) < static_cast<std::uint8_t>(HealthState::degraded)) return;
-  auto read = begin_read();
-  const monitor::HealthRecord record = read_health(read->txn.get());
+  const monitor::HealthRecord record = current_health();
   adopt_health(record);
   if (auto error = refusal(record, request.priority)) {
     if (monitor_) monitor_->record_error(std::string(to_string(error->code())));
@@ -204,9 +220,11 @@ void Store::Impl::record_transition(const monitor::HealthRecord& from, HealthSta
 
 HealthStatus Store::Impl::evaluate_health_in_committer() {
   monitor::HealthRecord record;
-  {
-    auto read = begin_read();
-    record = read_health(read->txn.get());
+  try {
+    record = current_health();
+  } catch (const Error&) {
+    // Unreadable (MDB_PANIC): judge from healthy; the transition will not
+    // be written, and holds in this process.
   }
   if (options_.health.enabled) {
     const monitor::Proposal proposal = monitor::propose(health_inputs(), options_.health);
@@ -230,8 +248,7 @@ HealthStatus Store::Impl::evaluate_health_in_committer() {
       }
       record_transition(record, level, reason, proposal.figures, false,
                         level == HealthState::emergency && proposal.immediate);
-      auto read = begin_read();
-      record = read_health(read->txn.get());
+      record = current_health();
     }
   }
   adopt_health(record);
@@ -258,12 +275,8 @@ void Store::Impl::health_tick() noexcept {
 
 HealthStatus Store::Impl::health() const {
   auto lock = use();
-  monitor::HealthRecord record;
-  {
-    auto read = begin_read();
-    record = read_health(read->txn.get());
-    adopt_health(record);
-  }
+  monitor::HealthRecord record = current_health();
+  adopt_health(record);
   std::lock_guard guard(health_mutex_);
   if (unrecorded_ && unrecorded_->state > record.state) record = *unrecorded_;
   HealthStatus status;

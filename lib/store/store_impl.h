@@ -179,6 +179,7 @@ class Store::Impl {
   // Health. The state in `meta` is the truth; `health_cache_` is the state
   // this process last read, for refusing appends on the caller's thread.
   monitor::HealthRecord read_health(MDB_txn* txn) const;
+  monitor::HealthRecord current_health() const;
   // Caller's thread: refuses `request` when the store's state does.
   void admit(const AppendRequest& request) const;
   // The error for `request` under `record`, if it is refused.
@@ -196,6 +197,9 @@ class Store::Impl {
   void start_health();
 
   mutable std::atomic<std::uint8_t> health_cache_{0};
+  mutable std::mutex health_record_mutex_;  // the last `health` bytes read, decoded
+  mutable std::string health_record_bytes_;
+  mutable monitor::HealthRecord health_record_;
   mutable std::mutex health_mutex_;  // below
   monitor::Hysteresis hysteresis_{3, 10};
   monitor::Proposal proposal_;

@@ -184,6 +184,7 @@ TEST_CASE("a degraded store sheds appends below the priority it admits, and admi
   o.sla.min_samples = 1;
   o.health.degraded_latency_factor = 1;  // any breach is degraded
   o.health.degraded_min_priority = Priority::high;
+  o.health.degraded_max_group_events = 2;
   o.health.disk_free_warning = o.health.disk_free_degraded = o.health.disk_free_emergency = 0;
   Store store = Store::open(dir.path(), o);
   store.append(event("Warmup"));
@@ -218,6 +219,14 @@ TEST_CASE("a degraded store sheds appends below the priority it admits, and admi
   CHECK(store.append_async(event("Critical"), ExpectedVersion::any(), Priority::critical).get().events.size() ==
         1);
   CHECK(store.stats().event_count == before + 3);
+  // What is admitted commits in groups of at most degraded_max_group_events.
+  const auto commits = store.stats().commits;
+  std::vector<std::future<AppendResult>> inflight;
+  for (int i = 0; i < 60; ++i) {
+    inflight.push_back(store.append_async(event("Burst"), ExpectedVersion::any(), Priority::high));
+  }
+  for (auto& f : inflight) f.get();
+  CHECK(store.stats().commits - commits >= 30);
   // Refusals are counted in the metrics, and the state is exposed.
   const std::string metrics = store.metrics_text();
   CHECK(metrics.find("lighthouse_errors_total{code=\"degraded\"} 4") != std::string::npos);
