@@ -51,6 +51,10 @@ std::shared_ptr<Store::Impl> Store::Impl::open(const fs::path& path, const Optio
                 "store path '" + path.string() + "' is not a directory");
   }
   bool exists = fs::exists(path / "data.mdb", ec);
+  if (ec) {
+    // A directory we may not enter is not "no store".
+    throw Error(ErrorCode::io_error, "cannot open store '" + path.string() + "': " + ec.message());
+  }
   if (!exists) {
     if (options.read_only || !options.create_if_missing) {
       throw Error(ErrorCode::not_found, "no store at '" + path.string() + "'");
@@ -143,7 +147,10 @@ void Store::Impl::shutdown() noexcept {
     if (committer_) committer_->stop();
     // The monitor's last report, for other processes (best effort: a store
     // that failed or cannot write keeps the previous one).
-    if (committer_ && monitor_ && !closed_ && failure().empty()) {
+    // Only a process that wrote: a process whose appends all failed leaves
+    // the files as they were.
+    if (committer_ && monitor_ && !closed_ && failure().empty() &&
+        commits_.load(std::memory_order_relaxed) != 0) {
       try {
         auto txn = begin_write();
         persist_sla(txn->get());

@@ -1,5 +1,6 @@
 #include "support/process.h"
 
+#include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,14 +13,15 @@ extern char** environ;
 
 namespace lighthouse::testing {
 
-Child spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
+Child spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env, bool with_stdin) {
   int fds[2];
-  if (pipe(fds) != 0) throw std::runtime_error("pipe failed");
+  if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+  int in[2] = {-1, -1};
+  if (with_stdin && pipe2(in, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
-  posix_spawn_file_actions_addclose(&actions, fds[0]);
-  posix_spawn_file_actions_addclose(&actions, fds[1]);
+  if (with_stdin) posix_spawn_file_actions_adddup2(&actions, in[0], 0);
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -39,11 +41,13 @@ Child spawn(const std::vector<std::string>& argv, const std::vector<std::string>
   int rc = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   close(fds[1]);
+  if (with_stdin) close(in[0]);
   if (rc != 0) {
     close(fds[0]);
+    if (with_stdin) close(in[1]);
     throw std::runtime_error("posix_spawn " + argv[0] + ": " + std::strerror(rc));
   }
-  return {pid, fds[0]};
+  return {pid, fds[0], in[1]};
 }
 
 ChildResult wait(Child child) {
@@ -52,6 +56,7 @@ ChildResult wait(Child child) {
   ssize_t n;
   while ((n = read(child.out_fd, buf, sizeof buf)) > 0) result.out.append(buf, static_cast<std::size_t>(n));
   close(child.out_fd);
+  if (child.in_fd >= 0) close(child.in_fd);
   int status = 0;
   waitpid(child.pid, &status, 0);
   if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);

@@ -17,8 +17,10 @@ struct ChildResult {
 struct Child {
   int pid = -1;
   int out_fd = -1;
+  int in_fd = -1;  // the write end of a pipe on its stdin (with_stdin), else -1
 };
-Child spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env = {});
+Child spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env = {},
+            bool with_stdin = false);
 
 // Reads the child's stdout to the end and reaps it.
 ChildResult wait(Child child);

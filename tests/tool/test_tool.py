@@ -494,6 +494,146 @@ class BatchTest(ToolTestCase):
                                capture_output=True, timeout=TIMEOUT)
         self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
 
+    def _files(self):
+        """The store's data file, byte for byte (the lock file changes on every open)."""
+        with open(os.path.join(self.store, "data.mdb"), "rb") as f:
+            return f.read()
+
+    def _newer_format_store(self):
+        """A copy of a store whose meta says format version 99, made with LMDB's own tools."""
+        path = os.path.join(self.tmp, "newer")
+        self.assertEqual(run("init", path).rc, EXIT_OK)
+        dump = subprocess.run(["mdb_dump", "-s", "meta", path], capture_output=True, check=True,
+                              timeout=TIMEOUT).stdout.decode().splitlines()
+        key = " " + b"format_version".hex()
+        out = []
+        for i, text in enumerate(dump):
+            out.append(" 00000063" if i > 0 and dump[i - 1] == key else text)
+        subprocess.run(["mdb_load", "-s", "meta", path], input=("\n".join(out) + "\n").encode(),
+                       capture_output=True, check=True, timeout=TIMEOUT)
+        return path
+
+    def test_thirty_bad_inputs_each_refused_with_its_code_and_nothing_written(self):
+        self.append_ok(lines({"type": "Seed", "aggregate": "a", "idempotency_key": "k1"},
+                             {"type": "Seed", "aggregate": "a"}))
+        long_name = "n" * 256
+        ok_id = run("query", self.store, "--limit", "1").json_lines()[0]["id"]
+        not_a_store = os.path.join(self.tmp, "file")
+        with open(not_a_store, "w") as f:
+            f.write("not a store")
+        archive = os.path.join(self.tmp, "archive")
+        self.assertEqual(run("export", self.store, archive).rc, EXIT_OK)
+        damaged = os.path.join(self.tmp, "damaged")
+        subprocess.run(["cp", "-r", archive, damaged], check=True)
+        segment = sorted(n for n in os.listdir(damaged) if n.endswith(".gz"))[0]
+        with open(os.path.join(damaged, segment), "r+b") as f:
+            f.truncate(os.path.getsize(os.path.join(damaged, segment)) // 2)
+        newer = self._newer_format_store()
+        oversize_batch = lines(*({"type": "x"} for _ in range(10_001)))
+        cases = [
+            # (name, args, stdin, exit code, a phrase of the message)
+            ("malformed JSON", ["append", self.store], b'{"type": \n', EXIT_INVALID, "line 1"),
+            ("truncated JSON", ["append", self.store], b'{"type":"a"', EXIT_INVALID, "line 1"),
+            ("not an object", ["append", self.store], lines("[1, 2]"), EXIT_INVALID, "JSON object"),
+            ("type not a string", ["append", self.store], lines({"type": 5}), EXIT_INVALID, "type"),
+            ("missing type", ["append", self.store], lines({"aggregate": "a"}), EXIT_INVALID, "missing field 'type'"),
+            ("empty type", ["append", self.store], lines({"type": ""}), EXIT_INVALID, "type"),
+            ("type too long", ["append", self.store], lines({"type": long_name}), EXIT_INVALID, "255"),
+            ("reserved type", ["append", self.store], lines({"type": "$x"}), EXIT_INVALID, "reserved"),
+            ("reserved aggregate", ["append", self.store], lines({"type": "x", "aggregate": "$a"}), EXIT_INVALID,
+             "reserved"),
+            ("aggregate too long", ["append", self.store], lines({"type": "x", "aggregate": long_name}),
+             EXIT_INVALID, "255"),
+            ("event over 1 MiB", ["append", self.store],
+             lines({"type": "x", "content_type": "bytes", "data_base64": "A" * (1400 * 1024)}), EXIT_INVALID,
+             "limit"),
+            ("batch over 10,000 events", ["append", self.store, "--batch"], oversize_batch, EXIT_INVALID, "10000"),
+            ("expected version a word", ["append", self.store],
+             lines({"type": "x", "aggregate": "a", "expected_version": "seven"}), EXIT_INVALID, "expected_version"),
+            ("expected version negative", ["append", self.store],
+             lines({"type": "x", "aggregate": "a", "expected_version": -1}), EXIT_INVALID, "expected_version"),
+            ("expected version without aggregate", ["append", self.store],
+             lines({"type": "x", "expected_version": 1}), EXIT_INVALID, "without aggregate"),
+            ("wrong expected version", ["append", self.store],
+             lines({"type": "x", "aggregate": "a", "expected_version": 7}), EXIT_CONFLICT, "at version 2, expected 7"),
+            ("idempotency key reused with other content", ["append", self.store],
+             lines({"type": "Other", "aggregate": "a", "idempotency_key": "k1"}), EXIT_CONFLICT, "k1"),
+            ("unknown content type", ["append", self.store], lines({"type": "x", "content_type": "xml"}),
+             EXIT_INVALID, "xml"),
+            ("metadata not an object", ["append", self.store], lines({"type": "x", "metadata": [1]}), EXIT_INVALID,
+             "metadata"),
+            ("metadata value not a string", ["append", self.store], lines({"type": "x", "metadata": {"a": 1}}),
+             EXIT_INVALID, "metadata"),
+            ("empty idempotency key", ["append", self.store], lines({"type": "x", "idempotency_key": ""}),
+             EXIT_INVALID, "idempotency"),
+            ("idempotency key too long", ["append", self.store], lines({"type": "x", "idempotency_key": "k" * 129}),
+             EXIT_INVALID, "128"),
+            ("invalid UTF-8 in a name", ["append", self.store], b'{"type": "\xff\xfe"}\n', EXIT_INVALID, "line 1"),
+            ("bad base64", ["append", self.store], lines({"type": "x", "content_type": "bytes", "data_base64": "!!"}),
+             EXIT_INVALID, "base64"),
+            ("unknown field", ["append", self.store], lines({"type": "x", "colour": "red"}), EXIT_INVALID,
+             "unknown field 'colour'"),
+            ("bad priority", ["append", self.store, "--priority", "urgent"], lines({"type": "x"}), EXIT_USAGE,
+             "priority"),
+            ("malformed ID", ["get", self.store, "12_x_3"], b"", EXIT_INVALID, "12_x_3"),
+            ("ID not stored", ["get", self.store, "1_999999_5"], b"", EXIT_NOT_FOUND, "no event"),
+            ("malformed time", ["query", self.store, "--since", "yesterday"], b"", EXIT_INVALID, "yesterday"),
+            ("malformed sequence", ["query", self.store, "--from-sequence", "abc"], b"", EXIT_INVALID, "abc"),
+            ("unknown flag", ["stats", self.store, "--bogus"], b"", EXIT_USAGE, "--bogus"),
+            ("missing argument", ["get", self.store], b"", EXIT_USAGE, "ID"),
+            ("unknown command", ["frobnicate"], b"", EXIT_USAGE, "frobnicate"),
+            ("missing store", ["stats", os.path.join(self.tmp, "none")], b"", EXIT_NOT_FOUND, "no store at"),
+            ("store path is a file", ["stats", not_a_store], b"", EXIT_INVALID, "is not a directory"),
+            ("store of a newer format", ["stats", newer], b"", EXIT_OTHER, "format version 99"),
+            ("append to a newer format", ["append", newer], lines({"type": "x"}), EXIT_OTHER, "format version 99"),
+            ("damaged archive verified", ["archive", "verify", damaged], b"", EXIT_CORRUPTION, segment),
+            ("damaged archive imported", ["import", damaged, os.path.join(self.tmp, "imported")], b"",
+             EXIT_CORRUPTION, segment),
+            ("empty emergency reason", ["health", self.store, "--enter-emergency", ""], b"", EXIT_USAGE, "REASON"),
+            ("truncate without archive", ["truncate", self.store, "--before", ok_id], b"", EXIT_USAGE, "--archive"),
+        ]
+        self.assertGreaterEqual(len(cases), 30)
+        count, files = self.count(), self._files()
+        for name, args, stdin, code, phrase in cases:
+            with self.subTest(name):
+                result = run(*args, stdin=stdin)
+                self.assertEqual(result.rc, code, result)
+                if args[:2] == ["archive", "verify"]:
+                    # A verify prints its report on stdout.
+                    self.assertIn(phrase, result.out, result)
+                else:
+                    self.assertTrue(result.err.startswith("lighthouse: "), result)
+                    self.assertIn(phrase, result.err, result)
+                    self.assertEqual(result.out, "", result)
+                self.assertEqual(self.count(), count)
+                self.assertEqual(self._files(), files, "the store's data file changed")
+        # The refused import left no store behind.
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "imported")))
+
+    @unittest.skipUnless(hasattr(os, "geteuid"), "POSIX only")
+    def test_store_directory_without_permission(self):
+        # Root reads any directory: the tool runs as nobody for this case.
+        base = tempfile.mkdtemp(prefix="lighthouse-perm-")
+        try:
+            os.chmod(base, 0o755)
+            store = os.path.join(base, "store")
+            self.assertEqual(run("init", store).rc, EXIT_OK)
+            os.chmod(store, 0o700)
+            if os.geteuid() == 0:
+                completed = subprocess.run([TOOL, "stats", store], capture_output=True, timeout=TIMEOUT,
+                                           preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)))
+            else:
+                os.chmod(store, 0o000)
+                completed = subprocess.run([TOOL, "stats", store], capture_output=True, timeout=TIMEOUT)
+                os.chmod(store, 0o700)
+            result = Result(completed)
+            self.assertEqual(result.rc, EXIT_OTHER, result)
+            self.assertIn("Permission denied", result.err)
+            self.assertIn("cannot open store", result.err)
+            self.assertEqual(run("stats", store).json_lines()[0]["event_count"], 0)
+        finally:
+            subprocess.run(["rm", "-rf", base])
+
     def test_health_round_trip_and_emergency_refuses_appends(self):
         self.append_ok(lines({"type": "Before"}))
         data = os.path.join(self.store, "data.mdb")

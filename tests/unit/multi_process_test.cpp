@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <set>
+#include <thread>
 #include <sstream>
 
 #include "lighthouse/lighthouse.h"
@@ -85,4 +87,48 @@ TEST_CASE("a map grown by another process is adopted", "[multi_process][map]") {
   auto mine = store.append(event("Mine", "", std::string(5000, 'm')));
   CHECK(mine.events[0].id.sequence == 2002);
   CHECK(store.stats().map_size_bytes >= 2000u * 2000u);
+}
+
+TEST_CASE("four processes on shared aggregates with expected versions and idempotency keys, a fifth verifying",
+          "[multi_process]") {
+  TempDir dir;
+  const auto path = dir / "store";
+  { Store::open(path); }
+  std::vector<Child> writers;
+  for (int p = 0; p < 4; ++p) {
+    writers.push_back(spawn({helper_path("APPEND_WORKER"), path.string(), "300", "--threads", "2", "--mixed",
+                             "--shared", "--aggregates", "6", "--prefix", "shared", "--expect", "--keys"}));
+  }
+  // The fifth process verifies, again and again, while they write.
+  std::vector<int> verify_codes;
+  std::atomic<bool> writing{true};
+  std::thread verifier([&] {
+    while (writing) verify_codes.push_back(run({helper_path("LIGHTHOUSE_TOOL"), "verify", path.string()}).exit_code);
+  });
+  std::set<std::string> acked;
+  for (auto& child : writers) {
+    auto result = wait(child);
+    INFO(result.out.substr(0, 2000));
+    CHECK(result.exit_code == 0);
+    CHECK(result.out.find("replay-mismatch") == std::string::npos);
+    for (auto& id : ack_ids(result.out)) CHECK(acked.insert(id).second);
+  }
+  writing = false;
+  verifier.join();
+  CHECK_FALSE(verify_codes.empty());
+  for (int code : verify_codes) CHECK(code == 0);
+
+  CHECK(acked.size() == 4u * 300u);
+  auto scanned = scan(path);
+  // Sequences gap-free, versions of every shared aggregate contiguous.
+  CHECK(check_history(scanned) == "");
+  const auto appended = appended_events(scanned);
+  CHECK(appended.size() == acked.size());
+  std::set<std::string> keys;
+  for (const auto& e : appended) {
+    REQUIRE(e.idempotency_key);
+    CHECK(keys.insert(*e.idempotency_key).second);  // no key stored twice
+    CHECK(acked.count(e.id.to_string()) == 1);
+  }
+  CHECK(Store::open(path).verify().ok());
 }

@@ -1,4 +1,6 @@
 #include "archive_commands.h"
+
+#include <filesystem>
 #include "output.h"
 
 #include <unistd.h>
@@ -73,8 +75,21 @@ void run_import(const std::string& dir, const std::string& store_path, const std
   Options store_options;
   store_options.create_if_missing = true;
   read_manifest(dir);  // a missing or broken archive is refused before a store is created
-  Store store = Store::open(store_path, store_options);
-  ImportReport r = import_archive(dir, store, options);
+  std::error_code ec;
+  const bool existed = std::filesystem::exists(store_path, ec);
+  ImportReport r;
+  {
+    Store store = Store::open(store_path, store_options);
+    try {
+      r = import_archive(dir, store, options);
+    } catch (const Error&) {
+      // A refused import writes nothing: not even the empty store it made.
+      // (import_archive checks the whole archive before its first write.)
+      store.close();
+      if (!existed) std::filesystem::remove_all(store_path, ec);
+      throw;
+    }
+  }
   end_progress();
   Json j;
   j["events"] = r.events;

@@ -197,6 +197,14 @@ int main(int argc, char** argv) {
   read->add_option("--from-version", from_version, "First version (inclusive; default 1)");
   read->add_option("--to-version", to_version, "Last version (inclusive; default: the last)");
 
+  if (argc > 1 && argv[1][0] != '-') {
+    bool known = false;
+    for (const CLI::App* command : app.get_subcommands({})) known = known || command->get_name() == argv[1];
+    if (!known) {
+      std::cerr << "lighthouse: unknown command '" << argv[1] << "'\nRun with --help for more information.\n";
+      return kExitUsage;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
