@@ -10,6 +10,9 @@ packages=(
   libcli11-dev nlohmann-json3-dev libdeflate-dev zlib1g-dev
   libsqlite3-dev librocksdb-dev python3-msgpack gzip pigz prometheus
 )
+# Extra packages for one script (scripts/fuzz.sh: clang-14 libfuzzer-14-dev).
+read -r -a extra <<< "${EXTRA_PACKAGES:-}"
+packages+=("${extra[@]}")
 
 missing=()
 for p in "${packages[@]}"; do

@@ -34,6 +34,9 @@ struct ExportOptions {
   std::uint64_t segment_bytes = 100ull << 20;
   int level = 6;           // gzip compression level, 1..12 (libdeflate)
   unsigned threads = 0;    // compressing threads; 0: one per core
+  // Permissions of the segment and manifest files, and (plus x where r is
+  // set) of the archive directory if the export creates it. Owner-only by default.
+  unsigned file_mode = 0600;
   ArchiveProgressCallback progress;
 };
 

@@ -51,6 +51,11 @@ struct Options {
   // Create the directory and an empty store when none exists.
   bool create_if_missing = true;
 
+  // Permissions of the files a new store creates (data.mdb, lock.mdb); the
+  // directory it creates gets the same plus search (x) where reading is
+  // allowed: 0600 → 0700. Owner-only by default. Existing files keep theirs.
+  unsigned file_mode = 0600;
+
   Durability durability = Durability::sync;
 
   // The initial size of LMDB's memory map. Address space, not memory: pages

@@ -7,6 +7,7 @@
 
 #include "archive/archive_record.h"
 #include "archive/manifest.h"
+#include "file_modes.h"
 #include "archive/segment_file.h"
 #include "codec/record.h"
 #include "lighthouse/store.h"
@@ -96,8 +97,10 @@ ExportReport export_archive(const Store& store, const fs::path& dir, const Expor
   if (fs::is_symlink(dir, ec)) {
     throw Error(ErrorCode::invalid_argument, "archive path '" + dir.string() + "' is a symbolic link");
   }
+  const bool created = !fs::exists(dir, ec);
   fs::create_directories(dir, ec);
   if (ec) throw Error(ErrorCode::io_error, "cannot create '" + dir.string() + "': " + ec.message());
+  if (created) fs::permissions(dir, static_cast<fs::perms>(directory_mode(options.file_mode)), ec);
 
   ExportReport report;
   const StoreStats stats = store.stats();
@@ -179,7 +182,8 @@ ExportReport export_archive(const Store& store, const fs::path& dir, const Expor
       if (writer && writer->record_bytes() + 4 + record.size() > options.segment_bytes) close_segment();
       if (!writer) {
         writer = std::make_unique<SegmentWriter>(
-            dir / (".tmp-" + archive::segment_name(e.id.sequence, e.id.sequence)), options.level, threads);
+            dir / (".tmp-" + archive::segment_name(e.id.sequence, e.id.sequence)), options.level, threads,
+            options.file_mode);
         current = ArchiveSegment{};
         current.first_id = e.id.to_string();
         current.first_sequence = e.id.sequence;
@@ -201,7 +205,7 @@ ExportReport export_archive(const Store& store, const fs::path& dir, const Expor
       manifest.last_sequence = written.back().last_sequence;
       manifest.last_chain = written.back().chain;
     }
-    archive::store_manifest(dir, manifest);
+    archive::store_manifest(dir, manifest, options.file_mode);
   }
   report.segments = written.size();
   progress.done();

@@ -116,7 +116,7 @@ ArchiveManifest load_manifest(const fs::path& dir) {
   return m;
 }
 
-void store_manifest(const fs::path& dir, const ArchiveManifest& m) {
+void store_manifest(const fs::path& dir, const ArchiveManifest& m, unsigned file_mode) {
   Json j;
   j["format"] = "lighthouse-archive";
   j["version"] = m.version;
@@ -143,7 +143,10 @@ void store_manifest(const fs::path& dir, const ArchiveManifest& m) {
   const std::string text = j.dump(2) + "\n";
   const fs::path temp = dir / ".tmp-manifest.json";
   const fs::path final_path = dir / kManifestName;
-  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  // A leftover temporary file (or a link planted in its place) is removed,
+  // never written through: the manifest is always a new file of our own.
+  ::unlink(temp.c_str());
+  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, file_mode);
   if (fd < 0) {
     throw Error(ErrorCode::io_error, "cannot create '" + temp.string() + "': " + std::strerror(errno));
   }

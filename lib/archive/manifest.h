@@ -22,7 +22,7 @@ ArchiveManifest load_manifest(const std::filesystem::path& dir);
 
 // Replaces the manifest crash-safely: temporary file, sync, rename, sync
 // the directory. Errors: io_error.
-void store_manifest(const std::filesystem::path& dir, const ArchiveManifest& manifest);
+void store_manifest(const std::filesystem::path& dir, const ArchiveManifest& manifest, unsigned file_mode = 0600);
 
 // Verifies the segments holding sequences from_sequence..to_sequence (file
 // sizes and hashes, records, checksums, chain from the manifest's value

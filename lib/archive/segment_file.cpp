@@ -65,9 +65,9 @@ Sha256 file_sha256(const fs::path& path) {
   return hash.finish();
 }
 
-SegmentWriter::SegmentWriter(const fs::path& temp_path, int level, unsigned threads)
+SegmentWriter::SegmentWriter(const fs::path& temp_path, int level, unsigned threads, unsigned file_mode)
     : temp_path_(temp_path), level_(level), threads_(threads == 0 ? 1 : threads) {
-  fd_ = ::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  fd_ = ::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, file_mode);
   if (fd_ < 0) io_failure("cannot create", temp_path, errno);
   chunk_.reserve(kChunkBytes + 1024);
 }

@@ -17,7 +17,7 @@ namespace lighthouse::archive {
 // as independent gzip members on several threads (libdeflate), in order.
 class SegmentWriter {
  public:
-  SegmentWriter(const std::filesystem::path& temp_path, int level, unsigned threads);
+  SegmentWriter(const std::filesystem::path& temp_path, int level, unsigned threads, unsigned file_mode = 0600);
   ~SegmentWriter();  // removes the temporary file unless finish() succeeded
   SegmentWriter(const SegmentWriter&) = delete;
   SegmentWriter& operator=(const SegmentWriter&) = delete;

@@ -8,6 +8,7 @@
 
 #include "codec/record.h"
 #include "store/schema.h"
+#include "file_modes.h"
 #include "store/store_impl.h"
 #include "store/verify.h"
 
@@ -171,11 +172,14 @@ BackupReport Store::backup(const fs::path& destination) const {
     throw Error(ErrorCode::invalid_argument, "backup destination '" + destination.string() +
                                                  "' exists and is not an empty directory");
   }
+  const bool created = !fs::exists(destination, ec);
   fs::create_directories(destination, ec);
   if (ec) {
     throw Error(ErrorCode::io_error,
                 "cannot create '" + destination.string() + "': " + ec.message());
   }
+  const unsigned mode = impl_->options().file_mode & 0777u;
+  if (created) fs::permissions(destination, static_cast<fs::perms>(directory_mode(mode)), ec);
   fs::path target = fs::canonical(destination, ec);
   if (target == impl_->path()) {
     throw Error(ErrorCode::invalid_argument, "backup destination is the store itself");
@@ -188,6 +192,8 @@ BackupReport Store::backup(const fs::path& destination) const {
     lmdb::check(mdb_env_copy2(impl_->env_.get(), target.c_str(), MDB_CP_COMPACT),
                 "copying the store to '" + target.string() + "'");
   }
+  // LMDB creates the copy with 0666 less the umask: give it the store's mode.
+  fs::permissions(target / "data.mdb", static_cast<fs::perms>(mode), ec);
   sync_path(target / "data.mdb", false);
   sync_path(target, true);
   BackupReport report;

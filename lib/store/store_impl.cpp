@@ -7,6 +7,7 @@
 #include <system_error>
 
 #include "codec/record.h"
+#include "file_modes.h"
 #include "lighthouse/version.h"
 #include "store/registry.h"
 #include "store/schema.h"
@@ -50,6 +51,16 @@ std::shared_ptr<Store::Impl> Store::Impl::open(const fs::path& path, const Optio
     throw Error(ErrorCode::invalid_argument,
                 "store path '" + path.string() + "' is not a directory");
   }
+  // LMDB would follow a link out of the store directory: a store's files
+  // must be its own.
+  for (const char* name : {"data.mdb", "lock.mdb"}) {
+    if (fs::is_symlink(fs::symlink_status(path / name, ec))) {
+      throw Error(ErrorCode::invalid_argument, "store '" + path.string() + "': " + name +
+                                                   " is a symbolic link; Lighthouse does not follow links "
+                                                   "out of a store directory");
+    }
+  }
+  ec.clear();
   bool exists = fs::exists(path / "data.mdb", ec);
   if (ec) {
     // A directory we may not enter is not "no store".
@@ -59,11 +70,13 @@ std::shared_ptr<Store::Impl> Store::Impl::open(const fs::path& path, const Optio
     if (options.read_only || !options.create_if_missing) {
       throw Error(ErrorCode::not_found, "no store at '" + path.string() + "'");
     }
+    const bool created = !fs::exists(path, ec);
     fs::create_directories(path, ec);
     if (ec) {
       throw Error(ErrorCode::io_error,
                   "cannot create store directory '" + path.string() + "': " + ec.message());
     }
+    if (created) fs::permissions(path, static_cast<fs::perms>(directory_mode(options.file_mode)), ec);
   }
   fs::path canonical = fs::canonical(path, ec);
   if (ec) {
@@ -98,7 +111,7 @@ Store::Impl::Impl(fs::path canonical_path, const Options& options)
   unsigned flags = MDB_NOTLS;
   if (options_.read_only) flags |= MDB_RDONLY;
   if (options_.durability == Durability::no_meta_sync) flags |= MDB_NOMETASYNC;
-  int rc = mdb_env_open(env, path_.c_str(), flags, 0600);
+  int rc = mdb_env_open(env, path_.c_str(), flags, static_cast<mdb_mode_t>(options_.file_mode & 0777u));
   if (rc != MDB_SUCCESS) {
     std::string what = "cannot open store '" + path_.string() + "'";
     if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH) {

@@ -534,6 +534,9 @@ class BatchTest(ToolTestCase):
             # (name, args, stdin, exit code, a phrase of the message)
             ("malformed JSON", ["append", self.store], b'{"type": \n', EXIT_INVALID, "line 1"),
             ("truncated JSON", ["append", self.store], b'{"type":"a"', EXIT_INVALID, "line 1"),
+            # Found by fuzz_json_line: a number too large for a double escaped as a crash.
+            ("number overflow", ["append", self.store], b'{"type":"x","data":555550000000000e851298}\n',
+             EXIT_INVALID, "number overflow"),
             ("not an object", ["append", self.store], lines("[1, 2]"), EXIT_INVALID, "JSON object"),
             ("type not a string", ["append", self.store], lines({"type": 5}), EXIT_INVALID, "type"),
             ("missing type", ["append", self.store], lines({"aggregate": "a"}), EXIT_INVALID, "missing field 'type'"),
@@ -609,6 +612,27 @@ class BatchTest(ToolTestCase):
                 self.assertEqual(self._files(), files, "the store's data file changed")
         # The refused import left no store behind.
         self.assertFalse(os.path.exists(os.path.join(self.tmp, "imported")))
+
+    def test_no_symlink_followed_out_of_a_store_or_archive(self):
+        victim = os.path.join(self.tmp, "victim")
+        with open(victim, "w") as f:
+            f.write("precious\n")
+        linked = os.path.join(self.tmp, "linked")
+        os.makedirs(linked)
+        os.symlink(victim, os.path.join(linked, "data.mdb"))
+        for args in (["append", linked], ["stats", linked], ["init", linked]):
+            result = run(*args, stdin=lines({"type": "x"}))
+            self.assertNotEqual(result.rc, EXIT_OK, (args, result))
+            self.assertIn("symbolic link", result.err, (args, result))
+        archive = os.path.join(self.tmp, "archive")
+        os.makedirs(archive)
+        os.symlink(victim, os.path.join(archive, ".tmp-manifest.json"))
+        self.append_ok(lines({"type": "x"}))
+        self.assertEqual(run("export", self.store, archive).rc, EXIT_OK)
+        with open(victim) as f:
+            self.assertEqual(f.read(), "precious\n")
+        self.assertEqual(oct(os.stat(os.path.join(archive, "manifest.json")).st_mode & 0o777), "0o600")
+        self.assertEqual(oct(os.stat(os.path.join(self.store, "data.mdb")).st_mode & 0o777), "0o600")
 
     @unittest.skipUnless(hasattr(os, "geteuid"), "POSIX only")
     def test_store_directory_without_permission(self):

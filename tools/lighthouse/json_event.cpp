@@ -74,7 +74,9 @@ Json parse_json(std::string_view text, bool unique_keys) {
   } catch (const TooDeep&) {
     invalid("JSON nested " + std::to_string(kMaxJsonDepth + 1) + " levels deep: the limit is " +
             std::to_string(kMaxJsonDepth));
-  } catch (const Json::parse_error& error) {
+  } catch (const Json::exception& error) {
+    // parse_error, and out_of_range for a number too large for a double
+    // (found by fuzzing: fuzz/corpus/fuzz_json_line/regression-number-overflow).
     std::string what = error.what();
     auto start = what.find("] ");
     invalid("malformed JSON: " +

@@ -1,0 +1,112 @@
+// Files: owner-only modes by default (configurable), and no link followed
+// out of a store or archive directory that Lighthouse writes.
+#include <catch2/catch.hpp>
+#include <sys/stat.h>
+
+#include <fstream>
+
+#include "lighthouse/lighthouse.h"
+#include "support/events.h"
+#include "support/temp_dir.h"
+
+using namespace lighthouse;
+using namespace lighthouse::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+unsigned mode_of(const fs::path& p) {
+  struct stat st {};
+  REQUIRE(::lstat(p.c_str(), &st) == 0);
+  return st.st_mode & 0777u;
+}
+
+std::string read_all(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+// umask 0 for the test's lifetime: the modes must come from Lighthouse.
+struct NoUmask {
+  mode_t old = ::umask(0);
+  ~NoUmask() { ::umask(old); }
+};
+
+}  // namespace
+
+TEST_CASE("a new store, its backup and its archive are owner-only by default", "[files]") {
+  NoUmask no_umask;
+  TempDir dir;
+  Store store = Store::open(dir / "store");
+  store.append(event("E"));
+  CHECK(mode_of(dir / "store") == 0700);
+  CHECK(mode_of(dir / "store" / "data.mdb") == 0600);
+  CHECK(mode_of(dir / "store" / "lock.mdb") == 0600);
+
+  store.backup(dir / "copy");
+  CHECK(mode_of(dir / "copy") == 0700);
+  CHECK(mode_of(dir / "copy" / "data.mdb") == 0600);
+
+  export_archive(store, dir / "archive");
+  CHECK(mode_of(dir / "archive") == 0700);
+  for (const auto& entry : fs::directory_iterator(dir / "archive")) CHECK(mode_of(entry.path()) == 0600);
+}
+
+TEST_CASE("file modes are configurable", "[files]") {
+  NoUmask no_umask;
+  TempDir dir;
+  Options o;
+  o.file_mode = 0640;
+  Store store = Store::open(dir / "store", o);
+  store.append(event("E"));
+  CHECK(mode_of(dir / "store") == 0750);
+  CHECK(mode_of(dir / "store" / "data.mdb") == 0640);
+  ExportOptions e;
+  e.file_mode = 0644;
+  export_archive(store, dir / "archive", e);
+  CHECK(mode_of(dir / "archive") == 0755);
+  for (const auto& entry : fs::directory_iterator(dir / "archive")) CHECK(mode_of(entry.path()) == 0644);
+}
+
+TEST_CASE("a store whose data or lock file is a symbolic link is refused, the target untouched", "[files]") {
+  TempDir dir;
+  { Store::open(dir / "real").append(event("E")); }
+  const std::string victim_bytes = "precious\n";
+  {
+    std::ofstream(dir / "victim") << victim_bytes;
+  }
+  for (const char* name : {"data.mdb", "lock.mdb"}) {
+    fs::create_directories(dir / name);
+    fs::create_symlink(dir / "victim", dir / name / name);
+    auto code = error_code_of([&] { Store::open(dir / name); });
+    CHECK(code == ErrorCode::invalid_argument);
+    try {
+      Store::open(dir / name);
+    } catch (const Error& e) {
+      CHECK(std::string(e.what()).find("symbolic link") != std::string::npos);
+    }
+  }
+  // A dangling link is not followed to create its target either.
+  fs::create_directories(dir / "dangling");
+  fs::create_symlink(dir / "nowhere", dir / "dangling" / "data.mdb");
+  CHECK(error_code_of([&] { Store::open(dir / "dangling"); }) == ErrorCode::invalid_argument);
+  CHECK_FALSE(fs::exists(dir / "nowhere"));
+  CHECK(read_all(dir / "victim") == victim_bytes);
+}
+
+TEST_CASE("export never writes through a link planted in the archive directory", "[files]") {
+  TempDir dir;
+  Store store = Store::open(dir / "store");
+  for (int i = 0; i < 10; ++i) store.append(event("E"));
+  {
+    std::ofstream(dir / "victim") << "precious\n";
+  }
+  fs::create_directories(dir / "archive");
+  fs::create_symlink(dir / "victim", dir / "archive" / ".tmp-manifest.json");
+  fs::create_symlink(dir / "victim", dir / "archive" / ".tmp-events-00000000000000000001-00000000000000000001.msgpack.gz");
+  auto report = export_archive(store, dir / "archive");
+  CHECK(report.events == 10);
+  CHECK(read_all(dir / "victim") == "precious\n");
+  CHECK(verify_archive(dir / "archive").ok());
+  for (const auto& entry : fs::directory_iterator(dir / "archive")) CHECK_FALSE(fs::is_symlink(entry.symlink_status()));
+}
