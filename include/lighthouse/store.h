@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <future>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,7 @@
 #include "lighthouse/options.h"
 #include "lighthouse/query.h"
 #include "lighthouse/sla.h"
+#include "lighthouse/subscription.h"
 
 namespace lighthouse {
 
@@ -59,6 +61,14 @@ struct Batch {
   // A degraded store refuses appends below HealthOptions::degraded_min_priority
   // (append_batches: a request with any batch below it).
   Priority priority = Priority::normal;
+  // Stores a named consumer's checkpoint in the same transaction as the
+  // events: a projection that appends what it derives from `position` and
+  // moves its checkpoint to `position` does both or neither.
+  struct Checkpoint {
+    std::string consumer;
+    EventId position;
+  };
+  std::optional<Checkpoint> checkpoint;
 };
 
 struct TruncateReport {
@@ -225,6 +235,23 @@ class LIGHTHOUSE_API Store {
   // Errors: already_open, not_found, io_error.
   static CompactReport compact(const std::filesystem::path& path);
 
+  // Follows the events `filter` selects (its types, type prefix and
+  // aggregate; its ID, sequence and time bounds and limit must be unset)
+  // from `start`: catches up from the store, then delivers live, calling
+  // `handler` on one thread of the subscription's own, in event order, at
+  // least once (see lighthouse/subscription.h). A handler that throws stops
+  // the subscription (error() holds the exception; a named consumer's
+  // checkpoint stays at the last event handled). Closing the store stops
+  // every subscription on it first.
+  // Errors: invalid_argument (a bound in the filter, a bad consumer name),
+  // read_only (a named consumer on a read-only store), closed, io_error.
+  Subscription subscribe(const Query& filter, SubscriptionStart start, EventHandler handler,
+                         const SubscribeOptions& options = {});
+  // A named consumer's stored checkpoint (nullopt: none yet).
+  std::optional<EventId> checkpoint(const std::string& consumer) const;
+  // Stores a consumer's checkpoint. Errors: invalid_argument, read_only, closed, io_error.
+  void set_checkpoint(const std::string& consumer, const EventId& position);
+
   // The health state recorded in the store (every process obeys it), with
   // this process's own proposal. Errors: closed, io_error.
   HealthStatus health() const;
@@ -263,6 +290,7 @@ class LIGHTHOUSE_API Store {
 
  private:
   friend struct StoreAccess;  // the library's own modules (archive import)
+  friend class Subscription;
   explicit Store(std::shared_ptr<Impl> impl, bool read_only_handle);
   std::shared_ptr<Impl> impl_;
   bool read_only_handle_ = false;

@@ -32,6 +32,8 @@ inline constexpr std::string_view kBaseChain = "base_chain";        // 32 bytes 
 inline constexpr std::string_view kBaseArchive = "base_archive";    // path, UTF-8
 inline constexpr std::string_view kSlaReport = "sla_report";        // JSON, by the writing process
 inline constexpr std::string_view kHealth = "health";               // JSON (absent: healthy)
+// "consumer/NAME": a subscription consumer's checkpoint, an event key (20 bytes).
+inline constexpr std::string_view kConsumerPrefix = "consumer/";
 }  // namespace meta
 
 // by_aggregate value: version (u64 BE) ‖ event key (20 bytes).

@@ -57,7 +57,10 @@ std::future<AppendResult> Store::append_batch_async(Batch batch) {
 
 AppendResult Store::append_batch(std::vector<EventData> events,
                                  std::vector<AggregateExpectation> expectations) {
-  return append_batch(Batch{std::move(events), std::move(expectations), Priority::normal});
+  Batch batch;
+  batch.events = std::move(events);
+  batch.expectations = std::move(expectations);
+  return append_batch(std::move(batch));
 }
 
 std::vector<AppendResult> Store::append_batches(std::vector<Batch> batches) {

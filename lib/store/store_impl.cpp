@@ -156,6 +156,8 @@ Store::Impl::~Impl() { shutdown(); }
 
 void Store::Impl::shutdown() noexcept {
   registry::release(path_, this, [this] {
+    // Subscriptions end first: none reads or checkpoints past this point.
+    stop_subscriptions();
     // Queued appends are committed (or failed) before the environment closes.
     if (committer_) committer_->stop();
     // The monitor's last report, for other processes (best effort: a store

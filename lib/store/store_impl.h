@@ -99,10 +99,17 @@ class Store::Impl {
   // Corruption met by this process: a health trigger until repair() or a
   // clean verify() clears it (only in a process that writes).
   void note_corruption(const std::string& detail) const;
+
+  // Subscriptions (lib/store/subscription.cpp).
+  void register_subscription(const std::shared_ptr<Subscription::State>& state);
+  void notify_subscribers();
+  void stop_subscriptions() noexcept;
+  std::optional<EventId> last_event_id() const;
   void clear_corruption() const;
 
  private:
   friend class Store;
+  friend class Subscription;
   friend struct MonitorAccess;
   friend class EventCursor;
   friend class EventCursor::Impl;
@@ -195,6 +202,9 @@ class Store::Impl {
   void record_transition(const monitor::HealthRecord& from, HealthState to, const std::string& reason,
                          const std::map<std::string, double>& figures, bool manual, bool failure = false);
   void start_health();
+
+  std::mutex subscriptions_mutex_;
+  std::vector<std::weak_ptr<Subscription::State>> subscriptions_;
 
   mutable std::atomic<std::uint8_t> health_cache_{0};
   mutable std::mutex health_record_mutex_;  // the last `health` bytes read, decoded

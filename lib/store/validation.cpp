@@ -24,6 +24,14 @@ void check_text(std::string_view what, std::string_view value) {
 
 }  // namespace
 
+void check_consumer(std::string_view name) {
+  if (name.empty() || name.size() > 128) {
+    fail(ErrorCode::invalid_argument,
+         "consumer name must be 1 to 128 bytes, got " + std::to_string(name.size()));
+  }
+  check_text("consumer name", name);
+}
+
 bool is_valid_utf8(std::string_view text) noexcept {
   const auto* p = reinterpret_cast<const unsigned char*>(text.data());
   const auto* end = p + text.size();
@@ -96,6 +104,7 @@ std::size_t check_batch(const Batch& batch, const Limits& limits, bool allow_res
   if (batch.events.empty()) {
     fail(ErrorCode::invalid_argument, "a batch needs at least one event");
   }
+  if (batch.checkpoint) check_consumer(batch.checkpoint->consumer);
   std::size_t bytes = 0;
   std::set<std::string_view> keys;
   for (std::size_t i = 0; i < batch.events.size(); ++i) {

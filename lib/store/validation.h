@@ -22,4 +22,7 @@ void check_name(std::string_view what, std::string_view name, const Limits& limi
 
 bool is_valid_utf8(std::string_view text) noexcept;
 
+// A subscription consumer's name: 1-128 bytes of UTF-8.
+void check_consumer(std::string_view name);
+
 }  // namespace lighthouse::validation

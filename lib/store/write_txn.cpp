@@ -54,6 +54,12 @@ AppendResult WriteTxn::write(const Batch& batch) {
   result.events.reserve(batch.events.size());
   try {
     for (const EventData& e : batch.events) result.events.push_back(write_event(e));
+    if (batch.checkpoint) {
+      // A consumer's checkpoint moves in the same transaction as the events.
+      const auto key = batch.checkpoint->position.to_key();
+      lmdb::put(txn_, dbs_.meta, std::string(schema::meta::kConsumerPrefix) + batch.checkpoint->consumer,
+                std::string_view(reinterpret_cast<const char*>(key.data()), key.size()));
+    }
   } catch (const lmdb::LmdbError&) {
     throw;
   } catch (const std::exception& error) {

@@ -112,6 +112,25 @@ int main(int argc, char** argv) {
       "Filters combine with AND. An ID that is well formed but not stored is a valid bound.\n"
       "A malformed ID, time or number is exit code 4.");
 
+  TailArguments tail_args;
+  CLI::App* tail = app.add_subcommand(
+      "tail", "Follow the store: print events as JSON lines (the `get` format) until caught up, or live");
+  tail->add_option("STORE", store_path, "Store directory")->required();
+  tail->add_option("--type", tail_args.types, "Events of this type (repeat for several)");
+  tail->add_option("--type-prefix", tail_args.type_prefix, "Events whose type starts with this");
+  tail->add_option("--aggregate", tail_args.aggregate, "Events of this aggregate");
+  tail->add_option("--after", tail_args.after, "Start after this ID");
+  tail->add_option("--from-sequence", tail_args.from_sequence, "Start at this sequence");
+  tail->add_option("--since", tail_args.since, "Start at TIME: RFC 3339 or integer nanoseconds");
+  tail->add_flag("--from-start", tail_args.from_start, "Start at the first event (the default)");
+  tail->add_flag("--follow", tail_args.follow,
+                 "Keep printing what any process appends, until SIGINT or SIGTERM");
+  tail->add_option("--consumer", tail_args.consumer,
+                   "Store a checkpoint under NAME: the next run continues after it (the start "
+                   "options apply to the first run only)");
+  tail->footer("Without --follow it stops once caught up. Delivery is at least once: a run killed "
+               "before its checkpoint is stored prints some events again next time.");
+
   bool verify_json = false;
   CLI::App* verify = app.add_subcommand(
       "verify", "Check every checksum, the chain, sequences, versions, indexes and counters");
@@ -254,6 +273,8 @@ int main(int argc, char** argv) {
       run_archive_list(archive_dir, std::cout);
     } else if (*query) {
       run_query(store_path, query_args, std::cout);
+    } else if (*tail) {
+      run_tail(store_path, tail_args, std::cout);
     } else if (*read) {
       run_read(store_path, read_aggregate, from_version, to_version, std::cout);
     }

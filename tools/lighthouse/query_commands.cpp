@@ -1,7 +1,12 @@
 #include "query_commands.h"
 #include "output.h"
 
+#include <signal.h>
+
+#include <unistd.h>
+
 #include <charconv>
+#include <thread>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -78,6 +83,57 @@ void run_read(const std::string& path, const std::string& aggregate,
   Store store = open_existing(path, true);
   EventCursor cursor = store.read_aggregate(aggregate, from, to);
   print_events(cursor, out);
+}
+
+void run_tail(const std::string& path, const TailArguments& args, std::ostream& out) {
+  const int starts = !args.after.empty() + !args.from_sequence.empty() + !args.since.empty() + args.from_start;
+  if (starts > 1) {
+    throw Error(ErrorCode::invalid_argument,
+                "give at most one of --after, --from-sequence, --since and --from-start");
+  }
+  // Parsed before the store is opened: a malformed start writes nothing.
+  SubscriptionStart start = SubscriptionStart::beginning();
+  if (!args.after.empty()) start = SubscriptionStart::after(EventId::parse(args.after));
+  if (auto n = parse_number("--from-sequence", args.from_sequence)) start = SubscriptionStart::from_sequence(*n);
+  if (!args.since.empty()) start = SubscriptionStart::since(parse_time(args.since));
+  Query filter;
+  filter.types = args.types;
+  filter.type_prefix = args.type_prefix;
+  filter.aggregate = args.aggregate;
+  SubscribeOptions options;
+  options.consumer = args.consumer;
+  options.stop_when_caught_up = !args.follow;
+  // A consumer stores its checkpoint, so it needs the store writable.
+  Store store = open_existing(path, args.consumer.empty());
+  // With --follow the subscription runs until a signal: block them here (the
+  // subscription's thread inherits the mask) and wait for one below.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  if (args.follow) pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  Subscription subscription = store.subscribe(
+      filter, start,
+      [&out](const RecordedEvent& event) {
+        out << recorded_event_json(event) << '\n' << std::flush;
+        if (!out) throw Error(ErrorCode::io_error, "cannot write to standard output");
+      },
+      options);
+  if (args.follow) {
+    // Until a signal, or until the subscription stops by itself (an error).
+    std::thread watcher([&subscription] {
+      try {
+        subscription.wait();
+      } catch (...) {
+      }
+      ::kill(::getpid(), SIGTERM);
+    });
+    int received = 0;
+    sigwait(&signals, &received);
+    subscription.cancel();
+    watcher.join();
+  }
+  subscription.wait();  // rethrows what stopped it
 }
 
 }  // namespace lighthouse::tool

@@ -23,6 +23,21 @@ struct QueryArguments {
 
 void run_query(const std::string& path, const QueryArguments& args, std::ostream& out);
 
+// `lighthouse tail`: follows the store (lighthouse::Store::subscribe).
+struct TailArguments {
+  std::vector<std::string> types;
+  std::string type_prefix;
+  std::optional<std::string> aggregate;
+  std::string after, from_sequence, since;
+  bool from_start = false;
+  bool follow = false;
+  std::string consumer;
+};
+
+// Prints JSON lines in the `get` format until caught up, or with `follow`
+// until SIGINT or SIGTERM (then exits 0, its checkpoint stored).
+void run_tail(const std::string& path, const TailArguments& args, std::ostream& out);
+
 void run_read(const std::string& path, const std::string& aggregate,
               const std::string& from_version, const std::string& to_version, std::ostream& out);
 

@@ -1,0 +1,384 @@
+// Subscriptions: a thread per subscription that reads the store after its
+// position in chunks, calls the handler, and waits for commits (woken by
+// this process's commits, or by a bounded poll for other processes').
+#include <chrono>
+#include <condition_variable>
+#include <thread>
+
+#include "lighthouse/store.h"
+#include "monitor/log.h"
+#include "store/schema.h"
+#include "store/store_impl.h"
+#include "store/validation.h"
+
+namespace lighthouse {
+
+struct Subscription::State {
+  // Set once, before the thread starts.
+  std::weak_ptr<Store::Impl> store;
+  Query filter;
+  SubscriptionStart start;
+  EventHandler handler;
+  SubscribeOptions options;
+  std::thread thread;
+  std::mutex join_mutex;  // one joiner at a time
+
+  mutable std::mutex mutex;  // below
+  std::condition_variable wake;
+  bool stop = false;
+  bool stopped = false;
+  bool commit_seen = false;  // a commit happened since the last read
+  std::exception_ptr error;
+  std::optional<EventId> position;
+  std::uint64_t delivered = 0;
+
+  bool stopping() const {
+    std::lock_guard lock(mutex);
+    return stop;
+  }
+  void request_stop() {
+    {
+      std::lock_guard lock(mutex);
+      stop = true;
+    }
+    wake.notify_all();
+  }
+  void notify_commit() {
+    {
+      std::lock_guard lock(mutex);
+      commit_seen = true;
+    }
+    wake.notify_all();
+  }
+  // Stops the thread and waits for it — unless called from the thread
+  // itself (cancel() inside the handler): then it ends after the handler.
+  void stop_and_join() {
+    request_stop();
+    join();
+  }
+  void join() {
+    std::lock_guard lock(join_mutex);
+    if (!thread.joinable()) return;
+    if (thread.get_id() == std::this_thread::get_id()) {
+      thread.detach();
+    } else {
+      thread.join();
+    }
+  }
+};
+
+namespace {
+
+std::string consumer_key(const std::string& consumer) {
+  return std::string(schema::meta::kConsumerPrefix) + consumer;
+}
+
+void check_consumer_name(const std::string& name) { validation::check_consumer(name); }
+
+bool has_bounds(const Query& q) {
+  return q.after_id || q.before_id || q.from_sequence || q.to_sequence || q.since_ns || q.until_ns ||
+         q.limit != 0 || q.direction != Direction::forward;
+}
+
+}  // namespace
+
+// --- Store::Impl: the registry and the commit notification -------------
+
+void Store::Impl::register_subscription(const std::shared_ptr<Subscription::State>& state) {
+  std::lock_guard lock(subscriptions_mutex_);
+  // Forget the ones that ended.
+  std::erase_if(subscriptions_, [](const auto& weak) { return weak.expired(); });
+  subscriptions_.push_back(state);
+}
+
+void Store::Impl::notify_subscribers() {
+  std::lock_guard lock(subscriptions_mutex_);
+  for (const auto& weak : subscriptions_) {
+    if (auto state = weak.lock()) state->notify_commit();
+  }
+}
+
+void Store::Impl::stop_subscriptions() noexcept {
+  std::vector<std::shared_ptr<Subscription::State>> states;
+  {
+    std::lock_guard lock(subscriptions_mutex_);
+    for (const auto& weak : subscriptions_) {
+      if (auto state = weak.lock()) states.push_back(std::move(state));
+    }
+    subscriptions_.clear();
+  }
+  for (const auto& state : states) state->stop_and_join();
+}
+
+std::optional<EventId> Store::Impl::last_event_id() const {
+  auto read = begin_read();
+  lmdb::Cursor cursor(read->txn.get(), dbs_.events);
+  MDB_val k, v;
+  if (!cursor.seek(k, v, MDB_LAST)) return std::nullopt;
+  return EventId::from_key(lmdb::view(k));
+}
+
+// --- Store: checkpoints and subscribe ----------------------------------
+
+std::optional<EventId> Store::checkpoint(const std::string& consumer) const {
+  check_consumer_name(consumer);
+  auto lock = impl_->use();
+  auto read = impl_->begin_read();
+  std::string_view value;
+  if (!lmdb::get(read->txn.get(), impl_->dbs_.meta, consumer_key(consumer), value)) return std::nullopt;
+  if (value.size() != 20) {
+    throw Error(ErrorCode::corruption, "checkpoint of consumer '" + consumer + "' is " +
+                                           std::to_string(value.size()) + " bytes, not an event key");
+  }
+  return EventId::from_key(value);
+}
+
+void Store::set_checkpoint(const std::string& consumer, const EventId& position) {
+  check_consumer_name(consumer);
+  impl_->refuse_read_only(read_only_handle_);
+  Store::Impl& impl = *impl_;
+  impl.run_exclusive([&] {
+    impl.with_write_txn([&](MDB_txn* txn) {
+      const auto key = position.to_key();
+      lmdb::put(txn, impl.dbs_.meta, consumer_key(consumer),
+                std::string_view(reinterpret_cast<const char*>(key.data()), key.size()));
+    });
+  });
+}
+
+Subscription Store::subscribe(const Query& filter, SubscriptionStart start, EventHandler handler,
+                              const SubscribeOptions& options) {
+  if (has_bounds(filter)) {
+    throw Error(ErrorCode::invalid_argument,
+                "a subscription's filter takes types, a type prefix and an aggregate; its start gives "
+                "the position (no ID, sequence or time bounds, limit or direction)");
+  }
+  if (!handler) throw Error(ErrorCode::invalid_argument, "a subscription needs a handler");
+  if (options.chunk_events == 0) throw Error(ErrorCode::invalid_argument, "chunk_events must be at least 1");
+  if (!(options.poll_seconds > 0) || options.poll_seconds > 3600) {
+    throw Error(ErrorCode::invalid_argument, "poll_seconds must be in (0, 3600]");
+  }
+  if (!options.consumer.empty()) {
+    check_consumer_name(options.consumer);
+    impl_->refuse_read_only(read_only_handle_);
+  }
+  explain(filter);  // a malformed filter fails here, on the caller's thread
+
+  auto state = std::make_shared<Subscription::State>();
+  state->store = impl_;
+  state->filter = filter;
+  state->start = start;
+  state->handler = std::move(handler);
+  state->options = options;
+  if (!options.consumer.empty()) {
+    if (auto stored = checkpoint(options.consumer)) state->start = SubscriptionStart::after(*stored);
+  }
+  if (state->start.kind == SubscriptionStart::Kind::now) {
+    auto lock = impl_->use();
+    auto last = impl_->last_event_id();
+    state->start = last ? SubscriptionStart::after(*last) : SubscriptionStart::beginning();
+  }
+  impl_->register_subscription(state);
+
+  // The thread holds the store only while it reads (a weak reference
+  // otherwise): dropping every Store handle closes the store, which stops
+  // the subscription.
+  const bool read_only_handle = read_only_handle_;
+  Subscription::State* s = state.get();
+  state->thread = std::thread([s, keep = state, read_only_handle] {
+    auto store_of = [&]() -> std::optional<Store> {
+      auto impl = s->store.lock();
+      if (!impl) return std::nullopt;
+      return Store(std::move(impl), read_only_handle);
+    };
+    const auto checkpoint_interval = std::chrono::milliseconds(100);
+    auto last_checkpoint = std::chrono::steady_clock::now();
+    std::optional<EventId> checkpointed;
+    auto store_checkpoint = [&](Store& store, bool force) {
+      if (!force && std::chrono::steady_clock::now() - last_checkpoint < checkpoint_interval) return;
+      std::optional<EventId> at;
+      {
+        std::lock_guard lock(s->mutex);
+        at = s->position;
+      }
+      if (s->options.consumer.empty() || !s->options.auto_checkpoint || !at || at == checkpointed) return;
+      store.set_checkpoint(s->options.consumer, *at);
+      checkpointed = at;
+      last_checkpoint = std::chrono::steady_clock::now();
+    };
+    std::exception_ptr error;
+    try {
+      for (;;) {
+        if (s->stopping()) break;
+        std::size_t read = 0;
+        {
+          auto store = store_of();
+          if (!store) break;
+          {
+            std::lock_guard lock(s->mutex);
+            s->commit_seen = false;  // commits after this point wake the next wait
+          }
+          Query q = s->filter;
+          q.limit = s->options.chunk_events;
+          std::optional<EventId> position;
+          {
+            std::lock_guard lock(s->mutex);
+            position = s->position;
+          }
+          if (position) {
+            q.after_id = *position;
+          } else {
+            switch (s->start.kind) {
+              case SubscriptionStart::Kind::after_id: q.after_id = s->start.id; break;
+              case SubscriptionStart::Kind::from_sequence: q.from_sequence = s->start.value; break;
+              case SubscriptionStart::Kind::since_time: q.since_ns = s->start.value; break;
+              default: break;
+            }
+          }
+          // The chunk is read first (one snapshot per cursor chunk), then
+          // handled: the handler never runs inside a read transaction.
+          std::vector<RecordedEvent> chunk;
+          {
+            auto cursor = store->query(q);
+            while (auto e = cursor.next()) chunk.push_back(std::move(*e));
+          }
+          read = chunk.size();
+          for (auto& e : chunk) {
+            if (s->stopping()) break;
+            try {
+              s->handler(e);
+            } catch (...) {
+              error = std::current_exception();
+              break;
+            }
+            std::lock_guard lock(s->mutex);
+            s->position = e.id;
+            ++s->delivered;
+          }
+          if (error) {
+            store_checkpoint(*store, true);
+            break;
+          }
+          // At most ten checkpoints a second: a consumer killed in between
+          // gets the events after its checkpoint again (at least once).
+          store_checkpoint(*store, false);
+          if (read == s->options.chunk_events) continue;  // more to catch up
+          // Caught up with this snapshot.
+          if (s->options.stop_when_caught_up) {
+            store_checkpoint(*store, true);
+            break;
+          }
+        }
+        std::unique_lock lock(s->mutex);
+        s->wake.wait_for(lock, std::chrono::duration<double>(s->options.poll_seconds),
+                         [s] { return s->stop || s->commit_seen; });
+      }
+      if (!error) {
+        if (auto store = store_of()) store_checkpoint(*store, true);
+      }
+    } catch (const Error& e) {
+      // Closing the store under a live subscription ends it cleanly.
+      if (e.code() != ErrorCode::closed) error = std::current_exception();
+    } catch (...) {
+      error = std::current_exception();
+    }
+    if (error) {
+      try {
+        std::rethrow_exception(error);
+      } catch (const std::exception& e) {
+        monitor::log().warn("lighthouse subscription stopped: {}", e.what());
+      } catch (...) {
+        monitor::log().warn("lighthouse subscription stopped by a non-standard exception");
+      }
+    }
+    {
+      std::lock_guard lock(s->mutex);
+      s->error = error;
+      s->stopped = true;
+      s->stop = true;
+    }
+    s->wake.notify_all();
+  });
+  return Subscription(std::move(state));
+}
+
+// --- Subscription ----------------------------------------------------------
+
+Subscription::Subscription() = default;
+Subscription::Subscription(std::shared_ptr<State> state) : state_(std::move(state)) {}
+Subscription::~Subscription() { cancel(); }
+Subscription::Subscription(Subscription&&) noexcept = default;
+Subscription& Subscription::operator=(Subscription&& other) noexcept {
+  if (this != &other) {
+    cancel();
+    state_ = std::move(other.state_);
+  }
+  return *this;
+}
+
+void Subscription::cancel() {
+  if (state_) state_->stop_and_join();
+}
+
+void Subscription::wait() {
+  if (!state_) return;
+  std::exception_ptr error;
+  {
+    std::unique_lock lock(state_->mutex);
+    state_->wake.wait(lock, [this] { return state_->stopped; });
+    error = state_->error;
+  }
+  state_->join();
+  if (error) std::rethrow_exception(error);
+}
+
+bool Subscription::running() const {
+  if (!state_) return false;
+  std::lock_guard lock(state_->mutex);
+  return !state_->stopped;
+}
+
+std::exception_ptr Subscription::error() const {
+  if (!state_) return nullptr;
+  std::lock_guard lock(state_->mutex);
+  return state_->error;
+}
+
+std::optional<EventId> Subscription::position() const {
+  if (!state_) return std::nullopt;
+  std::lock_guard lock(state_->mutex);
+  return state_->position;
+}
+
+std::uint64_t Subscription::delivered() const {
+  if (!state_) return 0;
+  std::lock_guard lock(state_->mutex);
+  return state_->delivered;
+}
+
+SubscriptionLag Subscription::lag() const {
+  SubscriptionLag lag;
+  if (!state_) return lag;
+  auto impl = state_->store.lock();
+  if (!impl) return lag;
+  Store store(std::move(impl), true);
+  const auto position = this->position();
+  Query after;
+  after.limit = 1;
+  if (position) after.after_id = *position;
+  auto next = store.query(after).next();
+  if (!next) return lag;
+  std::optional<EventId> last;
+  {
+    auto lock = store.impl_->use();
+    last = store.impl_->last_event_id();
+  }
+  if (last) lag.events = last->sequence >= next->id.sequence ? last->sequence - next->id.sequence + 1 : 0;
+  const auto now = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                  std::chrono::system_clock::now().time_since_epoch())
+                                                  .count());
+  lag.seconds = now > next->id.timestamp_ns ? static_cast<double>(now - next->id.timestamp_ns) / 1e9 : 0;
+  return lag;
+}
+
+}  // namespace lighthouse

@@ -1,0 +1,364 @@
+// Subscriptions: catch-up then live with no gap and no duplicate, slow
+// consumers, other processes' appends, checkpoints, handler errors, cancel
+// and close.
+#include <catch2/catch.hpp>
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "lighthouse/lighthouse.h"
+#include "support/events.h"
+#include "support/process.h"
+#include "support/temp_dir.h"
+
+using namespace lighthouse;
+using namespace lighthouse::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Collects what a handler receives.
+struct Collector {
+  std::mutex mutex;
+  std::vector<RecordedEvent> events;
+  EventHandler handler() {
+    return [this](const RecordedEvent& e) {
+      std::lock_guard lock(mutex);
+      events.push_back(e);
+    };
+  }
+  std::size_t size() {
+    std::lock_guard lock(mutex);
+    return events.size();
+  }
+  // Waits (generously: a loaded machine) until `n` events arrived.
+  bool wait_for(std::size_t n, std::chrono::seconds timeout = 60s) {
+    const auto until = std::chrono::steady_clock::now() + timeout;
+    while (size() < n) {
+      if (std::chrono::steady_clock::now() > until) return false;
+      std::this_thread::sleep_for(2ms);
+    }
+    return true;
+  }
+};
+
+// Every sequence from `first` on, once, in order.
+std::string check_contiguous(const std::vector<RecordedEvent>& events, std::uint64_t first) {
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    if (events[i].id.sequence != first + i) {
+      return "at " + std::to_string(i) + ": sequence " + std::to_string(events[i].id.sequence) + ", expected " +
+             std::to_string(first + i);
+    }
+  }
+  return "";
+}
+
+Options quiet() {
+  Options o;
+  o.health.enabled = false;  // no `$health` event among the counted ones
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("catch-up then live with appends racing the switch: no gap, no duplicate, in order",
+          "[subscription]") {
+  for (int repetition = 0; repetition < 20; ++repetition) {
+    TempDir dir;
+    Store store = Store::open(dir.path(), quiet());
+    for (int i = 0; i < 300; ++i) store.append(event("Before"));
+    std::atomic<bool> go{false};
+    std::thread writer([&] {
+      while (!go) std::this_thread::yield();
+      for (int i = 0; i < 200; ++i) {
+        if (i % 10 == 0) store.append_batch({event("Racing"), event("Racing")});
+        else store.append(event("Racing"));
+      }
+    });
+    Collector got;
+    SubscribeOptions o;
+    o.chunk_events = 64;  // several catch-up chunks, so the switch races the writer
+    go = true;
+    Subscription sub = store.subscribe({}, SubscriptionStart::beginning(), got.handler(), o);
+    writer.join();
+    const std::size_t total = 300 + 200 + 20;
+    REQUIRE(got.wait_for(total));
+    std::this_thread::sleep_for(5ms);
+    sub.cancel();
+    std::lock_guard lock(got.mutex);
+    REQUIRE(got.events.size() == total);
+    REQUIRE(check_contiguous(got.events, 1) == "");
+  }
+}
+
+TEST_CASE("a filter selects by type, type prefix and aggregate; starts by ID, sequence, time and now",
+          "[subscription]") {
+  TempDir dir;
+  Store store = Store::open(dir.path(), quiet());
+  std::vector<EventId> ids;
+  for (int i = 0; i < 30; ++i) {
+    ids.push_back(store.append(event(i % 3 == 0 ? "order.placed" : "order.paid", "order-" + std::to_string(i % 2)))
+                      .events[0]
+                      .id);
+  }
+  auto collect = [&](const Query& q, SubscriptionStart start) {
+    Collector got;
+    SubscribeOptions o;
+    o.stop_when_caught_up = true;
+    auto sub = store.subscribe(q, start, got.handler(), o);
+    sub.wait();
+    std::vector<std::uint64_t> seqs;
+    for (const auto& e : got.events) seqs.push_back(e.id.sequence);
+    return seqs;
+  };
+  Query placed;
+  placed.types = {"order.placed"};
+  CHECK(collect(placed, SubscriptionStart::beginning()).size() == 10);
+  Query prefix;
+  prefix.type_prefix = "order.";
+  CHECK(collect(prefix, SubscriptionStart::after(ids[19])).size() == 10);
+  Query agg;
+  agg.aggregate = "order-1";
+  CHECK(collect(agg, SubscriptionStart::from_sequence(21)) == std::vector<std::uint64_t>{22, 24, 26, 28, 30});
+  CHECK(collect({}, SubscriptionStart::since(ids[27].timestamp_ns)) == std::vector<std::uint64_t>{28, 29, 30});
+  CHECK(collect({}, SubscriptionStart::now()).empty());
+  // A bound in the filter is refused: the start gives the position.
+  Query bounded;
+  bounded.limit = 3;
+  CHECK(error_code_of([&] { store.subscribe(bounded, SubscriptionStart::beginning(), [](const RecordedEvent&) {}); }) ==
+        ErrorCode::invalid_argument);
+  SubscribeOptions bad;
+  bad.consumer = std::string(129, 'c');
+  CHECK(error_code_of([&] {
+          store.subscribe({}, SubscriptionStart::beginning(), [](const RecordedEvent&) {}, bad);
+        }) == ErrorCode::invalid_argument);
+}
+
+TEST_CASE("a consumer slower than the writers for a long stretch falls behind, is never dropped, and catches up",
+          "[subscription]") {
+  TempDir dir;
+  Store store = Store::open(dir.path(), quiet());
+  Collector got;
+  std::atomic<std::uint64_t> max_lag{0};
+  Subscription* self = nullptr;
+  SubscribeOptions o;
+  o.chunk_events = 50;
+  Subscription sub = store.subscribe(
+      {}, SubscriptionStart::beginning(),
+      [&](const RecordedEvent& e) {
+        std::this_thread::sleep_for(200us);  // slow
+        got.handler()(e);
+      },
+      o);
+  self = &sub;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 40; ++i) {
+    std::vector<EventData> batch(50, event("Fast"));
+    store.append_batch(batch);
+    max_lag = std::max<std::uint64_t>(max_lag, self->lag().events);
+  }
+  const auto writers_took = std::chrono::steady_clock::now() - start;
+  REQUIRE(got.wait_for(2000));
+  const auto consumer_took = std::chrono::steady_clock::now() - start;
+  // The writers did not wait for the consumer.
+  CHECK(writers_took < consumer_took);
+  CHECK(max_lag > 0);
+  std::this_thread::sleep_for(20ms);
+  CHECK(sub.lag().events == 0);
+  CHECK(sub.lag().seconds == 0);
+  std::lock_guard lock(got.mutex);
+  CHECK(check_contiguous(got.events, 1) == "");
+}
+
+TEST_CASE("appends of another process are delivered", "[subscription]") {
+  TempDir dir;
+  Store store = Store::open(dir.path(), quiet());
+  Collector got;
+  Subscription sub = store.subscribe({}, SubscriptionStart::now(), got.handler());
+  auto result = run({helper_path("APPEND_WORKER"), dir.path().string(), "200", "--batch", "5"});
+  REQUIRE(result.exit_code == 0);
+  // Generous: the bound (poll_seconds) is measured by the benchmark.
+  REQUIRE(got.wait_for(200));
+  std::lock_guard lock(got.mutex);
+  std::size_t worked = 0;
+  for (const auto& e : got.events) worked += e.type.rfind("Worked", 0) == 0;
+  CHECK(worked == 200);
+}
+
+TEST_CASE("a handler that throws stops the subscription; resuming from the checkpoint redelivers from it",
+          "[subscription]") {
+  TempDir dir;
+  Store store = Store::open(dir.path(), quiet());
+  for (int i = 0; i < 20; ++i) store.append(event("E", "", std::to_string(i)));
+  std::vector<std::uint64_t> seen;
+  SubscribeOptions o;
+  o.consumer = "projector";
+  Subscription sub = store.subscribe(
+      {}, SubscriptionStart::beginning(),
+      [&](const RecordedEvent& e) {
+        if (e.id.sequence == 8) throw std::runtime_error("cannot project 8");
+        seen.push_back(e.id.sequence);
+      },
+      o);
+  CHECK_THROWS_WITH(sub.wait(), "cannot project 8");
+  CHECK_FALSE(sub.running());
+  CHECK(sub.error() != nullptr);
+  CHECK(seen.size() == 7);
+  REQUIRE(store.checkpoint("projector"));
+  CHECK(store.checkpoint("projector")->sequence == 7);
+  // The next run starts at the first event not handled.
+  std::vector<std::uint64_t> again;
+  o.stop_when_caught_up = true;
+  auto resumed = store.subscribe({}, SubscriptionStart::beginning(),
+                                 [&](const RecordedEvent& e) { again.push_back(e.id.sequence); }, o);
+  resumed.wait();
+  REQUIRE(again.size() == 13);
+  CHECK(again.front() == 8);
+  CHECK(store.checkpoint("projector")->sequence == 20);
+}
+
+TEST_CASE("a checkpoint written with the projection's events is exactly-once", "[subscription]") {
+  TempDir dir;
+  Store store = Store::open(dir.path(), quiet());
+  for (int i = 0; i < 10; ++i) store.append(event("Source", "s"));
+  SubscribeOptions o;
+  o.consumer = "totals";
+  o.auto_checkpoint = false;
+  o.stop_when_caught_up = true;
+  Query sources;
+  sources.types = {"Source"};
+  int fail_at = 6;
+  auto project = [&] {
+    return store.subscribe(sources, SubscriptionStart::beginning(),
+                           [&](const RecordedEvent& e) {
+                             if (static_cast<int>(e.id.sequence) == fail_at) throw std::runtime_error("crash");
+                             Batch b;
+                             b.events.push_back(event("Derived", "d", std::to_string(e.id.sequence)));
+                             b.checkpoint = Batch::Checkpoint{"totals", e.id};
+                             store.append_batch(std::move(b));
+                           },
+                           o);
+  };
+  auto first = project();
+  CHECK_THROWS(first.wait());
+  fail_at = -1;
+  auto second = project();
+  second.wait();
+  // Each source event was projected once: no duplicate Derived event.
+  Query derived;
+  derived.types = {"Derived"};
+  std::vector<std::string> data;
+  auto cursor = store.query(derived);
+  while (auto e = cursor.next()) data.push_back(e->data);
+  CHECK(data.size() == 10);
+  CHECK(std::set<std::string>(data.begin(), data.end()).size() == 10);
+}
+
+TEST_CASE("cancel from inside the handler: no call follows; cancel from outside: none after it returns",
+          "[subscription]") {
+  TempDir dir;
+  Store store = Store::open(dir.path(), quiet());
+  for (int i = 0; i < 100; ++i) store.append(event("E"));
+  std::atomic<int> calls{0};
+  Subscription sub;
+  std::atomic<bool> ready{false};
+  sub = store.subscribe({}, SubscriptionStart::beginning(), [&](const RecordedEvent&) {
+    while (!ready) std::this_thread::yield();
+    if (++calls == 5) sub.cancel();
+  });
+  ready = true;
+  sub.wait();
+  CHECK(calls == 5);
+
+  std::atomic<int> outside{0};
+  auto live = store.subscribe({}, SubscriptionStart::beginning(), [&](const RecordedEvent&) {
+    ++outside;
+    std::this_thread::sleep_for(1ms);
+  });
+  std::this_thread::sleep_for(10ms);
+  live.cancel();
+  const int at_cancel = outside;
+  store.append(event("After"));
+  std::this_thread::sleep_for(50ms);
+  CHECK(outside == at_cancel);
+  CHECK_FALSE(live.running());
+}
+
+TEST_CASE("closing the store under live subscriptions stops them cleanly", "[subscription]") {
+  TempDir dir;
+  Store store = Store::open(dir.path(), quiet());
+  std::vector<Subscription> subs;
+  std::atomic<int> calls{0};
+  for (int i = 0; i < 4; ++i) {
+    SubscribeOptions o;
+    if (i % 2 == 0) o.consumer = "c" + std::to_string(i);
+    subs.push_back(store.subscribe({}, SubscriptionStart::beginning(), [&](const RecordedEvent&) { ++calls; }, o));
+  }
+  std::thread writer([&] {
+    try {
+      for (int i = 0; i < 2000; ++i) store.append(event("E"));
+    } catch (const Error& e) {
+      CHECK(e.code() == ErrorCode::closed);
+    }
+  });
+  std::this_thread::sleep_for(30ms);
+  store.close();
+  writer.join();
+  for (auto& s : subs) {
+    CHECK_NOTHROW(s.wait());
+    CHECK_FALSE(s.running());
+  }
+  const int after_close = calls;
+  std::this_thread::sleep_for(20ms);
+  CHECK(calls == after_close);
+  // Dropping the last handle of a store also stops its subscriptions.
+  {
+    Store other = Store::open(dir / "other", quiet());
+    auto s = other.subscribe({}, SubscriptionStart::beginning(), [](const RecordedEvent&) {});
+    subs.push_back(std::move(s));
+  }
+  CHECK_NOTHROW(subs.back().wait());
+}
+
+TEST_CASE("a consumer killed with SIGKILL resumes from its checkpoint with no event lost", "[subscription]") {
+  TempDir dir;
+  {
+    Store store = Store::open(dir.path(), quiet());
+    for (int i = 0; i < 3000; ++i) store.append_async(event("E"));
+    store.append(event("Last"));
+  }
+  const std::string tool = helper_path("LIGHTHOUSE_TOOL");
+  // The first run is killed while it prints.
+  Child child = spawn({tool, "tail", dir.path().string(), "--consumer", "reader", "--follow"});
+  std::this_thread::sleep_for(150ms);
+  ::kill(child.pid, SIGKILL);
+  auto first = wait(child);
+  auto sequences = [](const std::string& out) {
+    std::vector<std::uint64_t> seqs;
+    std::istringstream in(out);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (in.eof()) break;  // cut by the kill
+      seqs.push_back(nlohmann::json::parse(line).at("sequence").get<std::uint64_t>());
+    }
+    return seqs;
+  };
+  auto a = sequences(first.out);
+  auto second = run({tool, "tail", dir.path().string(), "--consumer", "reader"});
+  REQUIRE(second.exit_code == 0);
+  auto b = sequences(second.out);
+  REQUIRE_FALSE(b.empty());
+  CHECK(b.back() == 3001);
+  // The second run starts at or before the first event the first did not
+  // finish: together they cover every event, the overlap is redelivery.
+  CHECK(b.front() <= (a.empty() ? 1 : a.back() + 1));
+  for (std::size_t i = 1; i < b.size(); ++i) REQUIRE(b[i] == b[i - 1] + 1);
+  // Caught up and stored: a third run prints nothing.
+  CHECK(run({tool, "tail", dir.path().string(), "--consumer", "reader"}).out.empty());
+}
