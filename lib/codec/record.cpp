@@ -2,6 +2,8 @@
 
 #include <zstd.h>
 
+#include <algorithm>
+
 #include <charconv>
 
 #include "codec/msgpack_reader.h"
@@ -22,7 +24,9 @@ void pack_metadata(Packer& pk, const Metadata& metadata) {
 
 // Upper bound for a decompressed payload read back from disk, so a damaged
 // frame header cannot make us allocate without limit.
-constexpr unsigned long long kMaxDecompressed = 1ull << 31;
+// The most one event's data may decompress to: far above any configured
+// event limit, a bound for damaged records only.
+constexpr unsigned long long kMaxDecompressed = 1ull << 30;
 
 std::string compress(std::string_view data, int level) {
   std::string out(ZSTD_compressBound(data.size()), '\0');
@@ -46,9 +50,37 @@ std::string decompress(const EventId& id, std::string_view frame) {
       size > kMaxDecompressed) {
     corrupt(id, "bad zstd frame header");
   }
-  std::string out(static_cast<std::size_t>(size), '\0');
-  std::size_t n = ZSTD_decompress(out.data(), out.size(), frame.data(), frame.size());
-  if (ZSTD_isError(n) || n != size) corrupt(id, "zstd frame does not decompress");
+  // Streamed into a buffer that grows with what actually decompresses: a
+  // damaged header that claims a huge size costs no memory (found by
+  // fuzzing: fuzz/corpus/fuzz_record/regression-zstd-size).
+  struct DCtx {
+    ZSTD_DCtx* p = ZSTD_createDCtx();
+    ~DCtx() { ZSTD_freeDCtx(p); }
+  } dctx;
+  if (dctx.p == nullptr) throw Error(ErrorCode::internal, "ZSTD_createDCtx failed");
+  std::string out;
+  ZSTD_inBuffer in{frame.data(), frame.size(), 0};
+  std::size_t ret = 1;
+  while (ret != 0) {
+    const std::size_t have = out.size();
+    if (have >= size) {
+      // The claimed size is reached: the frame must end here.
+      char probe;
+      ZSTD_outBuffer o{&probe, 1, 0};
+      ret = ZSTD_decompressStream(dctx.p, &o, &in);
+      if (ZSTD_isError(ret) || o.pos != 0 || ret != 0) corrupt(id, "zstd frame does not decompress");
+      break;
+    }
+    const std::size_t step = static_cast<std::size_t>(std::min<unsigned long long>(size - have, 1u << 20));
+    out.resize(have + step);
+    ZSTD_outBuffer o{out.data() + have, step, 0};
+    const std::size_t before = in.pos;
+    ret = ZSTD_decompressStream(dctx.p, &o, &in);
+    if (ZSTD_isError(ret)) corrupt(id, "zstd frame does not decompress");
+    out.resize(have + o.pos);
+    if (ret != 0 && o.pos == 0 && in.pos == before) corrupt(id, "zstd frame is cut short");
+  }
+  if (out.size() != size) corrupt(id, "zstd frame does not decompress to its stated size");
   return out;
 }
 

@@ -207,6 +207,17 @@ void Store::Impl::commit_group(std::vector<std::unique_ptr<AppendRequest>>& grou
     }
     monitor_->record_group(transaction_ns, commit_ns, events, bytes);
   }
+  // Corruption met while checking a request is a health trigger: looked at
+  // before the callers get their exceptions (theirs to free afterwards).
+  for (std::size_t i = 0; i < group.size(); ++i) {
+    if (!errors[i]) continue;
+    try {
+      std::rethrow_exception(errors[i]);
+    } catch (const Error& e) {
+      if (e.code() == ErrorCode::corruption) note_corruption(e.what());
+    } catch (...) {
+    }
+  }
   for (std::size_t i = 0; i < group.size(); ++i) {
     std::exception_ptr error = errors[i];
     if (group_error) {
@@ -230,15 +241,6 @@ void Store::Impl::commit_group(std::vector<std::unique_ptr<AppendRequest>>& grou
       monitor_->record_append(since_ns(group[i]->enqueued));
     }
     group[i]->complete(error ? nullptr : &results[i], error);
-  }
-  for (std::size_t i = 0; i < group.size(); ++i) {
-    if (!errors[i]) continue;
-    try {
-      std::rethrow_exception(errors[i]);
-    } catch (const Error& e) {
-      if (e.code() == ErrorCode::corruption) note_corruption(e.what());
-    } catch (...) {
-    }
   }
   if (monitor_) {
     // Breaches are looked for at most once a second, off the callers' path.

@@ -1,8 +1,10 @@
+#include <sys/resource.h>
 #include <catch2/catch.hpp>
 
 #include <random>
 
 #include "codec/record.h"
+#include "support/events.h"
 #include "codec/sha256.h"
 #include "lighthouse/lighthouse.h"
 
@@ -102,4 +104,22 @@ TEST_CASE("decoding damaged records raises corruption and never crashes", "[reco
   std::string huge = good;
   CHECK_THROWS_AS(codec::decode_record(e.id, std::string("\xdd\xff\xff\xff\xff", 5)), Error);
   CHECK_THROWS_AS(codec::decode_record(e.id, std::string("\xc6\xff\xff\xff\xf0", 5)), Error);
+}
+
+TEST_CASE("a damaged record whose zstd header claims a huge size is corruption, never a huge allocation",
+          "[record][regression]") {
+  // Found by fuzz_record (an out-of-memory at 2 GiB): the decoder sized its
+  // buffer from the frame header before decompressing anything.
+  const std::string bytes(
+      "\x9b\x01\x01\xa1\x63\xa3\x6f\x2d\x31\x02\x01\x80\xc4\x1c\x28\xb5\x2f\xfd\x83\x23\xc0\xc4\x20\xae"
+      "\xb5\x79\x60\x7a\x16\x95\x00\x00\x58\x7b\x22\x62\x69\x67\x22\x3a\x22\x7a\x22\x7d\x01\x00\x6c\xd7"
+      "\x83\x23\xc0\xc4\x20\xae\xb5\x79\xa5\x46\x81\xa1\xac\x22\x00\x00\x00\x00\x00\x00\x00\x8d\x2c",
+      71);
+  struct rusage before {};
+  getrusage(RUSAGE_SELF, &before);
+  CHECK(lighthouse::testing::error_code_of([&] { codec::decode_record(EventId{1, 1, 1}, bytes); }) ==
+        ErrorCode::corruption);
+  struct rusage after {};
+  getrusage(RUSAGE_SELF, &after);
+  CHECK(after.ru_maxrss - before.ru_maxrss < 64 * 1024);  // KiB: far below the claimed size
 }
