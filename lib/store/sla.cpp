@@ -37,7 +37,9 @@ std::string Store::metrics_text() const {
     measures = impl_->monitor_->since_open();
     errors = impl_->monitor_->error_counts();
   }
-  return monitor::prometheus_text(s, measures, errors, readers_in_use(impl_->env_.get()), status);
+  std::string text = monitor::prometheus_text(s, measures, errors, readers_in_use(impl_->env_.get()), status);
+  Store self(impl_, true);
+  return text + impl_->subscription_metrics(self);
 }
 
 std::string Store::persisted_sla() const {

@@ -105,6 +105,8 @@ class Store::Impl {
   void notify_subscribers();
   void stop_subscriptions() noexcept;
   std::optional<EventId> last_event_id() const;
+  // Prometheus lines: running subscriptions and each one's lag.
+  std::string subscription_metrics(Store& store);
   void clear_corruption() const;
 
  private:

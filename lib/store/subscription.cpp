@@ -356,29 +356,92 @@ std::uint64_t Subscription::delivered() const {
   return state_->delivered;
 }
 
-SubscriptionLag Subscription::lag() const {
+namespace {
+
+// How far `state` is behind the store's last event.
+SubscriptionLag lag_of(Subscription::State& state, Store& store, const std::optional<EventId>& last) {
   SubscriptionLag lag;
-  if (!state_) return lag;
-  auto impl = state_->store.lock();
-  if (!impl) return lag;
-  Store store(std::move(impl), true);
-  const auto position = this->position();
+  std::optional<EventId> position;
+  {
+    std::lock_guard lock(state.mutex);
+    position = state.position;
+  }
   Query after;
   after.limit = 1;
   if (position) after.after_id = *position;
   auto next = store.query(after).next();
   if (!next) return lag;
-  std::optional<EventId> last;
-  {
-    auto lock = store.impl_->use();
-    last = store.impl_->last_event_id();
-  }
   if (last) lag.events = last->sequence >= next->id.sequence ? last->sequence - next->id.sequence + 1 : 0;
   const auto now = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                                   std::chrono::system_clock::now().time_since_epoch())
                                                   .count());
   lag.seconds = now > next->id.timestamp_ns ? static_cast<double>(now - next->id.timestamp_ns) / 1e9 : 0;
   return lag;
+}
+
+std::string label(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+SubscriptionLag Subscription::lag() const {
+  if (!state_) return {};
+  auto impl = state_->store.lock();
+  if (!impl) return {};
+  Store store(impl, true);
+  std::optional<EventId> last;
+  {
+    auto lock = impl->use();
+    last = impl->last_event_id();
+  }
+  return lag_of(*state_, store, last);
+}
+
+std::string Store::Impl::subscription_metrics(Store& store) {
+  std::vector<std::shared_ptr<Subscription::State>> states;
+  {
+    std::lock_guard lock(subscriptions_mutex_);
+    for (const auto& weak : subscriptions_) {
+      if (auto state = weak.lock()) states.push_back(std::move(state));
+    }
+  }
+  std::string out =
+      "# HELP lighthouse_subscriptions Subscriptions running in this process.\n"
+      "# TYPE lighthouse_subscriptions gauge\n";
+  std::size_t running = 0;
+  std::string lags, seconds;
+  std::size_t anonymous = 0;
+  const std::optional<EventId> last = last_event_id();
+  for (const auto& state : states) {
+    {
+      std::lock_guard lock(state->mutex);
+      if (state->stopped) continue;
+    }
+    ++running;
+    const std::string name = state->options.consumer.empty() ? "anonymous-" + std::to_string(++anonymous)
+                                                              : state->options.consumer;
+    const SubscriptionLag lag = lag_of(*state, store, last);
+    lags += "lighthouse_subscription_lag_events{subscription=\"" + label(name) + "\"} " +
+            std::to_string(lag.events) + "\n";
+    seconds += "lighthouse_subscription_lag_seconds{subscription=\"" + label(name) + "\"} " +
+               std::to_string(lag.seconds) + "\n";
+  }
+  out += "lighthouse_subscriptions " + std::to_string(running) + "\n";
+  out += "# HELP lighthouse_subscription_lag_events Store events after the subscription's position.\n"
+         "# TYPE lighthouse_subscription_lag_events gauge\n" + lags;
+  out += "# HELP lighthouse_subscription_lag_seconds Age of the oldest event the subscription has not delivered.\n"
+         "# TYPE lighthouse_subscription_lag_seconds gauge\n" + seconds;
+  return out;
 }
 
 }  // namespace lighthouse

@@ -658,6 +658,54 @@ class BatchTest(ToolTestCase):
         finally:
             subprocess.run(["rm", "-rf", base])
 
+    def test_tail_catches_up_filters_and_continues_a_consumer(self):
+        self.append_ok(lines(*({"type": "order.placed" if i % 2 else "order.paid", "aggregate": f"o-{i % 3}"}
+                               for i in range(10))))
+        events = run("tail", self.store).json_lines()
+        self.assertEqual([e["sequence"] for e in events], list(range(1, 11)))
+        self.assertEqual(events, run("query", self.store).json_lines())  # the `get` format
+        placed = run("tail", self.store, "--type", "order.placed").json_lines()
+        self.assertEqual([e["sequence"] for e in placed], [2, 4, 6, 8, 10])
+        after = run("tail", self.store, "--aggregate", "o-1", "--after", events[3]["id"]).json_lines()
+        self.assertEqual([e["sequence"] for e in after], [5, 8])
+        self.assertEqual(len(run("tail", self.store, "--from-sequence", "9").json_lines()), 2)
+        self.assertEqual(len(run("tail", self.store, "--since", str(events[6]["timestamp_ns"])).json_lines()), 4)
+        # A consumer continues where it stopped.
+        first = run("tail", self.store, "--consumer", "mailer").json_lines()
+        self.assertEqual(len(first), 10)
+        self.append_ok(lines({"type": "later"}))
+        second = run("tail", self.store, "--consumer", "mailer").json_lines()
+        self.assertEqual([e["type"] for e in second], ["later"])
+        self.assertEqual(run("tail", self.store, "--consumer", "mailer").out, "")
+        # Bad input: a clear message, nothing written.
+        count = self.count()
+        for args, code in ((["--after", "x_1_2"], EXIT_INVALID), (["--since", "soon"], EXIT_INVALID),
+                           (["--from-sequence", "-3"], EXIT_INVALID),
+                           (["--from-start", "--from-sequence", "3"], EXIT_INVALID),
+                           (["--consumer", "c" * 129], EXIT_INVALID), (["--bogus"], EXIT_USAGE)):
+            result = run("tail", self.store, *args)
+            self.assertEqual(result.rc, code, (args, result))
+            self.assertIn("lighthouse:", result.err)
+        self.assertEqual(self.count(), count)
+
+    def test_tail_follow_prints_what_another_process_appends_until_interrupted(self):
+        self.append_ok(lines({"type": "before"}))
+        proc = subprocess.Popen([TOOL, "tail", self.store, "--follow", "--consumer", "live"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            got = queue.Queue()
+            threading.Thread(target=lambda: [got.put(json.loads(l)) for l in proc.stdout], daemon=True).start()
+            self.assertEqual(got.get(timeout=TIMEOUT)["type"], "before")
+            self.append_ok(lines({"type": "during"}))
+            self.assertEqual(got.get(timeout=TIMEOUT)["type"], "during")
+        finally:
+            proc.send_signal(2)  # SIGINT
+            proc.wait(timeout=TIMEOUT)
+        self.assertEqual(proc.returncode, 0, proc.stderr.read())
+        # Its checkpoint was stored on the way out.
+        self.append_ok(lines({"type": "after"}))
+        self.assertEqual([e["type"] for e in run("tail", self.store, "--consumer", "live").json_lines()], ["after"])
+
     def test_health_round_trip_and_emergency_refuses_appends(self):
         self.append_ok(lines({"type": "Before"}))
         data = os.path.join(self.store, "data.mdb")

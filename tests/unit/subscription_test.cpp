@@ -164,6 +164,10 @@ TEST_CASE("a consumer slower than the writers for a long stretch falls behind, i
     max_lag = std::max<std::uint64_t>(max_lag, self->lag().events);
   }
   const auto writers_took = std::chrono::steady_clock::now() - start;
+  // The lag is in the metrics while the consumer is behind.
+  const std::string metrics = store.metrics_text();
+  CHECK(metrics.find("lighthouse_subscriptions 1\n") != std::string::npos);
+  CHECK(metrics.find("lighthouse_subscription_lag_events{subscription=\"anonymous-1\"}") != std::string::npos);
   REQUIRE(got.wait_for(2000));
   const auto consumer_took = std::chrono::steady_clock::now() - start;
   // The writers did not wait for the consumer.

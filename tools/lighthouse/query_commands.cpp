@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <charconv>
 #include <thread>
 #include <iostream>
@@ -103,15 +104,16 @@ void run_tail(const std::string& path, const TailArguments& args, std::ostream& 
   SubscribeOptions options;
   options.consumer = args.consumer;
   options.stop_when_caught_up = !args.follow;
-  // A consumer stores its checkpoint, so it needs the store writable.
-  Store store = open_existing(path, args.consumer.empty());
-  // With --follow the subscription runs until a signal: block them here (the
-  // subscription's thread inherits the mask) and wait for one below.
+  // With --follow the subscription runs until a signal: block them before
+  // any thread starts (the store's threads inherit the mask) and wait for
+  // one below.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   if (args.follow) pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // A consumer stores its checkpoint, so it needs the store writable.
+  Store store = open_existing(path, args.consumer.empty());
   Subscription subscription = store.subscribe(
       filter, start,
       [&out](const RecordedEvent& event) {
@@ -121,15 +123,18 @@ void run_tail(const std::string& path, const TailArguments& args, std::ostream& 
       options);
   if (args.follow) {
     // Until a signal, or until the subscription stops by itself (an error).
-    std::thread watcher([&subscription] {
+    std::atomic<bool> interrupted{false};
+    const pthread_t main_thread = pthread_self();
+    std::thread watcher([&subscription, &interrupted, main_thread] {
       try {
         subscription.wait();
       } catch (...) {
       }
-      ::kill(::getpid(), SIGTERM);
+      if (!interrupted) pthread_kill(main_thread, SIGTERM);  // ends the sigwait below
     });
     int received = 0;
     sigwait(&signals, &received);
+    interrupted = true;
     subscription.cancel();
     watcher.join();
   }
