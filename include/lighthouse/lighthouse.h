@@ -12,5 +12,6 @@
 #include "lighthouse/query.h"
 #include "lighthouse/sla.h"
 #include "lighthouse/store.h"
+#include "lighthouse/subscription.h"
 #include "lighthouse/time.h"
 #include "lighthouse/version.h"
