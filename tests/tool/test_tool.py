@@ -688,6 +688,21 @@ class BatchTest(ToolTestCase):
             self.assertIn("lighthouse:", result.err)
         self.assertEqual(self.count(), count)
 
+    def test_tail_follow_read_only_sees_other_processes(self):
+        # Without a consumer the store is opened read-only: no commit of its
+        # own wakes it, the bounded poll does.
+        proc = subprocess.Popen([TOOL, "tail", self.store, "--follow"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        try:
+            got = queue.Queue()
+            threading.Thread(target=lambda: [got.put(json.loads(l)) for l in proc.stdout], daemon=True).start()
+            self.append_ok(lines({"type": "one"}, {"type": "two"}))
+            self.assertEqual([got.get(timeout=TIMEOUT)["type"] for _ in range(2)], ["one", "two"])
+        finally:
+            proc.send_signal(15)  # SIGTERM
+            proc.wait(timeout=TIMEOUT)
+        self.assertEqual(proc.returncode, 0, proc.stderr.read())
+
     def test_tail_follow_prints_what_another_process_appends_until_interrupted(self):
         self.append_ok(lines({"type": "before"}))
         proc = subprocess.Popen([TOOL, "tail", self.store, "--follow", "--consumer", "live"],
