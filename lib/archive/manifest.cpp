@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <limits>
+#include <type_traits>
 #include <nlohmann/json.hpp>
 
 #include "archive/segment_file.h"
@@ -27,8 +29,16 @@ template <typename T>
 T field(const Json& j, const char* name, const fs::path& dir) {
   auto it = j.find(name);
   if (it == j.end()) bad(dir, std::string("field '") + name + "' is missing");
+  if constexpr (std::is_integral_v<T>) {
+    // Only an unsigned integer that fits: nlohmann converts a float or an
+    // out-of-range number with undefined behaviour (found by fuzz_archive:
+    // fuzz/corpus/fuzz_archive/regression-float-field).
+    if (!it->is_number_unsigned() || it->template get<std::uint64_t>() > std::numeric_limits<T>::max()) {
+      bad(dir, std::string("field '") + name + "' is not an unsigned integer in range");
+    }
+  }
   try {
-    return it->get<T>();
+    return it->template get<T>();
   } catch (const Json::exception&) {
     bad(dir, std::string("field '") + name + "' has the wrong type");
   }

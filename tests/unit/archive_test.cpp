@@ -337,3 +337,34 @@ TEST_CASE("export refuses bad options, foreign archives and unwritable places", 
   CHECK(error_code_of([&] { export_archive(other, x.dir); }) == ErrorCode::invalid_argument);
   CHECK(verify_archive(x.dir).ok());
 }
+
+TEST_CASE("manifest numbers that are floats, negative or out of range are corruption, not undefined behaviour",
+          "[archive][regression]") {
+  // Found by fuzz_archive: a float where an unsigned field belongs was
+  // converted with undefined behaviour (UBSan: 2.98744e+85 outside unsigned int).
+  TempDir dir;
+  Store store = Store::open(dir / "store");
+  store.append(testing::event("E"));
+  export_archive(store, dir / "archive");
+  std::string text;
+  {
+    std::ifstream in(dir / "archive" / "manifest.json");
+    text.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
+           {"\"version\": 1", "\"version\": 2.98744e+85"},
+           {"\"version\": 1", "\"version\": -1"},
+           {"\"node_id\": ", "\"node_id\": 99999999999, \"x\": "},
+           {"\"segment_bytes\": ", "\"segment_bytes\": 1.5, \"y\": "}}) {
+    std::string damaged = text;
+    const auto at = damaged.find(from);
+    REQUIRE(at != std::string::npos);
+    damaged.replace(at, from.size(), to);
+    {
+      std::ofstream out(dir / "archive" / "manifest.json", std::ios::trunc);
+      out << damaged;
+    }
+    INFO(to);
+    CHECK(testing::error_code_of([&] { read_manifest(dir / "archive"); }) == ErrorCode::corruption);
+  }
+}
