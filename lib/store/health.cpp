@@ -252,7 +252,12 @@ HealthStatus Store::Impl::evaluate_health_in_committer() {
     }
   }
   adopt_health(record);
+  return status_of(record);
+}
+
+HealthStatus Store::Impl::status_of(monitor::HealthRecord record) const {
   std::lock_guard lock(health_mutex_);
+  // A transition this process could not write still holds here.
   if (unrecorded_ && unrecorded_->state > record.state) record = *unrecorded_;
   HealthStatus status;
   status.state = record.state;
@@ -277,17 +282,7 @@ HealthStatus Store::Impl::health() const {
   auto lock = use();
   monitor::HealthRecord record = current_health();
   adopt_health(record);
-  std::lock_guard guard(health_mutex_);
-  if (unrecorded_ && unrecorded_->state > record.state) record = *unrecorded_;
-  HealthStatus status;
-  status.state = record.state;
-  status.reason = record.reason;
-  status.since_ns = record.since_ns;
-  status.manual = record.manual;
-  status.pid = record.pid;
-  status.proposed = proposal_.state;
-  status.proposed_reason = proposal_.reason;
-  return status;
+  return status_of(record);
 }
 
 HealthStatus Store::Impl::evaluate_health() {

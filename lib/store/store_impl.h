@@ -198,6 +198,8 @@ class Store::Impl {
   // Committer thread: one window of evaluation.
   void health_tick() noexcept;
   HealthStatus evaluate_health_in_committer();
+  // `record` as the status this process reports (with its own proposal).
+  HealthStatus status_of(monitor::HealthRecord record) const;
   monitor::HealthInputs health_inputs();
   // Committer thread: writes the new state and its `$health.<to>` event in
   // one write transaction, then logs and calls the callbacks.

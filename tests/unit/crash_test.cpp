@@ -76,16 +76,22 @@ std::string check_store(const std::filesystem::path& path, const std::set<std::s
   return "";
 }
 
+// One store that every cycle appends to, and what was acknowledged so far.
+struct CrashRun {
+  TempDir dir;
+  std::filesystem::path path = dir / "store";
+  std::mt19937 rng{std::random_device{}()};
+  std::set<std::string> acked;
+  int n = cycles();
+  CrashRun() { Store::open(path); }
+};
+
 }  // namespace
 
 TEST_CASE("SIGKILL at random moments loses no acknowledged event and shows no partial batch",
           "[crash]") {
-  TempDir dir;
-  const auto path = dir / "store";
-  { Store::open(path); }
-  std::mt19937 rng(std::random_device{}());
-  std::set<std::string> acked;
-  const int n = cycles();
+  CrashRun run;
+  auto& [dir, path, rng, acked, n] = run;
   std::size_t killed_with_acks = 0;
   for (int cycle = 0; cycle < n; ++cycle) {
     Child child = spawn({helper_path("APPEND_WORKER"), path.string(), "0", "--threads", "4", "--mixed",
@@ -110,12 +116,8 @@ TEST_CASE("SIGKILL at random moments loses no acknowledged event and shows no pa
 
 TEST_CASE("SIGKILL of the tool's streaming append loses no acknowledged line and keeps line order",
           "[crash]") {
-  TempDir dir;
-  const auto path = dir / "store";
-  { Store::open(path); }
-  std::mt19937 rng(std::random_device{}());
-  std::set<std::string> acked;
-  const int n = cycles();
+  CrashRun run;
+  auto& [dir, path, rng, acked, n] = run;
   for (int cycle = 0; cycle < n; ++cycle) {
     Child child = spawn({helper_path("LIGHTHOUSE_TOOL"), "append", path.string()}, {}, true);
     // A producer writing lines as fast as the tool takes them.
