@@ -37,7 +37,7 @@ std::future<AppendResult> Store::Impl::submit(Batch batch, bool allow_reserved) 
   request->priority = batch.priority;
   request->batches.push_back(std::move(batch));
   request->allow_reserved = allow_reserved;
-  auto future = request->single.get_future();
+  auto future = request->single.emplace().get_future();
   enqueue(std::move(request));
   return future;
 }
@@ -50,7 +50,7 @@ std::future<std::vector<AppendResult>> Store::Impl::submit(std::vector<Batch> ba
   request->batches = std::move(batches);
   request->allow_reserved = allow_reserved;
   request->one_batch = false;
-  auto future = request->several.get_future();
+  auto future = request->several.emplace().get_future();
   enqueue(std::move(request));
   return future;
 }

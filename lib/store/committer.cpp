@@ -89,9 +89,9 @@ void Committer::run() {
     if (group.front()->task) {
       try {
         group.front()->task();
-        group.front()->task_done.set_value();
+        group.front()->task_done->set_value();
       } catch (...) {
-        group.front()->task_done.set_exception(std::current_exception());
+        group.front()->task_done->set_exception(std::current_exception());
       }
     } else {
       commit_group_(group);

@@ -14,6 +14,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -32,21 +33,22 @@ struct AppendRequest {
   Priority priority = Priority::normal;  // the lowest of its batches'
   // Completed once, from the committer thread: `single` for requests of one
   // batch (append, append_batch), `several` for append_batches.
+  // Only the promise a request uses is made (each allocates its shared state).
   bool one_batch = true;
-  std::promise<AppendResult> single;
-  std::promise<std::vector<AppendResult>> several;
+  std::optional<std::promise<AppendResult>> single;
+  std::optional<std::promise<std::vector<AppendResult>>> several;
   // Set instead of batches: work that must run alone in the committer thread
   // (repair), with no append of this process in between.
   std::function<void()> task;
-  std::promise<void> task_done;
+  std::optional<std::promise<void>> task_done;
 
   void complete(std::vector<AppendResult>* results, std::exception_ptr error) {
     if (one_batch) {
-      if (error) single.set_exception(error);
-      else single.set_value(std::move(results->front()));
+      if (error) single->set_exception(error);
+      else single->set_value(std::move(results->front()));
     } else {
-      if (error) several.set_exception(error);
-      else several.set_value(std::move(*results));
+      if (error) several->set_exception(error);
+      else several->set_value(std::move(*results));
     }
   }
 };

@@ -156,7 +156,7 @@ void Store::Impl::run_exclusive(std::function<void()> task, bool even_if_failed)
   if (auto failed = failed_error(); failed && !even_if_failed) throw *failed;
   auto request = std::make_unique<AppendRequest>();
   request->task = std::move(task);
-  auto done = request->task_done.get_future();
+  auto done = request->task_done.emplace().get_future();
   {
     auto lock = use();
     committer_->submit(std::move(request));
