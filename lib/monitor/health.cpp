@@ -129,7 +129,8 @@ std::string encode_health(const HealthRecord& r) {
   j["manual"] = r.manual;
   j["failure"] = r.failure;
   j["pid"] = r.pid;
-  return j.dump();
+  // Reasons quote OS and corruption messages: never throw on bad UTF-8.
+  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
 std::optional<HealthRecord> decode_health(std::string_view bytes) {
@@ -160,7 +161,7 @@ std::string transition_json(const HealthTransition& t, std::int64_t pid) {
   j["pid"] = pid;
   j["figures"] = Json::object();
   for (const auto& [name, value] : t.figures) j["figures"][name] = value;
-  return j.dump();
+  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
 }  // namespace lighthouse::monitor

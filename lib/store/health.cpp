@@ -9,6 +9,7 @@
 
 #include "store/schema.h"
 #include "store/store_impl.h"
+#include "store/validation.h"
 #include "store/write_txn.h"
 
 namespace lighthouse {
@@ -51,6 +52,8 @@ monitor::HealthRecord Store::Impl::current_health() const {
 }
 
 void Store::Impl::adopt_health(const monitor::HealthRecord& record) const {
+  // The cache and the group bound change together.
+  std::lock_guard lock(adopt_mutex_);
   const auto state = static_cast<std::uint8_t>(record.state);
   if (health_cache_.exchange(state, std::memory_order_relaxed) == state) return;
   if (committer_) {
@@ -58,6 +61,12 @@ void Store::Impl::adopt_health(const monitor::HealthRecord& record) const {
                                        ? options_.health.degraded_max_group_events
                                        : options_.max_group_events);
   }
+}
+
+monitor::HealthRecord Store::Impl::with_unrecorded(monitor::HealthRecord record) const {
+  std::lock_guard lock(health_mutex_);
+  if (unrecorded_ && unrecorded_->state > record.state) return *unrecorded_;
+  return record;
 }
 
 std::optional<Error> Store::Impl::refusal(const monitor::HealthRecord& record, Priority priority) const {
@@ -148,6 +157,27 @@ monitor::HealthInputs Store::Impl::health_inputs() {
   return in;
 }
 
+std::string Store::Impl::write_transition(const monitor::HealthRecord& record, const HealthTransition& t) {
+  Batch batch;
+  EventData event;
+  event.type = "$health." + std::string(to_string(t.to));
+  event.aggregate = "$health";
+  event.content_type = ContentType::json;
+  event.data = monitor::transition_json(t, record.pid);
+  batch.events.push_back(std::move(event));
+  std::string id;
+  with_write_txn([&](MDB_txn* txn) {
+    WriteTxn write(txn, dbs_, options_, node_id_, now_ns());
+    const AppendResult result = write.write(batch);
+    write.finish();
+    write.close_cursors();
+    lmdb::put(txn, dbs_.meta, schema::meta::kHealth, monitor::encode_health(record));
+    id = result.events.front().id.to_string();
+  });
+  commits_.fetch_add(1, std::memory_order_relaxed);
+  return id;
+}
+
 void Store::Impl::record_transition(const monitor::HealthRecord& from, HealthState to, const std::string& reason,
                                     const std::map<std::string, double>& figures, bool manual, bool failure) {
   HealthTransition t;
@@ -165,32 +195,18 @@ void Store::Impl::record_transition(const monitor::HealthRecord& from, HealthSta
   record.failure = failure;
   record.pid = ::getpid();
 
-  Batch batch;
-  EventData event;
-  event.type = "$health." + std::string(to_string(to));
-  event.aggregate = "$health";
-  event.content_type = ContentType::json;
-  event.data = monitor::transition_json(t, record.pid);
-  batch.events.push_back(std::move(event));
   try {
-    with_write_txn([&](MDB_txn* txn) {
-      WriteTxn write(txn, dbs_, options_, node_id_, now_ns());
-      const AppendResult result = write.write(batch);
-      write.finish();
-      write.close_cursors();
-      lmdb::put(txn, dbs_.meta, schema::meta::kHealth, monitor::encode_health(record));
-      t.event_id = result.events.front().id.to_string();
-    });
-    commits_.fetch_add(1, std::memory_order_relaxed);
+    t.event_id = write_transition(record, t);
     std::lock_guard lock(health_mutex_);
     unrecorded_.reset();
   } catch (const std::exception& error) {
     {
       std::lock_guard lock(health_mutex_);
       unrecorded_ = record;
+      unrecorded_transition_ = t;
     }
     // The state holds in this process even when it cannot be recorded (a
-    // failed store): other processes see it once a write succeeds.
+    // failed store): other processes see it once a later window writes it.
     monitor::log().error("lighthouse health: cannot record the transition {} -> {} in '{}': {}",
                   to_string(t.from), to_string(to), path_.string(), error.what());
   }
@@ -226,6 +242,27 @@ HealthStatus Store::Impl::evaluate_health_in_committer() {
     // Unreadable (MDB_PANIC): judge from healthy; the transition will not
     // be written, and holds in this process.
   }
+  // A transition this process could not write counts as recorded here: it
+  // is not announced again; each window tries to write it, silently.
+  const HealthState stored = record.state;
+  record = with_unrecorded(record);
+  if (record.state != stored) {
+    std::optional<monitor::HealthRecord> held;
+    HealthTransition transition;
+    {
+      std::lock_guard lock(health_mutex_);
+      held = unrecorded_;
+      transition = unrecorded_transition_;
+    }
+    if (held) {
+      try {
+        write_transition(*held, transition);
+        std::lock_guard lock(health_mutex_);
+        unrecorded_.reset();
+      } catch (const std::exception&) {
+      }
+    }
+  }
   if (options_.health.enabled) {
     const monitor::Proposal proposal = monitor::propose(health_inputs(), options_.health);
     HealthState level;
@@ -248,7 +285,7 @@ HealthStatus Store::Impl::evaluate_health_in_committer() {
       }
       record_transition(record, level, reason, proposal.figures, false,
                         level == HealthState::emergency && proposal.immediate);
-      record = current_health();
+      record = with_unrecorded(current_health());
     }
   }
   adopt_health(record);
@@ -295,6 +332,9 @@ HealthStatus Store::Impl::evaluate_health() {
 void Store::Impl::enter_emergency(const std::string& reason) {
   if (reason.empty()) {
     throw Error(ErrorCode::invalid_argument, "enter_emergency needs a reason (it is recorded for operators)");
+  }
+  if (reason.size() > 1024 || !validation::is_valid_utf8(reason)) {
+    throw Error(ErrorCode::invalid_argument, "an emergency reason must be 1 to 1024 bytes of UTF-8");
   }
   refuse_read_only(false);
   run_exclusive([&] {

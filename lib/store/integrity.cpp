@@ -43,6 +43,7 @@ void Store::Impl::with_write_txn(const std::function<void(MDB_txn*)>& body) {
       auto txn = begin_write();
       body(txn->get());  // closes its cursors before returning
       txn->commit();
+      notify_subscribers();  // health events and imports are events too
       return;
     } catch (const lmdb::LmdbError& error) {
       if (error.rc() != MDB_MAP_FULL || attempt >= 16) throw;

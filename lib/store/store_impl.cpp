@@ -147,6 +147,10 @@ Store::Impl::Impl(fs::path canonical_path, const Options& options)
         CommitterLimits{options_.max_group_events, options_.max_group_bytes},
         [this](std::vector<std::unique_ptr<AppendRequest>>& group) { commit_group(group); }, std::move(observe),
         [this] { health_tick(); }, window);
+    // A store opened degraded bounds its groups from the first one.
+    if (health_cache_.load() == static_cast<std::uint8_t>(HealthState::degraded)) {
+      committer_->bound_group_events(options_.health.degraded_max_group_events);
+    }
   } else {
     start_health();
   }
@@ -155,9 +159,10 @@ Store::Impl::Impl(fs::path canonical_path, const Options& options)
 Store::Impl::~Impl() { shutdown(); }
 
 void Store::Impl::shutdown() noexcept {
+  // Subscriptions end first — outside the registry's lock, since their
+  // handlers may open or close stores: none reads past this point.
+  stop_subscriptions();
   registry::release(path_, this, [this] {
-    // Subscriptions end first: none reads or checkpoints past this point.
-    stop_subscriptions();
     // Queued appends are committed (or failed) before the environment closes.
     if (committer_) committer_->stop();
     // The monitor's last report, for other processes (best effort: a store

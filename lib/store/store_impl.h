@@ -104,6 +104,8 @@ class Store::Impl {
   void register_subscription(const std::shared_ptr<Subscription::State>& state);
   void notify_subscribers();
   void stop_subscriptions() noexcept;
+  // Stores a consumer's checkpoint (in the committer thread).
+  void write_checkpoint(const std::string& consumer, const EventId& position);
   std::optional<EventId> last_event_id() const;
   // Prometheus lines: running subscriptions and each one's lag.
   std::string subscription_metrics(Store& store);
@@ -206,6 +208,10 @@ class Store::Impl {
   void record_transition(const monitor::HealthRecord& from, HealthState to, const std::string& reason,
                          const std::map<std::string, double>& figures, bool manual, bool failure = false);
   void start_health();
+  // Writes `record` and the `$health.<to>` event of `t` in one write
+  // transaction; returns the event's ID. Throws what the write throws.
+  std::string write_transition(const monitor::HealthRecord& record, const HealthTransition& t);
+  monitor::HealthRecord with_unrecorded(monitor::HealthRecord record) const;
 
   std::mutex subscriptions_mutex_;
   std::vector<std::weak_ptr<Subscription::State>> subscriptions_;
@@ -221,6 +227,8 @@ class Store::Impl {
   // A transition this process could not write (its store failed): it holds
   // here, and health() reports it, until a later one is written.
   std::optional<monitor::HealthRecord> unrecorded_;
+  HealthTransition unrecorded_transition_;
+  mutable std::mutex adopt_mutex_;
   std::vector<HealthCallback> health_callbacks_;
 };
 

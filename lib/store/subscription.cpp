@@ -1,6 +1,7 @@
 // Subscriptions: a thread per subscription that reads the store after its
 // position in chunks, calls the handler, and waits for commits (woken by
 // this process's commits, or by a bounded poll for other processes').
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <thread>
@@ -21,7 +22,8 @@ struct Subscription::State {
   EventHandler handler;
   SubscribeOptions options;
   std::thread thread;
-  std::mutex join_mutex;  // one joiner at a time
+  std::mutex join_mutex;                // one joiner at a time; guards `thread`
+  std::atomic<std::thread::id> runner;  // the subscription's own thread
 
   mutable std::mutex mutex;  // below
   std::condition_variable wake;
@@ -30,7 +32,17 @@ struct Subscription::State {
   bool commit_seen = false;  // a commit happened since the last read
   std::exception_ptr error;
   std::optional<EventId> position;
+  std::optional<EventId> checkpointed;  // the last checkpoint stored
   std::uint64_t delivered = 0;
+
+  ~State() {
+    // The last owner may be the subscription's own thread (cancelled from
+    // its handler, or its store closed on it): it cannot join itself.
+    if (thread.joinable()) {
+      if (thread.get_id() == std::this_thread::get_id()) thread.detach();
+      else thread.join();
+    }
+  }
 
   bool stopping() const {
     std::lock_guard lock(mutex);
@@ -51,19 +63,16 @@ struct Subscription::State {
     wake.notify_all();
   }
   // Stops the thread and waits for it — unless called from the thread
-  // itself (cancel() inside the handler): then it ends after the handler.
+  // itself (cancel() inside the handler, or the store closed from it): then
+  // it ends after the current handler call.
   void stop_and_join() {
     request_stop();
     join();
   }
   void join() {
+    if (runner.load() == std::this_thread::get_id()) return;  // before any lock: no self-wait
     std::lock_guard lock(join_mutex);
-    if (!thread.joinable()) return;
-    if (thread.get_id() == std::this_thread::get_id()) {
-      thread.detach();
-    } else {
-      thread.join();
-    }
+    if (thread.joinable()) thread.join();
   }
 };
 
@@ -107,7 +116,37 @@ void Store::Impl::stop_subscriptions() noexcept {
     }
     subscriptions_.clear();
   }
-  for (const auto& state : states) state->stop_and_join();
+  for (const auto& state : states) {
+    state->stop_and_join();
+    // The store may be closing because its last handle was dropped: the
+    // thread could not reach it for its final checkpoint, so it is stored
+    // here, while the committer still runs.
+    std::optional<EventId> at;
+    {
+      std::lock_guard lock(state->mutex);
+      if (state->position != state->checkpointed) at = state->position;
+    }
+    if (at && !state->options.consumer.empty() && state->options.auto_checkpoint && committer_) {
+      try {
+        write_checkpoint(state->options.consumer, *at);
+        std::lock_guard lock(state->mutex);
+        state->checkpointed = at;
+      } catch (const std::exception& error) {
+        monitor::log().warn("lighthouse subscription: final checkpoint of '{}' not stored: {}",
+                            state->options.consumer, error.what());
+      }
+    }
+  }
+}
+
+void Store::Impl::write_checkpoint(const std::string& consumer, const EventId& position) {
+  run_exclusive([&] {
+    with_write_txn([&](MDB_txn* txn) {
+      const auto key = position.to_key();
+      lmdb::put(txn, dbs_.meta, consumer_key(consumer),
+                std::string_view(reinterpret_cast<const char*>(key.data()), key.size()));
+    });
+  });
 }
 
 std::optional<EventId> Store::Impl::last_event_id() const {
@@ -136,14 +175,7 @@ std::optional<EventId> Store::checkpoint(const std::string& consumer) const {
 void Store::set_checkpoint(const std::string& consumer, const EventId& position) {
   check_consumer_name(consumer);
   impl_->refuse_read_only(read_only_handle_);
-  Store::Impl& impl = *impl_;
-  impl.run_exclusive([&] {
-    impl.with_write_txn([&](MDB_txn* txn) {
-      const auto key = position.to_key();
-      lmdb::put(txn, impl.dbs_.meta, consumer_key(consumer),
-                std::string_view(reinterpret_cast<const char*>(key.data()), key.size()));
-    });
-  });
+  impl_->write_checkpoint(consumer, position);
 }
 
 Subscription Store::subscribe(const Query& filter, SubscriptionStart start, EventHandler handler,
@@ -178,14 +210,14 @@ Subscription Store::subscribe(const Query& filter, SubscriptionStart start, Even
     auto last = impl_->last_event_id();
     state->start = last ? SubscriptionStart::after(*last) : SubscriptionStart::beginning();
   }
-  impl_->register_subscription(state);
-
   // The thread holds the store only while it reads (a weak reference
   // otherwise): dropping every Store handle closes the store, which stops
   // the subscription.
   const bool read_only_handle = read_only_handle_;
   Subscription::State* s = state.get();
+  std::unique_lock join_lock(state->join_mutex);
   state->thread = std::thread([s, keep = state, read_only_handle] {
+    s->runner = std::this_thread::get_id();
     auto store_of = [&]() -> std::optional<Store> {
       auto impl = s->store.lock();
       if (!impl) return std::nullopt;
@@ -193,17 +225,20 @@ Subscription Store::subscribe(const Query& filter, SubscriptionStart start, Even
     };
     const auto checkpoint_interval = std::chrono::milliseconds(100);
     auto last_checkpoint = std::chrono::steady_clock::now();
-    std::optional<EventId> checkpointed;
     auto store_checkpoint = [&](Store& store, bool force) {
       if (!force && std::chrono::steady_clock::now() - last_checkpoint < checkpoint_interval) return;
-      std::optional<EventId> at;
+      std::optional<EventId> at, done;
       {
         std::lock_guard lock(s->mutex);
         at = s->position;
+        done = s->checkpointed;
       }
-      if (s->options.consumer.empty() || !s->options.auto_checkpoint || !at || at == checkpointed) return;
+      if (s->options.consumer.empty() || !s->options.auto_checkpoint || !at || at == done) return;
       store.set_checkpoint(s->options.consumer, *at);
-      checkpointed = at;
+      {
+        std::lock_guard lock(s->mutex);
+        s->checkpointed = at;
+      }
       last_checkpoint = std::chrono::steady_clock::now();
     };
     std::exception_ptr error;
@@ -299,6 +334,10 @@ Subscription Store::subscribe(const Query& filter, SubscriptionStart start, Even
     }
     s->wake.notify_all();
   });
+  state->runner = state->thread.get_id();
+  join_lock.unlock();
+  // Registered once its thread exists, so that close() can always join it.
+  impl_->register_subscription(state);
   return Subscription(std::move(state));
 }
 

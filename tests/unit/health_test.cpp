@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -241,6 +242,7 @@ TEST_CASE("a manual emergency refuses appends in this and another process and se
   Store store = Store::open(dir.path(), o);
   const EventId first = store.append(event("Before", "a")).events[0].id;
   CHECK(error_code_of([&] { store.enter_emergency(""); }) == ErrorCode::invalid_argument);
+  CHECK(error_code_of([&] { store.enter_emergency("bad \xff utf-8"); }) == ErrorCode::invalid_argument);
   store.enter_emergency("operator: storage migration");
   auto h = store.health();
   CHECK(h.state == HealthState::emergency);
@@ -454,4 +456,28 @@ TEST_CASE("the writing process evaluates by itself once a window, also while idl
   CHECK(store.health().state == HealthState::warning);
   store.close();
   CHECK(calls == 1);
+}
+
+TEST_CASE("a store opened degraded bounds its groups from the first one", "[health][regression]") {
+  TempDir dir;
+  Options o = manual_windows(1, 100);
+  o.sla.append_p99_seconds = 1e-9;
+  o.sla.min_samples = 1;
+  o.health.degraded_latency_factor = 1;
+  o.health.degraded_max_group_events = 2;
+  o.health.disk_free_warning = o.health.disk_free_degraded = o.health.disk_free_emergency = 0;
+  {
+    Store store = Store::open(dir.path(), o);
+    store.append(event("Warmup"));
+    REQUIRE(store.evaluate_health().state == HealthState::degraded);
+  }
+  Store store = Store::open(dir.path(), o);
+  REQUIRE(store.health().state == HealthState::degraded);
+  const auto commits = store.stats().commits;
+  std::vector<std::future<AppendResult>> inflight;
+  for (int i = 0; i < 60; ++i) {
+    inflight.push_back(store.append_async(event("Burst"), ExpectedVersion::any(), Priority::high));
+  }
+  for (auto& f : inflight) f.get();
+  CHECK(store.stats().commits - commits >= 30);
 }

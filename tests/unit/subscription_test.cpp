@@ -5,6 +5,8 @@
 #include <signal.h>
 
 #include <atomic>
+#include <future>
+#include <optional>
 #include <chrono>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -365,4 +367,55 @@ TEST_CASE("a consumer killed with SIGKILL resumes from its checkpoint with no ev
   for (std::size_t i = 1; i < b.size(); ++i) REQUIRE(b[i] == b[i - 1] + 1);
   // Caught up and stored: a third run prints nothing.
   CHECK(run({tool, "tail", dir.path().string(), "--consumer", "reader"}).out.empty());
+}
+
+TEST_CASE("a store dropped under a subscription whose handle outlives it: no self-wait, the checkpoint kept",
+          "[subscription][regression]") {
+  // Review finding: the subscription's thread ran the store's shutdown (it
+  // held the last reference) and waited for itself.
+  TempDir dir;
+  {
+    Store store = Store::open(dir.path(), quiet());
+    for (int i = 0; i < 400; ++i) store.append(event("E"));
+  }
+  std::atomic<int> handled{0};
+  struct Holder {
+    Subscription sub;  // destroyed after the store below
+    std::optional<Store> store;
+  };
+  {
+    Holder h;
+    h.store.emplace(Store::open(dir.path(), quiet()));
+    SubscribeOptions o;
+    o.consumer = "keeper";
+    o.chunk_events = 50;
+    h.sub = h.store->subscribe({}, SubscriptionStart::beginning(),
+                               [&](const RecordedEvent&) {
+                                 ++handled;
+                                 std::this_thread::sleep_for(100us);
+                               },
+                               o);
+    while (handled < 120) std::this_thread::sleep_for(1ms);
+    h.store.reset();  // the last handle: the thread may hold the store mid-chunk
+  }  // ~Subscription: must not hang
+  Store again = Store::open(dir.path(), quiet());
+  REQUIRE(again.checkpoint("keeper"));
+  // Whatever was handled is checkpointed: the final checkpoint was stored
+  // even though the thread could no longer reach the store.
+  CHECK(again.checkpoint("keeper")->sequence == static_cast<std::uint64_t>(handled.load()));
+}
+
+TEST_CASE("a handler that opens and closes stores does not deadlock a concurrent close", "[subscription][regression]") {
+  TempDir dir;
+  Store store = Store::open(dir / "main", quiet());
+  for (int i = 0; i < 200; ++i) store.append(event("E"));
+  std::atomic<int> handled{0};
+  auto sub = store.subscribe({}, SubscriptionStart::beginning(), [&](const RecordedEvent&) {
+    Store side = Store::open(dir / "side", quiet());
+    side.close();
+    ++handled;
+  });
+  while (handled < 20) std::this_thread::sleep_for(1ms);
+  store.close();
+  CHECK_NOTHROW(sub.wait());
 }
