@@ -180,30 +180,36 @@ TEST_CASE("open and mmap failing at open time: a clear error, the store untouche
 
 TEST_CASE("fsync failing during a backup and write failing during an export: clear errors, nothing claimed",
           "[fault]") {
-  TempDir dir;
-  {
-    Store store = Store::open(dir / "store");
-    for (int i = 0; i < 200; ++i) store.append(event("E", "a", std::string(100, 'x')));
-  }
-  auto backup = tool_with_fault({"backup", (dir / "store").string(), (dir / "copy").string()}, "fsync", "copy");
-  INFO(backup.out);
-  CHECK(backup.exit_code == 1);
-  CHECK(backup.out.find("Input/output error") != std::string::npos);
+  for (const auto& [error_number, message] :
+       {std::pair{EIO, "Input/output error"}, std::pair{ENOSPC, "No space left on device"}}) {
+    TempDir dir;
+    {
+      Store store = Store::open(dir / "store");
+      for (int i = 0; i < 200; ++i) store.append(event("E", "a", std::string(100, 'x')));
+    }
+    INFO(message);
+    auto backup =
+        tool_with_fault({"backup", (dir / "store").string(), (dir / "copy").string()}, "fsync", "copy", error_number);
+    INFO(backup.out);
+    CHECK(backup.exit_code == 1);
+    CHECK(backup.out.find(message) != std::string::npos);
 
-  // The archive's first export fails while writing its segment.
-  auto failed = tool_with_fault({"export", (dir / "store").string(), (dir / "archive").string()}, "write",
-                                "archive", ENOSPC);
-  INFO(failed.out);
-  CHECK(failed.exit_code == 1);
-  CHECK(failed.out.find("No space left on device") != std::string::npos);
-  // Nothing was claimed: no manifest names a segment that is not whole; a
-  // retry without the fault exports everything and verifies.
-  auto retry = run({helper_path("LIGHTHOUSE_TOOL"), "export", (dir / "store").string(), (dir / "archive").string()});
-  CHECK(retry.exit_code == 0);
-  auto verified = run({helper_path("LIGHTHOUSE_TOOL"), "archive", "verify", (dir / "archive").string()});
-  CHECK(verified.exit_code == 0);
-  CHECK(verified.out.find("200 events") != std::string::npos);
-  // The store was never touched by either.
-  Store store = Store::open(dir / "store");
-  CHECK(store.verify().ok());
+    // The archive's first export fails while writing its segment.
+    auto failed = tool_with_fault({"export", (dir / "store").string(), (dir / "archive").string()}, "write",
+                                  "archive", error_number);
+    INFO(failed.out);
+    CHECK(failed.exit_code == 1);
+    CHECK(failed.out.find(message) != std::string::npos);
+    // Nothing was claimed: no manifest names a segment that is not whole; a
+    // retry without the fault exports everything and verifies.
+    auto retry =
+        run({helper_path("LIGHTHOUSE_TOOL"), "export", (dir / "store").string(), (dir / "archive").string()});
+    CHECK(retry.exit_code == 0);
+    auto verified = run({helper_path("LIGHTHOUSE_TOOL"), "archive", "verify", (dir / "archive").string()});
+    CHECK(verified.exit_code == 0);
+    CHECK(verified.out.find("200 events") != std::string::npos);
+    // The store was never touched by either.
+    Store store = Store::open(dir / "store");
+    CHECK(store.verify().ok());
+  }
 }
