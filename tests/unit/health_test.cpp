@@ -45,6 +45,17 @@ std::vector<std::string> transitions(const Store& store) {
   return out;
 }
 
+// Commits taken by `n` high-priority appends in flight at once.
+std::uint64_t commits_for_burst(Store& store, int n) {
+  const auto commits = store.stats().commits;
+  std::vector<std::future<AppendResult>> inflight;
+  for (int i = 0; i < n; ++i) {
+    inflight.push_back(store.append_async(event("Burst"), ExpectedVersion::any(), Priority::high));
+  }
+  for (auto& f : inflight) f.get();
+  return store.stats().commits - commits;
+}
+
 HealthState evaluate_times(Store& store, int n) {
   HealthState s = HealthState::healthy;
   for (int i = 0; i < n; ++i) s = store.evaluate_health().state;
@@ -221,13 +232,7 @@ TEST_CASE("a degraded store sheds appends below the priority it admits, and admi
         1);
   CHECK(store.stats().event_count == before + 3);
   // What is admitted commits in groups of at most degraded_max_group_events.
-  const auto commits = store.stats().commits;
-  std::vector<std::future<AppendResult>> inflight;
-  for (int i = 0; i < 60; ++i) {
-    inflight.push_back(store.append_async(event("Burst"), ExpectedVersion::any(), Priority::high));
-  }
-  for (auto& f : inflight) f.get();
-  CHECK(store.stats().commits - commits >= 30);
+  CHECK(commits_for_burst(store, 60) >= 30);
   // Refusals are counted in the metrics, and the state is exposed.
   const std::string metrics = store.metrics_text();
   CHECK(metrics.find("lighthouse_errors_total{code=\"degraded\"} 4") != std::string::npos);
@@ -473,11 +478,5 @@ TEST_CASE("a store opened degraded bounds its groups from the first one", "[heal
   }
   Store store = Store::open(dir.path(), o);
   REQUIRE(store.health().state == HealthState::degraded);
-  const auto commits = store.stats().commits;
-  std::vector<std::future<AppendResult>> inflight;
-  for (int i = 0; i < 60; ++i) {
-    inflight.push_back(store.append_async(event("Burst"), ExpectedVersion::any(), Priority::high));
-  }
-  for (auto& f : inflight) f.get();
-  CHECK(store.stats().commits - commits >= 30);
+  CHECK(commits_for_burst(store, 60) >= 30);
 }
