@@ -30,20 +30,7 @@ Fixture& fixture() {
     lighthouse::Options options;
     options.durability = lighthouse::Durability::no_meta_sync;
     f.store = std::make_unique<lighthouse::Store>(lighthouse::Store::open(f.root / "store", options));
-    const std::string data = lb::payload(3);
-    std::vector<lighthouse::EventData> batch;
-    for (std::uint64_t n = 0; n < f.events;) {
-      lighthouse::EventData e;
-      e.type = lb::event_type(n);
-      e.aggregate = "agg-" + std::to_string(n * 7919 % 10'000);
-      e.content_type = lighthouse::ContentType::bytes;
-      e.data = data;
-      batch.push_back(std::move(e));
-      if (++n % 5000 == 0 || n == f.events) {
-        f.store->append_batch(std::move(batch));
-        batch.clear();
-      }
-    }
+    lb::fill_uniform(*f.store, f.events, lb::payload(3), lighthouse::ContentType::bytes);
     // The record bytes the gzip tools compress: one export, decompressed.
     auto dir = f.root / "reference";
     f.record_bytes = lighthouse::export_archive(*f.store, dir).record_bytes;

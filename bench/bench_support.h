@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "lighthouse/lighthouse.h"
+
 namespace lighthouse::bench {
 
 // A fresh directory under $LIGHTHOUSE_BENCH_DIR (default: the current one).
@@ -36,6 +38,31 @@ inline const char* event_type(std::uint64_t n) {
   static const char* types[] = {"OrderPlaced", "ItemAdded", "PaymentReceived", "OrderShipped",
                                 "StockMoved", "InvoiceSent", "RefundIssued", "OrderClosed"};
   return types[n % 8];
+}
+
+// Event `n` of a uniform stream: one of 8 types, one of 10,000 aggregates.
+inline lighthouse::EventData uniform_event(std::uint64_t n, const std::string& data,
+                                           lighthouse::ContentType content_type = lighthouse::ContentType::msgpack) {
+  lighthouse::EventData e;
+  e.type = event_type(n);
+  e.aggregate = "agg-" + std::to_string(n * 7919 % 10'000);
+  e.content_type = content_type;
+  e.data = data;
+  return e;
+}
+
+// Appends `events` uniform events in batches of `per_batch`.
+inline void fill_uniform(lighthouse::Store& store, std::uint64_t events, const std::string& data,
+                         lighthouse::ContentType content_type = lighthouse::ContentType::msgpack,
+                         std::uint64_t per_batch = 5000) {
+  std::vector<lighthouse::EventData> batch;
+  for (std::uint64_t n = 0; n < events;) {
+    batch.push_back(uniform_event(n, data, content_type));
+    if (++n % per_batch == 0 || n == events) {
+      store.append_batch(std::move(batch));
+      batch.clear();
+    }
+  }
 }
 
 // Latencies recorded by any thread; percentiles reported as counters (ms).

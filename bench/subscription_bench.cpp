@@ -47,13 +47,7 @@ void write_load(lighthouse::Store& store, std::uint64_t rate, double seconds) {
   std::uint64_t n = 0;
   while (std::chrono::steady_clock::now() < end) {
     lighthouse::Batch batch;
-    for (std::size_t i = 0; i < per_tick; ++i, ++n) {
-      lighthouse::EventData e;
-      e.type = lb::event_type(n);
-      e.aggregate = "agg-" + std::to_string(n % 10'000);
-      e.data = data;
-      batch.events.push_back(std::move(e));
-    }
+    for (std::size_t i = 0; i < per_tick; ++i, ++n) batch.events.push_back(lb::uniform_event(n, data));
     store.append_batch(std::move(batch));
     next += 10ms;
     std::this_thread::sleep_until(next);
@@ -63,18 +57,7 @@ void write_load(lighthouse::Store& store, std::uint64_t rate, double seconds) {
 lighthouse::Store& million_store() {
   static lighthouse::Store store = [] {
     auto s = lighthouse::Store::open(lb::fresh_dir("subscription-catchup") / "store", fast_options());
-    const std::string data = lb::payload(3);
-    for (std::uint64_t b = 0; b < 1000; ++b) {
-      std::vector<lighthouse::EventData> batch;
-      for (std::uint64_t i = 0; i < 1000; ++i) {
-        lighthouse::EventData e;
-        e.type = lb::event_type(b * 1000 + i);
-        e.aggregate = "agg-" + std::to_string((b * 1000 + i) % 10'000);
-        e.data = data;
-        batch.push_back(std::move(e));
-      }
-      s.append_batch(std::move(batch));
-    }
+    lb::fill_uniform(s, 1'000'000, lb::payload(3), lighthouse::ContentType::msgpack, 1000);
     return s;
   }();
   return store;

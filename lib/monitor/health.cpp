@@ -6,32 +6,37 @@
 namespace lighthouse {
 
 namespace {
+
 constexpr std::string_view kStateNames[] = {"healthy", "warning", "degraded", "emergency"};
 constexpr std::string_view kPriorityNames[] = {"low", "normal", "high", "critical"};
+
+// An enum whose values are 0..N-1, named by `names`.
+template <typename E, std::size_t N>
+std::string_view name_of(const std::string_view (&names)[N], E value) noexcept {
+  const auto i = static_cast<std::size_t>(value);
+  return i < N ? names[i] : "unknown";
+}
+
+template <typename E, std::size_t N>
+std::optional<E> parse_name(const std::string_view (&names)[N], std::string_view name) noexcept {
+  for (std::size_t i = 0; i < N; ++i) {
+    if (names[i] == name) return static_cast<E>(i);
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
-std::string_view to_string(HealthState state) noexcept {
-  const auto i = static_cast<std::size_t>(state);
-  return i < std::size(kStateNames) ? kStateNames[i] : "unknown";
-}
+std::string_view to_string(HealthState state) noexcept { return name_of(kStateNames, state); }
 
 std::optional<HealthState> parse_health_state(std::string_view name) noexcept {
-  for (std::size_t i = 0; i < std::size(kStateNames); ++i) {
-    if (kStateNames[i] == name) return static_cast<HealthState>(i);
-  }
-  return std::nullopt;
+  return parse_name<HealthState>(kStateNames, name);
 }
 
-std::string_view to_string(Priority priority) noexcept {
-  const auto i = static_cast<std::size_t>(priority);
-  return i < std::size(kPriorityNames) ? kPriorityNames[i] : "unknown";
-}
+std::string_view to_string(Priority priority) noexcept { return name_of(kPriorityNames, priority); }
 
 std::optional<Priority> parse_priority(std::string_view name) noexcept {
-  for (std::size_t i = 0; i < std::size(kPriorityNames); ++i) {
-    if (kPriorityNames[i] == name) return static_cast<Priority>(i);
-  }
-  return std::nullopt;
+  return parse_name<Priority>(kPriorityNames, name);
 }
 
 }  // namespace lighthouse

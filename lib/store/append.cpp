@@ -61,9 +61,17 @@ bool is_request_error(const Error& error) {
   return dynamic_cast<const lmdb::LmdbError*>(&error) == nullptr;
 }
 
-}  // namespace
+// Calls `f` with the lighthouse::Error `error` holds (nothing for another kind).
+template <typename F>
+void with_error(const std::exception_ptr& error, F&& f) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const Error& e) {
+    f(e);
+  } catch (...) {
+  }
+}
 
-namespace {
 std::uint64_t steady_ns() {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                         std::chrono::steady_clock::now().time_since_epoch())
@@ -207,19 +215,15 @@ void Store::Impl::commit_group(std::vector<std::unique_ptr<AppendRequest>>& grou
     }
     monitor_->record_group(transaction_ns, commit_ns, events, bytes);
   }
-  // Corruption met while checking a request is a health trigger: looked at
-  // before the callers get their exceptions (theirs to free afterwards).
-  for (std::size_t i = 0; i < group.size(); ++i) {
-    if (!errors[i]) continue;
-    try {
-      std::rethrow_exception(errors[i]);
-    } catch (const Error& e) {
-      if (e.code() == ErrorCode::corruption) note_corruption(e.what());
-    } catch (...) {
-    }
-  }
   for (std::size_t i = 0; i < group.size(); ++i) {
     std::exception_ptr error = errors[i];
+    // Corruption met while checking a request is a health trigger: looked at
+    // before its caller gets the exception (theirs to free afterwards).
+    if (error) {
+      with_error(error, [&](const Error& e) {
+        if (e.code() == ErrorCode::corruption) note_corruption(e.what());
+      });
+    }
     if (group_error) {
       // Each caller gets an exception object of its own: callers on other
       // threads must not share one (its message is reference-counted).
@@ -230,14 +234,7 @@ void Store::Impl::commit_group(std::vector<std::unique_ptr<AppendRequest>>& grou
       }
     }
     if (monitor_) {
-      if (error) {
-        try {
-          std::rethrow_exception(error);
-        } catch (const Error& e) {
-          monitor_->record_error(std::string(to_string(e.code())));
-        } catch (...) {
-        }
-      }
+      if (error) with_error(error, [&](const Error& e) { monitor_->record_error(std::string(to_string(e.code()))); });
       monitor_->record_append(since_ns(group[i]->enqueued));
     }
     group[i]->complete(error ? nullptr : &results[i], error);

@@ -40,10 +40,14 @@ monitor::HealthRecord Store::Impl::read_health(MDB_txn* txn) const {
 
 // The recorded state, or — when the store cannot be read any more (after
 // MDB_PANIC) — the state this process holds but could not record.
+monitor::HealthRecord Store::Impl::recorded_health() const {
+  auto read = begin_read();
+  return read_health(read->txn.get());
+}
+
 monitor::HealthRecord Store::Impl::current_health() const {
   try {
-    auto read = begin_read();
-    return read_health(read->txn.get());
+    return recorded_health();
   } catch (const Error&) {
     std::lock_guard lock(health_mutex_);
     if (unrecorded_) return *unrecorded_;
@@ -51,16 +55,18 @@ monitor::HealthRecord Store::Impl::current_health() const {
   }
 }
 
+std::size_t Store::Impl::group_bound(HealthState state) const {
+  return state == HealthState::degraded ? options_.health.degraded_max_group_events : options_.max_group_events;
+}
+
 void Store::Impl::adopt_health(const monitor::HealthRecord& record) const {
+  const auto state = static_cast<std::uint8_t>(record.state);
+  // Called for every group: no lock while the state stays what it was.
+  if (health_cache_.load(std::memory_order_relaxed) == state) return;
   // The cache and the group bound change together.
   std::lock_guard lock(adopt_mutex_);
-  const auto state = static_cast<std::uint8_t>(record.state);
   if (health_cache_.exchange(state, std::memory_order_relaxed) == state) return;
-  if (committer_) {
-    committer_->bound_group_events(record.state == HealthState::degraded
-                                       ? options_.health.degraded_max_group_events
-                                       : options_.max_group_events);
-  }
+  if (committer_) committer_->bound_group_events(group_bound(record.state));
 }
 
 monitor::HealthRecord Store::Impl::with_unrecorded(monitor::HealthRecord record) const {
@@ -99,17 +105,12 @@ void Store::Impl::admit(const AppendRequest& request) const {
 
 void Store::Impl::start_health() {
   hysteresis_ = monitor::Hysteresis(options_.health.enter_after, options_.health.leave_after);
-  monitor::HealthRecord record;
-  {
-    auto read = begin_read();
-    record = read_health(read->txn.get());
-  }
+  monitor::HealthRecord record = recorded_health();
   if (!options_.read_only && record.failure && !process_alive(record.pid)) {
     // The process whose store failed has ended (or this process reopened
     // the store): its failure no longer holds.
     record_transition(record, HealthState::healthy, "the store was reopened after: " + record.reason, {}, false);
-    auto read = begin_read();
-    record = read_health(read->txn.get());
+    record = recorded_health();
   }
   // A state this process inherits is left only after leave_after windows.
   if (!record.manual) hysteresis_.reset(record.state);
@@ -293,9 +294,9 @@ HealthStatus Store::Impl::evaluate_health_in_committer() {
 }
 
 HealthStatus Store::Impl::status_of(monitor::HealthRecord record) const {
-  std::lock_guard lock(health_mutex_);
   // A transition this process could not write still holds here.
-  if (unrecorded_ && unrecorded_->state > record.state) record = *unrecorded_;
+  record = with_unrecorded(record);
+  std::lock_guard lock(health_mutex_);
   HealthStatus status;
   status.state = record.state;
   status.reason = record.reason;
@@ -338,11 +339,7 @@ void Store::Impl::enter_emergency(const std::string& reason) {
   }
   refuse_read_only(false);
   run_exclusive([&] {
-    monitor::HealthRecord record;
-    {
-      auto read = begin_read();
-      record = read_health(read->txn.get());
-    }
+    const monitor::HealthRecord record = recorded_health();
     if (record.manual && record.reason == reason) return;
     std::map<std::string, double> figures;
     record_transition(record, HealthState::emergency, reason, figures, true);
@@ -352,11 +349,7 @@ void Store::Impl::enter_emergency(const std::string& reason) {
 void Store::Impl::clear_emergency() {
   refuse_read_only(false);
   run_exclusive([&] {
-    monitor::HealthRecord record;
-    {
-      auto read = begin_read();
-      record = read_health(read->txn.get());
-    }
+    const monitor::HealthRecord record = recorded_health();
     if (!record.manual) return;
     HealthState to = HealthState::healthy;
     std::string now;

@@ -148,9 +148,7 @@ Store::Impl::Impl(fs::path canonical_path, const Options& options)
         [this](std::vector<std::unique_ptr<AppendRequest>>& group) { commit_group(group); }, std::move(observe),
         [this] { health_tick(); }, window);
     // A store opened degraded bounds its groups from the first one.
-    if (health_cache_.load() == static_cast<std::uint8_t>(HealthState::degraded)) {
-      committer_->bound_group_events(options_.health.degraded_max_group_events);
-    }
+    committer_->bound_group_events(group_bound(static_cast<HealthState>(health_cache_.load())));
   } else {
     start_health();
   }

@@ -106,6 +106,9 @@ class Store::Impl {
   void stop_subscriptions() noexcept;
   // Stores a consumer's checkpoint (in the committer thread).
   void write_checkpoint(const std::string& consumer, const EventId& position);
+  // Stores a named, auto-checkpointing subscription's position when it
+  // moved since its last checkpoint; returns whether it wrote.
+  bool store_checkpoint(Subscription::State& state);
   std::optional<EventId> last_event_id() const;
   // Prometheus lines: running subscriptions and each one's lag.
   std::string subscription_metrics(Store& store);
@@ -190,7 +193,11 @@ class Store::Impl {
   // Health. The state in `meta` is the truth; `health_cache_` is the state
   // this process last read, for refusing appends on the caller's thread.
   monitor::HealthRecord read_health(MDB_txn* txn) const;
+  // The state recorded in the store (a read transaction).
+  monitor::HealthRecord recorded_health() const;
   monitor::HealthRecord current_health() const;
+  // The most events a group may hold in `state`.
+  std::size_t group_bound(HealthState state) const;
   // Caller's thread: refuses `request` when the store's state does.
   void admit(const AppendRequest& request) const;
   // The error for `request` under `record`, if it is refused.

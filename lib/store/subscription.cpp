@@ -82,7 +82,6 @@ std::string consumer_key(const std::string& consumer) {
   return std::string(schema::meta::kConsumerPrefix) + consumer;
 }
 
-void check_consumer_name(const std::string& name) { validation::check_consumer(name); }
 
 bool has_bounds(const Query& q) {
   return q.after_id || q.before_id || q.from_sequence || q.to_sequence || q.since_ns || q.until_ns ||
@@ -121,22 +120,28 @@ void Store::Impl::stop_subscriptions() noexcept {
     // The store may be closing because its last handle was dropped: the
     // thread could not reach it for its final checkpoint, so it is stored
     // here, while the committer still runs.
-    std::optional<EventId> at;
-    {
-      std::lock_guard lock(state->mutex);
-      if (state->position != state->checkpointed) at = state->position;
-    }
-    if (at && !state->options.consumer.empty() && state->options.auto_checkpoint && committer_) {
-      try {
-        write_checkpoint(state->options.consumer, *at);
-        std::lock_guard lock(state->mutex);
-        state->checkpointed = at;
-      } catch (const std::exception& error) {
-        monitor::log().warn("lighthouse subscription: final checkpoint of '{}' not stored: {}",
-                            state->options.consumer, error.what());
-      }
+    if (!committer_) continue;
+    try {
+      store_checkpoint(*state);
+    } catch (const std::exception& error) {
+      monitor::log().warn("lighthouse subscription: final checkpoint of '{}' not stored: {}",
+                          state->options.consumer, error.what());
     }
   }
+}
+
+bool Store::Impl::store_checkpoint(Subscription::State& state) {
+  if (state.options.consumer.empty() || !state.options.auto_checkpoint) return false;
+  std::optional<EventId> at;
+  {
+    std::lock_guard lock(state.mutex);
+    if (state.position == state.checkpointed) return false;
+    at = state.position;
+  }
+  write_checkpoint(state.options.consumer, *at);
+  std::lock_guard lock(state.mutex);
+  state.checkpointed = at;
+  return true;
 }
 
 void Store::Impl::write_checkpoint(const std::string& consumer, const EventId& position) {
@@ -160,7 +165,7 @@ std::optional<EventId> Store::Impl::last_event_id() const {
 // --- Store: checkpoints and subscribe ----------------------------------
 
 std::optional<EventId> Store::checkpoint(const std::string& consumer) const {
-  check_consumer_name(consumer);
+  validation::check_consumer(consumer);
   auto lock = impl_->use();
   auto read = impl_->begin_read();
   std::string_view value;
@@ -173,7 +178,7 @@ std::optional<EventId> Store::checkpoint(const std::string& consumer) const {
 }
 
 void Store::set_checkpoint(const std::string& consumer, const EventId& position) {
-  check_consumer_name(consumer);
+  validation::check_consumer(consumer);
   impl_->refuse_read_only(read_only_handle_);
   impl_->write_checkpoint(consumer, position);
 }
@@ -191,7 +196,7 @@ Subscription Store::subscribe(const Query& filter, SubscriptionStart start, Even
     throw Error(ErrorCode::invalid_argument, "poll_seconds must be in (0, 3600]");
   }
   if (!options.consumer.empty()) {
-    check_consumer_name(options.consumer);
+    validation::check_consumer(options.consumer);
     impl_->refuse_read_only(read_only_handle_);
   }
   explain(filter);  // a malformed filter fails here, on the caller's thread
@@ -227,19 +232,7 @@ Subscription Store::subscribe(const Query& filter, SubscriptionStart start, Even
     auto last_checkpoint = std::chrono::steady_clock::now();
     auto store_checkpoint = [&](Store& store, bool force) {
       if (!force && std::chrono::steady_clock::now() - last_checkpoint < checkpoint_interval) return;
-      std::optional<EventId> at, done;
-      {
-        std::lock_guard lock(s->mutex);
-        at = s->position;
-        done = s->checkpointed;
-      }
-      if (s->options.consumer.empty() || !s->options.auto_checkpoint || !at || at == done) return;
-      store.set_checkpoint(s->options.consumer, *at);
-      {
-        std::lock_guard lock(s->mutex);
-        s->checkpointed = at;
-      }
-      last_checkpoint = std::chrono::steady_clock::now();
+      if (store.impl_->store_checkpoint(*s)) last_checkpoint = std::chrono::steady_clock::now();
     };
     std::exception_ptr error;
     try {
@@ -249,17 +242,14 @@ Subscription Store::subscribe(const Query& filter, SubscriptionStart start, Even
         {
           auto store = store_of();
           if (!store) break;
-          {
-            std::lock_guard lock(s->mutex);
-            s->commit_seen = false;  // commits after this point wake the next wait
-          }
-          Query q = s->filter;
-          q.limit = s->options.chunk_events;
           std::optional<EventId> position;
           {
             std::lock_guard lock(s->mutex);
+            s->commit_seen = false;  // commits after this point wake the next wait
             position = s->position;
           }
+          Query q = s->filter;
+          q.limit = s->options.chunk_events;
           if (position) {
             q.after_id = *position;
           } else {

@@ -126,29 +126,22 @@ ssize_t pwritev(int fd, const struct iovec *iov, int iovcnt, off_t offset) {
   return REAL(pwritev)(fd, iov, iovcnt, offset);
 }
 
-int open(const char *path, int flags, ...) {
-  mode_t mode = 0;
-  if (flags & (O_CREAT | O_TMPFILE)) {
-    va_list ap;
-    va_start(ap, flags);
-    mode = va_arg(ap, mode_t);
-    va_end(ap);
+/* open and open64 take a mode only with O_CREAT or O_TMPFILE. */
+#define DEFINE_OPEN(name)                                       \
+  int name(const char *path, int flags, ...) {                  \
+    mode_t mode = 0;                                            \
+    if (flags & (O_CREAT | O_TMPFILE)) {                        \
+      va_list ap;                                               \
+      va_start(ap, flags);                                      \
+      mode = va_arg(ap, mode_t);                                \
+      va_end(ap);                                               \
+    }                                                           \
+    if (should_fail("open", path_matches(path))) return -1;     \
+    return REAL(name)(path, flags, mode);                       \
   }
-  if (should_fail("open", path_matches(path))) return -1;
-  return REAL(open)(path, flags, mode);
-}
 
-int open64(const char *path, int flags, ...) {
-  mode_t mode = 0;
-  if (flags & (O_CREAT | O_TMPFILE)) {
-    va_list ap;
-    va_start(ap, flags);
-    mode = va_arg(ap, mode_t);
-    va_end(ap);
-  }
-  if (should_fail("open", path_matches(path))) return -1;
-  return REAL(open64)(path, flags, mode);
-}
+DEFINE_OPEN(open)
+DEFINE_OPEN(open64)
 
 void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset) {
   if (fd >= 0 && should_fail("mmap", path_matches_fd(fd))) return MAP_FAILED;

@@ -62,7 +62,7 @@ void run_export(const std::string& store_path, const std::string& dir, std::uint
   j["compressed_bytes"] = r.compressed_bytes;
   j["removed_leftovers"] = r.removed_leftovers;
   j["seconds"] = r.seconds;
-  j["mb_per_second"] = r.seconds > 0 ? static_cast<double>(r.record_bytes) / 1e6 / r.seconds : 0.0;
+  j["mb_per_second"] = mb_per_second(r.record_bytes, r.seconds);
   print_line(out, dump(j));
 }
 
@@ -96,7 +96,7 @@ void run_import(const std::string& dir, const std::string& store_path, const std
   j["record_bytes"] = r.record_bytes;
   j["last_id"] = r.last ? r.last->to_string() : "";
   j["seconds"] = r.seconds;
-  j["mb_per_second"] = r.seconds > 0 ? static_cast<double>(r.record_bytes) / 1e6 / r.seconds : 0.0;
+  j["mb_per_second"] = mb_per_second(r.record_bytes, r.seconds);
   print_line(out, dump(j));
 }
 

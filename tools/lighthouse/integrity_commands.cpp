@@ -190,7 +190,7 @@ void run_backup(const std::string& path, const std::string& destination, std::os
   j["bytes"] = report.bytes;
   j["events"] = report.events;
   j["seconds"] = report.seconds;
-  j["mb_per_second"] = report.seconds > 0 ? static_cast<double>(report.bytes) / 1e6 / report.seconds : 0.0;
+  j["mb_per_second"] = mb_per_second(report.bytes, report.seconds);
   print_line(out, dump(j));
 }
 
