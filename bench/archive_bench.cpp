@@ -24,8 +24,7 @@ struct Fixture {
 Fixture& fixture() {
   static Fixture f = [] {
     Fixture f;
-    const char* env = std::getenv("LIGHTHOUSE_BENCH_EVENTS");
-    f.events = env != nullptr ? std::stoull(env) : 1'000'000;
+    f.events = lb::bench_events();
     f.root = lb::fresh_dir("archive");
     lighthouse::Options options;
     options.durability = lighthouse::Durability::no_meta_sync;

@@ -27,6 +27,12 @@ inline std::filesystem::path fresh_dir(const std::string& name) {
   return dir;
 }
 
+// Events in a benchmark's store: LIGHTHOUSE_BENCH_EVENTS, default 1,000,000.
+inline std::uint64_t bench_events() {
+  const char* env = std::getenv("LIGHTHOUSE_BENCH_EVENTS");
+  return env != nullptr ? std::stoull(env) : 1'000'000;
+}
+
 inline std::string payload(std::uint64_t seed, std::size_t size = 256) {
   std::mt19937_64 rng(seed);
   std::string data(size, '\0');
