@@ -15,6 +15,7 @@ class MsgpackReader {
   explicit MsgpackReader(std::string_view bytes) : p_(bytes.data()), end_(bytes.data() + bytes.size()) {}
 
   bool done() const noexcept { return p_ == end_; }
+  const char* position() const noexcept { return p_; }
   // Each returns false (consuming nothing useful) when the next value is not
   // of that kind or runs past the end.
   bool array(std::uint32_t& size) noexcept { return container(size, 0x90, 0xdc, 0xdd); }

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include <charconv>
+#include <cstring>
 
 #include "codec/msgpack_reader.h"
 #include "codec/msgpack_writer.h"
@@ -87,14 +88,19 @@ std::string decompress(const EventId& id, std::string_view frame) {
 constexpr std::uint32_t kRecordFields = 11;
 
 // Writes the decimal text of an ID without allocating.
-void pack_id(Packer& pk, const EventId& id) {
-  char buf[64];  // at most 20 + 1 + 20 + 1 + 10 characters
+// Writes the ID's text form; returns its length (at most 20 + 1 + 20 + 1 + 10).
+std::size_t format_id(const EventId& id, char (&buf)[64]) {
   char* p = std::to_chars(buf, buf + 20, id.timestamp_ns).ptr;
   *p++ = '_';
   p = std::to_chars(p, p + 20, id.sequence).ptr;
   *p++ = '_';
   p = std::to_chars(p, p + 10, id.node_id).ptr;
-  pack_str(pk, std::string_view(buf, static_cast<std::size_t>(p - buf)));
+  return static_cast<std::size_t>(p - buf);
+}
+
+void pack_id(Packer& pk, const EventId& id) {
+  char buf[64];
+  pack_str(pk, std::string_view(buf, format_id(id, buf)));
 }
 
 void pack_digest(Packer& pk, const Sha256& digest) {
@@ -154,8 +160,12 @@ bool peek_record(std::string_view bytes, RecordHead& head) noexcept {
          r.uint(head.aggregate_version);
 }
 
-void encode_record(std::string& out, const RecordFields& f, const Sha256& checksum,
-                   const Sha256& chain, const EncodeOptions& options) {
+namespace {
+
+// The record up to and including its data field; returns where field 2 (the
+// type) starts. The data is compressed when the options say so and it helps.
+std::size_t pack_record_fields(StringBuffer& buf, const RecordFields& f, const EncodeOptions& options,
+                               bool& compressed_out) {
   unsigned flags = 0;
   std::string compressed;
   std::string_view data = f.data;
@@ -166,19 +176,27 @@ void encode_record(std::string& out, const RecordFields& f, const Sha256& checks
       data = compressed;
     }
   }
-  out.clear();
-  StringBuffer buf{std::move(out)};
-  buf.bytes.reserve(128 + f.type.size() + f.aggregate.size() + data.size());
+  compressed_out = flags != 0;
+  buf.bytes.clear();
+  buf.bytes.reserve(128 + f.type.size() + f.aggregate.size() + data.size() +
+                    (f.idempotency_key != nullptr ? f.idempotency_key->size() : 0));
   Packer pk(buf);
   pk.pack_array(kRecordFields);
   pk.pack_uint8(kRecordVersion);
   pk.pack_uint8(static_cast<std::uint8_t>(flags));
+  const std::size_t tail = buf.bytes.size();
   pack_str(pk, f.type);
   pack_str(pk, f.aggregate);
   pk.pack_uint64(f.aggregate_version);
   pk.pack_uint8(static_cast<std::uint8_t>(f.content_type));
   pack_metadata(pk, f.metadata != nullptr ? *f.metadata : kNoMetadata);
   pack_bin(pk, data);
+  return tail;
+}
+
+void pack_record_trailer(StringBuffer& buf, const RecordFields& f, const Sha256& checksum,
+                         const Sha256& chain) {
+  Packer pk(buf);
   if (f.idempotency_key != nullptr) {
     pack_str(pk, *f.idempotency_key);
   } else {
@@ -186,10 +204,36 @@ void encode_record(std::string& out, const RecordFields& f, const Sha256& checks
   }
   pack_digest(pk, checksum);
   pack_digest(pk, chain);
+}
+
+}  // namespace
+
+void encode_record(std::string& out, const RecordFields& f, const Sha256& checksum,
+                   const Sha256& chain, const EncodeOptions& options) {
+  StringBuffer buf{std::move(out)};
+  bool compressed = false;
+  pack_record_fields(buf, f, options, compressed);
+  pack_record_trailer(buf, f, checksum, chain);
   out = std::move(buf.bytes);
 }
 
-RecordedEvent decode_record(const EventId& id, std::string_view bytes) {
+SealedRecord seal_record(std::string& out, const EventId& id, const RecordFields& f,
+                         const Sha256& previous_chain, const EncodeOptions& options) {
+  StringBuffer buf{std::move(out)};
+  bool compressed = false;
+  const std::size_t tail = pack_record_fields(buf, f, options, compressed);
+  // Uncompressed, the fields just written are the canonical encoding after
+  // the ID: hash them where they are instead of encoding them twice.
+  SealedRecord sealed;
+  sealed.checksum = compressed ? event_checksum(id, f)
+                               : stored_checksum(id, std::string_view(buf.bytes).substr(tail));
+  sealed.chain = chain_next(previous_chain, sealed.checksum);
+  pack_record_trailer(buf, f, sealed.checksum, sealed.chain);
+  out = std::move(buf.bytes);
+  return sealed;
+}
+
+RecordedEvent decode_record(const EventId& id, std::string_view bytes, std::string_view* stored_tail) {
   MsgpackReader r(bytes);
   std::uint32_t fields = 0;
   std::uint64_t version = 0, flags = 0, content_type = 0;
@@ -201,6 +245,7 @@ RecordedEvent decode_record(const EventId& id, std::string_view bytes) {
     corrupt(id, "unknown flags");
   RecordedEvent e;
   e.id = id;
+  const char* tail_begin = r.position();
   std::string_view type, aggregate, data, key, checksum, chain;
   if (!r.str(type)) corrupt(id, "type is not a string");
   if (!r.str(aggregate)) corrupt(id, "aggregate is not a string");
@@ -219,6 +264,11 @@ RecordedEvent decode_record(const EventId& id, std::string_view bytes) {
     e.metadata.emplace_hint(e.metadata.end(), k, v);
   }
   if (!r.bin(data)) corrupt(id, "data is not binary");
+  if (stored_tail != nullptr) {
+    *stored_tail = (flags & kFlagCompressed) != 0
+                       ? std::string_view()
+                       : std::string_view(tail_begin, static_cast<std::size_t>(r.position() - tail_begin));
+  }
   e.data = (flags & kFlagCompressed) != 0 ? decompress(id, data) : std::string(data);
   if (!r.nil()) {
     if (!r.str(key)) corrupt(id, "idempotency key is neither a string nor nil");
@@ -232,8 +282,34 @@ RecordedEvent decode_record(const EventId& id, std::string_view bytes) {
   return e;
 }
 
-void verify_checksum(const RecordedEvent& event) {
-  if (event_checksum(event) != event.checksum) {
+Sha256 stored_checksum(const EventId& id, std::string_view stored_tail) {
+  // The canonical encoding is [ID, then fields 2..7 of the record]: an array
+  // header and the ID's string, then the stored bytes as they are.
+  char text[64];
+  const std::size_t n = format_id(id, text);
+  char head[3 + sizeof text];
+  std::size_t h = 0;
+  head[h++] = static_cast<char>(0x97);
+  if (n < 32) {
+    head[h++] = static_cast<char>(0xa0 | n);
+  } else {
+    head[h++] = static_cast<char>(0xd9);
+    head[h++] = static_cast<char>(n);
+  }
+  std::memcpy(head + h, text, n);
+  Sha256Hasher hasher;
+  hasher.update(std::string_view(head, h + n));
+  hasher.update(stored_tail);
+  return hasher.finish();
+}
+
+bool checksum_matches(const RecordedEvent& event, std::string_view stored_tail) {
+  if (!stored_tail.empty() && stored_checksum(event.id, stored_tail) == event.checksum) return true;
+  return event_checksum(event) == event.checksum;
+}
+
+void verify_checksum(const RecordedEvent& event, std::string_view stored_tail) {
+  if (!checksum_matches(event, stored_tail)) {
     throw Error(ErrorCode::corruption, "event " + event.id.to_string() +
                                            ": checksum mismatch (stored " + to_hex(event.checksum) +
                                            ")");

@@ -78,12 +78,37 @@ inline std::string encode_record(const RecordedEvent& e, const EncodeOptions& op
   return out;
 }
 
+// Replaces `out` with the stored record of a new event: computes its checksum
+// (from the record's own bytes when the data is stored uncompressed, so the
+// fields are encoded once) and its chain value from `previous_chain`.
+struct SealedRecord {
+  Sha256 checksum;
+  Sha256 chain;
+};
+SealedRecord seal_record(std::string& out, const EventId& id, const RecordFields& fields,
+                         const Sha256& previous_chain, const EncodeOptions& options);
+
 // Decodes a stored record for the event with `id`. Throws
 // Error(corruption) naming the ID when the bytes are not a valid record.
-// Does not verify the checksum (see verify_checksum).
-RecordedEvent decode_record(const EventId& id, std::string_view bytes);
+// Does not verify the checksum (see verify_checksum). When `stored_tail` is
+// given, it receives the stored bytes of fields 2 to 7 (type to data) if the
+// data is stored uncompressed — for a record Lighthouse wrote, the canonical
+// encoding after the ID — and is empty otherwise.
+RecordedEvent decode_record(const EventId& id, std::string_view bytes,
+                            std::string_view* stored_tail = nullptr);
+
+// SHA-256 of the ID's canonical encoding followed by `stored_tail` as it is:
+// the checksum of a record in canonical form, without re-encoding it.
+Sha256 stored_checksum(const EventId& id, std::string_view stored_tail);
+
+// True iff the event's checksum matches. With the `stored_tail` of its
+// record, the stored bytes are hashed as they are (no re-encoding); only when
+// they do not match, or there are none, is the canonical encoding rebuilt
+// from the fields, so a record that is valid but not byte-canonical still
+// verifies.
+bool checksum_matches(const RecordedEvent& event, std::string_view stored_tail = {});
 
 // Throws Error(corruption) naming the ID iff the checksum does not match.
-void verify_checksum(const RecordedEvent& event);
+void verify_checksum(const RecordedEvent& event, std::string_view stored_tail = {});
 
 }  // namespace lighthouse::codec

@@ -1,8 +1,8 @@
 // EventCursor: walks the source the planner chose, one chunk per read
 // transaction, resuming after the last key it visited.
 #include <chrono>
-#include <deque>
 #include <utility>
+#include <vector>
 
 #include "codec/record.h"
 #include "lighthouse/query.h"
@@ -40,12 +40,12 @@ class EventCursor::Impl {
 
   std::optional<RecordedEvent> next() {
     for (;;) {
-      if (!buffer_.empty()) {
-        RecordedEvent e = std::move(buffer_.front());
-        buffer_.pop_front();
+      if (taken_ < buffer_.size()) {
         ++returned_;
-        return e;
+        return std::move(buffer_[taken_++]);
       }
+      buffer_.clear();  // keeps its capacity: no allocation per chunk
+      taken_ = 0;
       if (pending_) {
         try {
           std::rethrow_exception(std::exchange(pending_, nullptr));
@@ -88,9 +88,10 @@ class EventCursor::Impl {
     position_ = Key(key);
     ++visits_;
     try {
-      RecordedEvent e = codec::decode_record(EventId::from_key(key), value);
+      std::string_view stored_tail;
+      RecordedEvent e = codec::decode_record(EventId::from_key(key), value, &stored_tail);
       if (q_.matches(e)) {
-        if (q_.verify_checksums) codec::verify_checksum(e);
+        if (q_.verify_checksums) codec::verify_checksum(e, stored_tail);
         buffer_.push_back(std::move(e));
         if (q_.query.limit != 0 && ++emitted_ >= q_.query.limit) {
           exhausted_ = true;
@@ -262,7 +263,8 @@ class EventCursor::Impl {
         }
       }
       if (best == nullptr) return finish();
-      std::string key(lmdb::view(best->v));
+      // The index entry stays valid in the read transaction: no copy.
+      std::string_view key = lmdb::view(best->v);
       if (!q_.in_range(key)) return finish();  // every other head is further out
       if (!offer_indexed(txn, key)) return;
       best->ok = best->cursor->seek(best->k, best->v, forward() ? MDB_NEXT_DUP : MDB_PREV_DUP);
@@ -275,7 +277,8 @@ class EventCursor::Impl {
   ResolvedQuery q_;
   std::optional<Key> position_;                // the last key visited
   std::optional<std::uint64_t> next_version_;  // by_aggregate: the next version to visit
-  std::deque<RecordedEvent> buffer_;
+  std::vector<RecordedEvent> buffer_;  // the chunk; events before taken_ were returned
+  std::size_t taken_ = 0;
   std::size_t emitted_ = 0;
   std::size_t visits_ = 0;
   bool exhausted_ = false;

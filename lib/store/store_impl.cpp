@@ -418,8 +418,9 @@ RecordedEvent Store::Impl::get(const EventId& id) const {
     throw Error(ErrorCode::not_found, "no event " + id.to_string());
   }
   try {
-    RecordedEvent event = codec::decode_record(id, value);
-    if (options_.verify_checksums) codec::verify_checksum(event);
+    std::string_view stored_tail;
+    RecordedEvent event = codec::decode_record(id, value, &stored_tail);
+    if (options_.verify_checksums) codec::verify_checksum(event, stored_tail);
     return event;
   } catch (const Error& error) {
     if (error.code() == ErrorCode::corruption) note_corruption(error.what());

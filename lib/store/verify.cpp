@@ -90,14 +90,15 @@ class Verifier {
       previous = id;
       last_ = id;
       RecordedEvent e;
+      std::string_view stored_tail;
       try {
-        e = codec::decode_record(id, lmdb::view(v));
+        e = codec::decode_record(id, lmdb::view(v), &stored_tail);
       } catch (const Error& error) {
         problem("record", id.to_string(), error.what());
         chain_known = false;
         continue;
       }
-      if (codec::event_checksum(e) != e.checksum) {
+      if (!codec::checksum_matches(e, stored_tail)) {
         problem("checksum", id.to_string(), "content does not match its checksum");
       }
       if (chain_known && codec::chain_next(chain, e.checksum) != e.chain) {

@@ -205,10 +205,9 @@ AppendedEvent WriteTxn::write_event(const EventData& e) {
   }
   const codec::RecordFields fields{e.type,     e.aggregate, version, e.content_type,
                                    &e.metadata, e.data,     e.idempotency_key ? &*e.idempotency_key : nullptr};
-  const Sha256 checksum = codec::event_checksum(id, fields);
-  const Sha256 chain = codec::chain_next(state_.last_chain, checksum);
-  codec::encode_record(record_, fields, checksum, chain,
-                       {options_.compression_threshold, options_.compression_level});
+  const Sha256 chain = codec::seal_record(record_, id, fields, state_.last_chain,
+                                          {options_.compression_threshold, options_.compression_level})
+                           .chain;
 
   const EventId::Key key = id.to_key();
   const std::string_view k = key_view(key);

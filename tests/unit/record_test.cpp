@@ -81,6 +81,79 @@ TEST_CASE("records round-trip, compressed or not", "[record]") {
   }
 }
 
+TEST_CASE("checksums hashed from the stored bytes equal those of the canonical encoding", "[record]") {
+  // Reads and seal_record hash a record's own bytes (fields 2..7) behind the
+  // ID instead of re-encoding: for every shape of event they must give the
+  // checksum docs/formats.md defines.
+  std::vector<RecordedEvent> shapes;
+  shapes.push_back(sample());
+  RecordedEvent e = sample();
+  e.id = EventId{1'790'000'000'123'456'789ULL, 123'456'789'012ULL, 4'000'000'000U};  // ID text >= 32 bytes
+  e.aggregate = std::string(300, 'a');  // str16 header
+  e.aggregate_version = 70'000;         // uint32
+  e.metadata = {{"z", std::string(40, 'v')}, {"a", "1"}};
+  e.data = std::string(70'000, 'd');  // bin32 header
+  e.idempotency_key = "key";
+  e.content_type = ContentType::json;
+  shapes.push_back(e);
+  e.metadata.clear();
+  e.data.clear();
+  e.aggregate.clear();
+  e.aggregate_version = 0;
+  shapes.push_back(e);
+  for (RecordedEvent& shape : shapes) {
+    INFO(shape.id.to_string());
+    const Sha256 previous = codec::sha256("previous");
+    std::string record;
+    const auto sealed = codec::seal_record(record, shape.id, codec::RecordFields::of(shape), previous, {});
+    CHECK(sealed.checksum == codec::event_checksum(shape));
+    CHECK(sealed.chain == codec::chain_next(previous, sealed.checksum));
+    std::string_view tail;
+    RecordedEvent back = codec::decode_record(shape.id, record, &tail);
+    REQUIRE_FALSE(tail.empty());
+    CHECK(codec::stored_checksum(shape.id, tail) == codec::event_checksum(shape));
+    CHECK(back.checksum == sealed.checksum);
+    CHECK(back.chain == sealed.chain);
+    CHECK(codec::checksum_matches(back, tail));
+    // Compressed data has no stored canonical bytes: the tail is empty and the
+    // checksum is computed from the decoded fields.
+    if (shape.data.size() > 1000) {
+      std::string compressed;
+      const auto sealed_z =
+          codec::seal_record(compressed, shape.id, codec::RecordFields::of(shape), previous, {1, 3});
+      CHECK(compressed.size() < record.size());
+      CHECK(sealed_z.checksum == sealed.checksum);
+      RecordedEvent back_z = codec::decode_record(shape.id, compressed, &tail);
+      CHECK(tail.empty());
+      CHECK(codec::checksum_matches(back_z, tail));
+    }
+  }
+}
+
+TEST_CASE("a valid record not in canonical form still verifies; a damaged one does not", "[record]") {
+  // Hand-made record of sample(): the type "T" as a str8 (d9 01 54) instead of
+  // a fixstr, so the stored bytes are not the canonical encoding; the checksum
+  // is the canonical one.
+  RecordedEvent e = sample();
+  std::string digest_bin = "\xc4\x20";
+  std::string record = std::string("\x9b\x01\x00\xd9\x01T\xa0\x01\x00\x81\xa1k\xa1v\xc4\x02\x01\x02\xc0", 19) +
+                       digest_bin + std::string(reinterpret_cast<const char*>(e.checksum.data()), 32) +
+                       digest_bin + std::string(reinterpret_cast<const char*>(e.chain.data()), 32);
+  std::string_view tail;
+  RecordedEvent back = codec::decode_record(e.id, record, &tail);
+  CHECK(back.type == "T");
+  REQUIRE_FALSE(tail.empty());
+  CHECK(codec::stored_checksum(e.id, tail) != e.checksum);  // the fast path misses...
+  CHECK(codec::checksum_matches(back, tail));                // ...and the canonical one decides
+  CHECK_NOTHROW(codec::verify_checksum(back, tail));
+  // The same record with one data byte changed fails both ways.
+  std::string damaged = record;
+  damaged[17] = '\x03';
+  RecordedEvent bad = codec::decode_record(e.id, damaged, &tail);
+  CHECK_FALSE(codec::checksum_matches(bad, tail));
+  CHECK_THROWS_AS(codec::verify_checksum(bad, tail), Error);
+}
+
 TEST_CASE("decoding damaged records raises corruption and never crashes", "[record]") {
   RecordedEvent e = sample();
   std::string good = codec::encode_record(e, {});
@@ -92,8 +165,10 @@ TEST_CASE("decoding damaged records raises corruption and never crashes", "[reco
     for (int i = 0; i < flips; ++i) bytes[rng() % bytes.size()] = static_cast<char>(rng());
     if (rng() % 4 == 0) bytes.resize(rng() % bytes.size());
     try {
-      RecordedEvent back = codec::decode_record(e.id, bytes);
-      codec::verify_checksum(back);
+      std::string_view tail;
+      RecordedEvent back = codec::decode_record(e.id, bytes, &tail);
+      if (round % 2 == 0) codec::verify_checksum(back, tail);  // from the stored bytes
+      else codec::verify_checksum(back);                       // re-encoded
     } catch (const Error& error) {
       CHECK(error.code() == ErrorCode::corruption);
       ++errors;
