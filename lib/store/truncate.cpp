@@ -1,5 +1,6 @@
 // Retention: truncate_before() and compact().
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -172,9 +173,16 @@ CompactReport Store::compact(const fs::path& path) {
   report.bytes_before = fs::file_size(canonical / "data.mdb");
   const fs::path work = canonical / ".compact";
   fs::remove_all(work, ec);
-  fs::create_directory(work, ec);
-  if (ec)
-    throw Error(ErrorCode::io_error, "cannot create '" + work.string() + "': " + ec.message());
+  // Owner-only while LMDB writes its copy there (it creates it 0666 less the
+  // umask); the copy then takes the data file's own mode before replacing it.
+  if (::mkdir(work.c_str(), 0700) != 0) {
+    throw Error(ErrorCode::io_error, "cannot create '" + work.string() + "': " + std::strerror(errno));
+  }
+  struct stat data_stat {};
+  if (::stat((canonical / "data.mdb").c_str(), &data_stat) != 0) {
+    throw Error(ErrorCode::io_error, "cannot stat '" + (canonical / "data.mdb").string() +
+                                         "': " + std::strerror(errno));
+  }
   {
     lmdb::Env env;
     lmdb::check(mdb_env_set_maxdbs(env.get(), 8), "mdb_env_set_maxdbs");
@@ -182,6 +190,10 @@ CompactReport Store::compact(const fs::path& path) {
                 "opening '" + canonical.string() + "'");
     lmdb::check(mdb_env_copy2(env.get(), work.c_str(), MDB_CP_COMPACT),
                 "writing the compacted copy");
+  }
+  if (::chmod((work / "data.mdb").c_str(), data_stat.st_mode & 07777) != 0) {
+    throw Error(ErrorCode::io_error, "cannot set the mode of the compacted copy: " +
+                                         std::string(std::strerror(errno)));
   }
   archive::sync_path(work / "data.mdb", false);
   if (::rename((work / "data.mdb").c_str(), (canonical / "data.mdb").c_str()) != 0) {

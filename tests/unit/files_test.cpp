@@ -52,6 +52,25 @@ TEST_CASE("a new store, its backup and its archive are owner-only by default", "
   for (const auto& entry : fs::directory_iterator(dir / "archive")) CHECK(mode_of(entry.path()) == 0600);
 }
 
+TEST_CASE("compact keeps the data file's mode", "[files]") {
+  NoUmask no_umask;  // LMDB would create its copy 0666
+  TempDir dir;
+  for (unsigned mode : {0600u, 0640u}) {
+    INFO(mode);
+    const fs::path path = dir / ("store" + std::to_string(mode));
+    {
+      Options o;
+      o.file_mode = mode;
+      Store store = Store::open(path, o);
+      store.append(event("E"));
+    }
+    Store::compact(path);
+    CHECK(mode_of(path / "data.mdb") == mode);
+    CHECK_FALSE(fs::exists(path / ".compact"));
+    CHECK(Store::open(path).stats().event_count == 1);
+  }
+}
+
 TEST_CASE("file modes are configurable", "[files]") {
   NoUmask no_umask;
   TempDir dir;
