@@ -170,6 +170,7 @@ void Store::Impl::commit_group(std::vector<std::unique_ptr<AppendRequest>>& grou
         txn->commit();
         commit_ns = since_ns(committing);
         commits_.fetch_add(1, std::memory_order_relaxed);
+        appended_.store(true, std::memory_order_relaxed);
         notify_subscribers();
       }
       break;

@@ -165,10 +165,10 @@ void Store::Impl::shutdown() noexcept {
     if (committer_) committer_->stop();
     // The monitor's last report, for other processes (best effort: a store
     // that failed or cannot write keeps the previous one).
-    // Only a process that wrote: a process whose appends all failed leaves
-    // the files as they were.
+    // Only a process that appended: one whose appends all failed, or that
+    // only recorded a health transition, leaves the previous report.
     if (committer_ && monitor_ && !closed_ && failure().empty() &&
-        commits_.load(std::memory_order_relaxed) != 0) {
+        appended_.load(std::memory_order_relaxed)) {
       try {
         auto txn = begin_write();
         persist_sla(txn->get());

@@ -184,6 +184,7 @@ class Store::Impl {
   std::string failure_;  // why the store refuses writes, once it does
 
   std::atomic<std::uint64_t> commits_{0};
+  std::atomic<bool> appended_{false};  // this process committed an append group
   std::unique_ptr<monitor::SlaMonitor> monitor_;  // null when Options::monitor is off
   std::uint64_t last_persist_ns_ = 0;             // committer thread only
   std::uint64_t last_evaluation_ns_ = 0;          // committer thread only

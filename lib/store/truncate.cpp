@@ -100,11 +100,13 @@ TruncateReport Store::truncate_before(const EventId& id, const fs::path& archive
     }
     if (auto first_kept = query(q).next()) cut = first_kept->id.sequence;
   }
+  // The archive must be one even when there is nothing to drop: a wrong path
+  // is the caller's mistake, not a successful no-op.
+  const fs::path dir = fs::absolute(archive_dir);
+  const ArchiveManifest manifest = archive::load_manifest(dir);
   if (cut <= stats.base_sequence) return report;  // nothing before `id`
   const std::uint64_t drop_to = cut - 1;
 
-  const fs::path dir = fs::absolute(archive_dir);
-  const ArchiveManifest manifest = archive::load_manifest(dir);
   if (manifest.base_sequence > stats.base_sequence) {
     throw Error(ErrorCode::invalid_argument, "archive '" + dir.string() + "' starts at sequence " +
                                                  std::to_string(manifest.base_sequence) +

@@ -111,11 +111,11 @@ class InitTest(ToolTestCase):
         self.assert_fails(result, EXIT_OTHER, "already exists")
         self.assertEqual(self.count(), 1)
 
-    def test_init_with_malformed_node_id_is_a_usage_error(self):
+    def test_init_with_malformed_node_id_is_invalid_input(self):
         other = os.path.join(self.tmp, "other")
-        for bad in ["-1", "4294967296", "0x10", "abc", "01"]:
+        for bad in ["-1", "4294967296", "0x10", "abc", "01", ""]:
             result = run("init", other, "--node-id", bad)
-            self.assert_fails(result, EXIT_USAGE)
+            self.assert_fails(result, EXIT_INVALID)
             self.assertFalse(os.path.exists(os.path.join(other, "data.mdb")))
 
 
@@ -576,7 +576,7 @@ class BatchTest(ToolTestCase):
              EXIT_INVALID, "base64"),
             ("unknown field", ["append", self.store], lines({"type": "x", "colour": "red"}), EXIT_INVALID,
              "unknown field 'colour'"),
-            ("bad priority", ["append", self.store, "--priority", "urgent"], lines({"type": "x"}), EXIT_USAGE,
+            ("bad priority", ["append", self.store, "--priority", "urgent"], lines({"type": "x"}), EXIT_INVALID,
              "priority"),
             ("malformed ID", ["get", self.store, "12_x_3"], b"", EXIT_INVALID, "12_x_3"),
             ("ID not stored", ["get", self.store, "1_999999_5"], b"", EXIT_NOT_FOUND, "no event"),
@@ -592,7 +592,17 @@ class BatchTest(ToolTestCase):
             ("damaged archive verified", ["archive", "verify", damaged], b"", EXIT_CORRUPTION, segment),
             ("damaged archive imported", ["import", damaged, os.path.join(self.tmp, "imported")], b"",
              EXIT_CORRUPTION, segment),
-            ("empty emergency reason", ["health", self.store, "--enter-emergency", ""], b"", EXIT_USAGE, "REASON"),
+            ("empty emergency reason", ["health", self.store, "--enter-emergency", ""], b"", EXIT_INVALID, "empty"),
+            ("empty consumer", ["tail", self.store, "--consumer", ""], b"", EXIT_INVALID, "--consumer"),
+            ("empty bound", ["query", self.store, "--after", ""], b"", EXIT_INVALID, "--after"),
+            ("empty limit", ["query", self.store, "--limit", ""], b"", EXIT_INVALID, "--limit"),
+            ("empty archive", ["truncate", self.store, "--archive", "", "--before", ok_id], b"", EXIT_INVALID,
+             "--archive"),
+            ("empty version", ["read", self.store, "a", "--from-version", ""], b"", EXIT_INVALID, "--from-version"),
+            ("level out of range", ["export", self.store, os.path.join(self.tmp, "arch"), "--level", "99"], b"",
+             EXIT_INVALID, "--level"),
+            ("segment size not a number", ["export", self.store, os.path.join(self.tmp, "arch"),
+                                           "--segment-size", "abc"], b"", EXIT_INVALID, "--segment-size"),
             ("truncate without archive", ["truncate", self.store, "--before", ok_id], b"", EXIT_USAGE, "--archive"),
         ]
         self.assertGreaterEqual(len(cases), 30)
@@ -610,8 +620,9 @@ class BatchTest(ToolTestCase):
                     self.assertEqual(result.out, "", result)
                 self.assertEqual(self.count(), count)
                 self.assertEqual(self._files(), files, "the store's data file changed")
-        # The refused import left no store behind.
+        # The refused import left no store behind, the refused exports no archive.
         self.assertFalse(os.path.exists(os.path.join(self.tmp, "imported")))
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "arch")))
 
     def test_no_symlink_followed_out_of_a_store_or_archive(self):
         victim = os.path.join(self.tmp, "victim")
@@ -767,13 +778,13 @@ class BatchTest(ToolTestCase):
 
     def test_health_bad_flags(self):
         count = self.count()
-        for args in (["health", self.store, "--enter-emergency", "x", "--clear-emergency"],
-                     ["health", self.store, "--enter-emergency", ""],
-                     ["health", self.store, "--enter-emergency"],
-                     ["health"],
-                     ["append", self.store, "--priority", "urgent"]):
+        for args, code in ((["health", self.store, "--enter-emergency", "x", "--clear-emergency"], EXIT_USAGE),
+                           (["health", self.store, "--enter-emergency", ""], EXIT_INVALID),
+                           (["health", self.store, "--enter-emergency"], EXIT_USAGE),
+                           (["health"], EXIT_USAGE),
+                           (["append", self.store, "--priority", "urgent"], EXIT_INVALID)):
             result = run(*args, stdin=lines({"type": "x"}))
-            self.assertEqual(result.rc, EXIT_USAGE, (args, result))
+            self.assertEqual(result.rc, code, (args, result))
             self.assertIn("lighthouse:", result.err)
         result = run("health", os.path.join(self.tmp, "missing"))
         self.assertEqual(result.rc, EXIT_NOT_FOUND, result)
@@ -908,7 +919,7 @@ class LookupTest(ToolTestCase):
         self.append_ok(lines({"type": "a"}))
         for bad in ["x", "1_2", "01_1_1", "1_1_-1", "1_1_4294967296", ""]:
             result = run("get", self.store, bad)
-            self.assert_fails(result, EXIT_INVALID, "malformed event ID")
+            self.assert_fails(result, EXIT_INVALID, "malformed event ID" if bad else "ID: an empty value")
             self.assertEqual(self.count(), 1)
 
     def test_get_absent_id_is_exit_7(self):

@@ -49,6 +49,9 @@ TEST_CASE("truncation is refused without an archive that covers the range", "[re
   Store store = Store::open(r.path);
   SECTION("no archive") {
     CHECK(error_code_of([&] { store.truncate_before(r.ids[100], r.archive); }) == ErrorCode::not_found);
+    // Even when there is nothing before the cut.
+    CHECK(error_code_of([&] { store.truncate_before(r.ids[0], r.archive); }) == ErrorCode::not_found);
+    CHECK(error_code_of([&] { store.truncate_before(EventId{1, 1, 1}, r.archive); }) == ErrorCode::not_found);
   }
   SECTION("past the export checkpoint") {
     // Export, then append more: cutting past the checkpoint is refused.

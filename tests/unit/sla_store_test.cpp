@@ -82,3 +82,23 @@ TEST_CASE("the writing process's report is readable by another process", "[sla][
   CHECK(text.find("lighthouse_events_appended_total 200") != std::string::npos);
   CHECK(text.find("lighthouse_append_duration_seconds_count 200") != std::string::npos);
 }
+
+TEST_CASE("a process that only changed the health state keeps the previous SLA report", "[sla][store]") {
+  TempDir dir;
+  {
+    Store store = Store::open(dir / "store");
+    for (int i = 0; i < 5; ++i) store.append(event("T", "a"));
+  }
+  {
+    // The operator's process: two health transitions, no append.
+    Store store = Store::open(dir / "store");
+    store.enter_emergency("maintenance");
+    store.clear_emergency();
+  }
+  Options ro;
+  ro.read_only = true;
+  Store store = Store::open(dir / "store", ro);
+  auto json = nlohmann::json::parse(store.persisted_sla());
+  CHECK(json["counters"]["events"].get<std::uint64_t>() == 5);
+  CHECK(store.persisted_metrics_text().find("lighthouse_events_appended_total 5") != std::string::npos);
+}

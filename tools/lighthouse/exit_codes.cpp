@@ -11,9 +11,9 @@ struct Row {
 constexpr Row kRows[] = {
     {kExitSuccess, "success"},
     {kExitOther, "other error (I/O, unsupported format, failed store, internal)"},
-    {kExitUsage, "usage: unknown option, missing or malformed argument"},
+    {kExitUsage, "usage: unknown command or option, missing argument, options that exclude each other"},
     {kExitConflict, "conflict: wrong expected version or idempotency conflict"},
-    {kExitInvalidInput, "invalid input or a limit exceeded"},
+    {kExitInvalidInput, "invalid input: a malformed or empty value (ID, time, number, name, event line) or a limit exceeded"},
     {kExitCorruption, "corruption"},
     {kExitRefused, "refused: the store does not accept this write (read-only, degraded, emergency)"},
     {kExitNotFound, "not found: no such store or event"},

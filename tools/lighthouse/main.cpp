@@ -32,10 +32,28 @@ std::optional<std::uint32_t> parse_node_id(const std::string& text) {
   return value;
 }
 
+// The shape of the command line (an unknown command or option, a missing
+// argument, options that exclude each other) is a usage error; a value the
+// parser refuses (empty, not a number, out of range, not one of the choices)
+// is invalid input, like a malformed ID or time found later.
 int report_usage_error(CLI::App& app, const CLI::ParseError& error) {
   if (error.get_exit_code() == 0) return app.exit(error);  // --help, --version
   std::cerr << "lighthouse: " << error.what() << "\nRun with --help for more information.\n";
-  return kExitUsage;
+  const bool bad_value = dynamic_cast<const CLI::ValidationError*>(&error) != nullptr ||
+                         dynamic_cast<const CLI::ConversionError*>(&error) != nullptr;
+  return bad_value ? kExitInvalidInput : kExitUsage;
+}
+
+// No option or argument of the tool means anything when empty: an empty
+// value (an unset shell variable) is refused rather than read as "not given".
+void refuse_empty_values(CLI::App& command) {
+  static const CLI::Validator not_empty(
+      [](std::string& value) { return value.empty() ? std::string("an empty value is not allowed") : std::string(); },
+      "");
+  for (CLI::Option* option : command.get_options()) {
+    if (option->get_type_size_max() != 0) option->check(not_empty);
+  }
+  for (CLI::App* sub : command.get_subcommands({})) refuse_empty_values(*sub);
 }
 
 }  // namespace
@@ -216,6 +234,7 @@ int main(int argc, char** argv) {
   read->add_option("--from-version", from_version, "First version (inclusive; default 1)");
   read->add_option("--to-version", to_version, "Last version (inclusive; default: the last)");
 
+  refuse_empty_values(app);
   if (argc > 1 && argv[1][0] != '-') {
     bool known = false;
     for (const CLI::App* command : app.get_subcommands({})) known = known || command->get_name() == argv[1];
@@ -252,10 +271,6 @@ int main(int argc, char** argv) {
     } else if (*sla) {
       run_sla(store_path, std::cout);
     } else if (*health) {
-      if (*enter_opt && emergency_reason.empty()) {
-        std::cerr << "lighthouse: --enter-emergency needs a non-empty REASON\n";
-        return kExitUsage;
-      }
       run_health(store_path, emergency_reason, clear_emergency, std::cout);
     } else if (*metrics) {
       run_metrics(store_path, metrics_archive, std::cout);
