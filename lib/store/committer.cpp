@@ -1,5 +1,7 @@
 #include "store/committer.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 
 namespace lighthouse {
@@ -46,6 +48,7 @@ std::size_t Committer::backlog() const {
 }
 
 void Committer::run() {
+  pthread_setname_np(pthread_self(), "lh-committer");  // as top and gdb show it
   std::vector<std::unique_ptr<AppendRequest>> group;
   const bool ticking = tick_ && tick_interval_.count() > 0;
   auto next_tick = std::chrono::steady_clock::now() + tick_interval_;

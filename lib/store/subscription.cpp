@@ -1,6 +1,8 @@
 // Subscriptions: a thread per subscription that reads the store after its
 // position in chunks, calls the handler, and waits for commits (woken by
 // this process's commits, or by a bounded poll for other processes').
+#include <pthread.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -222,6 +224,7 @@ Subscription Store::subscribe(const Query& filter, SubscriptionStart start, Even
   Subscription::State* s = state.get();
   std::unique_lock join_lock(state->join_mutex);
   state->thread = std::thread([s, keep = state, read_only_handle] {
+    pthread_setname_np(pthread_self(), "lh-subscriber");
     s->runner = std::this_thread::get_id();
     auto store_of = [&]() -> std::optional<Store> {
       auto impl = s->store.lock();
