@@ -25,10 +25,12 @@ Committer::~Committer() { stop(); }
 
 void Committer::submit(std::unique_ptr<AppendRequest> request) {
   request->enqueued = std::chrono::steady_clock::now();
+  std::vector<std::unique_ptr<AppendRequest>> retired;  // freed on return, unlocked
   {
     std::lock_guard lock(mutex_);
     if (stopping_) throw Error(ErrorCode::closed, "the store is closing");
     queue_.push_back(std::move(request));
+    retired.swap(retired_);
   }
   wake_.notify_one();
 }
@@ -57,8 +59,16 @@ void Committer::run() {
       tick_();  // must not throw
       next_tick = std::chrono::steady_clock::now() + tick_interval_;
     }
+    std::vector<std::unique_ptr<AppendRequest>> idle_retired;
     {
       std::unique_lock lock(mutex_);
+      if (queue_.empty() && !retired_.empty()) {
+        // Nothing to commit and nobody submitting: free them here, unlocked.
+        idle_retired.swap(retired_);
+        lock.unlock();
+        idle_retired.clear();
+        continue;
+      }
       auto ready = [this] { return stopping_ || !queue_.empty(); };
       if (ticking) {
         if (!wake_.wait_until(lock, next_tick, ready)) continue;  // time for a tick
@@ -98,6 +108,12 @@ void Committer::run() {
       }
     } else {
       commit_group_(group);
+    }
+    std::lock_guard lock(mutex_);
+    if (retired_.empty()) {
+      retired_.swap(group);
+    } else {
+      for (auto& request : group) retired_.push_back(std::move(request));
     }
     group.clear();
   }
