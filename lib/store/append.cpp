@@ -98,7 +98,8 @@ void Store::Impl::commit_group(std::vector<std::unique_ptr<AppendRequest>>& grou
         static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(taken - request->enqueued).count()));
   }
   std::uint64_t transaction_ns = 0, commit_ns = 0;
-  std::vector<std::vector<AppendResult>> results(group.size());
+  if (group_results_.size() < group.size()) group_results_.resize(group.size());
+  auto& results = group_results_;
   std::vector<std::exception_ptr> errors(group.size());
   std::exception_ptr group_error;
   if (auto failed = failed_error()) group_error = std::make_exception_ptr(*failed);

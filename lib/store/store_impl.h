@@ -188,6 +188,9 @@ class Store::Impl {
   std::unique_ptr<monitor::SlaMonitor> monitor_;  // null when Options::monitor is off
   std::uint64_t last_persist_ns_ = 0;             // committer thread only
   std::uint64_t last_evaluation_ns_ = 0;          // committer thread only
+  // Per request of the group being committed (committer thread only): kept
+  // between groups so that their buffers are reused, not allocated per request.
+  std::vector<std::vector<AppendResult>> group_results_;
   void persist_sla(MDB_txn* txn);
   std::unique_ptr<Committer> committer_;  // null when read-only
 
