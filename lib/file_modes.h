@@ -1,6 +1,12 @@
 // Permissions of the files and directories Lighthouse creates.
 #pragma once
 
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <system_error>
+
 namespace lighthouse {
 
 // A directory's mode for files of `file_mode`: each class that may read may
@@ -11,6 +17,21 @@ inline unsigned directory_mode(unsigned file_mode) {
   if (mode & 0040u) mode |= 0010u;
   if (mode & 0004u) mode |= 0001u;
   return mode;
+}
+
+// Creates `dir` (and its missing parents) with the directory mode for files
+// of `file_mode`, less the process's umask, as the files in it get. Returns
+// whether it created `dir`; `ec` is set on failure.
+inline bool create_directory_for(const std::filesystem::path& dir, unsigned file_mode, std::error_code& ec) {
+  ec.clear();
+  if (dir.has_parent_path() && dir.parent_path() != dir) {
+    std::filesystem::create_directories(dir.parent_path(), ec);
+    if (ec) return false;
+  }
+  if (::mkdir(dir.c_str(), static_cast<mode_t>(directory_mode(file_mode))) == 0) return true;
+  if (errno == EEXIST && std::filesystem::is_directory(dir, ec)) return false;
+  if (!ec) ec = std::error_code(errno, std::generic_category());
+  return false;
 }
 
 }  // namespace lighthouse

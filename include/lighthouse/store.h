@@ -177,7 +177,12 @@ class LIGHTHOUSE_API Store {
   // The SLA monitor's report: 10 s, 60 s and since-open windows, backlog,
   // breaches in force (Options::monitor must be on, else the windows are empty).
   SlaReport sla_report() const;
-  // Calls `callback` (from the thread that notices it) when a breach begins.
+  // Calls `callback` when a breach begins, from the thread that notices it
+  // (the committer's). An exception it throws is logged and dropped. From it,
+  // methods that wait for a commit (append, append_batch(es), close, repair,
+  // enter/clear_emergency, evaluate_health, set_checkpoint, import) raise
+  // Error(invalid_argument) instead of waiting for themselves; append_async
+  // works.
   void on_sla_breach(SlaBreachCallback callback);
   // The live Prometheus text exposition (format 0.0.4) for a host program to serve.
   std::string metrics_text() const;
@@ -269,8 +274,10 @@ class LIGHTHOUSE_API Store {
   // does by itself every HealthOptions::window_seconds), and returns the
   // state. Errors: read_only, closed, io_error.
   HealthStatus evaluate_health();
-  // Calls `callback` after each transition this process records (from the
-  // thread that records it: do not call the store's write methods from it).
+  // Calls `callback` after each transition this process records, from the
+  // thread that records it (usually the committer's). An exception it throws
+  // is logged and dropped; methods that wait for a commit raise
+  // Error(invalid_argument) from it, as for on_sla_breach.
   void on_health_change(HealthCallback callback);
 
   const std::filesystem::path& path() const noexcept;

@@ -97,10 +97,8 @@ ExportReport export_archive(const Store& store, const fs::path& dir, const Expor
   if (fs::is_symlink(dir, ec)) {
     throw Error(ErrorCode::invalid_argument, "archive path '" + dir.string() + "' is a symbolic link");
   }
-  const bool created = !fs::exists(dir, ec);
-  fs::create_directories(dir, ec);
+  create_directory_for(dir, options.file_mode, ec);
   if (ec) throw Error(ErrorCode::io_error, "cannot create '" + dir.string() + "': " + ec.message());
-  if (created) fs::permissions(dir, static_cast<fs::perms>(directory_mode(options.file_mode)), ec);
 
   ExportReport report;
   const StoreStats stats = store.stats();

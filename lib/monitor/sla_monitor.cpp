@@ -221,7 +221,16 @@ std::vector<SlaBreach> SlaMonitor::breaches(const LatencySummary& recent, double
     callbacks = callbacks_;
   }
   for (const auto& b : started) {
-    for (const auto& cb : callbacks) cb(b);
+    for (const auto& cb : callbacks) {
+      // A host's callback must not take the committer (or the process) down.
+      try {
+        cb(b);
+      } catch (const std::exception& error) {
+        log().error("lighthouse SLA: a breach callback threw: {}", error.what());
+      } catch (...) {
+        log().error("lighthouse SLA: a breach callback threw");
+      }
+    }
   }
   return found;
 }

@@ -90,6 +90,10 @@ class Committer {
   // Bounds later groups to `events` (the configured bound when larger).
   void bound_group_events(std::size_t events);
 
+  // True on the committer's own thread (where store callbacks run): a wait
+  // for the committer there would wait for itself.
+  bool on_committer_thread() const noexcept { return std::this_thread::get_id() == thread_.get_id(); }
+
  private:
   void run();
 

@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -153,7 +154,18 @@ RepairReport Store::repair() {
   return report;
 }
 
+void Store::Impl::refuse_on_committer_thread(const char* what) const {
+  if (committer_ && committer_->on_committer_thread()) {
+    throw Error(ErrorCode::invalid_argument,
+                std::string(what) +
+                    " cannot be called from a store callback (on_sla_breach, on_health_change): "
+                    "they run on the committer thread, which it would wait for; use append_async, "
+                    "or hand the work to another thread");
+  }
+}
+
 void Store::Impl::run_exclusive(std::function<void()> task, bool even_if_failed) {
+  refuse_on_committer_thread("this store method");
   if (auto failed = failed_error(); failed && !even_if_failed) throw *failed;
   auto request = std::make_unique<AppendRequest>();
   request->task = std::move(task);
@@ -173,18 +185,41 @@ BackupReport Store::backup(const fs::path& destination) const {
     throw Error(ErrorCode::invalid_argument, "backup destination '" + destination.string() +
                                                  "' exists and is not an empty directory");
   }
-  const bool created = !fs::exists(destination, ec);
-  fs::create_directories(destination, ec);
+  // Neither the store's directory nor anything inside it (checked before
+  // anything is created there).
+  {
+    const fs::path where = fs::weakly_canonical(fs::absolute(destination), ec);
+    const fs::path& store = impl_->path();
+    auto [s, w] = std::mismatch(store.begin(), store.end(), where.begin(), where.end());
+    if (!ec && s == store.end()) {
+      throw Error(ErrorCode::invalid_argument,
+                  "backup destination '" + destination.string() + "' is " +
+                      (w == where.end() ? "the store itself" : "inside the store's directory"));
+    }
+  }
+  const bool created = create_directory_for(destination, impl_->options().file_mode, ec);
   if (ec) {
     throw Error(ErrorCode::io_error,
                 "cannot create '" + destination.string() + "': " + ec.message());
   }
-  const unsigned mode = impl_->options().file_mode & 0777u;
-  if (created) fs::permissions(destination, static_cast<fs::perms>(directory_mode(mode)), ec);
-  fs::path target = fs::canonical(destination, ec);
-  if (target == impl_->path()) {
-    throw Error(ErrorCode::invalid_argument, "backup destination is the store itself");
-  }
+  const fs::path target = fs::canonical(destination, ec);
+  // A backup that fails leaves nothing behind: the directory it created, or
+  // the files it wrote into the empty one it was given.
+  struct Cleanup {
+    fs::path dir;
+    bool created;
+    bool armed = true;
+    ~Cleanup() {
+      if (!armed) return;
+      std::error_code ignored;
+      if (created) {
+        fs::remove_all(dir, ignored);
+      } else {
+        fs::remove(dir / "data.mdb", ignored);
+        fs::remove(dir / "lock.mdb", ignored);
+      }
+    }
+  } cleanup{target, created};
   {
     auto lock = impl_->use();
     // mdb_env_copy2 runs its own read transaction: hold the map lock shared
@@ -193,8 +228,12 @@ BackupReport Store::backup(const fs::path& destination) const {
     lmdb::check(mdb_env_copy2(impl_->env_.get(), target.c_str(), MDB_CP_COMPACT),
                 "copying the store to '" + target.string() + "'");
   }
-  // LMDB creates the copy with 0666 less the umask: give it the store's mode.
-  fs::permissions(target / "data.mdb", static_cast<fs::perms>(mode), ec);
+  // LMDB creates the copy with 0666 less the umask: give it the mode of the
+  // store's own data file.
+  struct stat source {};
+  if (::stat((impl_->path() / "data.mdb").c_str(), &source) == 0) {
+    fs::permissions(target / "data.mdb", static_cast<fs::perms>(source.st_mode & 0777u), ec);
+  }
   sync_path(target / "data.mdb", false);
   sync_path(target, true);
   BackupReport report;
@@ -203,16 +242,19 @@ BackupReport Store::backup(const fs::path& destination) const {
   Options options;
   options.read_only = true;
   options.create_if_missing = false;
-  Store copy = Store::open(target, options);
-  VerifyReport verified = copy.verify({10});
-  if (!verified.ok()) {
-    throw Error(ErrorCode::corruption,
-                "the backup in '" + target.string() +
-                    "' does not verify: " + verified.problems.front().category + " " +
-                    verified.problems.front().subject + ": " + verified.problems.front().detail);
+  {
+    Store copy = Store::open(target, options);
+    VerifyReport verified = copy.verify({10});
+    if (!verified.ok()) {
+      throw Error(ErrorCode::corruption,
+                  "the backup in '" + target.string() +
+                      "' does not verify: " + verified.problems.front().category + " " +
+                      verified.problems.front().subject + ": " + verified.problems.front().detail);
+    }
+    report.events = verified.events_checked;
+    copy.close();
   }
-  report.events = verified.events_checked;
-  copy.close();
+  cleanup.armed = false;
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;
 }

@@ -42,6 +42,7 @@ AppendResult Store::append(EventData event, ExpectedVersion expected, Priority p
 
 AppendResult Store::append_batch(Batch batch) {
   impl_->refuse_read_only(read_only_handle_);
+  impl_->refuse_on_committer_thread("append (which waits for its commit)");
   return impl_->submit(std::move(batch), false).get();
 }
 
@@ -66,6 +67,7 @@ AppendResult Store::append_batch(std::vector<EventData> events,
 std::vector<AppendResult> Store::append_batches(std::vector<Batch> batches) {
   impl_->refuse_read_only(read_only_handle_);
   if (batches.empty()) return {};
+  impl_->refuse_on_committer_thread("append_batches (which waits for its commit)");
   return impl_->submit(std::move(batches), false).get();
 }
 
@@ -81,7 +83,9 @@ const std::filesystem::path& Store::path() const noexcept { return impl_->path()
 const Options& Store::options() const noexcept { return impl_->options(); }
 
 void Store::close() {
-  if (impl_) impl_->shutdown();
+  if (!impl_) return;
+  impl_->refuse_on_committer_thread("close()");
+  impl_->shutdown();
 }
 
 }  // namespace lighthouse

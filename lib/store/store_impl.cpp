@@ -70,13 +70,11 @@ std::shared_ptr<Store::Impl> Store::Impl::open(const fs::path& path, const Optio
     if (options.read_only || !options.create_if_missing) {
       throw Error(ErrorCode::not_found, "no store at '" + path.string() + "'");
     }
-    const bool created = !fs::exists(path, ec);
-    fs::create_directories(path, ec);
+    create_directory_for(path, options.file_mode, ec);
     if (ec) {
       throw Error(ErrorCode::io_error,
                   "cannot create store directory '" + path.string() + "': " + ec.message());
     }
-    if (created) fs::permissions(path, static_cast<fs::perms>(directory_mode(options.file_mode)), ec);
   }
   fs::path canonical = fs::canonical(path, ec);
   if (ec) {

@@ -82,6 +82,10 @@ class Store::Impl {
 
   // Runs `task` in the committer thread, alone, and waits for it.
   void run_exclusive(std::function<void()> task, bool even_if_failed = false);
+  // Throws Error(invalid_argument) when called on the committer thread, from
+  // a callback the store runs there (on_sla_breach, on_health_change): `what`
+  // would wait for the committer, that is for itself.
+  void refuse_on_committer_thread(const char* what) const;
   // repair(): rebuilds the secondary indexes and counters in one write transaction.
   void rebuild_indexes(RepairReport& report);
   StoreStats stats() const;

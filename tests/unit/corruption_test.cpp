@@ -14,6 +14,7 @@ using lighthouse::testing::event;
 using lighthouse::testing::TempDir;
 
 using lighthouse::testing::flip_marker;
+namespace fs = std::filesystem;
 
 TEST_CASE("a corrupted stored value raises a corruption error on read", "[corruption]") {
   TempDir dir;
@@ -107,4 +108,21 @@ TEST_CASE("a cursor reports a corrupted event in place and goes on after it", "[
       CHECK(errors == 1);
     }
   }
+}
+
+TEST_CASE("a backup of a damaged store fails and leaves nothing behind", "[corruption][backup]") {
+  TempDir dir;
+  Options options;
+  options.compression_threshold = 0;
+  {
+    Store store = Store::open(dir / "store", options);
+    store.append(event("T", "a", "VICTIM-PAYLOAD-BACKUP"));
+  }
+  REQUIRE(flip_marker(dir / "store" / "data.mdb", "VICTIM-PAYLOAD-BACKUP") >= 1);
+  Store store = Store::open(dir / "store", options);
+  CHECK(error_code_of([&] { store.backup(dir / "new" / "copy"); }) == ErrorCode::corruption);
+  CHECK_FALSE(fs::exists(dir / "new" / "copy"));  // the directory it created is gone
+  fs::create_directory(dir / "given");
+  CHECK(error_code_of([&] { store.backup(dir / "given"); }) == ErrorCode::corruption);
+  CHECK(fs::is_empty(dir / "given"));  // the empty directory it was given stays empty
 }

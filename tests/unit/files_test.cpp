@@ -52,6 +52,29 @@ TEST_CASE("a new store, its backup and its archive are owner-only by default", "
   for (const auto& entry : fs::directory_iterator(dir / "archive")) CHECK(mode_of(entry.path()) == 0600);
 }
 
+TEST_CASE("directories take the umask as the files in them do", "[files]") {
+  const mode_t old = ::umask(022);
+  struct Restore {
+    mode_t old;
+    ~Restore() { ::umask(old); }
+  } restore{old};
+  TempDir dir;
+  Options o;
+  o.file_mode = 0666;  // the umask makes it 0644, and the directories 0755
+  Store store = Store::open(dir / "store", o);
+  store.append(event("E"));
+  CHECK(mode_of(dir / "store") == 0755);
+  CHECK(mode_of(dir / "store" / "data.mdb") == 0644);
+  store.backup(dir / "copy");
+  CHECK(mode_of(dir / "copy") == 0755);
+  CHECK(mode_of(dir / "copy" / "data.mdb") == 0644);
+  ExportOptions e;
+  e.file_mode = 0666;
+  export_archive(store, dir / "archive", e);
+  CHECK(mode_of(dir / "archive") == 0755);
+  for (const auto& entry : fs::directory_iterator(dir / "archive")) CHECK(mode_of(entry.path()) == 0644);
+}
+
 TEST_CASE("compact keeps the data file's mode", "[files]") {
   NoUmask no_umask;  // LMDB would create its copy 0666
   TempDir dir;

@@ -250,4 +250,12 @@ TEST_CASE("a hot backup taken during appends verifies and holds a prefix of them
   CHECK(std::equal(copied.begin(), copied.end(), original.begin()));
   CHECK(error_code_of([&] { store.backup(f.dir / "backup"); }) == ErrorCode::invalid_argument);
   CHECK(error_code_of([&] { store.backup(f.path); }) == ErrorCode::invalid_argument);
+  // Nor anywhere inside the store's directory, and nothing is created there.
+  CHECK(error_code_of([&] { store.backup(f.path / "inner"); }) == ErrorCode::invalid_argument);
+  CHECK(error_code_of([&] { store.backup(f.path / "a" / "b"); }) == ErrorCode::invalid_argument);
+  CHECK(error_code_of([&] { store.backup(f.path / ".." / f.path.filename() / "c"); }) ==
+        ErrorCode::invalid_argument);
+  CHECK_FALSE(std::filesystem::exists(f.path / "inner"));
+  CHECK_FALSE(std::filesystem::exists(f.path / "a"));
+  CHECK_FALSE(std::filesystem::exists(f.path / "c"));
 }

@@ -102,3 +102,64 @@ TEST_CASE("a process that only changed the health state keeps the previous SLA r
   CHECK(json["counters"]["events"].get<std::uint64_t>() == 5);
   CHECK(store.persisted_metrics_text().find("lighthouse_events_appended_total 5") != std::string::npos);
 }
+
+TEST_CASE("callbacks that throw or wait for the committer do not take the store down", "[sla][store][health]") {
+  TempDir dir;
+  Options options;
+  options.sla.append_p99_seconds = 1e-9;  // every window breaches
+  options.sla.min_samples = 1;
+  options.health.window_seconds = 0;  // health changes only by hand here
+  Store store = Store::open(dir / "store", options);
+  std::atomic<int> calls{0}, refused{0};
+  std::mutex mutex;
+  std::optional<std::future<AppendResult>> from_callback;
+  auto refuse = [&](auto&& call) {
+    try {
+      call();
+    } catch (const Error& error) {
+      if (error.code() == ErrorCode::invalid_argument) ++refused;
+    }
+  };
+  store.on_sla_breach([&](const SlaBreach&) {
+    ++calls;
+    // Both would wait for the committer, on whose thread this runs.
+    refuse([&] { store.append(event("FromCallback")); });
+    refuse([&] { store.close(); });
+    std::lock_guard lock(mutex);
+    from_callback = store.append_async(event("AsyncFromCallback"));  // does not wait: allowed
+    throw std::runtime_error("a host's bug");
+  });
+  // The committer evaluates at most once a second: append until it has.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (calls.load() == 0 && std::chrono::steady_clock::now() < deadline) {
+    auto pending = store.append_async(event("T"));
+    REQUIRE(pending.wait_for(std::chrono::seconds(10)) == std::future_status::ready);  // never frozen
+    pending.get();
+  }
+  REQUIRE(calls.load() == 1);
+  CHECK(refused.load() == 2);
+  store.append(event("After"));  // the committer lives on
+  {
+    std::lock_guard lock(mutex);
+    REQUIRE(from_callback);
+    CHECK(from_callback->get().events.size() == 1);
+  }
+  Query q;
+  q.types = {"FromCallback", "AsyncFromCallback"};
+  std::vector<std::string> types;
+  for (const auto& e : store.query(q)) types.push_back(e.type);
+  CHECK(types == std::vector<std::string>{"AsyncFromCallback"});
+
+  // The same from a health callback: close() and clear_emergency() are refused there.
+  refused = 0;
+  store.on_health_change([&](const HealthTransition&) {
+    refuse([&] { store.close(); });
+    refuse([&] { store.clear_emergency(); });
+  });
+  store.enter_emergency("drill");
+  CHECK(refused.load() == 2);
+  store.clear_emergency();
+  CHECK(refused.load() == 4);
+  CHECK(store.health().state == HealthState::healthy);
+  store.append(event("AfterHealth"));
+}
