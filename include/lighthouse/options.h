@@ -43,6 +43,12 @@ struct Limits {
 // the timestamps it assigns strictly increasing whatever the clock does.
 using Clock = std::function<std::uint64_t()>;
 
+// Store::open refuses options out of range with Error(invalid_argument) naming
+// the option, before it creates anything: limits of 0, name limits beyond what
+// LMDB keys hold (255; idempotency keys 511), a file mode that does not let
+// the owner read and write, a map of less than 64 KiB or more than 64 TiB,
+// NaN or negative durations and targets, health thresholds outside [0, 1] or
+// out of order, and enum values outside their enumerators.
 struct Options {
   // Open the store read-only: every write raises Error(read_only), and the
   // process never writes to the store's files.

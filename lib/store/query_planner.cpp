@@ -157,6 +157,11 @@ std::optional<Truncation> truncated_base(MDB_txn* txn, const Databases& dbs) {
 ResolvedQuery plan_query(MDB_txn* txn, const Databases& dbs, const Query& query,
                          bool default_verify) {
   Limits limits;
+  if (query.direction != Direction::forward && query.direction != Direction::reverse) {
+    throw Error(ErrorCode::invalid_argument, "query direction " +
+                                                 std::to_string(static_cast<unsigned>(query.direction)) +
+                                                 " is neither forward nor reverse");
+  }
   for (const auto& type : query.types) validation::check_name("type filter", type, limits, false, true);
   if (query.aggregate) {
     validation::check_name("aggregate filter", *query.aggregate, limits, false, true);

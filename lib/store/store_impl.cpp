@@ -8,6 +8,7 @@
 
 #include "codec/record.h"
 #include "file_modes.h"
+#include "store/validation.h"
 #include "lighthouse/version.h"
 #include "store/registry.h"
 #include "store/schema.h"
@@ -41,11 +42,7 @@ std::uint64_t meta_u64(MDB_txn* txn, MDB_dbi meta, std::string_view key, std::si
 
 std::shared_ptr<Store::Impl> Store::Impl::open(const fs::path& path, const Options& options) {
   if (path.empty()) throw Error(ErrorCode::invalid_argument, "store path is empty");
-  if (options.limits.max_name_bytes > 255) {
-    throw Error(ErrorCode::invalid_argument,
-                "limits.max_name_bytes is " + std::to_string(options.limits.max_name_bytes) +
-                    ": LMDB keys allow at most 255");
-  }
+  validation::check_options(options);
   std::error_code ec;
   if (fs::exists(path, ec) && !fs::is_directory(path, ec)) {
     throw Error(ErrorCode::invalid_argument,
@@ -206,6 +203,26 @@ void Store::Impl::open_databases() {
   if (is_new && ro) {
     throw Error(ErrorCode::not_found, "no Lighthouse store at '" + path_.string() + "'");
   }
+  if (is_new) {
+    // A new store starts from an empty environment: one that holds anything
+    // but Lighthouse's own databases belongs to someone else, and is left
+    // untouched (this transaction aborts).
+    MDB_dbi main_db;
+    lmdb::check(mdb_dbi_open(txn.get(), nullptr, 0, &main_db), "opening the main database");
+    lmdb::Cursor names(txn.get(), main_db);
+    MDB_val k, v;
+    for (bool ok = names.seek(k, v, MDB_FIRST); ok; ok = names.seek(k, v, MDB_NEXT)) {
+      const std::string_view name = lmdb::view(k);
+      const bool ours = name == schema::kMeta || name == schema::kEvents || name == schema::kByType ||
+                        name == schema::kByAggregate || name == schema::kAggregateHeads ||
+                        name == schema::kByIdempotencyKey;
+      if (!ours) {
+        throw Error(ErrorCode::corruption, "'" + path_.string() +
+                                               "' holds an LMDB environment that is not a Lighthouse "
+                                               "store (it has data outside Lighthouse's databases)");
+      }
+    }
+  }
   if (!is_new) {
     format_version_ = static_cast<std::uint32_t>(
         meta_u64(txn.get(), dbs_.meta, schema::meta::kFormatVersion, 4, 0));
@@ -221,6 +238,11 @@ void Store::Impl::open_databases() {
   dbs_.by_aggregate = open_db(schema::kByAggregate, MDB_DUPSORT | MDB_DUPFIXED);
   dbs_.aggregate_heads = open_db(schema::kAggregateHeads, 0);
   dbs_.by_idempotency_key = open_db(schema::kByIdempotencyKey, 0);
+  if (is_new && lmdb::entries(txn.get(), dbs_.events) != 0) {
+    throw Error(ErrorCode::corruption, "store '" + path_.string() +
+                                           "' holds events but no format version in 'meta' (run "
+                                           "`lighthouse verify`; restore it from a backup)");
+  }
   if (is_new) {
     format_version_ = kFormatVersion;
     node_id_ = options_.node_id.value_or(random_node_id());

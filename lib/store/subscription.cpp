@@ -193,6 +193,10 @@ Subscription Store::subscribe(const Query& filter, SubscriptionStart start, Even
                 "the position (no ID, sequence or time bounds, limit or direction)");
   }
   if (!handler) throw Error(ErrorCode::invalid_argument, "a subscription needs a handler");
+  if (static_cast<unsigned>(start.kind) > static_cast<unsigned>(SubscriptionStart::Kind::now)) {
+    throw Error(ErrorCode::invalid_argument,
+                "subscription start kind " + std::to_string(static_cast<unsigned>(start.kind)) + " is unknown");
+  }
   if (options.chunk_events == 0) throw Error(ErrorCode::invalid_argument, "chunk_events must be at least 1");
   if (!(options.poll_seconds > 0) || options.poll_seconds > 3600) {
     throw Error(ErrorCode::invalid_argument, "poll_seconds must be in (0, 3600]");

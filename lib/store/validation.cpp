@@ -1,6 +1,11 @@
 #include "store/validation.h"
 
+#include <zstd.h>
+
+#include <cmath>
+#include <limits>
 #include <set>
+#include <sstream>
 #include <string>
 
 namespace lighthouse::validation {
@@ -105,6 +110,7 @@ std::size_t check_batch(const Batch& batch, const Limits& limits, bool allow_res
     fail(ErrorCode::invalid_argument, "a batch needs at least one event");
   }
   if (batch.checkpoint) check_consumer(batch.checkpoint->consumer);
+  check_priority(batch.priority);
   std::size_t bytes = 0;
   std::set<std::string_view> keys;
   for (std::size_t i = 0; i < batch.events.size(); ++i) {
@@ -161,6 +167,86 @@ std::size_t check_batch(const Batch& batch, const Limits& limits, bool allow_res
   }
   check_totals(batch.events.size(), bytes, limits);
   return bytes;
+}
+
+namespace {
+
+[[noreturn]] void bad_option(const std::string& name, const std::string& why) {
+  throw Error(ErrorCode::invalid_argument, "Options::" + name + " " + why);
+}
+
+void in_range(const std::string& name, double value, double lo, double hi) {
+  if (!std::isfinite(value) || value < lo || value > hi) {
+    std::ostringstream text;
+    text << "is " << value << ": it must be from " << lo << " to " << hi;
+    bad_option(name, text.str());
+  }
+}
+
+void at_least(const std::string& name, std::uint64_t value, std::uint64_t lo) {
+  if (value < lo) bad_option(name, "is " + std::to_string(value) + ": it must be at least " + std::to_string(lo));
+}
+
+void at_most(const std::string& name, std::uint64_t value, std::uint64_t hi) {
+  if (value > hi) bad_option(name, "is " + std::to_string(value) + ": it must be at most " + std::to_string(hi));
+}
+
+}  // namespace
+
+void check_priority(Priority priority) {
+  if (static_cast<unsigned>(priority) > static_cast<unsigned>(Priority::critical)) {
+    fail(ErrorCode::invalid_argument,
+         "priority " + std::to_string(static_cast<unsigned>(priority)) + " is not low, normal, high or critical");
+  }
+}
+
+void check_options(const Options& o) {
+  const Limits& l = o.limits;
+  at_least("limits.max_event_bytes", l.max_event_bytes, 1);
+  at_least("limits.max_batch_events", l.max_batch_events, 1);
+  at_least("limits.max_batch_bytes", l.max_batch_bytes, 1);
+  at_least("limits.max_name_bytes", l.max_name_bytes, 1);
+  at_most("limits.max_name_bytes", l.max_name_bytes, 255);  // LMDB keys of the indexes
+  at_least("limits.max_idempotency_key_bytes", l.max_idempotency_key_bytes, 1);
+  at_most("limits.max_idempotency_key_bytes", l.max_idempotency_key_bytes, 511);  // LMDB's key size
+  if (o.file_mode > 0777u || (o.file_mode & 0600u) != 0600u) {
+    std::ostringstream text;
+    text << "is 0" << std::oct << o.file_mode
+         << ": it must be permission bits (at most 0777) that let the owner read and write";
+    bad_option("file_mode", text.str());
+  }
+  if (o.durability != Durability::sync && o.durability != Durability::no_meta_sync) {
+    bad_option("durability", "is " + std::to_string(static_cast<unsigned>(o.durability)) +
+                                 ": it must be sync or no_meta_sync");
+  }
+  at_least("map_size", o.map_size, std::size_t{64} << 10);
+  at_most("map_size", o.map_size, std::size_t{1} << 46);
+  if (o.max_map_size != 0) {
+    at_least("max_map_size", o.max_map_size, o.map_size);
+    at_most("max_map_size", o.max_map_size, std::size_t{1} << 46);
+  }
+  at_least("max_group_events", o.max_group_events, 1);
+  at_least("max_group_bytes", o.max_group_bytes, 1);
+  in_range("compression_level", o.compression_level, ZSTD_minCLevel(), ZSTD_maxCLevel());
+  in_range("sla.append_p99_seconds", o.sla.append_p99_seconds, 1e-9, 3600);
+  in_range("sla.capacity_events_per_second", o.sla.capacity_events_per_second, 0, 1e12);
+  const HealthOptions& h = o.health;
+  in_range("health.window_seconds", h.window_seconds, 0, 86'400);
+  at_least("health.enter_after", h.enter_after, 1);
+  at_least("health.leave_after", h.leave_after, 1);
+  in_range("health.degraded_latency_factor", h.degraded_latency_factor, 1, std::numeric_limits<double>::max());
+  in_range("health.map_usage_warning", h.map_usage_warning, 0, 1);
+  in_range("health.map_usage_degraded", h.map_usage_degraded, h.map_usage_warning, 1);
+  in_range("health.map_usage_emergency", h.map_usage_emergency, h.map_usage_degraded, 1);
+  in_range("health.disk_free_emergency", h.disk_free_emergency, 0, 1);
+  in_range("health.disk_free_degraded", h.disk_free_degraded, h.disk_free_emergency, 1);
+  in_range("health.disk_free_warning", h.disk_free_warning, h.disk_free_degraded, 1);
+  if (static_cast<unsigned>(h.degraded_min_priority) > static_cast<unsigned>(Priority::critical)) {
+    bad_option("health.degraded_min_priority",
+               "is " + std::to_string(static_cast<unsigned>(h.degraded_min_priority)) +
+                   ": it must be low, normal, high or critical");
+  }
+  at_least("health.degraded_max_group_events", h.degraded_max_group_events, 1);
 }
 
 }  // namespace lighthouse::validation

@@ -25,4 +25,11 @@ bool is_valid_utf8(std::string_view text) noexcept;
 // A subscription consumer's name: 1-128 bytes of UTF-8.
 void check_consumer(std::string_view name);
 
+// Options a store can be opened with: every limit, size, threshold and enum
+// in range (Error(invalid_argument) naming the option otherwise).
+void check_options(const Options& options);
+
+// An enum value a caller passed, within its enumerators.
+void check_priority(Priority priority);
+
 }  // namespace lighthouse::validation

@@ -1,5 +1,9 @@
 #include <catch2/catch.hpp>
 
+#include <cstdint>
+#include <functional>
+#include <limits>
+
 #include "lighthouse/lighthouse.h"
 #include "support/events.h"
 #include "support/temp_dir.h"
@@ -103,4 +107,71 @@ TEST_CASE("a name limit above what LMDB keys allow is refused at open", "[limits
   CHECK(error_code_of([&] { Store::open(dir / "store", options); }) ==
         ErrorCode::invalid_argument);
   CHECK_FALSE(std::filesystem::exists(dir / "store"));
+}
+
+TEST_CASE("options out of range are refused at open, naming the option, and create nothing", "[limits]") {
+  TempDir dir;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  std::vector<std::pair<std::string, std::function<void(Options&)>>> cases = {
+      {"limits.max_event_bytes", [](Options& o) { o.limits.max_event_bytes = 0; }},
+      {"limits.max_batch_events", [](Options& o) { o.limits.max_batch_events = 0; }},
+      {"limits.max_name_bytes", [](Options& o) { o.limits.max_name_bytes = 0; }},
+      {"limits.max_idempotency_key_bytes", [](Options& o) { o.limits.max_idempotency_key_bytes = 512; }},
+      {"file_mode", [](Options& o) { o.file_mode = 04600; }},
+      {"file_mode", [](Options& o) { o.file_mode = 0400; }},
+      {"durability", [](Options& o) { o.durability = static_cast<Durability>(9); }},
+      {"map_size", [](Options& o) { o.map_size = 1; }},
+      {"map_size", [](Options& o) { o.map_size = SIZE_MAX; }},
+      {"max_map_size", [](Options& o) { o.max_map_size = o.map_size / 2; }},
+      {"max_group_events", [](Options& o) { o.max_group_events = 0; }},
+      {"compression_level", [](Options& o) { o.compression_level = 99; }},
+      {"sla.append_p99_seconds", [&](Options& o) { o.sla.append_p99_seconds = nan; }},
+      {"sla.append_p99_seconds", [](Options& o) { o.sla.append_p99_seconds = -1; }},
+      {"health.window_seconds", [&](Options& o) { o.health.window_seconds = nan; }},
+      {"health.window_seconds", [](Options& o) { o.health.window_seconds = 1e30; }},
+      {"health.window_seconds", [](Options& o) { o.health.window_seconds = -1; }},
+      {"health.enter_after", [](Options& o) { o.health.enter_after = 0; }},
+      {"health.degraded_latency_factor", [](Options& o) { o.health.degraded_latency_factor = 0.5; }},
+      {"health.map_usage_warning", [](Options& o) { o.health.map_usage_warning = 5; }},
+      {"health.map_usage_degraded", [](Options& o) { o.health.map_usage_degraded = 0.5; }},  // below warning
+      {"health.disk_free_emergency", [](Options& o) { o.health.disk_free_emergency = -1; }},
+      {"health.disk_free_warning", [](Options& o) { o.health.disk_free_warning = 0.01; }},  // below degraded
+      {"health.degraded_min_priority",
+       [](Options& o) { o.health.degraded_min_priority = static_cast<Priority>(9); }},
+      {"health.degraded_max_group_events", [](Options& o) { o.health.degraded_max_group_events = 0; }},
+  };
+  for (const auto& [name, spoil] : cases) {
+    INFO(name);
+    Options options;
+    spoil(options);
+    try {
+      Store::open(dir / "store", options);
+      FAIL("opened with a bad " + name);
+    } catch (const Error& error) {
+      CHECK(error.code() == ErrorCode::invalid_argument);
+      CHECK(std::string(error.what()).find("Options::" + name) != std::string::npos);
+    }
+    CHECK_FALSE(std::filesystem::exists(dir / "store"));
+  }
+  // The defaults and the documented edges open.
+  Options edges;
+  edges.limits.max_idempotency_key_bytes = 511;
+  edges.health.window_seconds = 0;
+  edges.file_mode = 0600;
+  CHECK_NOTHROW(Store::open(dir / "store", edges));
+}
+
+TEST_CASE("enum values outside their enumerators are refused", "[limits]") {
+  TempDir dir;
+  Store store = Store::open(dir / "store");
+  CHECK(error_code_of([&] { store.append(event("E"), ExpectedVersion::any(), static_cast<Priority>(7)); }) ==
+        ErrorCode::invalid_argument);
+  Query q;
+  q.direction = static_cast<Direction>(5);
+  CHECK(error_code_of([&] { store.query(q); }) == ErrorCode::invalid_argument);
+  SubscriptionStart start;
+  start.kind = static_cast<SubscriptionStart::Kind>(42);
+  CHECK(error_code_of([&] { store.subscribe({}, start, [](const RecordedEvent&) {}); }) ==
+        ErrorCode::invalid_argument);
+  CHECK(store.stats().event_count == 0);
 }

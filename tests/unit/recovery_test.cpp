@@ -174,3 +174,48 @@ TEST_CASE("stats count distinct types", "[recovery]") {
   store.append_batch({event("A"), event("B"), event("A"), event("C", "x")});
   CHECK(store.stats().type_count == 3);
 }
+
+TEST_CASE("an LMDB environment that is not a store is refused and left untouched", "[recovery]") {
+  TempDir dir;
+  const auto path = dir / "foreign";
+  std::filesystem::create_directory(path);
+  {
+    lmdb::Env env;
+    lmdb::check(mdb_env_open(env.get(), path.c_str(), 0, 0600), "open");
+    lmdb::Txn txn(env.get(), false);
+    MDB_dbi main_db;
+    lmdb::check(mdb_dbi_open(txn.get(), nullptr, 0, &main_db), "dbi");
+    lmdb::put(txn.get(), main_db, "someone-else's-key", "value");
+    txn.commit();
+  }
+  const auto size = std::filesystem::file_size(path / "data.mdb");
+  CHECK(error_code_of([&] { Store::open(path); }) == ErrorCode::corruption);
+  Options ro;
+  ro.read_only = true;
+  CHECK(error_code_of([&] { Store::open(path, ro); }) != ErrorCode::internal);
+  // Still only the foreign key: no Lighthouse database was added.
+  lmdb::Env env;
+  lmdb::check(mdb_env_open(env.get(), path.c_str(), MDB_RDONLY, 0600), "open");
+  lmdb::Txn txn(env.get(), true);
+  MDB_dbi main_db;
+  lmdb::check(mdb_dbi_open(txn.get(), nullptr, 0, &main_db), "dbi");
+  CHECK(lmdb::entries(txn.get(), main_db) == 1);
+  CHECK(std::filesystem::file_size(path / "data.mdb") == size);
+}
+
+TEST_CASE("a store whose events lost their format version is refused, not re-created", "[recovery]") {
+  TempDir dir;
+  { Store::open(dir / "store").append(event("E")); }
+  {
+    lmdb::Env env;
+    lmdb::check(mdb_env_set_maxdbs(env.get(), 8), "maxdbs");
+    lmdb::check(mdb_env_open(env.get(), (dir / "store").c_str(), 0, 0600), "open");
+    lmdb::Txn txn(env.get(), false);
+    MDB_dbi meta;
+    lmdb::check(mdb_dbi_open(txn.get(), schema::kMeta, 0, &meta), "dbi");
+    MDB_val k = lmdb::val(schema::meta::kFormatVersion);
+    lmdb::check(mdb_del(txn.get(), meta, &k, nullptr), "del");
+    txn.commit();
+  }
+  CHECK(error_code_of([&] { Store::open(dir / "store"); }) == ErrorCode::corruption);
+}
