@@ -87,7 +87,7 @@ class LIGHTHOUSE_API Subscription {
 
   // Blocks until the subscription stops (cancel, close of the store, a
   // handler that threw, stop_when_caught_up). Rethrows what stopped it, if
-  // that was an error.
+  // that was an error. From its own handler: Error(invalid_argument).
   void wait();
 
   bool running() const;

@@ -109,7 +109,10 @@ class Store::Impl {
   void notify_subscribers();
   void stop_subscriptions() noexcept;
   // Stores a consumer's checkpoint (in the committer thread).
-  void write_checkpoint(const std::string& consumer, const EventId& position);
+  // `caller_given`: the position comes from the host (set_checkpoint), and
+  // must not be past the last event appended (its consumer would then skip
+  // the events appended up to it).
+  void write_checkpoint(const std::string& consumer, const EventId& position, bool caller_given = false);
   // Stores a named, auto-checkpointing subscription's position when it
   // moved since its last checkpoint; returns whether it wrote.
   bool store_checkpoint(Subscription::State& state);

@@ -146,10 +146,30 @@ bool Store::Impl::store_checkpoint(Subscription::State& state) {
   return true;
 }
 
-void Store::Impl::write_checkpoint(const std::string& consumer, const EventId& position) {
+void Store::Impl::write_checkpoint(const std::string& consumer, const EventId& position, bool caller_given) {
   run_exclusive([&] {
     with_write_txn([&](MDB_txn* txn) {
       const auto key = position.to_key();
+      if (caller_given) {
+        // The last event appended: the last key, or with none stored (all
+        // truncated) the meta counter, compared by sequence.
+        lmdb::Cursor cursor(txn, dbs_.events);
+        MDB_val k, v;
+        bool past;
+        if (cursor.seek(k, v, MDB_LAST)) {
+          past = lmdb::view(k) < std::string_view(reinterpret_cast<const char*>(key.data()), key.size());
+        } else {
+          std::string_view last;
+          const bool known = lmdb::get(txn, dbs_.meta, schema::meta::kLastSequence, last) && last.size() == 8;
+          past = position.sequence > (known ? schema::read_be(last, 8) : 0);
+        }
+        if (past) {
+          throw Error(ErrorCode::invalid_argument,
+                      "checkpoint " + position.to_string() + " of consumer '" + consumer +
+                          "' is after the last event appended: the consumer would skip what is appended "
+                          "up to it");
+        }
+      }
       lmdb::put(txn, dbs_.meta, consumer_key(consumer),
                 std::string_view(reinterpret_cast<const char*>(key.data()), key.size()));
     });
@@ -182,7 +202,7 @@ std::optional<EventId> Store::checkpoint(const std::string& consumer) const {
 void Store::set_checkpoint(const std::string& consumer, const EventId& position) {
   validation::check_consumer(consumer);
   impl_->refuse_read_only(read_only_handle_);
-  impl_->write_checkpoint(consumer, position);
+  impl_->write_checkpoint(consumer, position, true);
 }
 
 Subscription Store::subscribe(const Query& filter, SubscriptionStart start, EventHandler handler,
@@ -358,6 +378,10 @@ void Subscription::cancel() {
 
 void Subscription::wait() {
   if (!state_) return;
+  if (state_->runner.load() == std::this_thread::get_id()) {
+    throw Error(ErrorCode::invalid_argument,
+                "Subscription::wait() called from its own handler would wait for itself forever");
+  }
   std::exception_ptr error;
   {
     std::unique_lock lock(state_->mutex);

@@ -419,3 +419,42 @@ TEST_CASE("a handler that opens and closes stores does not deadlock a concurrent
   store.close();
   CHECK_NOTHROW(sub.wait());
 }
+
+TEST_CASE("a checkpoint past the last event is refused; wait() from the handler raises instead of hanging",
+          "[subscription]") {
+  TempDir dir;
+  Store store = Store::open(dir / "store");
+  // No events yet: only a position at or before the (empty) end.
+  CHECK(error_code_of([&] { store.set_checkpoint("c", EventId{1, 1, 1}); }) == ErrorCode::invalid_argument);
+  std::vector<EventId> ids;
+  for (int i = 0; i < 5; ++i) ids.push_back(store.append(event("T")).events[0].id);
+  CHECK(error_code_of([&] { store.set_checkpoint("c", EventId{~0ull, ~0ull, 1}); }) ==
+        ErrorCode::invalid_argument);
+  EventId after_last = ids.back();
+  ++after_last.node_id;
+  CHECK(error_code_of([&] { store.set_checkpoint("c", after_last); }) == ErrorCode::invalid_argument);
+  CHECK_FALSE(store.checkpoint("c"));
+  store.set_checkpoint("c", ids[2]);
+  store.set_checkpoint("c", ids.back());
+  store.set_checkpoint("c", ids[2]);  // moving back is allowed: redelivery
+  REQUIRE(store.checkpoint("c"));
+  CHECK(*store.checkpoint("c") == ids[2]);
+
+  // wait() inside the subscription's own handler.
+  std::promise<ErrorCode> from_handler;
+  std::optional<Subscription> sub;
+  std::mutex mutex;
+  std::atomic<bool> once{false};
+  {
+    std::lock_guard lock(mutex);
+    sub.emplace(store.subscribe({}, SubscriptionStart::beginning(), [&](const RecordedEvent&) {
+      if (once.exchange(true)) return;
+      std::lock_guard inner(mutex);
+      from_handler.set_value(error_code_of([&] { sub->wait(); }));
+    }));
+  }
+  auto code = from_handler.get_future();
+  REQUIRE(code.wait_for(10s) == std::future_status::ready);
+  CHECK(code.get() == ErrorCode::invalid_argument);
+  sub->cancel();
+}
