@@ -299,6 +299,8 @@ class LIGHTHOUSE_API Store {
   friend struct StoreAccess;  // the library's own modules (archive import)
   friend class Subscription;
   explicit Store(std::shared_ptr<Impl> impl, bool read_only_handle);
+  // The store; Error(closed) on a moved-from handle.
+  Impl& impl() const;
   std::shared_ptr<Impl> impl_;
   bool read_only_handle_ = false;
 };

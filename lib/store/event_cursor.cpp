@@ -40,6 +40,9 @@ class EventCursor::Impl {
 
   std::optional<RecordedEvent> next() {
     for (;;) {
+      if (store_->closed_flag_.load(std::memory_order_acquire)) {
+        throw Error(ErrorCode::closed, "store '" + store_->path().string() + "' is closed");
+      }
       if (taken_ < buffer_.size()) {
         ++returned_;
         return std::move(buffer_[taken_++]);
@@ -291,34 +294,43 @@ EventCursor::EventCursor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 EventCursor::~EventCursor() = default;
 EventCursor::EventCursor(EventCursor&&) noexcept = default;
 EventCursor& EventCursor::operator=(EventCursor&&) noexcept = default;
-std::optional<RecordedEvent> EventCursor::next() { return impl_->next(); }
-const QueryPlan& EventCursor::plan() const noexcept { return impl_->plan(); }
-const std::optional<Truncation>& EventCursor::truncation() const noexcept { return impl_->truncation(); }
+std::optional<RecordedEvent> EventCursor::next() {
+  if (!impl_) throw Error(ErrorCode::closed, "this EventCursor was moved from: it has no query");
+  return impl_->next();
+}
+const QueryPlan& EventCursor::plan() const noexcept {
+  static const QueryPlan kNone;
+  return impl_ ? impl_->plan() : kNone;
+}
+const std::optional<Truncation>& EventCursor::truncation() const noexcept {
+  static const std::optional<Truncation> kNone;
+  return impl_ ? impl_->truncation() : kNone;
+}
 
 EventCursor Store::query(const Query& query) const {
   const auto start = std::chrono::steady_clock::now();
-  auto lock = impl_->use();
-  auto read = impl_->begin_read();
+  auto lock = impl().use();
+  auto read = impl().begin_read();
   auto cursor = std::make_unique<EventCursor::Impl>(
-      impl_, plan_query(read->txn.get(), impl_->dbs_, query, impl_->options().verify_checksums));
+      impl_, plan_query(read->txn.get(), impl().dbs_, query, impl().options().verify_checksums));
   cursor->add_time(start);
   return EventCursor(std::move(cursor));
 }
 
 QueryPlan Store::explain(const Query& query) const {
-  auto lock = impl_->use();
-  auto read = impl_->begin_read();
-  return plan_query(read->txn.get(), impl_->dbs_, query, impl_->options().verify_checksums).plan;
+  auto lock = impl().use();
+  auto read = impl().begin_read();
+  return plan_query(read->txn.get(), impl().dbs_, query, impl().options().verify_checksums).plan;
 }
 
 EventCursor Store::read_aggregate(const std::string& aggregate, std::uint64_t from_version,
                                   std::uint64_t to_version) const {
   const auto start = std::chrono::steady_clock::now();
-  auto lock = impl_->use();
-  auto read = impl_->begin_read();
+  auto lock = impl().use();
+  auto read = impl().begin_read();
   auto cursor = std::make_unique<EventCursor::Impl>(
-      impl_, plan_aggregate(read->txn.get(), impl_->dbs_, aggregate, from_version, to_version,
-                            impl_->options().verify_checksums));
+      impl_, plan_aggregate(read->txn.get(), impl().dbs_, aggregate, from_version, to_version,
+                            impl().options().verify_checksums));
   cursor->add_time(start);
   return EventCursor(std::move(cursor));
 }

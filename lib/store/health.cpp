@@ -374,23 +374,23 @@ void Store::Impl::on_health_change(HealthCallback callback) {
 
 // Store's public health methods.
 
-HealthStatus Store::health() const { return impl_->health(); }
+HealthStatus Store::health() const { return impl().health(); }
 
 void Store::enter_emergency(const std::string& reason) {
-  impl_->refuse_read_only(read_only_handle_);
-  impl_->enter_emergency(reason);
+  impl().refuse_read_only(read_only_handle_);
+  impl().enter_emergency(reason);
 }
 
 void Store::clear_emergency() {
-  impl_->refuse_read_only(read_only_handle_);
-  impl_->clear_emergency();
+  impl().refuse_read_only(read_only_handle_);
+  impl().clear_emergency();
 }
 
 HealthStatus Store::evaluate_health() {
-  impl_->refuse_read_only(read_only_handle_);
-  return impl_->evaluate_health();
+  impl().refuse_read_only(read_only_handle_);
+  return impl().evaluate_health();
 }
 
-void Store::on_health_change(HealthCallback callback) { impl_->on_health_change(std::move(callback)); }
+void Store::on_health_change(HealthCallback callback) { impl().on_health_change(std::move(callback)); }
 
 }  // namespace lighthouse

@@ -30,11 +30,11 @@ void sync_path(const fs::path& path, bool directory) {
 }  // namespace
 
 VerifyReport Store::verify(const VerifyOptions& options) const {
-  auto lock = impl_->use();
-  auto read = impl_->begin_read();
-  VerifyReport report = verify_snapshot(read->txn.get(), impl_->dbs_, options);
+  auto lock = impl().use();
+  auto read = impl().begin_read();
+  VerifyReport report = verify_snapshot(read->txn.get(), impl().dbs_, options);
   // A clean store ends the corruption trigger of the health state.
-  if (report.ok()) impl_->clear_corruption();
+  if (report.ok()) impl().clear_corruption();
   return report;
 }
 
@@ -146,10 +146,10 @@ void Store::Impl::rebuild_indexes(RepairReport& report) {
 }
 
 RepairReport Store::repair() {
-  impl_->refuse_read_only(read_only_handle_);
+  impl().refuse_read_only(read_only_handle_);
   RepairReport report;
   report.before = verify();
-  impl_->run_exclusive([&] { impl_->rebuild_indexes(report); });
+  impl().run_exclusive([&] { impl().rebuild_indexes(report); });
   report.after = verify();
   return report;
 }
@@ -189,7 +189,7 @@ BackupReport Store::backup(const fs::path& destination) const {
   // anything is created there).
   {
     const fs::path where = fs::weakly_canonical(fs::absolute(destination), ec);
-    const fs::path& store = impl_->path();
+    const fs::path& store = impl().path();
     auto [s, w] = std::mismatch(store.begin(), store.end(), where.begin(), where.end());
     if (!ec && s == store.end()) {
       throw Error(ErrorCode::invalid_argument,
@@ -197,7 +197,7 @@ BackupReport Store::backup(const fs::path& destination) const {
                       (w == where.end() ? "the store itself" : "inside the store's directory"));
     }
   }
-  const bool created = create_directory_for(destination, impl_->options().file_mode, ec);
+  const bool created = create_directory_for(destination, impl().options().file_mode, ec);
   if (ec) {
     throw Error(ErrorCode::io_error,
                 "cannot create '" + destination.string() + "': " + ec.message());
@@ -221,17 +221,17 @@ BackupReport Store::backup(const fs::path& destination) const {
     }
   } cleanup{target, created};
   {
-    auto lock = impl_->use();
+    auto lock = impl().use();
     // mdb_env_copy2 runs its own read transaction: hold the map lock shared
     // so that this process does not resize the map meanwhile.
-    std::shared_lock map(impl_->map_lock_);
-    lmdb::check(mdb_env_copy2(impl_->env_.get(), target.c_str(), MDB_CP_COMPACT),
+    std::shared_lock map(impl().map_lock_);
+    lmdb::check(mdb_env_copy2(impl().env_.get(), target.c_str(), MDB_CP_COMPACT),
                 "copying the store to '" + target.string() + "'");
   }
   // LMDB creates the copy with 0666 less the umask: give it the mode of the
   // store's own data file.
   struct stat source {};
-  if (::stat((impl_->path() / "data.mdb").c_str(), &source) == 0) {
+  if (::stat((impl().path() / "data.mdb").c_str(), &source) == 0) {
     fs::permissions(target / "data.mdb", static_cast<fs::perms>(source.st_mode & 0777u), ec);
   }
   sync_path(target / "data.mdb", false);

@@ -15,38 +15,38 @@ std::uint64_t readers_in_use(MDB_env* env) {
 }  // namespace
 
 SlaReport Store::sla_report() const {
-  auto lock = impl_->use();
-  if (!impl_->monitor_) return {};
-  SlaReport r = impl_->monitor_->report();
-  r.backlog = impl_->committer_ ? impl_->committer_->backlog() : 0;
+  auto lock = impl().use();
+  if (!impl().monitor_) return {};
+  SlaReport r = impl().monitor_->report();
+  r.backlog = impl().committer_ ? impl().committer_->backlog() : 0;
   return r;
 }
 
 void Store::on_sla_breach(SlaBreachCallback callback) {
-  auto lock = impl_->use();
-  if (impl_->monitor_) impl_->monitor_->on_breach(std::move(callback));
+  auto lock = impl().use();
+  if (impl().monitor_) impl().monitor_->on_breach(std::move(callback));
 }
 
 std::string Store::metrics_text() const {
   StoreStats s = stats();
   const HealthStatus status = health();
-  auto lock = impl_->use();
+  auto lock = impl().use();
   monitor::MeasuresSnapshot measures;
   std::map<std::string, std::uint64_t> errors;
-  if (impl_->monitor_) {
-    measures = impl_->monitor_->since_open();
-    errors = impl_->monitor_->error_counts();
+  if (impl().monitor_) {
+    measures = impl().monitor_->since_open();
+    errors = impl().monitor_->error_counts();
   }
-  std::string text = monitor::prometheus_text(s, measures, errors, readers_in_use(impl_->env_.get()), status);
+  std::string text = monitor::prometheus_text(s, measures, errors, readers_in_use(impl().env_.get()), status);
   Store self(impl_, true);
-  return text + impl_->subscription_metrics(self);
+  return text + impl().subscription_metrics(self);
 }
 
 std::string Store::persisted_sla() const {
-  auto lock = impl_->use();
-  auto read = impl_->begin_read();
+  auto lock = impl().use();
+  auto read = impl().begin_read();
   std::string_view json;
-  if (!lmdb::get(read->txn.get(), impl_->dbs_.meta, schema::meta::kSlaReport, json)) return "";
+  if (!lmdb::get(read->txn.get(), impl().dbs_.meta, schema::meta::kSlaReport, json)) return "";
   return std::string(json);
 }
 
@@ -57,8 +57,8 @@ std::string Store::persisted_metrics_text() const {
   const std::string json = persisted_sla();
   if (!json.empty()) monitor::parse_measures_json(json, measures, errors);
   const HealthStatus status = health();
-  auto lock = impl_->use();
-  return monitor::prometheus_text(s, measures, errors, readers_in_use(impl_->env_.get()), status);
+  auto lock = impl().use();
+  return monitor::prometheus_text(s, measures, errors, readers_in_use(impl().env_.get()), status);
 }
 
 }  // namespace lighthouse

@@ -41,9 +41,9 @@ AppendResult Store::append(EventData event, ExpectedVersion expected, Priority p
 }
 
 AppendResult Store::append_batch(Batch batch) {
-  impl_->refuse_read_only(read_only_handle_);
-  impl_->refuse_on_committer_thread("append (which waits for its commit)");
-  return impl_->submit(std::move(batch), false).get();
+  impl().refuse_read_only(read_only_handle_);
+  impl().refuse_on_committer_thread("append (which waits for its commit)");
+  return impl().submit(std::move(batch), false).get();
 }
 
 std::future<AppendResult> Store::append_async(EventData event, ExpectedVersion expected,
@@ -52,8 +52,8 @@ std::future<AppendResult> Store::append_async(EventData event, ExpectedVersion e
 }
 
 std::future<AppendResult> Store::append_batch_async(Batch batch) {
-  impl_->refuse_read_only(read_only_handle_);
-  return impl_->submit(std::move(batch), false);
+  impl().refuse_read_only(read_only_handle_);
+  return impl().submit(std::move(batch), false);
 }
 
 AppendResult Store::append_batch(std::vector<EventData> events,
@@ -65,27 +65,39 @@ AppendResult Store::append_batch(std::vector<EventData> events,
 }
 
 std::vector<AppendResult> Store::append_batches(std::vector<Batch> batches) {
-  impl_->refuse_read_only(read_only_handle_);
+  impl().refuse_read_only(read_only_handle_);
   if (batches.empty()) return {};
-  impl_->refuse_on_committer_thread("append_batches (which waits for its commit)");
-  return impl_->submit(std::move(batches), false).get();
+  impl().refuse_on_committer_thread("append_batches (which waits for its commit)");
+  return impl().submit(std::move(batches), false).get();
 }
 
-RecordedEvent Store::get(const EventId& id) const { return impl_->get(id); }
+RecordedEvent Store::get(const EventId& id) const { return impl().get(id); }
 
 StoreStats Store::stats() const {
-  StoreStats s = impl_->stats();
+  StoreStats s = impl().stats();
   s.read_only = s.read_only || read_only_handle_;
   return s;
 }
 
-const std::filesystem::path& Store::path() const noexcept { return impl_->path(); }
-const Options& Store::options() const noexcept { return impl_->options(); }
+// A moved-from handle has no store: an empty path and default options.
+const std::filesystem::path& Store::path() const noexcept {
+  static const std::filesystem::path kNone;
+  return impl_ ? impl_->path() : kNone;
+}
+const Options& Store::options() const noexcept {
+  static const Options kNone;
+  return impl_ ? impl_->options() : kNone;
+}
+
+Store::Impl& Store::impl() const {
+  if (!impl_) throw Error(ErrorCode::closed, "this Store handle was moved from: it has no store");
+  return *impl_;
+}
 
 void Store::close() {
   if (!impl_) return;
-  impl_->refuse_on_committer_thread("close()");
-  impl_->shutdown();
+  impl().refuse_on_committer_thread("close()");
+  impl().shutdown();
 }
 
 }  // namespace lighthouse

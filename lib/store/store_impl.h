@@ -182,6 +182,7 @@ class Store::Impl {
 
   mutable std::shared_mutex lifecycle_;
   bool closed_ = false;
+  std::atomic<bool> closed_flag_{false};  // closed_, readable without the lock (cursors)
 
   // Held shared by every transaction of this process, exclusively while the
   // map is resized (LMDB requires that no transaction is active then).

@@ -188,10 +188,10 @@ std::optional<EventId> Store::Impl::last_event_id() const {
 
 std::optional<EventId> Store::checkpoint(const std::string& consumer) const {
   validation::check_consumer(consumer);
-  auto lock = impl_->use();
-  auto read = impl_->begin_read();
+  auto lock = impl().use();
+  auto read = impl().begin_read();
   std::string_view value;
-  if (!lmdb::get(read->txn.get(), impl_->dbs_.meta, consumer_key(consumer), value)) return std::nullopt;
+  if (!lmdb::get(read->txn.get(), impl().dbs_.meta, consumer_key(consumer), value)) return std::nullopt;
   if (value.size() != 20) {
     throw Error(ErrorCode::corruption, "checkpoint of consumer '" + consumer + "' is " +
                                            std::to_string(value.size()) + " bytes, not an event key");
@@ -201,8 +201,8 @@ std::optional<EventId> Store::checkpoint(const std::string& consumer) const {
 
 void Store::set_checkpoint(const std::string& consumer, const EventId& position) {
   validation::check_consumer(consumer);
-  impl_->refuse_read_only(read_only_handle_);
-  impl_->write_checkpoint(consumer, position, true);
+  impl().refuse_read_only(read_only_handle_);
+  impl().write_checkpoint(consumer, position, true);
 }
 
 Subscription Store::subscribe(const Query& filter, SubscriptionStart start, EventHandler handler,
@@ -223,7 +223,7 @@ Subscription Store::subscribe(const Query& filter, SubscriptionStart start, Even
   }
   if (!options.consumer.empty()) {
     validation::check_consumer(options.consumer);
-    impl_->refuse_read_only(read_only_handle_);
+    impl().refuse_read_only(read_only_handle_);
   }
   explain(filter);  // a malformed filter fails here, on the caller's thread
 
@@ -237,8 +237,8 @@ Subscription Store::subscribe(const Query& filter, SubscriptionStart start, Even
     if (auto stored = checkpoint(options.consumer)) state->start = SubscriptionStart::after(*stored);
   }
   if (state->start.kind == SubscriptionStart::Kind::now) {
-    auto lock = impl_->use();
-    auto last = impl_->last_event_id();
+    auto lock = impl().use();
+    auto last = impl().last_event_id();
     state->start = last ? SubscriptionStart::after(*last) : SubscriptionStart::beginning();
   }
   // The thread holds the store only while it reads (a weak reference
@@ -259,7 +259,7 @@ Subscription Store::subscribe(const Query& filter, SubscriptionStart start, Even
     auto last_checkpoint = std::chrono::steady_clock::now();
     auto store_checkpoint = [&](Store& store, bool force) {
       if (!force && std::chrono::steady_clock::now() - last_checkpoint < checkpoint_interval) return;
-      if (store.impl_->store_checkpoint(*s)) last_checkpoint = std::chrono::steady_clock::now();
+      if (store.impl().store_checkpoint(*s)) last_checkpoint = std::chrono::steady_clock::now();
     };
     std::exception_ptr error;
     try {
@@ -354,7 +354,7 @@ Subscription Store::subscribe(const Query& filter, SubscriptionStart start, Even
   state->runner = state->thread.get_id();
   join_lock.unlock();
   // Registered once its thread exists, so that close() can always join it.
-  impl_->register_subscription(state);
+  impl().register_subscription(state);
   return Subscription(std::move(state));
 }
 

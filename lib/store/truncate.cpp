@@ -73,7 +73,7 @@ void Store::Impl::drop_events(std::uint64_t to_sequence, const std::string& arch
 }
 
 TruncateReport Store::truncate_before(const EventId& id, const fs::path& archive_dir) {
-  impl_->refuse_read_only(read_only_handle_);
+  impl().refuse_read_only(read_only_handle_);
   const auto start = std::chrono::steady_clock::now();
   const StoreStats stats = this->stats();
   TruncateReport report;
@@ -134,7 +134,7 @@ TruncateReport Store::truncate_before(const EventId& id, const fs::path& archive
                     " (its chain differs): it is another store's archive");
   }
   for (std::uint64_t from = stats.base_sequence; from <= drop_to; from += kEventsPerTransaction) {
-    impl_->drop_events(std::min(drop_to, from + kEventsPerTransaction - 1), dir.string());
+    impl().drop_events(std::min(drop_to, from + kEventsPerTransaction - 1), dir.string());
   }
   report.events_dropped = drop_to - stats.base_sequence + 1;
   report.base_sequence = cut;

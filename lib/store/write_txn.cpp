@@ -1,6 +1,7 @@
 #include "store/write_txn.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "codec/record.h"
 #include "store/schema.h"
@@ -40,6 +41,15 @@ WriteTxn::WriteTxn(MDB_txn* txn, const Databases& dbs, const Options& options,
 AppendResult WriteTxn::write(const Batch& batch) {
   if (auto replay = check_idempotency(batch)) return std::move(*replay);
   check_expectations(batch);
+  // IDs only grow: a clock at the end of the 64-bit range leaves no room.
+  const std::uint64_t n = batch.events.size();
+  constexpr std::uint64_t kMax = std::numeric_limits<std::uint64_t>::max();
+  if (std::max(now_, state_.last_timestamp_ns) > kMax - n || state_.last_sequence > kMax - n) {
+    throw Error(ErrorCode::limit_exceeded,
+                "no event ID is left after timestamp " + std::to_string(std::max(now_, state_.last_timestamp_ns)) +
+                    " ns and sequence " + std::to_string(state_.last_sequence) +
+                    ": the clock or the sequence is at the end of the 64-bit range");
+  }
   // Everything that can fail on the stored state is read before the first
   // write, so that a failing batch has written nothing.
   heads_.clear();

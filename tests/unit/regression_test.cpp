@@ -103,3 +103,47 @@ TEST_CASE("a manifest with a malformed hash is a corruption error, not a crash",
   CHECK(error_code_of([&] { read_manifest(dir / "archive"); }) == ErrorCode::corruption);
   CHECK(error_code_of([&] { verify_archive(dir / "archive"); }) == ErrorCode::corruption);
 }
+
+TEST_CASE("moved-from handles and cursors raise closed instead of crashing", "[regression]") {
+  TempDir dir;
+  Store store = Store::open(dir / "store");
+  store.append(event("E"));
+  Store moved = std::move(store);
+  CHECK(error_code_of([&] { store.append(event("E")); }) == ErrorCode::closed);  // NOLINT(bugprone-use-after-move)
+  CHECK(error_code_of([&] { store.stats(); }) == ErrorCode::closed);
+  CHECK(error_code_of([&] { store.query({}); }) == ErrorCode::closed);
+  CHECK(error_code_of([&] { store.health(); }) == ErrorCode::closed);
+  CHECK(store.path().empty());
+  CHECK_NOTHROW(store.close());
+  EventCursor cursor = moved.query({});
+  EventCursor taken = std::move(cursor);
+  CHECK(error_code_of([&] { cursor.next(); }) == ErrorCode::closed);  // NOLINT(bugprone-use-after-move)
+  CHECK(taken.next());
+  CHECK(moved.stats().event_count == 1);
+}
+
+TEST_CASE("after close a cursor raises closed at once, even with events it had read", "[regression]") {
+  TempDir dir;
+  Store store = Store::open(dir / "store");
+  for (int i = 0; i < 10; ++i) store.append(event("E"));
+  EventCursor cursor = store.query({});
+  REQUIRE(cursor.next());  // the first chunk (all ten) is read
+  store.close();
+  CHECK(error_code_of([&] { cursor.next(); }) == ErrorCode::closed);
+}
+
+TEST_CASE("a clock at the end of the 64-bit range is a clear limit, nothing written", "[regression]") {
+  TempDir dir;
+  Options options;
+  options.clock = [] { return std::numeric_limits<std::uint64_t>::max(); };
+  Store store = Store::open(dir / "store", options);
+  CHECK(error_code_of([&] { store.append(event("E")); }) == ErrorCode::limit_exceeded);
+  CHECK(store.stats().event_count == 0);
+  options.clock = [] { return std::numeric_limits<std::uint64_t>::max() - 2; };
+  store.close();
+  Store again = Store::open(dir / "store", options);
+  for (int i = 0; i < 3; ++i) again.append(event("E"));  // max - 2, max - 1, max
+  CHECK(error_code_of([&] { again.append(event("E")); }) == ErrorCode::limit_exceeded);
+  CHECK(again.stats().event_count == 3);
+  CHECK(again.verify().ok());
+}
