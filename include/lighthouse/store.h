@@ -110,8 +110,12 @@ class LIGHTHOUSE_API Store {
   // Checks the store's invariants in O(1) and restores its counters.
   // Errors: not_found (no store and !create_if_missing, or read_only),
   // unsupported_format (written by a newer Lighthouse), corruption (meta
-  // invariants broken, not an LMDB environment), already_open (open in this
-  // process read-only while this call wants to write), io_error.
+  // invariants broken, not an LMDB environment, an LMDB environment that is
+  // not a store), already_open (open in this process read-only while this
+  // call wants to write), invalid_argument (options out of range), io_error.
+  // A store this process already has open is shared: the call returns
+  // another handle to it, with the options of the first open (read_only
+  // aside, which makes this handle read-only).
   static Store open(const std::filesystem::path& path, const Options& options = {});
 
   // Appends one event, checking `expected` against the event's aggregate.

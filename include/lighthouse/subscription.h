@@ -46,7 +46,9 @@ struct SubscribeOptions {
   // last event its handler returned from. It starts after its checkpoint
   // when it has one (the start given applies the first time only), and
   // stores the checkpoint after each chunk it handled and when it stops.
-  // Names: 1–128 bytes of UTF-8. Needs a store open for writing.
+  // Names: 1–128 bytes of UTF-8. Needs a store open for writing. One live
+  // subscription per name in a process (a second is invalid_argument until
+  // the first stops); across processes, running one is the host's job.
   std::string consumer;
   // Store the checkpoint by itself (after each chunk). Turn it off when the
   // handler stores it with the events it appends (Batch::checkpoint): then

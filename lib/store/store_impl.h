@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <optional>
 #include <shared_mutex>
 #include <string>
@@ -234,6 +235,13 @@ class Store::Impl {
 
   std::mutex subscriptions_mutex_;
   std::vector<std::weak_ptr<Subscription::State>> subscriptions_;
+  std::set<std::string> consumers_;  // named consumers with a live subscription here
+ public:
+  // One live subscription per consumer name in this process: claim throws
+  // Error(invalid_argument) when the name is taken.
+  void claim_consumer(const std::string& consumer);
+  void release_consumer(const std::string& consumer) noexcept;
+ private:
 
   mutable std::atomic<std::uint8_t> health_cache_{0};
   mutable std::mutex health_record_mutex_;  // the last `health` bytes read, decoded

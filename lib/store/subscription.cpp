@@ -101,6 +101,20 @@ void Store::Impl::register_subscription(const std::shared_ptr<Subscription::Stat
   subscriptions_.push_back(state);
 }
 
+void Store::Impl::claim_consumer(const std::string& consumer) {
+  std::lock_guard lock(subscriptions_mutex_);
+  if (!consumers_.insert(consumer).second) {
+    throw Error(ErrorCode::invalid_argument,
+                "consumer '" + consumer + "' already has a live subscription in this process: two would "
+                "overwrite each other's checkpoint");
+  }
+}
+
+void Store::Impl::release_consumer(const std::string& consumer) noexcept {
+  std::lock_guard lock(subscriptions_mutex_);
+  consumers_.erase(consumer);
+}
+
 void Store::Impl::notify_subscribers() {
   std::lock_guard lock(subscriptions_mutex_);
   for (const auto& weak : subscriptions_) {
@@ -226,6 +240,19 @@ Subscription Store::subscribe(const Query& filter, SubscriptionStart start, Even
     impl().refuse_read_only(read_only_handle_);
   }
   explain(filter);  // a malformed filter fails here, on the caller's thread
+  // The consumer's name is this subscription's until its thread ends.
+  struct Claim {
+    std::shared_ptr<Impl> impl;
+    std::string consumer;
+    ~Claim() {
+      if (impl) impl->release_consumer(consumer);
+    }
+  } claim;
+  if (!options.consumer.empty()) {
+    impl().claim_consumer(options.consumer);
+    claim.impl = impl_;
+    claim.consumer = options.consumer;
+  }
 
   auto state = std::make_shared<Subscription::State>();
   state->store = impl_;
@@ -343,6 +370,9 @@ Subscription Store::subscribe(const Query& filter, SubscriptionStart start, Even
         monitor::log().warn("lighthouse subscription stopped by a non-standard exception");
       }
     }
+    if (!s->options.consumer.empty()) {
+      if (auto impl = s->store.lock()) impl->release_consumer(s->options.consumer);
+    }
     {
       std::lock_guard lock(s->mutex);
       s->error = error;
@@ -351,6 +381,7 @@ Subscription Store::subscribe(const Query& filter, SubscriptionStart start, Even
     }
     s->wake.notify_all();
   });
+  claim.impl = nullptr;  // the thread releases the name when it ends
   state->runner = state->thread.get_id();
   join_lock.unlock();
   // Registered once its thread exists, so that close() can always join it.

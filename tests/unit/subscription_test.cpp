@@ -458,3 +458,29 @@ TEST_CASE("a checkpoint past the last event is refused; wait() from the handler 
   CHECK(code.get() == ErrorCode::invalid_argument);
   sub->cancel();
 }
+
+TEST_CASE("a consumer name has one live subscription per process", "[subscription]") {
+  TempDir dir;
+  Store store = Store::open(dir / "store");
+  store.append(event("T"));
+  SubscribeOptions named;
+  named.consumer = "mailer";
+  Subscription first = store.subscribe({}, SubscriptionStart::beginning(), [](const RecordedEvent&) {}, named);
+  CHECK(error_code_of([&] {
+          store.subscribe({}, SubscriptionStart::beginning(), [](const RecordedEvent&) {}, named);
+        }) == ErrorCode::invalid_argument);
+  SubscribeOptions other;
+  other.consumer = "auditor";
+  Subscription second = store.subscribe({}, SubscriptionStart::beginning(), [](const RecordedEvent&) {}, other);
+  first.cancel();
+  // Once the first has stopped, the name is free again.
+  Subscription again = store.subscribe({}, SubscriptionStart::beginning(), [](const RecordedEvent&) {}, named);
+  CHECK(again.running());
+  // A subscription that stops by itself (caught up) frees its name too.
+  again.cancel();
+  SubscribeOptions once = named;
+  once.stop_when_caught_up = true;
+  Subscription caught_up = store.subscribe({}, SubscriptionStart::beginning(), [](const RecordedEvent&) {}, once);
+  caught_up.wait();
+  CHECK_NOTHROW(store.subscribe({}, SubscriptionStart::beginning(), [](const RecordedEvent&) {}, named).cancel());
+}
