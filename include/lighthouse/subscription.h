@@ -98,6 +98,8 @@ class LIGHTHOUSE_API Subscription {
   std::exception_ptr error() const;
   // The last event delivered (and returned from), if any.
   std::optional<EventId> position() const;
+  // How far behind the store's last event it is. Errors: closed (the store
+  // was closed or dropped), io_error.
   SubscriptionLag lag() const;
   std::uint64_t delivered() const;
 
