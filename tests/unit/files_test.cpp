@@ -26,11 +26,25 @@ std::string read_all(const fs::path& p) {
   return {std::istreambuf_iterator<char>(in), {}};
 }
 
-// umask 0 for the test's lifetime: the modes must come from Lighthouse.
-struct NoUmask {
-  mode_t old = ::umask(0);
-  ~NoUmask() { ::umask(old); }
+// A umask for the test's lifetime (0: the modes must come from Lighthouse).
+struct Umask {
+  explicit Umask(mode_t mask) : old(::umask(mask)) {}
+  ~Umask() { ::umask(old); }
+  mode_t old;
 };
+struct NoUmask : Umask {
+  NoUmask() : Umask(0) {}
+};
+
+// Exports `store` with `file_mode` and checks the archive's modes.
+void check_export_modes(Store& store, const fs::path& archive, unsigned file_mode, unsigned expected_dir,
+                        unsigned expected_file) {
+  ExportOptions e;
+  e.file_mode = file_mode;
+  export_archive(store, archive, e);
+  CHECK(mode_of(archive) == expected_dir);
+  for (const auto& entry : fs::directory_iterator(archive)) CHECK(mode_of(entry.path()) == expected_file);
+}
 
 }  // namespace
 
@@ -47,17 +61,11 @@ TEST_CASE("a new store, its backup and its archive are owner-only by default", "
   CHECK(mode_of(dir / "copy") == 0700);
   CHECK(mode_of(dir / "copy" / "data.mdb") == 0600);
 
-  export_archive(store, dir / "archive");
-  CHECK(mode_of(dir / "archive") == 0700);
-  for (const auto& entry : fs::directory_iterator(dir / "archive")) CHECK(mode_of(entry.path()) == 0600);
+  check_export_modes(store, dir / "archive", ExportOptions{}.file_mode, 0700, 0600);
 }
 
 TEST_CASE("directories take the umask as the files in them do", "[files]") {
-  const mode_t old = ::umask(022);
-  struct Restore {
-    mode_t old;
-    ~Restore() { ::umask(old); }
-  } restore{old};
+  Umask umask(022);
   TempDir dir;
   Options o;
   o.file_mode = 0666;  // the umask makes it 0644, and the directories 0755
@@ -68,11 +76,7 @@ TEST_CASE("directories take the umask as the files in them do", "[files]") {
   store.backup(dir / "copy");
   CHECK(mode_of(dir / "copy") == 0755);
   CHECK(mode_of(dir / "copy" / "data.mdb") == 0644);
-  ExportOptions e;
-  e.file_mode = 0666;
-  export_archive(store, dir / "archive", e);
-  CHECK(mode_of(dir / "archive") == 0755);
-  for (const auto& entry : fs::directory_iterator(dir / "archive")) CHECK(mode_of(entry.path()) == 0644);
+  check_export_modes(store, dir / "archive", 0666, 0755, 0644);
 }
 
 TEST_CASE("compact keeps the data file's mode", "[files]") {
@@ -103,11 +107,7 @@ TEST_CASE("file modes are configurable", "[files]") {
   store.append(event("E"));
   CHECK(mode_of(dir / "store") == 0750);
   CHECK(mode_of(dir / "store" / "data.mdb") == 0640);
-  ExportOptions e;
-  e.file_mode = 0644;
-  export_archive(store, dir / "archive", e);
-  CHECK(mode_of(dir / "archive") == 0755);
-  for (const auto& entry : fs::directory_iterator(dir / "archive")) CHECK(mode_of(entry.path()) == 0644);
+  check_export_modes(store, dir / "archive", 0644, 0755, 0644);
 }
 
 TEST_CASE("a store whose data or lock file is a symbolic link is refused, the target untouched", "[files]") {
