@@ -50,6 +50,11 @@ std::size_t Committer::backlog() const {
 }
 
 void Committer::run() {
+  thread_id_.store(std::this_thread::get_id());
+  struct Forget {  // a later thread may get the same id
+    std::atomic<std::thread::id>& id;
+    ~Forget() { id.store(std::thread::id()); }
+  } forget{thread_id_};
   pthread_setname_np(pthread_self(), "lh-committer");  // as top and gdb show it
   std::vector<std::unique_ptr<AppendRequest>> group;
   const bool ticking = tick_ && tick_interval_.count() > 0;

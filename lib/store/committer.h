@@ -5,6 +5,7 @@
 // while checking it) fails alone; the others in its group commit.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -92,7 +93,7 @@ class Committer {
 
   // True on the committer's own thread (where store callbacks run): a wait
   // for the committer there would wait for itself.
-  bool on_committer_thread() const noexcept { return std::this_thread::get_id() == thread_.get_id(); }
+  bool on_committer_thread() const noexcept { return std::this_thread::get_id() == thread_id_.load(); }
 
  private:
   void run();
@@ -111,6 +112,9 @@ class Committer {
   // freeing a group of thousands is then off the committer's critical path.
   std::vector<std::unique_ptr<AppendRequest>> retired_;
   bool stopping_ = false;
+  // The thread's id, set by the thread itself: readable while another thread
+  // joins thread_ (whose own id that join clears).
+  std::atomic<std::thread::id> thread_id_{};
   std::thread thread_;
 };
 
