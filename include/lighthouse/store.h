@@ -186,7 +186,7 @@ class LIGHTHOUSE_API Store {
   // methods that wait for a commit (append, append_batch(es), close, repair,
   // enter/clear_emergency, evaluate_health, set_checkpoint, import) raise
   // Error(invalid_argument) instead of waiting for themselves; append_async
-  // works. Errors: closed.
+  // works. Do not drop the store's last handle from a callback. Errors: closed.
   void on_sla_breach(SlaBreachCallback callback);
   // The live Prometheus text exposition (format 0.0.4) for a host program to serve.
   std::string metrics_text() const;

@@ -84,12 +84,16 @@ class LIGHTHOUSE_API Subscription {
   // Stops delivery. When it returns, the handler is not running and will
   // not be called again — except when cancel() is called from inside the
   // handler: then no call follows the one in progress. Stores a named
-  // consumer's checkpoint. Idempotent.
+  // consumer's checkpoint. Idempotent. From a store callback (on_sla_breach,
+  // on_health_change) it raises Error(invalid_argument): its checkpoint
+  // waits for the committer those run on. Dropping the handle there instead
+  // asks the subscription to stop without waiting for it.
   void cancel();
 
   // Blocks until the subscription stops (cancel, close of the store, a
   // handler that threw, stop_when_caught_up). Rethrows what stopped it, if
-  // that was an error. From its own handler: Error(invalid_argument).
+  // that was an error. From its own handler or a store callback:
+  // Error(invalid_argument).
   void wait();
 
   bool running() const;

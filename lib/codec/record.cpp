@@ -258,14 +258,20 @@ RecordedEvent decode_record(const EventId& id, std::string_view bytes, std::stri
   e.content_type = static_cast<ContentType>(content_type);
   std::uint32_t pairs = 0;
   if (!r.map(pairs)) corrupt(id, "metadata is not a map");
+  // Keys stored out of order or twice decode (sorted, the first kept), but
+  // then the stored bytes are not the canonical encoding of what is read.
+  bool canonical_metadata = true;
+  std::string_view previous_key;
   for (std::uint32_t i = 0; i < pairs; ++i) {
     std::string_view k, v;
     if (!r.str(k) || !r.str(v)) corrupt(id, "metadata entry is not a pair of strings");
+    if (i != 0 && !(previous_key < k)) canonical_metadata = false;
+    previous_key = k;
     e.metadata.emplace_hint(e.metadata.end(), k, v);
   }
   if (!r.bin(data)) corrupt(id, "data is not binary");
   if (stored_tail != nullptr) {
-    *stored_tail = (flags & kFlagCompressed) != 0
+    *stored_tail = (flags & kFlagCompressed) != 0 || !canonical_metadata
                        ? std::string_view()
                        : std::string_view(tail_begin, static_cast<std::size_t>(r.position() - tail_begin));
   }

@@ -92,8 +92,9 @@ SealedRecord seal_record(std::string& out, const EventId& id, const RecordFields
 // Error(corruption) naming the ID when the bytes are not a valid record.
 // Does not verify the checksum (see verify_checksum). When `stored_tail` is
 // given, it receives the stored bytes of fields 2 to 7 (type to data) if the
-// data is stored uncompressed — for a record Lighthouse wrote, the canonical
-// encoding after the ID — and is empty otherwise.
+// data is stored uncompressed and the metadata keys are in strictly
+// ascending order — for a record Lighthouse wrote, the canonical encoding
+// after the ID — and is empty otherwise.
 RecordedEvent decode_record(const EventId& id, std::string_view bytes,
                             std::string_view* stored_tail = nullptr);
 

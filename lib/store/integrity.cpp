@@ -154,8 +154,12 @@ RepairReport Store::repair() {
   return report;
 }
 
+bool Store::Impl::on_committer_thread() const noexcept {
+  return committer_ && committer_->on_committer_thread();
+}
+
 void Store::Impl::refuse_on_committer_thread(const char* what) const {
-  if (committer_ && committer_->on_committer_thread()) {
+  if (on_committer_thread()) {
     throw Error(ErrorCode::invalid_argument,
                 std::string(what) +
                     " cannot be called from a store callback (on_sla_breach, on_health_change): "
@@ -177,9 +181,12 @@ void Store::Impl::run_exclusive(std::function<void()> task, bool even_if_failed)
   done.get();
 }
 
-BackupReport Store::backup(const fs::path& destination) const {
+BackupReport Store::backup(const fs::path& given) const {
   auto start = std::chrono::steady_clock::now();
   std::error_code ec;
+  // Checked and created in normal form: "new/.." is the existing parent.
+  fs::path destination = fs::absolute(given).lexically_normal();
+  if (destination.filename().empty() && destination.has_parent_path()) destination = destination.parent_path();
   if (fs::exists(destination, ec) &&
       (!fs::is_directory(destination, ec) || !fs::is_empty(destination, ec))) {
     throw Error(ErrorCode::invalid_argument, "backup destination '" + destination.string() +
@@ -203,23 +210,31 @@ BackupReport Store::backup(const fs::path& destination) const {
                 "cannot create '" + destination.string() + "': " + ec.message());
   }
   const fs::path target = fs::canonical(destination, ec);
-  // A backup that fails leaves nothing behind: the directory it created, or
-  // the files it wrote into the empty one it was given.
+  if (ec) {
+    throw Error(ErrorCode::io_error, "cannot resolve '" + destination.string() + "': " + ec.message());
+  }
+  // A backup that fails leaves nothing behind — and removes nothing it did
+  // not make: the directory it created, or the files it wrote into the empty
+  // one it was given (LMDB creates data.mdb with O_EXCL, so once the copy
+  // succeeded the file is this backup's; lock.mdb is ours if it appeared).
   struct Cleanup {
     fs::path dir;
     bool created;
+    bool data_ours = false;
+    bool lock_ours = false;
     bool armed = true;
     ~Cleanup() {
       if (!armed) return;
       std::error_code ignored;
       if (created) {
         fs::remove_all(dir, ignored);
-      } else {
-        fs::remove(dir / "data.mdb", ignored);
-        fs::remove(dir / "lock.mdb", ignored);
+        return;
       }
+      if (data_ours) fs::remove(dir / "data.mdb", ignored);
+      if (lock_ours) fs::remove(dir / "lock.mdb", ignored);
     }
   } cleanup{target, created};
+  const bool had_lock = fs::exists(target / "lock.mdb", ec);
   {
     auto lock = impl().use();
     // mdb_env_copy2 runs its own read transaction: hold the map lock shared
@@ -228,6 +243,8 @@ BackupReport Store::backup(const fs::path& destination) const {
     lmdb::check(mdb_env_copy2(impl().env_.get(), target.c_str(), MDB_CP_COMPACT),
                 "copying the store to '" + target.string() + "'");
   }
+  cleanup.data_ours = true;
+  cleanup.lock_ours = !had_lock;
   // LMDB creates the copy with 0666 less the umask: give it the mode of the
   // store's own data file.
   struct stat source {};

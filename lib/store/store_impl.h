@@ -87,6 +87,7 @@ class Store::Impl {
   // a callback the store runs there (on_sla_breach, on_health_change): `what`
   // would wait for the committer, that is for itself.
   void refuse_on_committer_thread(const char* what) const;
+  bool on_committer_thread() const noexcept;
   // repair(): rebuilds the secondary indexes and counters in one write transaction.
   void rebuild_indexes(RepairReport& report);
   StoreStats stats() const;

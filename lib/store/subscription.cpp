@@ -380,10 +380,10 @@ Subscription Store::subscribe(const Query& filter, SubscriptionStart start, Even
       s->stop = true;
     }
     s->wake.notify_all();
+    s->runner = std::thread::id();  // a later thread may get the same id
   });
   claim.impl = nullptr;  // the thread releases the name when it ends
-  state->runner = state->thread.get_id();
-  join_lock.unlock();
+  join_lock.unlock();  // (the thread sets `runner` itself, and clears it when it ends)
   // Registered once its thread exists, so that close() can always join it.
   impl().register_subscription(state);
   return Subscription(std::move(state));
@@ -393,18 +393,48 @@ Subscription Store::subscribe(const Query& filter, SubscriptionStart start, Even
 
 Subscription::Subscription() = default;
 Subscription::Subscription(std::shared_ptr<State> state) : state_(std::move(state)) {}
-Subscription::~Subscription() { cancel(); }
+namespace {
+
+// True on the committer thread of the subscription's store (in a store
+// callback): there, waiting for the subscription's thread could wait for the
+// committer through its last checkpoint.
+bool on_store_committer(const Subscription::State& state) {
+  auto impl = state.store.lock();
+  return impl && impl->on_committer_thread();
+}
+
+// A handle dropped: stops the subscription and waits for it, except on the
+// committer thread, where it only asks it to stop (it ends by itself).
+void release(const std::shared_ptr<Subscription::State>& state) noexcept {
+  if (!state) return;
+  if (on_store_committer(*state)) {
+    state->request_stop();
+    return;
+  }
+  state->stop_and_join();
+}
+
+}  // namespace
+
+Subscription::~Subscription() { release(state_); }
 Subscription::Subscription(Subscription&&) noexcept = default;
 Subscription& Subscription::operator=(Subscription&& other) noexcept {
   if (this != &other) {
-    cancel();
+    release(state_);
     state_ = std::move(other.state_);
   }
   return *this;
 }
 
 void Subscription::cancel() {
-  if (state_) state_->stop_and_join();
+  if (!state_) return;
+  if (on_store_committer(*state_)) {
+    throw Error(ErrorCode::invalid_argument,
+                "Subscription::cancel() cannot wait from a store callback (on_sla_breach, "
+                "on_health_change): its last checkpoint waits for the committer, on whose thread "
+                "the callback runs; drop the handle there instead (it stops without waiting)");
+  }
+  state_->stop_and_join();
 }
 
 void Subscription::wait() {
@@ -412,6 +442,11 @@ void Subscription::wait() {
   if (state_->runner.load() == std::this_thread::get_id()) {
     throw Error(ErrorCode::invalid_argument,
                 "Subscription::wait() called from its own handler would wait for itself forever");
+  }
+  if (on_store_committer(*state_)) {
+    throw Error(ErrorCode::invalid_argument,
+                "Subscription::wait() cannot wait from a store callback: the subscription may be "
+                "waiting for the committer, on whose thread the callback runs");
   }
   std::exception_ptr error;
   {

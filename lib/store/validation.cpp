@@ -221,10 +221,8 @@ void check_options(const Options& o) {
   }
   at_least("map_size", o.map_size, std::size_t{64} << 10);
   at_most("map_size", o.map_size, std::size_t{1} << 46);
-  if (o.max_map_size != 0) {
-    at_least("max_map_size", o.max_map_size, o.map_size);
-    at_most("max_map_size", o.max_map_size, std::size_t{1} << 46);
-  }
+  // A max_map_size below map_size caps the map (it is not an error).
+  if (o.max_map_size != 0) at_most("max_map_size", o.max_map_size, std::size_t{1} << 46);
   at_least("max_group_events", o.max_group_events, 1);
   at_least("max_group_bytes", o.max_group_bytes, 1);
   in_range("compression_level", o.compression_level, ZSTD_minCLevel(), ZSTD_maxCLevel());

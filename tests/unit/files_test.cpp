@@ -152,3 +152,18 @@ TEST_CASE("export never writes through a link planted in the archive directory",
   CHECK(verify_archive(dir / "archive").ok());
   for (const auto& entry : fs::directory_iterator(dir / "archive")) CHECK_FALSE(fs::is_symlink(entry.symlink_status()));
 }
+
+TEST_CASE("a path with a trailing slash or '..' is created and checked in its normal form", "[files]") {
+  NoUmask no_umask;
+  TempDir dir;
+  Store store = Store::open((dir / "store").string() + "/");
+  store.append(event("E"));
+  CHECK(mode_of(dir / "store") == 0700);
+  store.backup((dir / "copy").string() + "/");
+  CHECK(mode_of(dir / "copy") == 0700);
+  // "new/.." is the existing, non-empty parent: refused, and nothing of it removed.
+  fs::create_directory(dir / "other");
+  { std::ofstream(dir / "other" / "data.mdb") << "someone else's"; }
+  CHECK(error_code_of([&] { store.backup(dir / "other" / "new" / ".."); }) == ErrorCode::invalid_argument);
+  CHECK(read_all(dir / "other" / "data.mdb") == "someone else's");
+}

@@ -154,6 +154,24 @@ TEST_CASE("a valid record not in canonical form still verifies; a damaged one do
   CHECK_THROWS_AS(codec::verify_checksum(bad, tail), Error);
 }
 
+TEST_CASE("metadata stored out of order or twice is never verified from its stored bytes", "[record]") {
+  // A crafted record whose checksum covers its own (non-canonical) bytes:
+  // metadata {"k": "v", "a": "1"} unsorted. What is read (sorted) is not what
+  // was hashed, so it must not verify.
+  RecordedEvent e = sample();
+  const std::string tail_bytes("\xa1T\xa0\x01\x00\x82\xa1k\xa1v\xa1" "a\xa1" "1\xc4\x02\x01\x02", 18);
+  const Sha256 crafted = codec::stored_checksum(e.id, tail_bytes);
+  const std::string digest_bin = "\xc4\x20";
+  const std::string record = std::string("\x9b\x01\x00", 3) + tail_bytes + std::string("\xc0", 1) + digest_bin +
+                             std::string(reinterpret_cast<const char*>(crafted.data()), 32) + digest_bin +
+                             std::string(32, '\0');
+  std::string_view tail;
+  RecordedEvent back = codec::decode_record(e.id, record, &tail);
+  CHECK(back.metadata.size() == 2);
+  CHECK(tail.empty());  // not canonical: no fast path
+  CHECK_FALSE(codec::checksum_matches(back, tail));  // the canonical re-encoding decides
+}
+
 TEST_CASE("decoding damaged records raises corruption and never crashes", "[record]") {
   RecordedEvent e = sample();
   std::string good = codec::encode_record(e, {});

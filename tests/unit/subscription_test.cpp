@@ -484,3 +484,53 @@ TEST_CASE("a consumer name has one live subscription per process", "[subscriptio
   caught_up.wait();
   CHECK_NOTHROW(store.subscribe({}, SubscriptionStart::beginning(), [](const RecordedEvent&) {}, named).cancel());
 }
+
+TEST_CASE("from a store callback, cancel() and wait() raise and dropping the handle does not wait",
+          "[subscription][health]") {
+  TempDir dir;
+  Options options;
+  options.health.window_seconds = 0;
+  Store store = Store::open(dir / "store", options);
+  store.append(event("T"));
+  SubscribeOptions named;
+  named.consumer = "projector";  // its last checkpoint goes through the committer
+  std::optional<Subscription> sub;
+  sub.emplace(store.subscribe({}, SubscriptionStart::beginning(), [](const RecordedEvent&) {}, named));
+  std::atomic<int> refused{0};
+  std::atomic<bool> dropped{false};
+  store.on_health_change([&](const HealthTransition&) {
+    if (!sub) return;
+    for (auto call : {+[](Subscription& s) { s.cancel(); }, +[](Subscription& s) { s.wait(); }}) {
+      try {
+        call(*sub);
+      } catch (const Error& error) {
+        if (error.code() == ErrorCode::invalid_argument) ++refused;
+      }
+    }
+    sub.reset();  // asks it to stop, without waiting for it here
+    dropped = true;
+  });
+  auto entered = std::async(std::launch::async, [&] { store.enter_emergency("drill"); });
+  REQUIRE(entered.wait_for(20s) == std::future_status::ready);  // no deadlock
+  entered.get();
+  CHECK(dropped.load());
+  CHECK(refused.load() == 2);
+  store.clear_emergency();
+  // The dropped subscription stopped by itself and stored its checkpoint.
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!store.checkpoint("projector") && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  CHECK(store.checkpoint("projector"));
+  // Its name is free again once its thread ended.
+  bool claimed = false;
+  while (!claimed && std::chrono::steady_clock::now() < deadline) {
+    try {
+      store.subscribe({}, SubscriptionStart::beginning(), [](const RecordedEvent&) {}, named).cancel();
+      claimed = true;
+    } catch (const Error&) {
+      std::this_thread::sleep_for(10ms);
+    }
+  }
+  CHECK(claimed);
+}
