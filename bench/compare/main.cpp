@@ -70,7 +70,7 @@ fs::path fresh(const Run& run, const std::string& system, const std::string& wha
 // Workload 1: returns with the store open in `sys`.
 void batched(Run& run, System& sys, Distribution d, const fs::path& dir, bool report) {
   sys.open(dir);
-  EventStream stream(d, 1);
+  EventStream stream(d, 1, run.events / 1000);  // "hot" gets 1,000 events at any size
   std::vector<BenchEvent> batch;
   batch.reserve(1000);
   const std::uint64_t written_before = write_bytes();

@@ -7,8 +7,8 @@ namespace compare {
 
 const char* to_string(Distribution d) { return d == Distribution::uniform ? "uniform" : "lifecycle"; }
 
-EventStream::EventStream(Distribution distribution, std::uint64_t seed)
-    : distribution_(distribution), rng_(seed) {
+EventStream::EventStream(Distribution distribution, std::uint64_t seed, std::uint64_t hot_every)
+    : distribution_(distribution), rng_(seed), hot_every_(std::max<std::uint64_t>(1, hot_every)) {
   for (int i = 0; i < 64; ++i) {
     std::string p(256, '\0');
     for (auto& c : p) c = static_cast<char>('a' + rng_() % 26);
@@ -25,7 +25,7 @@ BenchEvent EventStream::next() {
   e.data = payloads_[rng_() % payloads_.size()];
   ++count_;
   if (distribution_ == Distribution::uniform) {
-    e.aggregate = count_ % 1000 == 0 ? "hot" : "agg-" + std::to_string(rng_() % 10'000);
+    e.aggregate = count_ % hot_every_ == 0 ? "hot" : "agg-" + std::to_string(rng_() % 10'000);
     return e;
   }
   Live& l = live_[rng_() % live_.size()];

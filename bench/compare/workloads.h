@@ -15,12 +15,13 @@ enum class Distribution { uniform, lifecycle };
 const char* to_string(Distribution d);
 
 // 256-byte payloads, 8 types. Uniform: aggregates drawn from 10,000, and every
-// 1,000th event goes to the aggregate "hot" (read by workload 5). Lifecycle:
+// `hot_every`-th event goes to the aggregate "hot" (read by workload 5: with
+// hot_every = events / 1,000 it holds 1,000 events whatever the size). Lifecycle:
 // 64 aggregates are live at a time; each receives 5 to 20 events, then goes
 // quiet for good and a new one starts.
 class EventStream {
  public:
-  EventStream(Distribution distribution, std::uint64_t seed);
+  EventStream(Distribution distribution, std::uint64_t seed, std::uint64_t hot_every = 1000);
   BenchEvent next();
 
  private:
@@ -34,6 +35,7 @@ class EventStream {
   std::vector<Live> live_;
   std::uint64_t next_aggregate_ = 0;
   std::uint64_t count_ = 0;
+  std::uint64_t hot_every_;
 };
 
 // Bytes this process has caused to be written to storage (/proc/self/io).
