@@ -76,7 +76,7 @@ class LmdbSystem : public AdaptedSystem {
   void append_one(const BenchEvent& event) override { append_batch({event}); }
 
   std::uint64_t query_type(const std::string& type, bool) override { return walk(by_type_, type, 0); }
-  std::uint64_t read_aggregate(const std::string& aggregate) override {
+  std::uint64_t read_aggregate(const std::string& aggregate, bool) override {
     return walk(by_aggregate_, aggregate, 0);
   }
 

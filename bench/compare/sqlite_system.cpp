@@ -99,7 +99,7 @@ class SqliteSystem : public AdaptedSystem {
     auto& c = connection();
     return c.select(c.by_type, type);
   }
-  std::uint64_t read_aggregate(const std::string& aggregate) override {
+  std::uint64_t read_aggregate(const std::string& aggregate, bool) override {
     auto& c = connection();
     return c.select(c.by_aggregate, aggregate);
   }

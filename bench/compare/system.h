@@ -52,8 +52,9 @@ class System {
   // and data; returns the count. `verify` asks for checksum checks where the
   // system has them.
   virtual std::uint64_t query_type(const std::string& type, bool verify) = 0;
-  // Reads one aggregate's events in order; returns the count.
-  virtual std::uint64_t read_aggregate(const std::string& aggregate) = 0;
+  // Reads one aggregate's events in order; returns the count. `verify` as
+  // for query_type.
+  virtual std::uint64_t read_aggregate(const std::string& aggregate, bool verify) = 0;
   // Reads every event in order, calling `progress` every 10,000 events.
   virtual std::uint64_t scan_all(const std::function<void()>& progress) = 0;
   // Waits until background work caused by the writes so far (RocksDB's
