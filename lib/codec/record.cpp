@@ -5,7 +5,7 @@
 #include <algorithm>
 
 #include <charconv>
-#include <cstring>
+#include <optional>
 
 #include "codec/msgpack_reader.h"
 #include "codec/msgpack_writer.h"
@@ -88,19 +88,14 @@ std::string decompress(const EventId& id, std::string_view frame) {
 constexpr std::uint32_t kRecordFields = 11;
 
 // Writes the decimal text of an ID without allocating.
-// Writes the ID's text form; returns its length (at most 20 + 1 + 20 + 1 + 10).
-std::size_t format_id(const EventId& id, char (&buf)[64]) {
+void pack_id(Packer& pk, const EventId& id) {
+  char buf[64];  // at most 20 + 1 + 20 + 1 + 10 characters
   char* p = std::to_chars(buf, buf + 20, id.timestamp_ns).ptr;
   *p++ = '_';
   p = std::to_chars(p, p + 20, id.sequence).ptr;
   *p++ = '_';
   p = std::to_chars(p, p + 10, id.node_id).ptr;
-  return static_cast<std::size_t>(p - buf);
-}
-
-void pack_id(Packer& pk, const EventId& id) {
-  char buf[64];
-  pack_str(pk, std::string_view(buf, format_id(id, buf)));
+  pack_str(pk, std::string_view(buf, static_cast<std::size_t>(p - buf)));
 }
 
 void pack_digest(Packer& pk, const Sha256& digest) {
@@ -111,17 +106,34 @@ const Metadata kNoMetadata;
 
 }  // namespace
 
-void append_canonical(std::string& out, const EventId& id, const RecordFields& f) {
-  StringBuffer buf{std::move(out)};
-  Packer pk(buf);
+namespace {
+
+// The canonical encoding up to the ID: [array of 7, ID].
+void pack_canonical_head(Packer& pk, const EventId& id) {
   pk.pack_array(7);
   pack_id(pk, id);
+}
+
+// Type, aggregate, version, content type, metadata, data: the rest of the
+// canonical encoding and fields 2 to 7 of the stored record (with `data`
+// compressed there or not). One function writes both, so a record's stored
+// fields are byte for byte the canonical ones that stored_checksum hashes.
+void pack_checksummed_fields(Packer& pk, const RecordFields& f, std::string_view data) {
   pack_str(pk, f.type);
   pack_str(pk, f.aggregate);
   pk.pack_uint64(f.aggregate_version);
   pk.pack_uint8(static_cast<std::uint8_t>(f.content_type));
   pack_metadata(pk, f.metadata != nullptr ? *f.metadata : kNoMetadata);
-  pack_bin(pk, f.data);
+  pack_bin(pk, data);
+}
+
+}  // namespace
+
+void append_canonical(std::string& out, const EventId& id, const RecordFields& f) {
+  StringBuffer buf{std::move(out)};
+  Packer pk(buf);
+  pack_canonical_head(pk, id);
+  pack_checksummed_fields(pk, f, f.data);
   out = std::move(buf.bytes);
 }
 
@@ -162,10 +174,12 @@ bool peek_record(std::string_view bytes, RecordHead& head) noexcept {
 
 namespace {
 
-// The record up to and including its data field; returns where field 2 (the
-// type) starts. The data is compressed when the options say so and it helps.
-std::size_t pack_record_fields(StringBuffer& buf, const RecordFields& f, const EncodeOptions& options,
-                               bool& compressed_out) {
+// The record up to and including its data field. The data is compressed
+// when the options say so and it helps; uncompressed, returns where field 2
+// (the type) starts: from there the bytes are the canonical encoding after
+// the ID.
+std::optional<std::size_t> pack_record_fields(StringBuffer& buf, const RecordFields& f,
+                                              const EncodeOptions& options) {
   unsigned flags = 0;
   std::string compressed;
   std::string_view data = f.data;
@@ -176,7 +190,6 @@ std::size_t pack_record_fields(StringBuffer& buf, const RecordFields& f, const E
       data = compressed;
     }
   }
-  compressed_out = flags != 0;
   buf.bytes.clear();
   buf.bytes.reserve(128 + f.type.size() + f.aggregate.size() + data.size() +
                     (f.idempotency_key != nullptr ? f.idempotency_key->size() : 0));
@@ -185,12 +198,8 @@ std::size_t pack_record_fields(StringBuffer& buf, const RecordFields& f, const E
   pk.pack_uint8(kRecordVersion);
   pk.pack_uint8(static_cast<std::uint8_t>(flags));
   const std::size_t tail = buf.bytes.size();
-  pack_str(pk, f.type);
-  pack_str(pk, f.aggregate);
-  pk.pack_uint64(f.aggregate_version);
-  pk.pack_uint8(static_cast<std::uint8_t>(f.content_type));
-  pack_metadata(pk, f.metadata != nullptr ? *f.metadata : kNoMetadata);
-  pack_bin(pk, data);
+  pack_checksummed_fields(pk, f, data);
+  if (flags != 0) return std::nullopt;
   return tail;
 }
 
@@ -211,8 +220,7 @@ void pack_record_trailer(StringBuffer& buf, const RecordFields& f, const Sha256&
 void encode_record(std::string& out, const RecordFields& f, const Sha256& checksum,
                    const Sha256& chain, const EncodeOptions& options) {
   StringBuffer buf{std::move(out)};
-  bool compressed = false;
-  pack_record_fields(buf, f, options, compressed);
+  pack_record_fields(buf, f, options);
   pack_record_trailer(buf, f, checksum, chain);
   out = std::move(buf.bytes);
 }
@@ -220,13 +228,12 @@ void encode_record(std::string& out, const RecordFields& f, const Sha256& checks
 SealedRecord seal_record(std::string& out, const EventId& id, const RecordFields& f,
                          const Sha256& previous_chain, const EncodeOptions& options) {
   StringBuffer buf{std::move(out)};
-  bool compressed = false;
-  const std::size_t tail = pack_record_fields(buf, f, options, compressed);
+  const std::optional<std::size_t> tail = pack_record_fields(buf, f, options);
   // Uncompressed, the fields just written are the canonical encoding after
   // the ID: hash them where they are instead of encoding them twice.
   SealedRecord sealed;
-  sealed.checksum = compressed ? event_checksum(id, f)
-                               : stored_checksum(id, std::string_view(buf.bytes).substr(tail));
+  sealed.checksum = tail ? stored_checksum(id, std::string_view(buf.bytes).substr(*tail))
+                         : event_checksum(id, f);
   sealed.chain = chain_next(previous_chain, sealed.checksum);
   pack_record_trailer(buf, f, sealed.checksum, sealed.chain);
   out = std::move(buf.bytes);
@@ -289,22 +296,14 @@ RecordedEvent decode_record(const EventId& id, std::string_view bytes, std::stri
 }
 
 Sha256 stored_checksum(const EventId& id, std::string_view stored_tail) {
-  // The canonical encoding is [ID, then fields 2..7 of the record]: an array
-  // header and the ID's string, then the stored bytes as they are.
-  char text[64];
-  const std::size_t n = format_id(id, text);
-  char head[3 + sizeof text];
-  std::size_t h = 0;
-  head[h++] = static_cast<char>(0x97);
-  if (n < 32) {
-    head[h++] = static_cast<char>(0xa0 | n);
-  } else {
-    head[h++] = static_cast<char>(0xd9);
-    head[h++] = static_cast<char>(n);
-  }
-  std::memcpy(head + h, text, n);
+  // The canonical encoding is its head, then fields 2..7 of the record as
+  // they are stored.
+  thread_local StringBuffer head;
+  head.bytes.clear();
+  Packer pk(head);
+  pack_canonical_head(pk, id);
   Sha256Hasher hasher;
-  hasher.update(std::string_view(head, h + n));
+  hasher.update(head.bytes);
   hasher.update(stored_tail);
   return hasher.finish();
 }
