@@ -40,7 +40,7 @@ class EventCursor::Impl {
 
   std::optional<RecordedEvent> next() {
     for (;;) {
-      if (store_->closed_flag_.load(std::memory_order_acquire)) {
+      if (store_->closed_.load(std::memory_order_acquire)) {
         throw Error(ErrorCode::closed, "store '" + store_->path().string() + "' is closed");
       }
       if (taken_ < buffer_.size()) {

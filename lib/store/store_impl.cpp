@@ -174,7 +174,6 @@ void Store::Impl::shutdown() noexcept {
     std::unique_lock lock(lifecycle_);
     if (closed_) return;
     closed_ = true;
-    closed_flag_.store(true, std::memory_order_release);
     env_.close();
   });
 }

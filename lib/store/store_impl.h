@@ -119,6 +119,7 @@ class Store::Impl {
   // moved since its last checkpoint; returns whether it wrote.
   bool store_checkpoint(Subscription::State& state);
   std::optional<EventId> last_event_id() const;
+  std::optional<EventId> last_event_id(MDB_txn* txn) const;  // in that transaction
   // Prometheus lines: running subscriptions and each one's lag.
   std::string subscription_metrics(Store& store);
   void clear_corruption() const;
@@ -183,8 +184,9 @@ class Store::Impl {
   std::uint32_t format_version_ = 0;
 
   mutable std::shared_mutex lifecycle_;
-  bool closed_ = false;
-  std::atomic<bool> closed_flag_{false};  // closed_, readable without the lock (cursors)
+  // Written under lifecycle_; atomic so that cursors can check it per event
+  // without taking the lock.
+  std::atomic<bool> closed_{false};
 
   // Held shared by every transaction of this process, exclusively while the
   // map is resized (LMDB requires that no transaction is active then).
