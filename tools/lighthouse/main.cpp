@@ -44,6 +44,12 @@ int report_usage_error(CLI::App& app, const CLI::ParseError& error) {
   return bad_value ? kExitInvalidInput : kExitUsage;
 }
 
+void add_filter_options(CLI::App& command, FilterArguments& filter) {
+  command.add_option("--type", filter.types, "Events of this type (repeat for several)");
+  command.add_option("--type-prefix", filter.type_prefix, "Events whose type starts with this");
+  command.add_option("--aggregate", filter.aggregate, "Events of this aggregate");
+}
+
 // No option or argument of the tool means anything when empty: an empty
 // value (an unset shell variable) is refused rather than read as "not given".
 void refuse_empty_values(CLI::App& command) {
@@ -107,9 +113,7 @@ int main(int argc, char** argv) {
   CLI::App* query = app.add_subcommand(
       "query", "Print the events a query selects, one JSON line each (the `get` format)");
   query->add_option("STORE", store_path, "Store directory")->required();
-  query->add_option("--type", query_args.types, "Events of this type (repeat for several)");
-  query->add_option("--type-prefix", query_args.type_prefix, "Events whose type starts with this");
-  query->add_option("--aggregate", query_args.aggregate, "Events of this aggregate");
+  add_filter_options(*query, query_args.filter);
   query->add_option("--after", query_args.after, "Events after this ID (exclusive)");
   query->add_option("--before", query_args.before, "Events before this ID (exclusive)");
   query->add_option("--from-sequence", query_args.from_sequence,
@@ -134,9 +138,7 @@ int main(int argc, char** argv) {
   CLI::App* tail = app.add_subcommand(
       "tail", "Follow the store: print events as JSON lines (the `get` format) until caught up, or live");
   tail->add_option("STORE", store_path, "Store directory")->required();
-  tail->add_option("--type", tail_args.types, "Events of this type (repeat for several)");
-  tail->add_option("--type-prefix", tail_args.type_prefix, "Events whose type starts with this");
-  tail->add_option("--aggregate", tail_args.aggregate, "Events of this aggregate");
+  add_filter_options(*tail, tail_args.filter);
   tail->add_option("--after", tail_args.after, "Start after this ID");
   tail->add_option("--from-sequence", tail_args.from_sequence, "Start at this sequence");
   tail->add_option("--since", tail_args.since, "Start at TIME: RFC 3339 or integer nanoseconds");

@@ -48,11 +48,16 @@ void print_events(EventCursor& cursor, std::ostream& out) {
 
 }  // namespace
 
-void run_query(const std::string& path, const QueryArguments& args, std::ostream& out) {
+Query FilterArguments::query() const {
   Query q;
-  q.types = args.types;
-  q.type_prefix = args.type_prefix;
-  q.aggregate = args.aggregate;
+  q.types = types;
+  q.type_prefix = type_prefix;
+  q.aggregate = aggregate;
+  return q;
+}
+
+void run_query(const std::string& path, const QueryArguments& args, std::ostream& out) {
+  Query q = args.filter.query();
   if (!args.after.empty()) q.after_id = EventId::parse(args.after);
   if (!args.before.empty()) q.before_id = EventId::parse(args.before);
   q.from_sequence = parse_number("--from-sequence", args.from_sequence);
@@ -97,10 +102,7 @@ void run_tail(const std::string& path, const TailArguments& args, std::ostream& 
   if (!args.after.empty()) start = SubscriptionStart::after(EventId::parse(args.after));
   if (auto n = parse_number("--from-sequence", args.from_sequence)) start = SubscriptionStart::from_sequence(*n);
   if (!args.since.empty()) start = SubscriptionStart::since(parse_time(args.since));
-  Query filter;
-  filter.types = args.types;
-  filter.type_prefix = args.type_prefix;
-  filter.aggregate = args.aggregate;
+  const Query filter = args.filter.query();
   SubscribeOptions options;
   options.consumer = args.consumer;
   options.stop_when_caught_up = !args.follow;

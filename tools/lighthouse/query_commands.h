@@ -7,14 +7,23 @@
 #include <string>
 #include <vector>
 
+#include "lighthouse/query.h"
+
 namespace lighthouse::tool {
+
+// The filter options `query` and `tail` share.
+struct FilterArguments {
+  std::vector<std::string> types;
+  std::string type_prefix;
+  std::optional<std::string> aggregate;
+  // A query with these filters and nothing else.
+  Query query() const;
+};
 
 // The query options as typed; parsed strictly (a malformed ID, time or number
 // is Error(invalid_argument), exit code 4).
 struct QueryArguments {
-  std::vector<std::string> types;
-  std::string type_prefix;
-  std::optional<std::string> aggregate;
+  FilterArguments filter;
   std::string after, before, from_sequence, to_sequence, since, until, limit;
   bool reverse = false;
   bool explain = false;
@@ -25,9 +34,7 @@ void run_query(const std::string& path, const QueryArguments& args, std::ostream
 
 // `lighthouse tail`: follows the store (lighthouse::Store::subscribe).
 struct TailArguments {
-  std::vector<std::string> types;
-  std::string type_prefix;
-  std::optional<std::string> aggregate;
+  FilterArguments filter;
   std::string after, from_sequence, since;
   bool from_start = false;
   bool follow = false;
