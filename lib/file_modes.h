@@ -19,15 +19,20 @@ inline unsigned directory_mode(unsigned file_mode) {
   return mode;
 }
 
+// A directory path in normal form, its last element the directory itself:
+// "a/store/" is a/store, "a/x/.." is a.
+inline std::filesystem::path directory_path(const std::filesystem::path& path) {
+  std::filesystem::path dir = path.lexically_normal();
+  if (dir.filename().empty() && dir.has_parent_path()) dir = dir.parent_path();
+  return dir;
+}
+
 // Creates `dir` (and its missing parents) with the directory mode for files
 // of `file_mode`, less the process's umask, as the files in it get. Returns
 // whether it created `dir`; `ec` is set on failure.
 inline bool create_directory_for(const std::filesystem::path& path, unsigned file_mode, std::error_code& ec) {
   ec.clear();
-  // "a/store/" and "a/x/.." name a/store and a: the directory itself is the
-  // last element of the normal form.
-  std::filesystem::path dir = path.lexically_normal();
-  if (dir.filename().empty() && dir.has_parent_path()) dir = dir.parent_path();
+  const std::filesystem::path dir = directory_path(path);
   if (dir.has_parent_path() && dir.parent_path() != dir) {
     std::filesystem::create_directories(dir.parent_path(), ec);
     if (ec) return false;

@@ -185,8 +185,7 @@ BackupReport Store::backup(const fs::path& given) const {
   auto start = std::chrono::steady_clock::now();
   std::error_code ec;
   // Checked and created in normal form: "new/.." is the existing parent.
-  fs::path destination = fs::absolute(given).lexically_normal();
-  if (destination.filename().empty() && destination.has_parent_path()) destination = destination.parent_path();
+  const fs::path destination = directory_path(fs::absolute(given));
   if (fs::exists(destination, ec) &&
       (!fs::is_directory(destination, ec) || !fs::is_empty(destination, ec))) {
     throw Error(ErrorCode::invalid_argument, "backup destination '" + destination.string() +
@@ -195,7 +194,7 @@ BackupReport Store::backup(const fs::path& given) const {
   // Neither the store's directory nor anything inside it (checked before
   // anything is created there).
   {
-    const fs::path where = fs::weakly_canonical(fs::absolute(destination), ec);
+    const fs::path where = fs::weakly_canonical(destination, ec);
     const fs::path& store = impl().path();
     auto [s, w] = std::mismatch(store.begin(), store.end(), where.begin(), where.end());
     if (!ec && s == store.end()) {
