@@ -167,15 +167,14 @@ void Store::Impl::write_checkpoint(const std::string& consumer, const EventId& p
       if (caller_given) {
         // The last event appended: the last key, or with none stored (all
         // truncated) the meta counter, compared by sequence.
-        lmdb::Cursor cursor(txn, dbs_.events);
-        MDB_val k, v;
         bool past;
-        if (cursor.seek(k, v, MDB_LAST)) {
-          past = lmdb::view(k) < std::string_view(reinterpret_cast<const char*>(key.data()), key.size());
+        if (const auto last = last_event_id(txn)) {
+          past = *last < position;  // IDs order as their keys do
         } else {
-          std::string_view last;
-          const bool known = lmdb::get(txn, dbs_.meta, schema::meta::kLastSequence, last) && last.size() == 8;
-          past = position.sequence > (known ? schema::read_be(last, 8) : 0);
+          std::string_view counter;
+          const bool known =
+              lmdb::get(txn, dbs_.meta, schema::meta::kLastSequence, counter) && counter.size() == 8;
+          past = position.sequence > (known ? schema::read_be(counter, 8) : 0);
         }
         if (past) {
           throw Error(ErrorCode::invalid_argument,
@@ -192,7 +191,11 @@ void Store::Impl::write_checkpoint(const std::string& consumer, const EventId& p
 
 std::optional<EventId> Store::Impl::last_event_id() const {
   auto read = begin_read();
-  lmdb::Cursor cursor(read->txn.get(), dbs_.events);
+  return last_event_id(read->txn.get());
+}
+
+std::optional<EventId> Store::Impl::last_event_id(MDB_txn* txn) const {
+  lmdb::Cursor cursor(txn, dbs_.events);
   MDB_val k, v;
   if (!cursor.seek(k, v, MDB_LAST)) return std::nullopt;
   return EventId::from_key(lmdb::view(k));

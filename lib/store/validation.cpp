@@ -191,10 +191,14 @@ void at_most(const std::string& name, std::uint64_t value, std::uint64_t hi) {
   if (value > hi) bad_option(name, "is " + std::to_string(value) + ": it must be at most " + std::to_string(hi));
 }
 
+bool is_priority(Priority priority) {
+  return static_cast<unsigned>(priority) <= static_cast<unsigned>(Priority::critical);
+}
+
 }  // namespace
 
 void check_priority(Priority priority) {
-  if (static_cast<unsigned>(priority) > static_cast<unsigned>(Priority::critical)) {
+  if (!is_priority(priority)) {
     fail(ErrorCode::invalid_argument,
          "priority " + std::to_string(static_cast<unsigned>(priority)) + " is not low, normal, high or critical");
   }
@@ -239,7 +243,7 @@ void check_options(const Options& o) {
   in_range("health.disk_free_emergency", h.disk_free_emergency, 0, 1);
   in_range("health.disk_free_degraded", h.disk_free_degraded, h.disk_free_emergency, 1);
   in_range("health.disk_free_warning", h.disk_free_warning, h.disk_free_degraded, 1);
-  if (static_cast<unsigned>(h.degraded_min_priority) > static_cast<unsigned>(Priority::critical)) {
+  if (!is_priority(h.degraded_min_priority)) {
     bad_option("health.degraded_min_priority",
                "is " + std::to_string(static_cast<unsigned>(h.degraded_min_priority)) +
                    ": it must be low, normal, high or critical");
