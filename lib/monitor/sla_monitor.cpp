@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <new>
 
 namespace lighthouse::monitor {
 
@@ -39,31 +40,42 @@ LatencySummary summarize(const Histogram::Snapshot& s) {
 }
 
 SlaMonitor::SlaMonitor(SlaTargets targets, NowNs now)
-    : targets_(targets), now_(std::move(now)), opened_ns_(now_()) {
-  for (int i = 0; i < 10; ++i) ten_.slots.push_back(std::make_unique<Slot>());
-  for (int i = 0; i < 6; ++i) sixty_.slots.push_back(std::make_unique<Slot>());
+    : targets_(targets), now_(std::move(now)), opened_ns_(now_()) {}
+
+SlaMonitor::~SlaMonitor() = default;
+
+SlaMonitor::Ring::~Ring() {
+  for (auto& cell : slots) delete cell.load(std::memory_order_relaxed);
 }
 
-// The slot for time `t`, cleared first when it last held an older period.
-// Lock-free unless the slot must be recycled, once per slot period.
-Measures& SlaMonitor::slot(Ring& ring, std::uint64_t t) noexcept {
+// The slot for time `t`, allocated on first use and cleared first when it
+// last held an older period. Lock-free unless the slot must be allocated or
+// recycled, at most once per slot period.
+Measures* SlaMonitor::slot(Ring& ring, std::uint64_t t) noexcept {
   const std::uint64_t epoch = t / ring.slot_ns;
-  Slot& s = *ring.slots[epoch % ring.slots.size()];
-  if (s.epoch.load(std::memory_order_acquire) != epoch) {
+  std::atomic<Slot*>& cell = ring.slots[epoch % ring.slots.size()];
+  Slot* s = cell.load(std::memory_order_acquire);
+  if (s == nullptr || s->epoch.load(std::memory_order_acquire) != epoch) {
     std::lock_guard lock(rotate_mutex_);
-    if (s.epoch.load(std::memory_order_relaxed) != epoch) {
-      s.m.clear();
-      s.epoch.store(epoch, std::memory_order_release);
+    s = cell.load(std::memory_order_relaxed);
+    if (s == nullptr) {
+      s = new (std::nothrow) Slot;
+      if (s == nullptr) return nullptr;
+      s->epoch.store(epoch, std::memory_order_relaxed);
+      cell.store(s, std::memory_order_release);
+    } else if (s->epoch.load(std::memory_order_relaxed) != epoch) {
+      s->m.clear();
+      s->epoch.store(epoch, std::memory_order_release);
     }
   }
-  return s.m;
+  return &s->m;
 }
 
 template <typename F>
 void SlaMonitor::each(F&& record) noexcept {
   const std::uint64_t t = now_();
-  record(slot(ten_, t));
-  record(slot(sixty_, t));
+  if (Measures* m = slot(ten_, t)) record(*m);
+  if (Measures* m = slot(sixty_, t)) record(*m);
   record(total_);
 }
 
@@ -109,7 +121,9 @@ void SlaMonitor::sample_backlog(std::uint64_t queued, std::uint64_t oldest_age_n
 MeasuresSnapshot SlaMonitor::window(const Ring& ring, std::uint64_t t) const {
   MeasuresSnapshot s;
   const std::uint64_t now_epoch = t / ring.slot_ns;
-  for (const auto& slot : ring.slots) {
+  for (const auto& cell : ring.slots) {
+    const Slot* slot = cell.load(std::memory_order_acquire);
+    if (slot == nullptr) continue;
     const std::uint64_t epoch = slot->epoch.load(std::memory_order_acquire);
     if (epoch <= now_epoch && now_epoch - epoch < ring.slots.size()) s.add(slot->m);
   }
@@ -165,7 +179,9 @@ SlaMonitor::Evaluation SlaMonitor::evaluate() {
   Histogram::Snapshot append;
   double events = 0;
   const std::uint64_t now_epoch = t / ten_.slot_ns;
-  for (const auto& slot : ten_.slots) {
+  for (const auto& cell : ten_.slots) {
+    const Slot* slot = cell.load(std::memory_order_acquire);
+    if (slot == nullptr) continue;
     const std::uint64_t epoch = slot->epoch.load(std::memory_order_acquire);
     if (epoch <= now_epoch && now_epoch - epoch < ten_.slots.size()) {
       slot->m.append.add_to(append);

@@ -33,6 +33,9 @@ class SlaMonitor {
  public:
   using NowNs = std::function<std::uint64_t()>;  // a monotonic clock, nanoseconds
   SlaMonitor(SlaTargets targets, NowNs now);
+  ~SlaMonitor();
+  SlaMonitor(const SlaMonitor&) = delete;
+  SlaMonitor& operator=(const SlaMonitor&) = delete;
 
   void record_append(std::uint64_t latency_ns) noexcept;
   void record_queue_wait(std::uint64_t ns) noexcept;
@@ -67,13 +70,20 @@ class SlaMonitor {
     std::atomic<std::uint64_t> epoch{~std::uint64_t{0}};
     Measures m;
   };
+  // A slot's histograms take 66 KiB: each is allocated when its period
+  // first records something, so that opening a store (or a short-lived
+  // process that only reads) does not zero a megabyte it may never use.
   struct Ring {
+    Ring(std::uint64_t period_ns, std::size_t count) : slot_ns(period_ns), slots(count) {}
+    ~Ring();
     std::uint64_t slot_ns;
-    std::vector<std::unique_ptr<Slot>> slots;
+    std::vector<std::atomic<Slot*>> slots;  // null until first used; owned
   };
   template <typename F>
   void each(F&& record) noexcept;
-  Measures& slot(Ring& ring, std::uint64_t t) noexcept;
+  // Null only when the slot could not be allocated (the record is dropped
+  // from the windows, still counted since open).
+  Measures* slot(Ring& ring, std::uint64_t t) noexcept;
   MeasuresSnapshot window(const Ring& ring, std::uint64_t t) const;
   // Decides the breaches from the recent append latencies and the backlog,
   // and notifies the ones that begin.
@@ -83,8 +93,8 @@ class SlaMonitor {
   SlaTargets targets_;
   NowNs now_;
   std::uint64_t opened_ns_;
-  Ring ten_{1'000'000'000ull, {}};
-  Ring sixty_{10'000'000'000ull, {}};
+  Ring ten_{1'000'000'000ull, 10};
+  Ring sixty_{10'000'000'000ull, 6};
   Measures total_;
   std::mutex rotate_mutex_;
 

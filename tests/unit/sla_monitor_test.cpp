@@ -109,3 +109,27 @@ TEST_CASE("a low offered rate is no breach; a growing backlog is", "[sla]") {
   CHECK(r.breaches[0].kind == "backlog");
   CHECK(r.backlog == 7000);
 }
+
+// Slots are allocated when their period first records: a fresh monitor has
+// none, and a window must count exactly the slots it spans as they are made
+// and then recycled.
+TEST_CASE("a fresh monitor reports empty windows; windows count each second they span", "[sla]") {
+  std::uint64_t now = 1000 * kSecond;
+  SlaMonitor m({}, [&] { return now; });
+  auto r = m.report();
+  REQUIRE(r.windows.size() == 3);
+  for (const auto& w : r.windows) CHECK(w.append.count == 0);
+  CHECK(m.evaluate().append.count == 0);
+  for (int second = 0; second < 25; ++second) {
+    for (int i = 0; i <= second; ++i) m.record_append(1 * kMs);  // second s holds s + 1 appends
+    r = m.report();
+    const int first_in_ten = std::max(0, second - 9);
+    std::uint64_t ten = 0;
+    for (int s = first_in_ten; s <= second; ++s) ten += static_cast<std::uint64_t>(s + 1);
+    INFO("second " << second);
+    CHECK(r.windows[0].append.count == ten);
+    CHECK(m.evaluate().append.count == ten);
+    CHECK(r.windows[2].append.count == static_cast<std::uint64_t>((second + 1) * (second + 2) / 2));
+    now += kSecond;
+  }
+}
