@@ -9,10 +9,14 @@
 //   3 one thread, 4,096 asynchronous appends in flight, durable (--seconds)
 //   4 query by type over the workload-1 uniform store
 //   5 read the 1,000-event aggregate "hot" of that store: p50/p99
-//   6 open that store; memory growth of a query over all of it
+//   6 open that store (median of 5 opens); memory growth of a query over all of it
+// Systems take turns workload by workload; --repeat N runs the write
+// workloads N times and reports each figure's median.
 #include <malloc.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <deque>
 #include <fstream>
@@ -42,7 +46,26 @@ struct Run {
   fs::path dir = "compare-data";
   std::vector<std::string> systems = {"lighthouse", "lmdb", "sqlite", "rocksdb"};
   std::vector<int> workloads = {1, 2, 3, 4, 5, 6};
+  int repeat = 1;
   std::vector<Row> rows;
+
+  // One row per (workload, system): the median of the rounds measured.
+  void keep_medians() {
+    std::vector<Row> kept;
+    std::map<std::pair<std::string, std::string>, std::vector<double>> values;
+    for (const auto& r : rows) {
+      auto& v = values[{r.workload, r.system}];
+      if (v.empty()) kept.push_back(r);
+      v.push_back(r.value);
+    }
+    for (auto& r : kept) {
+      auto v = values[{r.workload, r.system}];
+      std::sort(v.begin(), v.end());
+      const std::size_t n = v.size();
+      r.value = n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    }
+    rows = std::move(kept);
+  }
 
   bool wants(int w) const { return std::find(workloads.begin(), workloads.end(), w) != workloads.end(); }
   void add(const std::string& workload, const std::string& system, double value, const std::string& unit,
@@ -186,10 +209,15 @@ void reads(Run& run, System& sys) {
 }
 
 void open_and_scan(Run& run, System& sys, const fs::path& dir) {
-  sys.close();
-  auto start = Clock::now();
-  sys.open(dir);
-  run.add("6 open the store", sys.name(), seconds_since(start) * 1000, "ms", false);
+  std::vector<double> opens;  // the median of five: one open is a fraction of a millisecond
+  for (int i = 0; i < 5; ++i) {
+    sys.close();
+    auto start = Clock::now();
+    sys.open(dir);
+    opens.push_back(seconds_since(start) * 1000);
+  }
+  std::sort(opens.begin(), opens.end());
+  run.add("6 open the store", sys.name(), opens[2], "ms", false);
   malloc_trim(0);  // freed memory of earlier workloads must not hide growth
   const std::uint64_t before = anonymous_rss();
   std::uint64_t peak = before;
@@ -242,6 +270,9 @@ int main(int argc, char** argv) try {
   app.add_option("--dir", run.dir, "Where the stores are written (default ./compare-data)");
   app.add_option("--systems", systems, "Comma-separated subset of lighthouse,lmdb,sqlite,rocksdb");
   app.add_option("--workloads", workloads, "Comma-separated subset of 1..6");
+  app.add_option("--repeat", run.repeat,
+                 "Rounds of the write workloads (1-3); each figure is the median of its rounds (default 1)")
+      ->check(CLI::Range(1, 99));
   app.add_option("--json", json_path, "Write the results as JSON rows to this file");
   CLI11_PARSE(app, argc, argv);
   auto split = [](const std::string& s) {
@@ -255,31 +286,61 @@ int main(int argc, char** argv) try {
   for (const auto& w : split(workloads)) run.workloads.push_back(std::stoi(w));
   for (const auto& s : run.systems) make(s);  // refuses unknown names before any work
 
-  for (const auto& name : run.systems) {
-    std::fprintf(stderr, "%s\n", name.c_str());
-    for (Distribution d : {Distribution::lifecycle, Distribution::uniform}) {
-      if (run.wants(2)) {
-        auto sys = make(name);
-        threads16(run, *sys, d, fresh(run, name, std::string("threads-") + to_string(d)));
+  // Workload by workload, every system in turn, so that the systems a ratio
+  // compares run minutes apart at most (the machine's disk and writeback move
+  // over a run); each round starts with the next system, and with --repeat
+  // every figure is the median of its rounds. A store is removed, and the
+  // removal synced, before the next system runs.
+  auto rotated = [&](int round) {
+    std::vector<std::string> order;
+    for (std::size_t i = 0; i < run.systems.size(); ++i) {
+      order.push_back(run.systems[(i + static_cast<std::size_t>(round)) % run.systems.size()]);
+    }
+    return order;
+  };
+  auto discard = [&](const std::string& name) {
+    fs::remove_all(run.dir / name);
+    ::sync();
+  };
+  for (Distribution d : {Distribution::lifecycle, Distribution::uniform}) {
+    for (int round = 0; round < run.repeat; ++round) {
+      for (const auto& name : rotated(round)) {
+        if (run.wants(2)) {
+          auto sys = make(name);
+          threads16(run, *sys, d, fresh(run, name, std::string("threads-") + to_string(d)));
+          sys.reset();
+          discard(name);
+        }
       }
-      if (run.wants(3)) {
-        auto sys = make(name);
-        async4096(run, *sys, d, fresh(run, name, std::string("async-") + to_string(d)));
+      for (const auto& name : rotated(round)) {
+        if (run.wants(3)) {
+          auto sys = make(name);
+          async4096(run, *sys, d, fresh(run, name, std::string("async-") + to_string(d)));
+          sys.reset();
+          discard(name);
+        }
       }
-      bool needs_store = d == Distribution::uniform && (run.wants(4) || run.wants(5) || run.wants(6));
-      if (run.wants(1) || needs_store) {
+    }
+    // Workload 1; the reads (4-6) use the last round's uniform store.
+    const bool needs_store = d == Distribution::uniform && (run.wants(4) || run.wants(5) || run.wants(6));
+    if (!run.wants(1) && !needs_store) continue;
+    const int rounds = run.wants(1) ? run.repeat : 1;
+    for (int round = 0; round < rounds; ++round) {
+      for (const auto& name : rotated(round)) {
         auto sys = make(name);
         fs::path dir = fresh(run, name, std::string("batched-") + to_string(d));
         batched(run, *sys, d, dir, run.wants(1));
-        if (needs_store) {
+        if (needs_store && round == rounds - 1) {
           reads(run, *sys);
           if (run.wants(6)) open_and_scan(run, *sys, dir);
         }
         sys->close();
+        sys.reset();
+        discard(name);
       }
     }
-    fs::remove_all(run.dir / name);
   }
+  run.keep_medians();
   print_table(run);
   if (!json_path.empty()) {
     nlohmann::json rows = nlohmann::json::array();
