@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""Runs bench/compare at a tiny size and checks what it promises: one JSON row
+{"workload", "system", "value", "unit"} per workload and system (the median
+when --repeat runs a workload more than once), every workload on every
+system, a printed table with the ratio Lighthouse / each peer, and a clear
+refusal of a bad flag.
+
+Usage: check_compare.py PATH/TO/compare"""
+import json
+import math
+import subprocess
+import sys
+import tempfile
+import unittest
+
+COMPARE = sys.argv.pop(1) if len(sys.argv) > 1 else "build/bench/compare"
+SYSTEMS = ["lighthouse", "lmdb", "sqlite", "rocksdb"]
+WRITE = [
+    ("1 batched append x1000, {d}", "events/s"),
+    ("1 batched append x1000, {d}: bytes written", "bytes/event"),
+    ("2 durable appends, 16 threads, {d}", "events/s"),
+    ("2 durable appends, 16 threads, {d}: p99", "ms"),
+    ("2 durable appends, 16 threads, {d}: bytes written", "bytes/event"),
+    ("3 async appends, 4096 in flight, {d}", "events/s"),
+    ("3 async appends, 4096 in flight, {d}: p99", "ms"),
+    ("3 async appends, 4096 in flight, {d}: bytes written", "bytes/event"),
+]
+READ = [
+    ("4 query by type, checksums on", "events/s"),
+    ("4 query by type, checksums off", "events/s"),
+    ("5 read a 1,000-event aggregate: p50", "ms"),
+    ("5 read a 1,000-event aggregate: p99", "ms"),
+    ("5 read a 1,000-event aggregate, checksums off: p50", "ms"),
+    ("5 read a 1,000-event aggregate, checksums off: p99", "ms"),
+    ("6 open the store, new process", "ms"),
+    ("6 open the store, reopened in this process", "ms"),
+    ("6 query over all events: memory growth", "MiB"),
+]
+
+
+class CompareTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        out = cls.tmp.name + "/rows.json"
+        cls.run_ = subprocess.run(
+            [COMPARE, "--events", "2000", "--seconds", "0.2", "--repeat", "2",
+             "--dir", cls.tmp.name + "/data", "--json", out],
+            capture_output=True, text=True, timeout=240)
+        cls.rows = json.load(open(out)) if cls.run_.returncode == 0 else []
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_exits_cleanly(self):
+        self.assertEqual(self.run_.returncode, 0, self.run_.stderr[-2000:])
+
+    def test_one_row_per_workload_and_system(self):
+        expected = {(w.format(d=d), u) for d in ("uniform", "lifecycle") for w, u in WRITE} | set(READ)
+        seen = {}
+        for row in self.rows:
+            self.assertEqual(sorted(row), ["system", "unit", "value", "workload"])
+            key = (row["workload"], row["system"])
+            self.assertNotIn(key, seen, "a workload reported twice for one system")
+            seen[key] = row
+        for workload, unit in expected:
+            for system in SYSTEMS:
+                self.assertIn((workload, system), seen, f"{workload} missing for {system}")
+                row = seen[(workload, system)]
+                self.assertEqual(row["unit"], unit, workload)
+                self.assertTrue(math.isfinite(row["value"]) and row["value"] >= 0, row)
+                if unit in ("events/s", "ms"):
+                    self.assertGreater(row["value"], 0, row)
+        self.assertEqual(len(self.rows), len(expected) * len(SYSTEMS))
+
+    def test_repeats_are_reported_as_their_median(self):
+        # Each write workload ran twice per system: both runs are on stderr,
+        # the JSON holds their median (the mean of two).
+        name = "1 batched append x1000, uniform"
+        runs = [float(line.split()[-2]) for line in self.run_.stderr.splitlines()
+                if line.strip().startswith(name + " ") and " lighthouse " in line
+                and line.split()[-1] == "events/s"]
+        self.assertEqual(len(runs), 2, runs)
+        row = next(r for r in self.rows if r["workload"] == name and r["system"] == "lighthouse")
+        self.assertAlmostEqual(row["value"], sum(runs) / 2, delta=0.01 * row["value"])
+
+    def test_table_has_the_ratio_to_every_peer(self):
+        header = next(line for line in self.run_.stdout.splitlines() if line.startswith("workload"))
+        for peer in SYSTEMS[1:]:
+            self.assertIn("L/" + peer, header)
+
+    def test_bad_flags_are_refused(self):
+        for args in (["--systems", "postgres"], ["--repeat", "0"], ["--events", "10"], ["--bogus"]):
+            with self.subTest(args=args):
+                r = subprocess.run([COMPARE, "--dir", self.tmp.name + "/bad"] + args,
+                                   capture_output=True, text=True, timeout=60)
+                self.assertNotEqual(r.returncode, 0)
+                self.assertTrue(r.stderr.strip() or r.stdout.strip())
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
