@@ -180,53 +180,53 @@ void BM_Backup(benchmark::State& state) {
 }
 BENCHMARK(BM_Backup)->Unit(benchmark::kMillisecond)->Iterations(2);
 
-// Opening the store: each iteration opens and closes it (only the open is
-// timed). Registered last: it closes the fixture's handle, since a second
-// open in one process shares the first.
-void BM_OpenStore(benchmark::State& state) {
+// Times `open(path)` once per iteration; what it returns closes the store,
+// untimed. The fixture's handle is closed meanwhile (a second open in one
+// process shares the first), so these are registered last.
+template <typename Open>
+void time_opens(benchmark::State& state, Open open) {
   auto& f = fixture();
   const auto path = f.store->path();
   f.store.reset();
   for (auto _ : state) {
-    auto store = lighthouse::Store::open(path);
+    auto close = open(path);
     state.PauseTiming();
-    store.close();
+    close();
     state.ResumeTiming();
   }
   f.store = std::make_unique<lighthouse::Store>(lighthouse::Store::open(path));
+}
+
+void BM_OpenStore(benchmark::State& state) {
+  time_opens(state, [](const std::filesystem::path& path) {
+    return [store = lighthouse::Store::open(path)]() mutable { store.close(); };
+  });
 }
 BENCHMARK(BM_OpenStore)->Unit(benchmark::kMicrosecond)->Iterations(300);
 
 // Raw LMDB opening the same environment for writing, as bench/compare's
 // `lmdb` system does: the floor for Store::open.
 void BM_OpenRawLmdb(benchmark::State& state) {
-  auto& f = fixture();
-  const auto path = f.store->path();
-  f.store.reset();
-  for (auto _ : state) {
+  time_opens(state, [&state](const std::filesystem::path& path) {
     MDB_env* env = nullptr;
-    if (mdb_env_create(&env) != 0) state.SkipWithError("mdb_env_create");
-    mdb_env_set_maxdbs(env, 8);
-    mdb_env_set_maxreaders(env, 256);
-    mdb_env_set_mapsize(env, std::size_t{1} << 34);
     MDB_txn* txn = nullptr;
     MDB_dbi events = 0, by_type = 0, by_aggregate = 0;
     MDB_cursor* cursor = nullptr;
     MDB_val key, value;
-    if (mdb_env_open(env, path.c_str(), MDB_NOTLS, 0600) != 0 || mdb_txn_begin(env, nullptr, 0, &txn) != 0 ||
-        mdb_dbi_open(txn, "events", 0, &events) != 0 ||
-        mdb_dbi_open(txn, "by_type", MDB_DUPSORT | MDB_DUPFIXED, &by_type) != 0 ||
-        mdb_dbi_open(txn, "by_aggregate", MDB_DUPSORT | MDB_DUPFIXED, &by_aggregate) != 0 ||
-        mdb_cursor_open(txn, events, &cursor) != 0 || mdb_cursor_get(cursor, &key, &value, MDB_LAST) != 0) {
-      state.SkipWithError("raw LMDB could not open the store");
-    }
+    const bool opened =
+        mdb_env_create(&env) == 0 && mdb_env_set_maxdbs(env, 8) == 0 && mdb_env_set_maxreaders(env, 256) == 0 &&
+        mdb_env_set_mapsize(env, std::size_t{1} << 34) == 0 && mdb_env_open(env, path.c_str(), MDB_NOTLS, 0600) == 0 &&
+        mdb_txn_begin(env, nullptr, 0, &txn) == 0 && mdb_dbi_open(txn, "events", 0, &events) == 0 &&
+        mdb_dbi_open(txn, "by_type", MDB_DUPSORT | MDB_DUPFIXED, &by_type) == 0 &&
+        mdb_dbi_open(txn, "by_aggregate", MDB_DUPSORT | MDB_DUPFIXED, &by_aggregate) == 0 &&
+        mdb_cursor_open(txn, events, &cursor) == 0 && mdb_cursor_get(cursor, &key, &value, MDB_LAST) == 0;
+    if (!opened) state.SkipWithError("raw LMDB could not open the store");
     if (cursor != nullptr) mdb_cursor_close(cursor);
     if (txn != nullptr) mdb_txn_commit(txn);
-    state.PauseTiming();
-    mdb_env_close(env);
-    state.ResumeTiming();
-  }
-  f.store = std::make_unique<lighthouse::Store>(lighthouse::Store::open(path));
+    return [env] {
+      if (env != nullptr) mdb_env_close(env);
+    };
+  });
 }
 BENCHMARK(BM_OpenRawLmdb)->Unit(benchmark::kMicrosecond)->Iterations(300);
 

@@ -351,24 +351,20 @@ int main(int argc, char** argv) try {
     fs::remove_all(run.dir / name);
     ::sync();
   };
+  using Timed = void (*)(Run&, System&, Distribution, const fs::path&);
   for (Distribution d : {Distribution::lifecycle, Distribution::uniform}) {
+    // Workloads 2 and 3: every system in turn, on a store of its own.
+    auto in_turn = [&](int round, Timed workload, const std::string& store) {
+      for (const auto& name : rotated(round)) {
+        auto sys = make(name);
+        workload(run, *sys, d, fresh(run, name, store + to_string(d)));
+        sys.reset();
+        discard(name);
+      }
+    };
     for (int round = 0; round < run.repeat; ++round) {
-      for (const auto& name : rotated(round)) {
-        if (run.wants(2)) {
-          auto sys = make(name);
-          threads16(run, *sys, d, fresh(run, name, std::string("threads-") + to_string(d)));
-          sys.reset();
-          discard(name);
-        }
-      }
-      for (const auto& name : rotated(round)) {
-        if (run.wants(3)) {
-          auto sys = make(name);
-          async4096(run, *sys, d, fresh(run, name, std::string("async-") + to_string(d)));
-          sys.reset();
-          discard(name);
-        }
-      }
+      if (run.wants(2)) in_turn(round, threads16, "threads-");
+      if (run.wants(3)) in_turn(round, async4096, "async-");
     }
     // Workload 1; the reads (4-6) use the last round's uniform store.
     const bool needs_store = d == Distribution::uniform && (run.wants(4) || run.wants(5) || run.wants(6));
