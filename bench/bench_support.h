@@ -7,7 +7,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <filesystem>
 #include <mutex>
 #include <random>
@@ -28,9 +30,21 @@ inline std::filesystem::path fresh_dir(const std::string& name) {
 }
 
 // Events in a benchmark's store: LIGHTHOUSE_BENCH_EVENTS, default 1,000,000.
+// LIGHTHOUSE_BENCH_EVENTS: the size of query_bench's and archive_bench's
+// stores (default 1,000,000; at least 10,000).
 inline std::uint64_t bench_events() {
   const char* env = std::getenv("LIGHTHOUSE_BENCH_EVENTS");
-  return env != nullptr ? std::stoull(env) : 1'000'000;
+  if (env == nullptr) return 1'000'000;
+  std::uint64_t n = 0;
+  try {
+    n = std::stoull(env);
+  } catch (const std::exception&) {
+  }
+  if (n < 10'000) {
+    std::fprintf(stderr, "LIGHTHOUSE_BENCH_EVENTS must be a number of at least 10000, not '%s'\n", env);
+    std::exit(2);
+  }
+  return n;
 }
 
 inline std::string payload(std::uint64_t seed, std::size_t size = 256) {

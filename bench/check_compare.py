@@ -91,7 +91,8 @@ class CompareTest(unittest.TestCase):
             self.assertIn("L/" + peer, header)
 
     def test_bad_flags_are_refused(self):
-        for args in (["--systems", "postgres"], ["--repeat", "0"], ["--events", "10"], ["--bogus"]):
+        for args in (["--systems", "postgres"], ["--repeat", "0"], ["--events", "10"], ["--bogus"],
+                     ["--workloads", "7"], ["--workloads", "x"], ["--workloads", ""]):
             with self.subTest(args=args):
                 r = subprocess.run([COMPARE, "--dir", self.tmp.name + "/bad"] + args,
                                    capture_output=True, text=True, timeout=60)

@@ -34,11 +34,13 @@ Fixture& fixture() {
     const std::string data = lb::payload(7);
     std::vector<lighthouse::EventData> batch;
     std::uint64_t n = 0, long_streams = 0;
+    // Three streams of known length for read_aggregate (10, 100 and 1,000
+    // events: 1,110 in all), spread through the store whatever its size.
+    const std::uint64_t spread = std::max<std::uint64_t>(1, f.events / 1'127);
     while (n < f.events) {
       lighthouse::EventData e;
       e.type = lb::event_type(n);
-      // Three streams of known length for read_aggregate, spread through the store.
-      if (n % 887 == 0 && long_streams < 1110) {
+      if (n % spread == 0 && long_streams < 1110) {
         std::uint64_t k = long_streams++;
         e.aggregate = k < 10 ? "len-10" : (k < 110 ? "len-100" : "len-1000");
       } else {

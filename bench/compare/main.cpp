@@ -273,13 +273,15 @@ void print_table(const Run& run) {
     if (!table.count(r.workload)) order.push_back(r.workload);
     table[r.workload][r.system] = r;
   }
-  std::printf("\n%-48s %-11s", "workload", "unit");
+  int width = 8;
+  for (const auto& w : order) width = std::max(width, static_cast<int>(w.size()));
+  std::printf("\n%-*s %-11s", width, "workload", "unit");
   for (const auto& s : run.systems) std::printf(" %12s", s.c_str());
   for (const auto& s : run.systems) if (s != "lighthouse") std::printf(" %10s", ("L/" + s).c_str());
   std::printf("\n");
   for (const auto& w : order) {
     const auto& row = table[w];
-    std::printf("%-48s %-11s", w.c_str(), row.begin()->second.unit.c_str());
+    std::printf("%-*s %-11s", width, w.c_str(), row.begin()->second.unit.c_str());
     for (const auto& s : run.systems) {
       if (row.count(s)) std::printf(" %12.3f", row.at(s).value);
       else std::printf(" %12s", "-");
@@ -320,7 +322,8 @@ int main(int argc, char** argv) try {
   app.add_option("--systems", systems, "Comma-separated subset of lighthouse,lmdb,sqlite,rocksdb");
   app.add_option("--workloads", workloads, "Comma-separated subset of 1..6");
   app.add_option("--repeat", run.repeat,
-                 "Rounds of the write workloads (1-3); each figure is the median of its rounds (default 1)")
+                 "Rounds of workloads 1, 2 and 3 (the writes); each of their figures is the median of its "
+                 "rounds (default 1)")
       ->check(CLI::Range(1, 99));
   app.add_option("--json", json_path, "Write the results as JSON rows to this file");
   CLI11_PARSE(app, argc, argv);
@@ -332,7 +335,17 @@ int main(int argc, char** argv) try {
   };
   run.systems = split(systems);
   run.workloads.clear();
-  for (const auto& w : split(workloads)) run.workloads.push_back(std::stoi(w));
+  for (const auto& w : split(workloads)) {
+    if (w.size() != 1 || w[0] < '1' || w[0] > '6') {
+      std::fprintf(stderr, "compare: --workloads: '%s' is not a workload (1 to 6)\n", w.c_str());
+      return 2;
+    }
+    run.workloads.push_back(w[0] - '0');
+  }
+  if (run.workloads.empty()) {
+    std::fprintf(stderr, "compare: --workloads names no workload\n");
+    return 2;
+  }
   for (const auto& s : run.systems) make(s);  // refuses unknown names before any work
 
   // Workload by workload, every system in turn, so that the systems a ratio

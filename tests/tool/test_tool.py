@@ -343,6 +343,7 @@ class BatchTest(ToolTestCase):
         self.assertEqual(seqs(self.query("--after", acked[9]["id"])), list(range(11, 41)))
         self.assertEqual(seqs(self.query("--from-sequence", "10", "--limit", "3")), [10, 11, 12])
         self.assertEqual(seqs(self.query("--reverse", "--limit", "3")), [40, 39, 38])
+        self.assertEqual(seqs(self.query("--from-sequence", "35", "--limit", "0")), [35, 36, 37, 38, 39, 40])
         ts = [int(a["id"].split("_")[0]) for a in acked]
         self.assertEqual(seqs(self.query("--since", str(ts[5]), "--until", str(ts[8]))), [6, 7, 8])
         # An absent but well-formed ID is a valid bound.
@@ -692,7 +693,8 @@ class BatchTest(ToolTestCase):
         count = self.count()
         for args, code in ((["--after", "x_1_2"], EXIT_INVALID), (["--since", "soon"], EXIT_INVALID),
                            (["--from-sequence", "-3"], EXIT_INVALID),
-                           (["--from-start", "--from-sequence", "3"], EXIT_INVALID),
+                           (["--from-start", "--from-sequence", "3"], EXIT_USAGE),
+                           (["--after", "1_2_3", "--since", "0"], EXIT_USAGE),
                            (["--consumer", "c" * 129], EXIT_INVALID), (["--bogus"], EXIT_USAGE)):
             result = run("tail", self.store, *args)
             self.assertEqual(result.rc, code, (args, result))

@@ -10,6 +10,7 @@
 #include <iostream>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "append_command.h"
 #include "archive_commands.h"
@@ -125,31 +126,41 @@ int main(int argc, char** argv) {
   query->add_option("--until", query_args.until,
                     "Events before TIME (exclusive): RFC 3339 or integer nanoseconds");
   query->add_option("--limit", query_args.limit,
-                    "At most N events (with --reverse: the newest N)");
+                    "At most N events (with --reverse: the newest N); 0: no limit");
   query->add_flag("--reverse", query_args.reverse, "Newest first");
   query->add_flag("--explain", query_args.explain,
                   "Print the plan (index and estimate) instead of the events");
   query->add_flag("--no-verify", query_args.no_verify, "Do not verify checksums");
   query->footer(
       "Filters combine with AND. An ID that is well formed but not stored is a valid bound.\n"
-      "A malformed ID, time or number is exit code 4.");
+      "--limit 0 means no limit. A malformed ID, time or number is exit code 4.\n\n" +
+      exit_code_table());
 
   TailArguments tail_args;
   CLI::App* tail = app.add_subcommand(
       "tail", "Follow the store: print events as JSON lines (the `get` format) until caught up, or live");
   tail->add_option("STORE", store_path, "Store directory")->required();
   add_filter_options(*tail, tail_args.filter);
-  tail->add_option("--after", tail_args.after, "Start after this ID");
-  tail->add_option("--from-sequence", tail_args.from_sequence, "Start at this sequence");
-  tail->add_option("--since", tail_args.since, "Start at TIME: RFC 3339 or integer nanoseconds");
-  tail->add_flag("--from-start", tail_args.from_start, "Start at the first event (the default)");
+  // The start options exclude each other: giving two is the command line's
+  // shape (exit code 2), like every other excluded combination.
+  std::vector<CLI::Option*> starts = {
+      tail->add_option("--after", tail_args.after, "Start after this ID"),
+      tail->add_option("--from-sequence", tail_args.from_sequence, "Start at this sequence"),
+      tail->add_option("--since", tail_args.since, "Start at TIME: RFC 3339 or integer nanoseconds"),
+      tail->add_flag("--from-start", tail_args.from_start, "Start at the first event (the default)")};
+  for (CLI::Option* a : starts) {
+    for (CLI::Option* b : starts) {
+      if (a != b) a->excludes(b);
+    }
+  }
   tail->add_flag("--follow", tail_args.follow,
                  "Keep printing what any process appends, until SIGINT or SIGTERM");
   tail->add_option("--consumer", tail_args.consumer,
                    "Store a checkpoint under NAME: the next run continues after it (the start "
                    "options apply to the first run only)");
   tail->footer("Without --follow it stops once caught up. Delivery is at least once: a run killed "
-               "before its checkpoint is stored prints some events again next time.");
+               "before its checkpoint is stored prints some events again next time.\n\n" +
+               exit_code_table());
 
   bool verify_json = false;
   CLI::App* verify = app.add_subcommand(
@@ -159,7 +170,8 @@ int main(int argc, char** argv) {
   std::string verify_archive_dir;
   verify->add_option("--archive", verify_archive_dir,
                      "Also verify this archive and that archive plus store form one unbroken chain");
-  verify->footer("Exit code 0 when the store is clean, 5 when anything is wrong. Never writes.");
+  verify->footer("Exit code 0 when the store is clean, 5 when anything is wrong. Never writes.\n\n" +
+                 exit_code_table());
 
   CLI::App* repair = app.add_subcommand(
       "repair", "Rebuild the indexes and counters from the events (never drops an event)");
@@ -210,7 +222,8 @@ int main(int argc, char** argv) {
   auto* clear_opt = health->add_flag("--clear-emergency", clear_emergency, "End a manual emergency");
   enter_opt->excludes(clear_opt);
   health->footer("States: healthy, warning, degraded (low-priority appends are shed), emergency (appends "
-                 "refused). Without options it opens the store read-only and never writes.");
+                 "refused). Without options it opens the store read-only and never writes.\n\n" +
+                 exit_code_table());
   CLI::App* metrics = app.add_subcommand(
       "metrics", "Print Prometheus metrics: the store's gauges and the persisted histograms");
   metrics->add_option("STORE", store_path, "Store directory")->required();
