@@ -6,10 +6,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <charconv>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <exception>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <random>
@@ -36,11 +37,9 @@ inline std::uint64_t bench_events() {
   const char* env = std::getenv("LIGHTHOUSE_BENCH_EVENTS");
   if (env == nullptr) return 1'000'000;
   std::uint64_t n = 0;
-  try {
-    n = std::stoull(env);
-  } catch (const std::exception&) {
-  }
-  if (n < 10'000) {
+  const char* end = env + std::strlen(env);
+  const auto parsed = std::from_chars(env, end, n);  // digits only: no sign, no junk
+  if (parsed.ec != std::errc() || parsed.ptr != end || n < 10'000) {
     std::fprintf(stderr, "LIGHTHOUSE_BENCH_EVENTS must be a number of at least 10000, not '%s'\n", env);
     std::exit(2);
   }

@@ -189,14 +189,19 @@ template <typename Open>
 void time_opens(benchmark::State& state, Open open) {
   auto& f = fixture();
   const auto path = f.store->path();
+  const auto options = f.store->options();
   f.store.reset();
   for (auto _ : state) {
     auto close = open(path);
+    if (state.error_occurred()) {  // skipped: no timing calls may follow
+      close();
+      break;
+    }
     state.PauseTiming();
     close();
     state.ResumeTiming();
   }
-  f.store = std::make_unique<lighthouse::Store>(lighthouse::Store::open(path));
+  f.store = std::make_unique<lighthouse::Store>(lighthouse::Store::open(path, options));
 }
 
 void BM_OpenStore(benchmark::State& state) {

@@ -334,6 +334,18 @@ int main(int argc, char** argv) try {
     return out;
   };
   run.systems = split(systems);
+  if (run.systems.empty()) {
+    std::fprintf(stderr, "compare: --systems names no system\n");
+    return 2;
+  }
+  for (std::size_t i = 0; i < run.systems.size(); ++i) {
+    for (std::size_t j = 0; j < i; ++j) {
+      if (run.systems[i] == run.systems[j]) {
+        std::fprintf(stderr, "compare: --systems names '%s' twice\n", run.systems[i].c_str());
+        return 2;
+      }
+    }
+  }
   run.workloads.clear();
   for (const auto& w : split(workloads)) {
     if (w.size() != 1 || w[0] < '1' || w[0] > '6') {
