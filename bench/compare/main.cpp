@@ -216,7 +216,11 @@ double open_in_child(const std::string& system, const fs::path& dir) {
   int out[2];
   if (::pipe(out) != 0) throw std::runtime_error("pipe failed");
   const pid_t pid = ::fork();
-  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid < 0) {
+    ::close(out[0]);
+    ::close(out[1]);
+    throw std::runtime_error("fork failed");
+  }
   if (pid == 0) {
     ::dup2(out[1], STDOUT_FILENO);
     ::close(out[0]);

@@ -120,15 +120,21 @@ TEST_CASE("a fresh monitor reports empty windows; windows count each second they
   REQUIRE(r.windows.size() == 3);
   for (const auto& w : r.windows) CHECK(w.append.count == 0);
   CHECK(m.evaluate().append.count == 0);
-  for (int second = 0; second < 25; ++second) {
+  // 75 seconds: both rings recycle their slots (the 60 s window counts the
+  // six 10-second periods up to the current one).
+  for (int second = 0; second < 75; ++second) {
     for (int i = 0; i <= second; ++i) m.record_append(1 * kMs);  // second s holds s + 1 appends
     r = m.report();
-    const int first_in_ten = std::max(0, second - 9);
-    std::uint64_t ten = 0;
-    for (int s = first_in_ten; s <= second; ++s) ten += static_cast<std::uint64_t>(s + 1);
+    std::uint64_t ten = 0, sixty = 0;
+    const int period = (1000 + second) / 10;
+    for (int s = 0; s <= second; ++s) {
+      if (s > second - 10) ten += static_cast<std::uint64_t>(s + 1);
+      if ((1000 + s) / 10 > period - 6) sixty += static_cast<std::uint64_t>(s + 1);
+    }
     INFO("second " << second);
     CHECK(r.windows[0].append.count == ten);
     CHECK(m.evaluate().append.count == ten);
+    CHECK(r.windows[1].append.count == sixty);
     CHECK(r.windows[2].append.count == static_cast<std::uint64_t>((second + 1) * (second + 2) / 2));
     now += kSecond;
   }
