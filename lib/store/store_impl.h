@@ -108,6 +108,10 @@ class Store::Impl {
 
   // Subscriptions (lib/store/subscription.cpp).
   void register_subscription(const std::shared_ptr<Subscription::State>& state);
+  // One live subscription per consumer name in this process: claim throws
+  // Error(invalid_argument) when the name is taken.
+  void claim_consumer(const std::string& consumer);
+  void release_consumer(const std::string& consumer) noexcept;
   void notify_subscribers();
   void stop_subscriptions() noexcept;
   // Stores a consumer's checkpoint (in the committer thread).
@@ -239,12 +243,6 @@ class Store::Impl {
   std::mutex subscriptions_mutex_;
   std::vector<std::weak_ptr<Subscription::State>> subscriptions_;
   std::set<std::string> consumers_;  // named consumers with a live subscription here
- public:
-  // One live subscription per consumer name in this process: claim throws
-  // Error(invalid_argument) when the name is taken.
-  void claim_consumer(const std::string& consumer);
-  void release_consumer(const std::string& consumer) noexcept;
- private:
 
   mutable std::atomic<std::uint8_t> health_cache_{0};
   mutable std::mutex health_record_mutex_;  // the last `health` bytes read, decoded
