@@ -51,6 +51,20 @@ void add_filter_options(CLI::App& command, FilterArguments& filter) {
   command.add_option("--aggregate", filter.aggregate, "Events of this aggregate");
 }
 
+// Options of which at most one may be given (two are a usage error).
+void exclude_each_other(const std::vector<CLI::Option*>& options) {
+  for (CLI::Option* a : options) {
+    for (CLI::Option* b : options) {
+      if (a != b) a->excludes(b);
+    }
+  }
+}
+
+// A subcommand's own footer replaces the tool's: keep the exit codes under it.
+void footer_with_exit_codes(CLI::App& command, const std::string& text) {
+  command.footer(text + "\n\n" + exit_code_table());
+}
+
 // No option or argument of the tool means anything when empty: an empty
 // value (an unset shell variable) is refused rather than read as "not given".
 void refuse_empty_values(CLI::App& command) {
@@ -131,10 +145,10 @@ int main(int argc, char** argv) {
   query->add_flag("--explain", query_args.explain,
                   "Print the plan (index and estimate) instead of the events");
   query->add_flag("--no-verify", query_args.no_verify, "Do not verify checksums");
-  query->footer(
+  footer_with_exit_codes(
+      *query,
       "Filters combine with AND. An ID that is well formed but not stored is a valid bound.\n"
-      "--limit 0 means no limit. A malformed ID, time or number is exit code 4.\n\n" +
-      exit_code_table());
+      "--limit 0 means no limit. A malformed ID, time or number is exit code 4.");
 
   TailArguments tail_args;
   CLI::App* tail = app.add_subcommand(
@@ -143,24 +157,19 @@ int main(int argc, char** argv) {
   add_filter_options(*tail, tail_args.filter);
   // The start options exclude each other: giving two is the command line's
   // shape (exit code 2), like every other excluded combination.
-  std::vector<CLI::Option*> starts = {
+  exclude_each_other({
       tail->add_option("--after", tail_args.after, "Start after this ID"),
       tail->add_option("--from-sequence", tail_args.from_sequence, "Start at this sequence"),
       tail->add_option("--since", tail_args.since, "Start at TIME: RFC 3339 or integer nanoseconds"),
-      tail->add_flag("--from-start", tail_args.from_start, "Start at the first event (the default)")};
-  for (CLI::Option* a : starts) {
-    for (CLI::Option* b : starts) {
-      if (a != b) a->excludes(b);
-    }
-  }
+      tail->add_flag("--from-start", tail_args.from_start, "Start at the first event (the default)")});
   tail->add_flag("--follow", tail_args.follow,
                  "Keep printing what any process appends, until SIGINT or SIGTERM");
   tail->add_option("--consumer", tail_args.consumer,
                    "Store a checkpoint under NAME: the next run continues after it (the start "
                    "options apply to the first run only)");
-  tail->footer("Without --follow it stops once caught up. Delivery is at least once: a run killed "
-               "before its checkpoint is stored prints some events again next time.\n\n" +
-               exit_code_table());
+  footer_with_exit_codes(*tail,
+                         "Without --follow it stops once caught up. Delivery is at least once: a run "
+                         "killed before its checkpoint is stored prints some events again next time.");
 
   bool verify_json = false;
   CLI::App* verify = app.add_subcommand(
@@ -170,8 +179,7 @@ int main(int argc, char** argv) {
   std::string verify_archive_dir;
   verify->add_option("--archive", verify_archive_dir,
                      "Also verify this archive and that archive plus store form one unbroken chain");
-  verify->footer("Exit code 0 when the store is clean, 5 when anything is wrong. Never writes.\n\n" +
-                 exit_code_table());
+  footer_with_exit_codes(*verify, "Exit code 0 when the store is clean, 5 when anything is wrong. Never writes.");
 
   CLI::App* repair = app.add_subcommand(
       "repair", "Rebuild the indexes and counters from the events (never drops an event)");
@@ -220,10 +228,10 @@ int main(int argc, char** argv) {
                                        "Enter a manual emergency for every process: appends are refused "
                                        "until --clear-emergency");
   auto* clear_opt = health->add_flag("--clear-emergency", clear_emergency, "End a manual emergency");
-  enter_opt->excludes(clear_opt);
-  health->footer("States: healthy, warning, degraded (low-priority appends are shed), emergency (appends "
-                 "refused). Without options it opens the store read-only and never writes.\n\n" +
-                 exit_code_table());
+  exclude_each_other({enter_opt, clear_opt});
+  footer_with_exit_codes(*health,
+                         "States: healthy, warning, degraded (low-priority appends are shed), emergency "
+                         "(appends refused). Without options it opens the store read-only and never writes.");
   CLI::App* metrics = app.add_subcommand(
       "metrics", "Print Prometheus metrics: the store's gauges and the persisted histograms");
   metrics->add_option("STORE", store_path, "Store directory")->required();
