@@ -60,12 +60,7 @@ struct Run {
       if (v.empty()) kept.push_back(r);
       v.push_back(r.value);
     }
-    for (auto& r : kept) {
-      auto v = values[{r.workload, r.system}];
-      std::sort(v.begin(), v.end());
-      const std::size_t n = v.size();
-      r.value = n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-    }
+    for (auto& r : kept) r.value = median(values[{r.workload, r.system}]);
     rows = std::move(kept);
   }
 
@@ -250,8 +245,7 @@ void open_and_scan(Run& run, System& sys, const fs::path& dir) {
   sys.close();
   std::vector<double> opens;
   for (int i = 0; i < 5; ++i) opens.push_back(open_in_child(sys.name(), dir));
-  std::sort(opens.begin(), opens.end());
-  run.add("6 open the store, new process", sys.name(), opens[2], "ms", false);
+  run.add("6 open the store, new process", sys.name(), median(opens), "ms", false);
   opens.clear();
   for (int i = 0; i < 5; ++i) {
     auto start = Clock::now();
@@ -259,8 +253,7 @@ void open_and_scan(Run& run, System& sys, const fs::path& dir) {
     opens.push_back(seconds_since(start) * 1000);
     if (i < 4) sys.close();
   }
-  std::sort(opens.begin(), opens.end());
-  run.add("6 open the store, reopened in this process", sys.name(), opens[2], "ms", false);
+  run.add("6 open the store, reopened in this process", sys.name(), median(opens), "ms", false);
   malloc_trim(0);  // freed memory of earlier workloads must not hide growth
   const std::uint64_t before = anonymous_rss();
   std::uint64_t peak = before;

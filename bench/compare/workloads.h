@@ -48,6 +48,8 @@ struct Percentiles {
   double p50_ms = 0, p99_ms = 0;
 };
 Percentiles percentiles(std::vector<double> samples_ms);
+// The middle value (the mean of the two middle ones for an even count).
+double median(std::vector<double> values);
 
 using Clock = std::chrono::steady_clock;
 inline double seconds_since(Clock::time_point start) {
