@@ -159,9 +159,10 @@ void Store::Impl::commit_group(std::vector<std::unique_ptr<AppendRequest>>& grou
       if (write.finish()) {
         write.close_cursors();
         if (monitor_) {
-          // At most once per 10 s window, the report rides on this commit.
-          const std::uint64_t t = steady_ns();
-          if (t - last_persist_ns_ >= 10'000'000'000ull) {
+          // At most once per 10 s window of the monitor's clock, the report
+          // rides on this commit (the first commit carries one).
+          const std::uint64_t t = monitor_->now();
+          if (!last_persist_ns_ || t - *last_persist_ns_ >= 10'000'000'000ull) {
             persist_sla(txn->get());
             last_persist_ns_ = t;
           }

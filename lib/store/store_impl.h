@@ -202,7 +202,7 @@ class Store::Impl {
   std::atomic<std::uint64_t> commits_{0};
   std::atomic<bool> appended_{false};  // this process committed an append group
   std::unique_ptr<monitor::SlaMonitor> monitor_;  // null when Options::monitor is off
-  std::uint64_t last_persist_ns_ = 0;             // committer thread only
+  std::optional<std::uint64_t> last_persist_ns_;  // committer thread only (monitor clock)
   std::uint64_t last_evaluation_ns_ = 0;          // committer thread only
   // Per request of the group being committed (committer thread only): kept
   // between groups so that their buffers are reused, not allocated per request.

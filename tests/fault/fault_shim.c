@@ -6,6 +6,12 @@
  * LH_FAULT_ERRNO  the errno of a failure (default EIO)
  * LH_FAULT_TIMES  how many calls fail, then calls succeed again (default: all)
  * LH_FAULT_PATH   only descriptors/paths whose name contains this (default: any)
+ * LH_FAULT_DSYNC  when 1, only descriptors opened with O_DSYNC or O_SYNC (the
+ *                 one LMDB writes its meta page through)
+ * LH_COUNT_FILE   when set, the process writes there at exit how many calls of
+ *                 fdatasync, fsync and pwrite on an O_DSYNC descriptor it made
+ *                 on descriptors matching LH_FAULT_PATH (with or without faults):
+ *                 "fdatasync N\nfsync N\ndsync_pwrite N\n"
  */
 /* Both the 32- and 64-bit offset entry points are wrapped, so neither may
  * be an alias of the other. */
@@ -26,6 +32,22 @@
 
 static atomic_long calls;
 static atomic_long failures;
+static atomic_long fdatasync_calls, fsync_calls, dsync_pwrite_calls;
+
+__attribute__((destructor)) static void write_counts(void) {
+  const char *path = getenv("LH_COUNT_FILE");
+  if (path == NULL || *path == '\0') return;
+  FILE *f = fopen(path, "w");
+  if (f == NULL) return;
+  fprintf(f, "fdatasync %ld\nfsync %ld\ndsync_pwrite %ld\n", atomic_load(&fdatasync_calls),
+          atomic_load(&fsync_calls), atomic_load(&dsync_pwrite_calls));
+  fclose(f);
+}
+
+static int counting(void) {
+  const char *path = getenv("LH_COUNT_FILE");
+  return path != NULL && *path != '\0';
+}
 
 static int configured(const char *name) {
   const char *list = getenv("LH_FAULT_CALL");
@@ -37,7 +59,15 @@ static int configured(const char *name) {
   return 0;
 }
 
+static int sync_flag_matches(int fd) {
+  const char *want = getenv("LH_FAULT_DSYNC");
+  if (want == NULL || strcmp(want, "1") != 0) return 1;
+  int flags = fcntl(fd, F_GETFL);
+  return flags >= 0 && (flags & O_DSYNC) != 0; /* O_SYNC includes O_DSYNC's bit */
+}
+
 static int path_matches_fd(int fd) {
+  if (!sync_flag_matches(fd)) return 0;
   const char *want = getenv("LH_FAULT_PATH");
   if (want == NULL || *want == '\0') return 1;
   char link[64], target[4096];
@@ -92,13 +122,21 @@ DEFINE_REAL(open64)
 DEFINE_REAL(mmap)
 
 int fdatasync(int fd) {
+  if (counting() && path_matches_fd(fd)) atomic_fetch_add(&fdatasync_calls, 1);
   if (should_fail("fdatasync", path_matches_fd(fd))) return -1;
   return REAL(fdatasync)(fd);
 }
 
 int fsync(int fd) {
+  if (counting() && path_matches_fd(fd)) atomic_fetch_add(&fsync_calls, 1);
   if (should_fail("fsync", path_matches_fd(fd))) return -1;
   return REAL(fsync)(fd);
+}
+
+static void count_pwrite(int fd) {
+  if (!counting() || !path_matches_fd(fd)) return;
+  int flags = fcntl(fd, F_GETFL);
+  if (flags >= 0 && (flags & O_DSYNC) != 0) atomic_fetch_add(&dsync_pwrite_calls, 1);
 }
 
 ssize_t write(int fd, const void *buf, size_t count) {
@@ -107,11 +145,13 @@ ssize_t write(int fd, const void *buf, size_t count) {
 }
 
 ssize_t pwrite(int fd, const void *buf, size_t count, off_t offset) {
+  count_pwrite(fd);
   if (should_fail("pwrite", path_matches_fd(fd))) return -1;
   return REAL(pwrite)(fd, buf, count, offset);
 }
 
 ssize_t pwrite64(int fd, const void *buf, size_t count, off_t offset) {
+  count_pwrite(fd);
   if (should_fail("pwrite", path_matches_fd(fd))) return -1;
   return REAL(pwrite64)(fd, buf, count, offset);
 }

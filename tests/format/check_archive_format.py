@@ -25,6 +25,12 @@ import msgpack
 TOOL, SHIM = sys.argv[1], sys.argv[2]
 
 
+def check(condition, detail="check failed"):
+    """Like assert, but not turned off by python3 -O (PYTHONOPTIMIZE)."""
+    if not condition:
+        raise AssertionError(detail)
+
+
 def run(*args, stdin=None, env=None):
     return subprocess.run([TOOL, *args], input=stdin, capture_output=True, timeout=300,
                           env=None if env is None else {**os.environ, **env})
@@ -47,7 +53,7 @@ def append(store, n, start=0):
             line["idempotency_key"] = f"k-{i}"
         lines.append(json.dumps(line))
     result = run("append", store, stdin=("\n".join(lines) + "\n").encode())
-    assert result.returncode == 0, result.stderr
+    check(result.returncode == 0, result.stderr)
 
 
 def canonical(rec):
@@ -66,40 +72,53 @@ def read_archive(archive):
         path = os.path.join(archive, seg["file"])
         with open(path, "rb") as f:
             raw = f.read()
-        assert hashlib.sha256(raw).hexdigest() == seg["sha256"], seg["file"]
-        assert len(raw) == seg["compressed_bytes"]
+        check(hashlib.sha256(raw).hexdigest() == seg["sha256"], seg["file"])
+        check(len(raw) == seg["compressed_bytes"])
         data = gzip.decompress(raw)  # several gzip members read as one stream
-        assert len(data) == seg["record_bytes"]
+        check(len(data) == seg["record_bytes"])
         pos, count = 0, 0
         while pos < len(data):
             n = int.from_bytes(data[pos:pos + 4], "big")
-            assert n <= manifest["max_record_bytes"]
+            check(n <= manifest["max_record_bytes"])
             rec = msgpack.unpackb(data[pos + 4:pos + 4 + n], raw=False)
             pos += 4 + n
-            assert rec["id"] == f'{rec["timestamp_ns"]}_{rec["sequence"]}_{rec["node_id"]}'
-            assert rec["sequence"] == sequence + 1, "sequence gap"
+            check(rec["id"] == f'{rec["timestamp_ns"]}_{rec["sequence"]}_{rec["node_id"]}')
+            check(rec["sequence"] == sequence + 1, "sequence gap")
             sequence = rec["sequence"]
             checksum = hashlib.sha256(canonical(rec)).digest()
-            assert checksum == rec["checksum"], f"checksum of {rec['id']}"
+            check(checksum == rec["checksum"], f"checksum of {rec['id']}")
             chain = hashlib.sha256(chain + checksum).digest()
-            assert chain == rec["chain"], f"chain at {rec['id']}"
+            check(chain == rec["chain"], f"chain at {rec['id']}")
             records.append(rec)
             count += 1
-        assert count == seg["count"]
-        assert records[-1]["id"] == seg["last_id"] and chain.hex() == seg["chain"]
-    assert manifest["checkpoint"]["last_sequence"] == sequence
+        check(count == seg["count"])
+        check(records[-1]["id"] == seg["last_id"] and chain.hex() == seg["chain"])
+    check(manifest["checkpoint"]["last_sequence"] == sequence)
     return manifest, records
+
+
+def manifest_checkpoint(archive):
+    with open(os.path.join(archive, "manifest.json"), encoding="utf-8") as f:
+        return json.load(f)["checkpoint"]["last_sequence"]
+
+
+def unlisted_files(archive):
+    """Segment files (temporary or whole) that the manifest does not name."""
+    with open(os.path.join(archive, "manifest.json"), encoding="utf-8") as f:
+        listed = {seg["file"] for seg in json.load(f)["segments"]}
+    return [n for n in os.listdir(archive)
+            if n not in listed and n != "manifest.json" and (n.startswith(".tmp-") or n.endswith(".gz"))]
 
 
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         store, archive = os.path.join(tmp, "store"), os.path.join(tmp, "archive")
-        assert run("init", store).returncode == 0
+        check(run("init", store).returncode == 0)
         append(store, 3000)
         r = run("export", store, archive, "--segment-size", "20000")
-        assert r.returncode == 0, r.stderr
+        check(r.returncode == 0, r.stderr)
         manifest, records = read_archive(archive)
-        assert len(records) == 3000 and len(manifest["segments"]) > 5
+        check(len(records) == 3000 and len(manifest["segments"]) > 5)
         print(f"stock tools: {len(records)} records in {len(manifest['segments'])} segments check out")
 
         # A full disk while a segment is written.
@@ -109,40 +128,66 @@ def main():
                 env={"LD_PRELOAD": SHIM, "LH_FAULT_CALL": "write", "LH_FAULT_PATH": ".tmp-",
                      "LH_FAULT_AFTER": "2", "LH_FAULT_ERRNO": "28",
                      "ASAN_OPTIONS": "verify_asan_link_order=0"})
-        assert r.returncode == 1, (r.returncode, r.stderr)
-        assert b"No space left on device" in r.stderr, r.stderr
-        assert open(os.path.join(archive, "manifest.json"), "rb").read() == before
+        check(r.returncode == 1, (r.returncode, r.stderr))
+        check(b"No space left on device" in r.stderr, r.stderr)
+        check(open(os.path.join(archive, "manifest.json"), "rb").read() == before)
         v = run("archive", "verify", archive)
-        assert v.returncode == 0, v.stdout
+        check(v.returncode == 0, v.stdout)
         print("full disk: export failed clearly, archive unchanged and valid")
 
-        # SIGKILL at random moments.
-        append(store, 20000, 3500)
-        rng = random.Random(7)
-        kills = 0
-        for _ in range(8):
+        # SIGKILL at random moments inside exports. Between two kills an
+        # export runs to its end, so that each kill lands on an archive that
+        # moved on; a kill counts only when it landed inside the export's
+        # work (it left segment files the manifest does not name).
+        seed = int(os.environ.get("LIGHTHOUSE_TEST_SEED", random.randrange(1 << 30)))
+        rng = random.Random(seed)
+        total, inside, completed, delay = 3500, 0, 0, 0.15
+        checkpoints = []  # the manifest's checkpoint at each kill that landed inside
+        for attempt in range(40):
+            if inside >= 6:
+                break
+            if attempt > 0:
+                r = run("export", store, archive, "--segment-size", "4096")
+                check(r.returncode == 0, r.stderr)
+                completed += 1
+                check(manifest_checkpoint(archive) == total, "a completed export did not reach the end")
+            at = manifest_checkpoint(archive)
+            append(store, 2500, total)
+            total += 2500
             p = subprocess.Popen([TOOL, "export", store, archive, "--segment-size", "4096", "--level", "9"],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(rng.uniform(0.005, 0.25))
+            time.sleep(rng.uniform(0.3, 1.0) * delay)
             p.kill()
             p.wait()
-            kills += p.returncode < 0
+            if p.returncode >= 0:
+                delay /= 2  # the export was over before the kill: kill sooner
+            else:
+                check(manifest_checkpoint(archive) == at, "a killed export changed the manifest")
+                if unlisted_files(archive):
+                    inside += 1
+                    checkpoints.append(at)
+                else:
+                    delay *= 2  # killed before it wrote a segment: kill later
             v = run("archive", "verify", archive)
-            assert v.returncode == 0, v.stdout.decode()
+            check(v.returncode == 0, v.stdout.decode())
+        check(inside >= 6, f"only {inside} kills landed inside an export (seed {seed})")
+        check(all(b > a for a, b in zip(checkpoints, checkpoints[1:])),
+              f"the manifest did not move on between kills: {checkpoints} (seed {seed})")
         r = run("export", store, archive, "--segment-size", "4096")
-        assert r.returncode == 0, r.stderr
+        check(r.returncode == 0, r.stderr)
         manifest, records = read_archive(archive)
-        assert [rec["sequence"] for rec in records] == list(range(1, 23501))
+        check([rec["sequence"] for rec in records] == list(range(1, total + 1)))
         v = run("archive", "verify", archive)
-        assert v.returncode == 0 and b"0 leftovers" in v.stdout, v.stdout
+        check(v.returncode == 0 and b"0 leftovers" in v.stdout, v.stdout)
         copy = os.path.join(tmp, "copy")
         r = run("import", archive, copy)
-        assert r.returncode == 0, r.stderr
-        assert run("verify", copy).returncode == 0
+        check(r.returncode == 0, r.stderr)
+        check(run("verify", copy).returncode == 0)
         stats = json.loads(run("stats", copy).stdout)
-        assert stats["event_count"] == 23500
-        print(f"{kills} exports killed mid-run: the archive always verified; "
-              f"the last export completed it without duplicates or gaps")
+        check(stats["event_count"] == total, (stats, total))
+        print(f"{inside} exports killed inside their work ({completed} completed between them, "
+              f"seed {seed}): the archive always verified; the last export completed it without "
+              f"duplicates or gaps")
 
 
 main()

@@ -15,6 +15,12 @@ import tempfile
 import msgpack
 
 
+def check(condition, detail="check failed"):
+    """Like assert, but not turned off by python3 -O (PYTHONOPTIMIZE)."""
+    if not condition:
+        raise AssertionError(detail)
+
+
 def dump(store, db):
     out = subprocess.run(["mdb_dump", "-s", db, store], check=True, capture_output=True,
                          text=True).stdout.splitlines()
@@ -36,52 +42,52 @@ def main():
         store = os.path.join(tmp, "store")
         subprocess.run([demo, store], check=True, capture_output=True)
         events = dump(store, "events")
-        assert len(events) > 2000, len(events)
+        check(len(events) > 2000, len(events))
         chain = bytes(32)
         last_seq = 0
         last_ts = 0
         by_id = {}
         for key, value in events:
-            assert len(key) == 20
+            check(len(key) == 20)
             ts, seq, node = struct.unpack(">QQI", key)
-            assert seq == last_seq + 1, f"sequence gap at {seq}"
-            assert ts > last_ts, f"timestamp not increasing at {seq}"
+            check(seq == last_seq + 1, f"sequence gap at {seq}")
+            check(ts > last_ts, f"timestamp not increasing at {seq}")
             last_seq, last_ts = seq, ts
             event_id = f"{ts}_{seq}_{node}"
             rec = msgpack.unpackb(value, raw=False)
-            assert len(rec) == 11 and rec[0] == 1, rec[:2]
-            assert rec[1] == 0, "compressed record in the demo store"
+            check(len(rec) == 11 and rec[0] == 1, rec[:2])
+            check(rec[1] == 0, "compressed record in the demo store")
             checksum = hashlib.sha256(canonical(event_id, rec)).digest()
-            assert checksum == rec[9], f"checksum of {event_id} differs"
+            check(checksum == rec[9], f"checksum of {event_id} differs")
             chain = hashlib.sha256(chain + checksum).digest()
-            assert chain == rec[10], f"chain of {event_id} differs"
+            check(chain == rec[10], f"chain of {event_id} differs")
             by_id[key] = rec
         meta = dict(dump(store, "meta"))
-        assert struct.unpack(">I", meta[b"format_version"])[0] == 1
-        assert struct.unpack(">Q", meta[b"last_sequence"])[0] == last_seq
-        assert meta[b"last_chain"] == chain
+        check(struct.unpack(">I", meta[b"format_version"])[0] == 1)
+        check(struct.unpack(">Q", meta[b"last_sequence"])[0] == last_seq)
+        check(meta[b"last_chain"] == chain)
         for type_name, key in dump(store, "by_type"):
-            assert by_id[key][2] == type_name.decode()
-        assert len(dump(store, "by_type")) == len(events)
+            check(by_id[key][2] == type_name.decode())
+        check(len(dump(store, "by_type")) == len(events))
         heads = {}
         for aggregate, entry in dump(store, "by_aggregate"):
             version, key = struct.unpack(">Q", entry[:8])[0], entry[8:]
             rec = by_id[key]
-            assert rec[3] == aggregate.decode() and rec[4] == version
-            assert version == heads.get(aggregate, 0) + 1, "aggregate versions not contiguous"
+            check(rec[3] == aggregate.decode() and rec[4] == version)
+            check(version == heads.get(aggregate, 0) + 1, "aggregate versions not contiguous")
             heads[aggregate] = version
         # aggregate_heads keeps only heads of aggregates whose events were all
         # truncated: none in a store that was never truncated.
-        assert dump(store, "aggregate_heads") == []
-        assert struct.unpack(">Q", meta[b"aggregate_count"])[0] == len(heads)
+        check(dump(store, "aggregate_heads") == [])
+        check(struct.unpack(">Q", meta[b"aggregate_count"])[0] == len(heads))
         keyed = dump(store, "by_idempotency_key")
-        assert keyed, "the demo appends with an idempotency key"
+        check(keyed, "the demo appends with an idempotency key")
         for idem_key, entry in keyed:
             rec = by_id[entry[:20]]
-            assert rec[8] == idem_key.decode()
+            check(rec[8] == idem_key.decode())
             content = msgpack.packb([rec[2], rec[3], rec[5],
                                      dict(sorted(rec[6].items())), rec[7]], use_bin_type=True)
-            assert hashlib.sha256(content).digest() == entry[20:]
+            check(hashlib.sha256(content).digest() == entry[20:])
         print(f"{len(events)} events: checksums, chain, indexes and meta match docs/formats.md")
 
 

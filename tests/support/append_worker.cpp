@@ -20,6 +20,7 @@
 //   --shared            aggregates are shared by every thread and process with
 //                       the same prefix; with --expect a conflict is retried
 //                       with the actual version the error reports
+//   --no-meta-sync      open with Durability::no_meta_sync
 //   --keys              idempotency keys on every event; every tenth batch is
 //                       sent again and must replay with the same IDs
 //                       (else a line "replay-mismatch BATCH")
@@ -59,6 +60,7 @@ struct Config {
   bool mixed = false;
   bool shared = false;
   bool keys = false;
+  bool no_meta_sync = false;
   lighthouse::Priority priority = lighthouse::Priority::normal;
 };
 
@@ -96,6 +98,7 @@ int main(int argc, char** argv) {
     else if (a == "--mixed") c.mixed = true;
     else if (a == "--shared") c.shared = true;
     else if (a == "--keys") c.keys = true;
+    else if (a == "--no-meta-sync") c.no_meta_sync = true;
     else if (a == "--priority") c.priority = lighthouse::parse_priority(next()).value_or(c.priority);
     else {
       std::fprintf(stderr, "unknown option %s\n", a.c_str());
@@ -104,6 +107,7 @@ int main(int argc, char** argv) {
   }
   lighthouse::Options options;
   if (c.map_size != 0) options.map_size = c.map_size;
+  if (c.no_meta_sync) options.durability = lighthouse::Durability::no_meta_sync;
   std::atomic<bool> failed{false};
   try {
     auto store = lighthouse::Store::open(c.store, options);

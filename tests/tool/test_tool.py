@@ -428,6 +428,71 @@ class BatchTest(ToolTestCase):
         self.assertEqual(result.rc, EXIT_CORRUPTION, result)  # the damaged event is left as it is
         self.assertEqual(len(result.json_lines()[0]["left_for_operator"]), 1)
 
+    def test_archive_list_prints_each_segment_of_the_manifest(self):
+        self.append_ok(lines(*({"type": "T", "aggregate": f"a{i % 3}", "data": "x" * 50} for i in range(300))))
+        archive = os.path.join(self.tmp, "archive")
+        self.assertEqual(run("export", self.store, archive, "--segment-size", "4096").rc, EXIT_OK)
+        result = run("archive", "list", archive)
+        self.assertEqual(result.rc, EXIT_OK, result)
+        segments = result.json_lines()
+        with open(os.path.join(archive, "manifest.json"), encoding="utf-8") as f:
+            manifest = json.load(f)
+        self.assertGreater(len(segments), 3)
+        self.assertEqual([s["file"] for s in segments], [s["file"] for s in manifest["segments"]])
+        for listed, stored in zip(segments, manifest["segments"]):
+            for key in ("first_id", "last_id", "first_sequence", "last_sequence", "count", "record_bytes",
+                        "compressed_bytes", "sha256"):
+                self.assertEqual(listed[key], stored[key], key)
+            self.assertEqual(listed["compressed_bytes"], os.path.getsize(os.path.join(archive, listed["file"])))
+        self.assertEqual(segments[0]["first_sequence"], 1)
+        self.assertEqual(segments[-1]["last_sequence"], 300)
+        self.assertEqual(sum(s["count"] for s in segments), 300)
+        for a, b in zip(segments, segments[1:]):
+            self.assertEqual(b["first_sequence"], a["last_sequence"] + 1)
+        self.assert_fails(run("archive", "list", os.path.join(self.tmp, "none")), EXIT_NOT_FOUND)
+
+    def test_import_until_stops_at_the_given_event(self):
+        acks = self.append_ok(lines(*({"type": "T", "aggregate": f"a{i % 4}"} for i in range(50))))
+        archive = os.path.join(self.tmp, "archive")
+        self.assertEqual(run("export", self.store, archive, "--segment-size", "2048").rc, EXIT_OK)
+        copy = os.path.join(self.tmp, "copy")
+        result = run("import", archive, copy, "--until", acks[19]["id"])
+        self.assertEqual(result.rc, EXIT_OK, result)
+        (report,) = result.json_lines()
+        self.assertEqual((report["events"], report["last_id"]), (20, acks[19]["id"]))
+        imported = run("query", copy).json_lines()
+        self.assertEqual([e["id"] for e in imported], [a["id"] for a in acks[:20]])
+        self.assertEqual(run("verify", copy).rc, EXIT_OK)
+        # The rest follows on a second import into the same store.
+        (rest,) = run("import", archive, copy).json_lines()
+        self.assertEqual(rest["events"], 30)
+        self.assertEqual([e["id"] for e in run("query", copy).json_lines()], [a["id"] for a in acks])
+        self.assert_fails(run("import", archive, os.path.join(self.tmp, "c2"), "--until", "1_x_2"), EXIT_INVALID)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "c2")))
+
+    def test_query_no_verify_reads_an_event_whose_checksum_fails(self):
+        marker = b"VICTIM-PAYLOAD-0123456789"
+        acks = self.append_ok(lines({"type": "Before"},
+                                    {"type": "Victim", "content_type": "bytes",
+                                     "data_base64": base64.b64encode(marker).decode()},
+                                    {"type": "After"}))
+        data = os.path.join(self.store, "data.mdb")
+        with open(data, "rb") as f:
+            raw = f.read()
+        at = raw.find(marker)
+        self.assertGreater(at, 0)
+        with open(data, "r+b") as f:
+            f.seek(at)
+            f.write(b"W")
+        verified = run("query", self.store)
+        self.assert_fails(verified, EXIT_CORRUPTION, acks[1]["id"], "checksum")
+        self.assertEqual([e["type"] for e in verified.json_lines()], ["Before"])  # what came before it
+        unverified = run("query", self.store, "--no-verify")
+        self.assertEqual(unverified.rc, EXIT_OK, unverified)
+        events = unverified.json_lines()
+        self.assertEqual([e["type"] for e in events], ["Before", "Victim", "After"])
+        self.assertEqual(base64.b64decode(events[1]["data_base64"]), b"W" + marker[1:])
+
     def test_truncate_compact_and_cross_check(self):
         self._query_store()
         archive = os.path.join(self.tmp, "archive")

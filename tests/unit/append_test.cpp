@@ -3,12 +3,14 @@
 #include <atomic>
 
 #include "lighthouse/lighthouse.h"
+#include "support/contents.h"
 #include "support/events.h"
 #include "support/temp_dir.h"
 
 using namespace lighthouse;
 using lighthouse::testing::error_code_of;
 using lighthouse::testing::event;
+using lighthouse::testing::store_contents;
 using lighthouse::testing::TempDir;
 
 TEST_CASE("append assigns gap-free sequences and contiguous aggregate versions", "[append]") {
@@ -140,9 +142,15 @@ TEST_CASE("a failed expectation writes nothing", "[append][expected]") {
   Store store = Store::open(dir / "store");
   store.append(event("Opened", "a"));
   auto before = store.stats();
+  const std::string contents = store_contents(dir / "store");
   CHECK(error_code_of([&] {
           store.append(event("Opened", "a"), ExpectedVersion::no_stream());
         }) == ErrorCode::wrong_expected_version);
+  CHECK(error_code_of([&] {
+          store.append_batch({event("Other", "b"), event("Opened", "a")}, {{"a", ExpectedVersion::exact(7)}});
+        }) == ErrorCode::wrong_expected_version);
+  // Not one byte of any database changed.
+  CHECK(store_contents(dir / "store") == contents);
   auto after = store.stats();
   CHECK(after.event_count == before.event_count);
   CHECK(after.last_sequence == before.last_sequence);
@@ -204,6 +212,7 @@ TEST_CASE("an invalid event inside a batch writes nothing", "[append][batch]") {
   store.append(event("Opened", "a"));
   std::vector<EventData> batch = {event("Ok", "a"), event("Ok", "b"), event("", "c"),
                                   event("Ok", "d")};
+  const std::string contents = store_contents(dir / "store");
   try {
     store.append_batch(batch);
     FAIL("batch with an empty type accepted");
@@ -211,10 +220,11 @@ TEST_CASE("an invalid event inside a batch writes nothing", "[append][batch]") {
     CHECK(e.code() == ErrorCode::invalid_argument);
     CHECK(e.index() == 2u);
   }
-  CHECK(store.stats().event_count == 1);
-  CHECK(store.stats().aggregate_count == 1);
   CHECK(error_code_of([&] { store.append_batch(std::vector<EventData>{}); }) ==
         ErrorCode::invalid_argument);
+  CHECK(store_contents(dir / "store") == contents);
+  CHECK(store.stats().event_count == 1);
+  CHECK(store.stats().aggregate_count == 1);
 }
 
 TEST_CASE("append_batches is all or nothing and names the failing batch", "[append][batch]") {

@@ -123,11 +123,43 @@ TEST_CASE("fdatasync failing with ENOSPC and page writes failing with EIO: same 
 
 TEST_CASE("the meta page write failing (pwrite on the O_DSYNC descriptor) panics the store; reopened it verifies",
           "[fault]") {
-  // Page writes go through writev; single pages and the meta page through
-  // pwrite. Whichever pwrite fails, the group fails and nothing it wrote is
-  // visible; a failed meta write leaves LMDB in MDB_PANIC until reopened.
-  for (int after : {3, 8, 20}) {
-    fault_during_appends("pwrite", after, EIO);
+  // LMDB writes the meta page through a descriptor of its own, opened with
+  // O_DSYNC; when that write fails it marks the environment as failed
+  // (MDB_PANIC): no later transaction of the process may begin, so the
+  // emergency cannot even be recorded in the store. The fault hits that
+  // descriptor only, at the first commit and at later ones.
+  for (int after : {0, 6, 20}) {
+    TempDir dir;
+    { Store::open(dir / "store"); }
+    std::string command = "'" + helper_path("APPEND_WORKER") + "' '" + (dir / "store").string() +
+                          "' 90 --threads 1 --batch 3 --keep-going 2>&1";
+    auto result = run({"/bin/sh", "-c", command},
+                      {"LD_PRELOAD=" + helper_path("FAULT_SHIM"), "LH_FAULT_CALL=pwrite,pwritev,writev",
+                       "LH_FAULT_DSYNC=1", "LH_FAULT_AFTER=" + std::to_string(after), "LH_FAULT_PATH=data.mdb",
+                       "ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=1:abort_on_error=1"});
+    INFO("after " << after << ": " << result.out.substr(0, 3000));
+    auto w = parse(result.out);
+    CHECK(result.exit_code == 1);
+    REQUIRE_FALSE(w.errors.empty());
+    for (const auto& e : w.errors) CHECK(e.rfind("store_failed ", 0) == 0);
+    // The panic: the next write transaction could not begin.
+    CHECK(result.out.find("MDB_PANIC") != std::string::npos);
+    CHECK(w.health.rfind("emergency the store failed: ", 0) == 0);
+    // Exactly the acknowledged events are stored (the failed group's meta
+    // page never made it visible), and the emergency is not among them.
+    auto scanned = scan(dir / "store");
+    CHECK(check_history(scanned) == "");
+    std::set<std::string> stored;
+    for (const auto& e : scanned.events) {
+      CHECK(e.type.rfind("$health.", 0) != 0);
+      stored.insert(e.id.to_string());
+    }
+    CHECK(stored == w.acked);
+    CHECK(w.acked.size() == static_cast<std::size_t>(after) * 3);  // one thread: a group is one batch, a meta write each
+    Store store = Store::open(dir / "store");
+    CHECK(store.verify().ok());
+    CHECK(store.health().state == HealthState::healthy);
+    CHECK(store.append(event("AfterFault")).events.size() == 1);
   }
 }
 
@@ -193,6 +225,17 @@ TEST_CASE("fsync failing during a backup and write failing during an export: cle
     INFO(backup.out);
     CHECK(backup.exit_code == 1);
     CHECK(backup.out.find(message) != std::string::npos);
+    // Nothing claimed: the destination the backup created is gone.
+    CHECK_FALSE(std::filesystem::exists(dir / "copy"));
+    // Into an empty directory it was given: left empty.
+    std::filesystem::create_directory(dir / "given");
+    auto into_given =
+        tool_with_fault({"backup", (dir / "store").string(), (dir / "given").string()}, "fsync", "given", error_number);
+    INFO(into_given.out);
+    CHECK(into_given.exit_code == 1);
+    CHECK(into_given.out.find(message) != std::string::npos);
+    REQUIRE(std::filesystem::is_directory(dir / "given"));
+    CHECK(std::filesystem::is_empty(dir / "given"));
 
     // The archive's first export fails while writing its segment.
     auto failed = tool_with_fault({"export", (dir / "store").string(), (dir / "archive").string()}, "write",

@@ -1,11 +1,13 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <condition_variable>
 #include <future>
 #include <set>
 #include <thread>
 
 #include "lighthouse/lighthouse.h"
+#include "store/committer.h"
 #include "support/events.h"
 #include "support/scan.h"
 #include "support/temp_dir.h"
@@ -137,23 +139,30 @@ TEST_CASE("closing while threads append answers every caller", "[group_commit][c
   std::atomic<int> ok{0}, closed{0}, other{0};
   Store store = Store::open(dir / "store");
   std::vector<std::thread> threads;
+  // Each thread appends until the close cuts it (bounded in time).
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&] {
-      for (int i = 0; i < 500; ++i) {
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+      while (std::chrono::steady_clock::now() < deadline) {
         try {
           store.append(event("T"));
           ++ok;
         } catch (const Error& e) {
           (e.code() == ErrorCode::closed ? closed : other)++;
+          if (e.code() == ErrorCode::closed) return;
         }
       }
     });
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  // The close lands while appends are being committed.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (ok < 40 && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  REQUIRE(ok >= 40);
   store.close();
   for (auto& t : threads) t.join();
   CHECK(other == 0);
-  CHECK(ok + closed == 2000);
+  CHECK(closed == 4);  // every thread was cut by the close, none ran out of time
+  // Every append that was answered with success is stored; none other is.
   CHECK(Store::open(dir / "store").stats().event_count == static_cast<std::uint64_t>(ok.load()));
 }
 
@@ -219,5 +228,86 @@ TEST_CASE("no_meta_sync stores append and reopen in either mode", "[group_commit
     CHECK(store.stats().event_count == 101);
     CHECK(store.append(event("T", "a")).events[0].aggregate_version == 102);
   }
+  CHECK(lighthouse::testing::check_history(lighthouse::testing::scan(dir / "store")) == "");
+}
+
+namespace {
+
+std::unique_ptr<AppendRequest> request_of(std::size_t events, std::size_t bytes) {
+  auto r = std::make_unique<AppendRequest>();
+  r->events = events;
+  r->bytes = bytes;
+  r->single.emplace();
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("groups are bounded by max_group_events and max_group_bytes, and a request is never split",
+          "[group_commit]") {
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool release = false;
+  std::vector<std::vector<std::size_t>> groups;  // per group: each request's events (or bytes, below)
+  std::vector<std::vector<std::size_t>> group_bytes;
+  Committer committer({10, 1000}, [&](std::vector<std::unique_ptr<AppendRequest>>& group) {
+    std::unique_lock lock(mutex);
+    // The first group holds the committer until everything else is queued.
+    cv.wait(lock, [&] { return release; });
+    std::vector<std::size_t> events, bytes;
+    for (auto& r : group) {
+      events.push_back(r->events);
+      bytes.push_back(r->bytes);
+      std::vector<AppendResult> results(1);
+      r->complete(&results, nullptr);
+    }
+    groups.push_back(events);
+    group_bytes.push_back(bytes);
+  });
+  std::vector<std::future<AppendResult>> done;
+  auto submit = [&](std::size_t events, std::size_t bytes) {
+    auto r = request_of(events, bytes);
+    done.push_back(r->single->get_future());
+    committer.submit(std::move(r));
+  };
+  submit(1, 10);
+  // Wait until the committer has taken the first request alone.
+  for (int i = 0; i < 2000 && committer.backlog() != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  REQUIRE(committer.backlog() == 0);
+  for (auto [events, bytes] : std::vector<std::pair<std::size_t, std::size_t>>{
+           {4, 10}, {4, 10}, {4, 10}, {25, 10}, {1, 400}, {1, 400}, {1, 400}, {2, 10}}) {
+    submit(events, bytes);
+  }
+  {
+    std::lock_guard lock(mutex);
+    release = true;
+  }
+  cv.notify_all();
+  for (auto& f : done) REQUIRE(f.wait_for(std::chrono::seconds(20)) == std::future_status::ready);
+  committer.stop();
+  std::lock_guard lock(mutex);
+  // Greedy in queue order: the next request that would pass a bound starts
+  // the next group; one over the bound by itself (25 events) goes alone.
+  CHECK(groups == std::vector<std::vector<std::size_t>>{{1}, {4, 4}, {4}, {25}, {1, 1}, {1, 2}});
+  CHECK(group_bytes == std::vector<std::vector<std::size_t>>{{10}, {10, 10}, {10}, {10}, {400, 400}, {400, 10}});
+}
+
+TEST_CASE("a store commits in groups of at most max_group_events and a larger batch whole", "[group_commit]") {
+  TempDir dir;
+  Options options;
+  options.max_group_events = 10;
+  Store store = Store::open(dir / "store", options);
+  const auto commits_before = store.stats().commits;
+  std::vector<std::future<AppendResult>> futures;
+  for (int i = 0; i < 200; ++i) futures.push_back(store.append_async(event("T")));
+  std::vector<EventData> big(25, event("Big", "b"));
+  auto batch = store.append_batch_async(Batch{big, {}, Priority::normal, std::nullopt});
+  for (auto& f : futures) f.get();
+  AppendResult r = batch.get();
+  REQUIRE(r.events.size() == 25);
+  for (std::size_t i = 1; i < r.events.size(); ++i) CHECK(r.events[i].id.sequence == r.events[i - 1].id.sequence + 1);
+  // 200 single appends in groups of at most 10, the batch in a group of its own.
+  CHECK(store.stats().commits - commits_before >= 21);
+  store.close();
   CHECK(lighthouse::testing::check_history(lighthouse::testing::scan(dir / "store")) == "");
 }

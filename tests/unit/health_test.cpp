@@ -7,6 +7,7 @@
 #include <future>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <thread>
 
 #include "lighthouse/lighthouse.h"
 #include "monitor/health.h"
@@ -260,11 +261,7 @@ TEST_CASE("a manual emergency refuses appends in this and another process and se
     CHECK(error_code_of([&] { store.append(event("During"), ExpectedVersion::any(), p); }) ==
           ErrorCode::emergency);
   }
-  try {
-    store.append(event("During"));
-  } catch (const Error& e) {
-    CHECK(std::string(e.what()).find("storage migration") != std::string::npos);
-  }
+  CHECK_THROWS_WITH(store.append(event("During")), Catch::Contains("storage migration"));
   CHECK(store.stats().event_count == count);
   // Reads keep working.
   CHECK(store.get(first).type == "Before");
@@ -479,4 +476,31 @@ TEST_CASE("a store opened degraded bounds its groups from the first one", "[heal
   Store store = Store::open(dir.path(), o);
   REQUIRE(store.health().state == HealthState::degraded);
   CHECK(commits_for_burst(store, 60) >= 30);
+}
+
+TEST_CASE("with health evaluation off a process records no transition and still obeys the stored state",
+          "[health]") {
+  TempDir dir;
+  Options o;
+  o.health.enabled = false;
+  o.health.window_seconds = 0.02;
+  // Every trigger would call for an emergency at once, were it evaluated.
+  o.health.disk_free_warning = o.health.disk_free_degraded = o.health.disk_free_emergency = 1.0;
+  o.health.enter_after = 1;
+  Store store = Store::open(dir.path(), o);
+  store.append(event("Before"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // ten windows
+  CHECK(store.evaluate_health().state == HealthState::healthy);
+  CHECK(transitions(store).empty());
+  // Another process enters an emergency: this one obeys it without evaluating.
+  const std::string tool = helper_path("LIGHTHOUSE_TOOL");
+  REQUIRE(run({tool, "health", dir.path().string(), "--enter-emergency", "ops drill"}).exit_code == 0);
+  CHECK(error_code_of([&] { store.append(event("During"), ExpectedVersion::any(), Priority::critical); }) ==
+        ErrorCode::emergency);
+  CHECK(store.health().state == HealthState::emergency);
+  CHECK(store.health().reason == "ops drill");
+  REQUIRE(run({tool, "health", dir.path().string(), "--clear-emergency"}).exit_code == 0);
+  CHECK(store.append(event("After")).events.size() == 1);
+  // Only the operator's two transitions are recorded.
+  CHECK(transitions(store) == std::vector<std::string>{"healthy>emergency", "emergency>healthy"});
 }

@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include "lighthouse/lighthouse.h"
+#include "support/contents.h"
 #include "support/events.h"
 #include "support/temp_dir.h"
 
@@ -8,6 +9,7 @@ using namespace lighthouse;
 using lighthouse::testing::error_code_of;
 using lighthouse::testing::event;
 using lighthouse::testing::keyed;
+using lighthouse::testing::store_contents;
 using lighthouse::testing::TempDir;
 
 TEST_CASE("an idempotent retry returns the original result and writes nothing",
@@ -16,9 +18,11 @@ TEST_CASE("an idempotent retry returns the original result and writes nothing",
   Store store = Store::open(dir / "store");
   auto original = store.append(keyed("Paid", "inv-1", "pay-1"), ExpectedVersion::no_stream());
   CHECK_FALSE(original.replayed);
+  const std::string contents = store_contents(dir / "store");
   // The retry carries the original expectation, which no longer holds:
   // idempotency is checked first, so it still succeeds.
   auto retry = store.append(keyed("Paid", "inv-1", "pay-1"), ExpectedVersion::no_stream());
+  CHECK(store_contents(dir / "store") == contents);
   CHECK(retry.replayed);
   REQUIRE(retry.events.size() == 1);
   CHECK(retry.events[0].id == original.events[0].id);

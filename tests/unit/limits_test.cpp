@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "lighthouse/lighthouse.h"
+#include "support/contents.h"
 #include "support/events.h"
 #include "support/temp_dir.h"
 
@@ -12,15 +13,19 @@ using namespace lighthouse;
 using lighthouse::testing::error_code_of;
 using lighthouse::testing::event;
 using lighthouse::testing::keyed;
+using lighthouse::testing::store_contents;
 using lighthouse::testing::TempDir;
 
 namespace {
 
-// Appends `e` expecting `code`, and checks the store is unchanged.
+// Appends `e` expecting `code`, and checks the store is unchanged: every
+// database, byte for byte, and the counters.
 void refused(Store& store, const EventData& e, ErrorCode code) {
   auto before = store.stats();
+  const std::string contents = store_contents(store.path());
   CHECK(error_code_of([&] { store.append(e); }) == code);
   CHECK(error_code_of([&] { store.append_batch({event("Fine"), e}); }) == code);
+  CHECK(store_contents(store.path()) == contents);
   auto after = store.stats();
   CHECK(after.event_count == before.event_count);
   CHECK(after.last_sequence == before.last_sequence);
@@ -63,13 +68,9 @@ TEST_CASE("the event size limit covers type, aggregate, metadata and data", "[li
   EventData with_metadata = event("T", "", std::string(900, 'd'));
   with_metadata.metadata["k"] = std::string(99, 'v');
   refused(store, with_metadata, ErrorCode::limit_exceeded);
-  try {
-    store.append(event("T", "agg", std::string(5000, 'd')));
-  } catch (const Error& e) {
-    std::string message = e.what();
-    CHECK(message.find("5004") != std::string::npos);  // the size
-    CHECK(message.find("1000") != std::string::npos);  // the limit
-  }
+  // The message names the size and the limit.
+  CHECK_THROWS_WITH(store.append(event("T", "agg", std::string(5000, 'd'))),
+                    Catch::Contains("5004") && Catch::Contains("1000"));
 }
 
 TEST_CASE("the default event size limit is 1 MiB", "[limits]") {

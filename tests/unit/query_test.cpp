@@ -313,6 +313,7 @@ std::size_t anonymous_rss_kib() {
   while (std::getline(status, line)) {
     if (line.rfind("RssAnon:", 0) == 0) return std::stoul(line.substr(8));
   }
+  FAIL("/proc/self/status has no RssAnon line: the memory bound cannot be checked");
   return 0;
 }
 }  // namespace

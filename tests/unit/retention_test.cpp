@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <fstream>
 #include <iterator>
 #include <thread>
@@ -151,13 +152,23 @@ TEST_CASE("truncation under concurrent appends loses nothing appended", "[retent
   r.export_all();
   Store store = Store::open(r.path);
   std::atomic<bool> stop{false};
-  std::vector<EventId> appended;
+  std::atomic<std::size_t> count{0};
+  std::vector<EventId> appended;  // read after the join
   std::thread writer([&] {
-    while (!stop) appended.push_back(store.append(event("During", "long-1")).events[0].id);
+    while (!stop) {
+      appended.push_back(store.append(event("During", "long-1")).events[0].id);
+      ++count;
+    }
   });
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (count < 5 && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  const std::size_t at_start = count;
   auto report = store.truncate_before(r.ids[2500], r.archive);
+  const std::size_t at_end = count;
   stop = true;
   writer.join();
+  CHECK(at_start >= 5);
+  CHECK(at_end > at_start);  // appends committed while the truncation ran
   CHECK(report.events_dropped == 2500);
   CHECK(store.verify().ok());
   for (const auto& id : appended) CHECK(store.get(id).id == id);

@@ -2,6 +2,10 @@
 
 #include <unistd.h>
 
+#include <atomic>
+#include <fstream>
+#include <map>
+
 #include <nlohmann/json.hpp>
 
 #include "lighthouse/lighthouse.h"
@@ -162,4 +166,77 @@ TEST_CASE("callbacks that throw or wait for the committer do not take the store 
   CHECK(refused.load() == 4);
   CHECK(store.health().state == HealthState::healthy);
   store.append(event("AfterHealth"));
+}
+
+TEST_CASE("with the monitor off the windows stay empty and no report is persisted", "[sla][store]") {
+  TempDir dir;
+  Options o;
+  o.monitor = false;
+  {
+    Store store = Store::open(dir / "store", o);
+    for (int i = 0; i < 20; ++i) store.append(event("T", "a"));
+    for (const auto& e : store.query({})) (void)e;
+    const SlaReport report = store.sla_report();
+    CHECK(report.windows.empty());
+    CHECK(report.breaches.empty());
+    CHECK(store.persisted_sla().empty());
+  }
+  Options ro;
+  ro.read_only = true;
+  CHECK(Store::open(dir / "store", ro).persisted_sla().empty());
+}
+
+TEST_CASE("the SLA report is persisted at most once per 10 s, riding on a commit", "[sla][store]") {
+  TempDir dir;
+  std::atomic<std::uint64_t> mono{5'000'000'000'000ull};
+  Options o;
+  o.monotonic_clock = [&] { return mono.load(); };
+  o.health.window_seconds = 0;  // no evaluation ticks: only appends commit
+  Store store = Store::open(dir / "store", o);
+  store.append(event("T"));
+  const std::string first = store.persisted_sla();  // the first commit carries one
+  REQUIRE_FALSE(first.empty());
+  // A report is made inside the commit it rides on: it counts the groups
+  // measured before that one.
+  CHECK(nlohmann::json::parse(first)["counters"]["events"].get<std::uint64_t>() == 0);
+  mono += 9'900'000'000ull;  // 9.9 s later
+  for (int i = 0; i < 3; ++i) store.append(event("T"));
+  CHECK(store.persisted_sla() == first);
+  mono += 200'000'000ull;  // 10.1 s after the first
+  store.append(event("T"));
+  const std::string second = store.persisted_sla();
+  CHECK(second != first);
+  CHECK(nlohmann::json::parse(second)["counters"]["events"].get<std::uint64_t>() == 4);
+  mono += 1'000'000'000ull;
+  store.append(event("T"));
+  CHECK(store.persisted_sla() == second);
+}
+
+TEST_CASE("persisting the SLA report never costs a sync of its own", "[sla][store][fault]") {
+  // The shim counts the syncs of data.mdb: 40 appends from one thread make 40
+  // commits, each with one fdatasync and one meta page write; the report
+  // rides on the first and is written once more when the store closes.
+  TempDir dir;
+  { Store::open(dir / "store"); }
+  const auto counts = dir / "counts";
+  auto result = run({helper_path("APPEND_WORKER"), (dir / "store").string(), "40", "--threads", "1"},
+                    {"LD_PRELOAD=" + helper_path("FAULT_SHIM"), "LH_COUNT_FILE=" + counts.string(),
+                     "LH_FAULT_PATH=data.mdb", "ASAN_OPTIONS=verify_asan_link_order=0"});
+  REQUIRE(result.exit_code == 0);
+  std::ifstream in(counts);
+  std::map<std::string, long> calls;
+  std::string name;
+  long n = 0;
+  while (in >> name >> n) calls[name] = n;
+  Options ro;
+  ro.read_only = true;
+  Store store = Store::open(dir / "store", ro);
+  REQUIRE_FALSE(store.persisted_sla().empty());
+  Query health;
+  health.type_prefix = "$health.";
+  std::size_t transitions = 0;
+  for (const auto& e : store.query(health)) transitions += !e.id.to_string().empty();
+  CHECK(calls["fdatasync"] == 40 + 1 + static_cast<long>(transitions));
+  CHECK(calls["dsync_pwrite"] == 40 + 1 + static_cast<long>(transitions));
+  CHECK(calls["fsync"] == 0);
 }
