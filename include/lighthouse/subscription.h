@@ -110,7 +110,7 @@ class LIGHTHOUSE_API Subscription {
   struct State;
 
  private:
-  friend class Store;
+  friend class SubscriptionHub;  // the library's own: it starts subscriptions
   explicit Subscription(std::shared_ptr<State> state);
   std::shared_ptr<State> state_;
 };

@@ -7,11 +7,11 @@
 
 #include "archive/archive_record.h"
 #include "archive/manifest.h"
-#include "file_modes.h"
+#include "files.h"
 #include "archive/segment_file.h"
 #include "codec/record.h"
 #include "lighthouse/store.h"
-#include "store/store_impl.h"
+#include "store/archive_access.h"
 
 namespace lighthouse {
 namespace fs = std::filesystem;
@@ -403,14 +403,13 @@ ImportReport import_archive(const fs::path& dir, Store& store, const ImportOptio
   });
 
   ImportReport report;
-  Store::Impl& impl = StoreAccess::impl(store);
   std::vector<RecordedEvent> chunk;
   std::size_t chunk_bytes = 0;
   bool continues = stats.last_sequence == 0;
   Progress progress(options.progress, manifest.last_sequence - stats.last_sequence);
   auto flush = [&] {
     if (chunk.empty()) return;
-    impl.import_events(chunk);
+    store_access::import_events(store, chunk);
     report.last = chunk.back().id;
     chunk.clear();
     chunk_bytes = 0;
@@ -436,7 +435,7 @@ ImportReport import_archive(const fs::path& dir, Store& store, const ImportOptio
                                                    store.path().string() + "'");
     }
     if (!began) {
-      impl.begin_import();
+      store_access::begin_import(store);
       began = true;
     }
     chunk.push_back(e);
@@ -449,7 +448,7 @@ ImportReport import_archive(const fs::path& dir, Store& store, const ImportOptio
         flush();
       } catch (const Error& error) {
         if (!report.last) {
-          impl.end_import();  // nothing was written: clear the mark
+          store_access::end_import(store);  // nothing was written: clear the mark
           throw;
         }
         throw Error(error.code(), std::string(error.what()) + " (the import stopped after event " +
@@ -462,10 +461,10 @@ ImportReport import_archive(const fs::path& dir, Store& store, const ImportOptio
   try {
     flush();
   } catch (...) {
-    if (began && !report.last) impl.end_import();  // nothing was written: clear the mark
+    if (began && !report.last) store_access::end_import(store);  // nothing was written: clear the mark
     throw;
   }
-  if (began) impl.end_import();
+  if (began) store_access::end_import(store);
   progress.done();
   report.seconds = progress.seconds();
   return report;

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "archive/segment_file.h"
+#include "files.h"
 #include "lighthouse/error.h"
 
 namespace lighthouse::archive {

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <memory>
 
+#include "files.h"
 #include "lighthouse/error.h"
 
 namespace lighthouse::archive {
@@ -33,17 +34,6 @@ std::string compress_member(std::string chunk, int level) {
 }
 
 }  // namespace
-
-void sync_path(const fs::path& path, bool directory) {
-  int fd = ::open(path.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-  if (fd < 0) io_failure("cannot open", path, errno);
-  if (::fsync(fd) != 0) {
-    int err = errno;
-    ::close(fd);
-    io_failure("cannot sync", path, err);
-  }
-  ::close(fd);
-}
 
 Sha256 file_sha256(const fs::path& path) {
   int fd = ::open(path.c_str(), O_RDONLY);

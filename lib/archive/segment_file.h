@@ -85,7 +85,4 @@ class SegmentReader {
 // SHA-256 of a whole file, streaming. Errors: io_error.
 Sha256 file_sha256(const std::filesystem::path& path);
 
-// fsync of a file or directory. Errors: io_error.
-void sync_path(const std::filesystem::path& path, bool directory);
-
 }  // namespace lighthouse::archive

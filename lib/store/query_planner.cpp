@@ -145,18 +145,16 @@ bool ResolvedQuery::matches(const RecordedEvent& e) const {
 
 // The base after truncation, when there is one.
 std::optional<Truncation> truncated_base(MDB_txn* txn, const Databases& dbs) {
-  std::string_view v;
-  if (!lmdb::get(txn, dbs.meta, schema::meta::kBaseSequence, v) || v.size() != 8) return std::nullopt;
   Truncation t;
-  t.base_sequence = schema::read_be(v, 8);
+  t.base_sequence = schema::read_u64(txn, dbs, schema::meta::kBaseSequence, 1);
   if (t.base_sequence <= 1) return std::nullopt;
+  std::string_view v;
   if (lmdb::get(txn, dbs.meta, schema::meta::kBaseArchive, v)) t.archive = std::string(v);
   return t;
 }
 
-ResolvedQuery plan_query(MDB_txn* txn, const Databases& dbs, const Query& query,
-                         bool default_verify) {
-  Limits limits;
+ResolvedQuery plan_query(MDB_txn* txn, const Databases& dbs, const Query& query, const Options& options) {
+  const Limits& limits = options.limits;
   if (query.direction != Direction::forward && query.direction != Direction::reverse) {
     throw Error(ErrorCode::invalid_argument, "query direction " +
                                                  std::to_string(static_cast<unsigned>(query.direction)) +
@@ -171,7 +169,7 @@ ResolvedQuery plan_query(MDB_txn* txn, const Databases& dbs, const Query& query,
   }
   ResolvedQuery r;
   r.query = query;
-  r.verify_checksums = query.verify_checksums.value_or(default_verify);
+  r.verify_checksums = query.verify_checksums.value_or(options.verify_checksums);
   resolve_range(txn, dbs, r);
   if (auto base = truncated_base(txn, dbs)) {
     // The range reaches below the base iff its lower bound is before the
@@ -226,9 +224,8 @@ ResolvedQuery plan_query(MDB_txn* txn, const Databases& dbs, const Query& query,
 }
 
 ResolvedQuery plan_aggregate(MDB_txn* txn, const Databases& dbs, const std::string& aggregate,
-                             std::uint64_t from_version, std::uint64_t to_version,
-                             bool default_verify) {
-  Limits limits;
+                             std::uint64_t from_version, std::uint64_t to_version, const Options& options) {
+  const Limits& limits = options.limits;
   validation::check_name("aggregate", aggregate, limits, false, true);
   if (to_version != 0 && to_version < from_version) {
     throw Error(ErrorCode::invalid_argument, "to_version " + std::to_string(to_version) +
@@ -237,7 +234,7 @@ ResolvedQuery plan_aggregate(MDB_txn* txn, const Databases& dbs, const std::stri
   }
   ResolvedQuery r;
   r.query.aggregate = aggregate;
-  r.verify_checksums = default_verify;
+  r.verify_checksums = options.verify_checksums;
   r.lo = Key(EventId::kKeySize, '\0');
   r.min_version = std::max<std::uint64_t>(from_version, 1);
   r.max_version = to_version;
@@ -247,7 +244,7 @@ ResolvedQuery plan_aggregate(MDB_txn* txn, const Databases& dbs, const std::stri
     lmdb::Cursor cursor(txn, dbs.by_aggregate);
     MDB_val k = lmdb::val(aggregate), v;
     std::uint64_t first = 0;
-    if (cursor.seek(k, v, MDB_SET)) first = schema::read_be(lmdb::view(v), 8);
+    if (cursor.seek(k, v, MDB_SET)) first = schema::decode_aggregate_entry(lmdb::view(v), aggregate).version;
     std::string_view kept;
     bool all_dropped = first == 0 && lmdb::get(txn, dbs.aggregate_heads, aggregate, kept);
     if (all_dropped || (first > 1 && r.min_version < first)) r.truncation = base;

@@ -11,7 +11,9 @@
 #include <vector>
 
 #include "lighthouse/query.h"
-#include "store/store_impl.h"
+#include "lighthouse/options.h"
+#include "lmdb/lmdb.h"
+#include "store/schema.h"
 
 namespace lighthouse {
 
@@ -37,13 +39,13 @@ struct ResolvedQuery {
   bool matches(const RecordedEvent& e) const;
 };
 
-// Validates `query` and plans it inside `txn`. With `force_aggregate`, the
-// plan walks `by_aggregate` (read_aggregate) over [min_version, max_version].
-ResolvedQuery plan_query(MDB_txn* txn, const Databases& dbs, const Query& query,
-                         bool default_verify);
+// Validates `query` against the store's Options::limits and plans it inside
+// `txn`; Options::verify_checksums is the default of Query::verify_checksums.
+ResolvedQuery plan_query(MDB_txn* txn, const Databases& dbs, const Query& query, const Options& options);
+// The plan of read_aggregate(): walks `by_aggregate` over [from_version,
+// to_version] (0: to the end).
 ResolvedQuery plan_aggregate(MDB_txn* txn, const Databases& dbs, const std::string& aggregate,
-                             std::uint64_t from_version, std::uint64_t to_version,
-                             bool default_verify);
+                             std::uint64_t from_version, std::uint64_t to_version, const Options& options);
 
 // The key of the first event whose sequence is >= `sequence`, found by
 // bisecting timestamps (sequences and timestamps grow together): at most 64

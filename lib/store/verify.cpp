@@ -1,6 +1,7 @@
 #include "store/verify.h"
 
 #include <map>
+#include <optional>
 
 #include "codec/record.h"
 #include "store/schema.h"
@@ -17,23 +18,14 @@ std::string id_text(std::string_view key) {
                                          : "key of " + std::to_string(key.size()) + " bytes";
 }
 
-std::string_view digest_view(const Sha256& d) {
-  return {reinterpret_cast<const char*>(d.data()), d.size()};
-}
-
 class Verifier {
  public:
   Verifier(MDB_txn* txn, const Databases& dbs, const VerifyOptions& options)
       : txn_(txn), dbs_(dbs), options_(options) {}
 
   VerifyReport run() {
-    std::string_view v;
-    if (lmdb::get(txn_, dbs_.meta, schema::meta::kBaseSequence, v) && v.size() == 8) {
-      base_ = schema::read_be(v, 8);
-    }
-    if (lmdb::get(txn_, dbs_.meta, schema::meta::kBaseChain, v) && v.size() == 32) {
-      std::copy(v.begin(), v.end(), reinterpret_cast<char*>(anchor_.data()));
-    }
+    base_ = meta(schema::meta::kBaseSequence, 1);
+    if (auto anchor = digest(schema::meta::kBaseChain)) anchor_ = *anchor;
     check_events();
     check_by_type();
     check_by_aggregate();
@@ -126,7 +118,7 @@ class Verifier {
                     " follows version " + std::to_string(last));
       }
       last = e.aggregate_version;
-      if (!has_dup(dbs_.by_aggregate, e.aggregate, schema::be64(e.aggregate_version) + std::string(key))) {
+      if (!has_dup(dbs_.by_aggregate, e.aggregate, schema::encode_aggregate_entry(e.aggregate_version, key))) {
         problem("by_aggregate", e.id.to_string(),
                 "missing from by_aggregate under " + shown(e.aggregate));
       }
@@ -170,13 +162,16 @@ class Verifier {
     MDB_val k, v;
     for (bool ok = cursor.seek(k, v, MDB_FIRST); ok; ok = cursor.seek(k, v, MDB_NEXT)) {
       ++report_.index_entries_checked;
-      std::string_view aggregate = lmdb::view(k), entry = lmdb::view(v);
-      if (entry.size() != schema::kAggregateEntrySize) {
+      std::string_view aggregate = lmdb::view(k);
+      schema::AggregateEntry entry;
+      try {
+        entry = schema::decode_aggregate_entry(lmdb::view(v), aggregate);
+      } catch (const Error&) {
         problem("by_aggregate", "by_aggregate " + shown(aggregate), "entry is not 28 bytes");
         continue;
       }
-      std::uint64_t version = schema::read_be(entry, 8);
-      std::string_view key = entry.substr(8);
+      const std::uint64_t version = entry.version;
+      const std::string_view key = entry.key;
       std::string subject = "by_aggregate " + shown(aggregate) + " v" + std::to_string(version) +
                             " -> " + id_text(key);
       codec::RecordHead head;
@@ -199,24 +194,26 @@ class Verifier {
     for (bool ok = cursor.seek(k, v, MDB_FIRST); ok; ok = cursor.seek(k, v, MDB_NEXT)) {
       ++report_.index_entries_checked;
       ++entries;
-      std::string_view name = lmdb::view(k), entry = lmdb::view(v);
+      std::string_view name = lmdb::view(k);
       std::string subject = "idempotency key " + shown(name);
-      if (entry.size() == schema::kDroppedIdempotencyEntrySize) {
-        // The key of a truncated event: that event must be below the base.
-        --entries;
-        std::string_view record;
-        if (lmdb::get(txn_, dbs_.events, entry.substr(0, EventId::kKeySize), record) ||
-            EventId::from_key(entry.substr(0, EventId::kKeySize)).sequence >= base_) {
-          problem("idempotency", subject, "marks event " + id_text(entry.substr(0, 20)) +
-                                              " as truncated, but it is not below the base");
-        }
-        continue;
-      }
-      if (entry.size() != schema::kIdempotencyEntrySize) {
+      schema::IdempotencyEntry entry;
+      try {
+        entry = schema::decode_idempotency_entry(lmdb::view(v), name);
+      } catch (const Error&) {
         problem("idempotency", subject, "entry is not 52 bytes");
         continue;
       }
-      std::string_view key = entry.substr(0, EventId::kKeySize), record;
+      if (entry.dropped_version) {
+        // The key of a truncated event: that event must be below the base.
+        --entries;
+        std::string_view record;
+        if (lmdb::get(txn_, dbs_.events, entry.key, record) || EventId::from_key(entry.key).sequence >= base_) {
+          problem("idempotency", subject,
+                  "marks event " + id_text(entry.key) + " as truncated, but it is not below the base");
+        }
+        continue;
+      }
+      std::string_view key = entry.key, record;
       if (!lmdb::get(txn_, dbs_.events, key, record)) {
         problem("idempotency", subject, "names event " + id_text(key) + ", which is not stored");
         continue;
@@ -225,7 +222,7 @@ class Verifier {
         RecordedEvent e = codec::decode_record(EventId::from_key(key), record);
         if (e.idempotency_key != std::string(name)) {
           problem("idempotency", subject, "names event " + id_text(key) + ", which has another key");
-        } else if (digest_view(codec::content_hash(codec::RecordFields::of(e))) != entry.substr(20)) {
+        } else if (schema::digest_view(codec::content_hash(codec::RecordFields::of(e))) != entry.content_hash) {
           problem("idempotency", subject, "content hash differs from event " + id_text(key));
         }
       } catch (const Error&) {
@@ -239,32 +236,40 @@ class Verifier {
     }
   }
 
-  std::uint64_t meta(std::string_view key, std::size_t width) {
-    std::string_view value;
-    if (!lmdb::get(txn_, dbs_.meta, key, value)) return 0;
-    if (value.size() != width) {
-      problem("meta", std::string(key), "is " + std::to_string(value.size()) + " bytes");
-      return 0;
+  // A meta value through the schema's strict reads: a wrong size is a
+  // problem reported (and the value taken as `missing`), not a stop.
+  std::uint64_t meta(std::string_view key, std::uint64_t missing = 0) {
+    try {
+      return schema::read_u64(txn_, dbs_, key, missing);
+    } catch (const Error& error) {
+      problem("meta", std::string(key), error.what());
+      return missing;
     }
-    return schema::read_be(value, width);
+  }
+  std::optional<Sha256> digest(std::string_view key) {
+    try {
+      return schema::read_digest(txn_, dbs_, key);
+    } catch (const Error& error) {
+      problem("meta", std::string(key), error.what());
+      return std::nullopt;
+    }
   }
 
   void check_meta() {
-    std::uint64_t last_sequence = meta(schema::meta::kLastSequence, 8);
+    std::uint64_t last_sequence = meta(schema::meta::kLastSequence);
     const std::uint64_t expected_last = report_.events_checked > 0 ? last_.sequence : base_ - 1;
     if (last_sequence != expected_last) {
       problem("meta", "last_sequence",
               std::to_string(last_sequence) + ", but the store's events end at " +
                   std::to_string(expected_last));
     }
-    std::uint64_t last_ts = meta(schema::meta::kLastTimestamp, 8);
+    std::uint64_t last_ts = meta(schema::meta::kLastTimestamp);
     if (report_.events_checked > 0 && last_ts != last_.timestamp_ns) {
       problem("meta", "last_timestamp_ns",
               std::to_string(last_ts) + ", but the last event has " + std::to_string(last_.timestamp_ns));
     }
-    std::string_view chain;
-    bool has_chain = lmdb::get(txn_, dbs_.meta, schema::meta::kLastChain, chain);
-    if (report_.events_checked > 0 && (!has_chain || chain != digest_view(last_chain_))) {
+    const std::optional<Sha256> chain = digest(schema::meta::kLastChain);
+    if (report_.events_checked > 0 && chain != last_chain_) {
       problem("meta", "last_chain", "differs from the chain of the last event");
     }
     // Aggregates whose events were all truncated keep their head in
@@ -274,14 +279,20 @@ class Verifier {
     MDB_val k, v;
     for (bool ok = cursor.seek(k, v, MDB_FIRST); ok; ok = cursor.seek(k, v, MDB_NEXT)) {
       std::string name(lmdb::view(k));
-      std::uint64_t head = v.mv_size == 8 ? schema::read_be(lmdb::view(v), 8) : 0;
+      bool damaged = false;
+      std::uint64_t head = 0;
+      try {
+        head = schema::decode_aggregate_head(lmdb::view(v), name);
+      } catch (const Error&) {
+        damaged = true;
+      }
       auto it = versions_.find(name);
-      if (v.mv_size != 8 || (it != versions_.end() && head < it->second)) {
+      if (damaged || (it != versions_.end() && head < it->second)) {
         problem("meta", "aggregate_heads " + shown(name), "head is behind the aggregate's events");
       }
       aggregates.emplace(name, head);
     }
-    std::uint64_t count = meta(schema::meta::kAggregateCount, 8);
+    std::uint64_t count = meta(schema::meta::kAggregateCount);
     if (count != aggregates.size()) {
       problem("meta", "aggregate_count",
               std::to_string(count) + ", but " + std::to_string(aggregates.size()) +

@@ -4,7 +4,7 @@
 #include <lmdb.h>
 
 #include "lighthouse/integrity.h"
-#include "store/store_impl.h"
+#include "store/schema.h"
 
 namespace lighthouse {
 

@@ -4,37 +4,12 @@
 #include <limits>
 
 #include "codec/record.h"
-#include "store/schema.h"
 
 namespace lighthouse {
-namespace {
 
-std::string_view key_view(const EventId::Key& key) {
-  return {reinterpret_cast<const char*>(key.data()), key.size()};
-}
-
-std::string_view digest_view(const Sha256& digest) {
-  return {reinterpret_cast<const char*>(digest.data()), digest.size()};
-}
-
-}  // namespace
-
-WriteTxn::WriteTxn(MDB_txn* txn, const Databases& dbs, const Options& options,
-                   std::uint32_t node_id, std::uint64_t now)
-    : txn_(txn), dbs_(dbs), options_(options), node_id_(node_id), now_(now) {
-  std::string_view v;
-  if (lmdb::get(txn_, dbs_.meta, schema::meta::kLastSequence, v) && v.size() == 8) {
-    state_.last_sequence = schema::read_be(v, 8);
-  }
-  if (lmdb::get(txn_, dbs_.meta, schema::meta::kLastTimestamp, v) && v.size() == 8) {
-    state_.last_timestamp_ns = schema::read_be(v, 8);
-  }
-  if (lmdb::get(txn_, dbs_.meta, schema::meta::kLastChain, v) && v.size() == 32) {
-    std::copy(v.begin(), v.end(), reinterpret_cast<char*>(state_.last_chain.data()));
-  }
-  if (lmdb::get(txn_, dbs_.meta, schema::meta::kAggregateCount, v) && v.size() == 8) {
-    state_.aggregate_count = schema::read_be(v, 8);
-  }
+WriteTxn::WriteTxn(MDB_txn* txn, const Databases& dbs, const Options& options, std::uint32_t node_id,
+                   std::uint64_t now)
+    : txn_(txn), dbs_(dbs), options_(options), node_id_(node_id), now_(now), state_(schema::read_counters(txn, dbs)) {
   first_sequence_ = state_.last_sequence;
 }
 
@@ -54,11 +29,7 @@ AppendResult WriteTxn::write(const Batch& batch) {
   // write, so that a failing batch has written nothing.
   heads_.clear();
   for (const EventData& e : batch.events) {
-    if (!e.aggregate.empty() && heads_.find(e.aggregate) == heads_.end()) {
-      Head h;
-      h.version = head(e.aggregate, &h.kept);
-      heads_.emplace(e.aggregate, h);
-    }
+    if (!e.aggregate.empty() && heads_.find(e.aggregate) == heads_.end()) heads_.emplace(e.aggregate, read_head(e.aggregate));
   }
   AppendResult result;
   result.events.reserve(batch.events.size());
@@ -67,25 +38,55 @@ AppendResult WriteTxn::write(const Batch& batch) {
     if (batch.checkpoint) {
       // A consumer's checkpoint moves in the same transaction as the events.
       const auto key = batch.checkpoint->position.to_key();
-      lmdb::put(txn_, dbs_.meta, std::string(schema::meta::kConsumerPrefix) + batch.checkpoint->consumer,
-                std::string_view(reinterpret_cast<const char*>(key.data()), key.size()));
+      lmdb::put(txn_, dbs_.meta, schema::consumer_key(batch.checkpoint->consumer), schema::key_view(key));
     }
   } catch (const lmdb::LmdbError&) {
     throw;
   } catch (const std::exception& error) {
     // Part of the batch is written: only aborting the whole transaction
     // keeps it atomic.
-    throw lmdb::LmdbError(ErrorCode::internal, std::string("append failed mid-batch: ") + error.what(), -1);
+    throw TransactionLost(ErrorCode::internal, std::string("append failed mid-batch: ") + error.what());
   }
   return result;
 }
 
+void WriteTxn::import(const std::vector<RecordedEvent>& events) {
+  heads_.clear();
+  for (const RecordedEvent& e : events) {
+    const std::string where = "archived event " + e.id.to_string();
+    if (e.id.sequence != state_.last_sequence + 1 || e.id.timestamp_ns <= state_.last_timestamp_ns) {
+      throw Error(ErrorCode::invalid_argument, where + " does not follow the store's last event (sequence " +
+                                                   std::to_string(state_.last_sequence) + ")");
+    }
+    if (codec::chain_next(state_.last_chain, e.checksum) != e.chain) {
+      throw Error(ErrorCode::corruption, where + ": chain does not follow the store's");
+    }
+    Head* head = nullptr;
+    if (!e.aggregate.empty()) {
+      auto it = heads_.find(e.aggregate);
+      if (it == heads_.end()) it = heads_.emplace(e.aggregate, read_head(e.aggregate)).first;
+      head = &it->second;
+      if (e.aggregate_version != head->version + 1) {
+        throw Error(ErrorCode::corruption, where + ": version " + std::to_string(e.aggregate_version) +
+                                               " does not follow " + std::to_string(head->version));
+      }
+    }
+    const codec::RecordFields fields = codec::RecordFields::of(e);
+    codec::encode_record(record_, fields, e.checksum, e.chain,
+                         {options_.compression_threshold, options_.compression_level});
+    const EventId::Key key = e.id.to_key();
+    const Sha256 hash = e.idempotency_key ? codec::content_hash(fields) : Sha256{};
+    put_event(schema::key_view(key), record_, e.type, e.aggregate, head, e.aggregate_version,
+              e.idempotency_key ? &*e.idempotency_key : nullptr, hash);
+    state_.last_sequence = e.id.sequence;
+    state_.last_timestamp_ns = e.id.timestamp_ns;
+    state_.last_chain = e.chain;
+  }
+}
+
 bool WriteTxn::finish() {
   if (state_.last_sequence == first_sequence_) return false;
-  lmdb::put(txn_, dbs_.meta, schema::meta::kLastSequence, schema::be64(state_.last_sequence));
-  lmdb::put(txn_, dbs_.meta, schema::meta::kLastTimestamp, schema::be64(state_.last_timestamp_ns));
-  lmdb::put(txn_, dbs_.meta, schema::meta::kLastChain, digest_view(state_.last_chain));
-  lmdb::put(txn_, dbs_.meta, schema::meta::kAggregateCount, schema::be64(state_.aggregate_count));
+  schema::write_counters(txn_, dbs_, state_);
   return true;
 }
 
@@ -105,27 +106,15 @@ void WriteTxn::use_txn(MDB_txn* txn) noexcept {
   txn_ = txn;
 }
 
-// The last version of `aggregate`: its last entry in by_aggregate, or — when
-// truncation dropped all of its events — the head kept in aggregate_heads.
-std::uint64_t WriteTxn::head(std::string_view aggregate, bool* kept) {
-  if (kept != nullptr) *kept = false;
+WriteTxn::Head WriteTxn::read_head(std::string_view aggregate) {
   lmdb::Cursor& c = cursor(aggregate_cursor_, dbs_.by_aggregate);
   MDB_val k = lmdb::val(aggregate), v;
   if (c.seek(k, v, MDB_SET) && c.seek(k, v, MDB_LAST_DUP)) {
-    if (v.mv_size != schema::kAggregateEntrySize) {
-      throw Error(ErrorCode::corruption,
-                  "by_aggregate entry of '" + std::string(aggregate) + "' is damaged");
-    }
-    return schema::read_be(lmdb::view(v), 8);
+    return {schema::decode_aggregate_entry(lmdb::view(v), aggregate).version, false};
   }
   std::string_view stored;
-  if (!lmdb::get(txn_, dbs_.aggregate_heads, aggregate, stored)) return 0;
-  if (stored.size() != 8) {
-    throw Error(ErrorCode::corruption,
-                "aggregate head of '" + std::string(aggregate) + "' is not 8 bytes");
-  }
-  if (kept != nullptr) *kept = true;
-  return schema::read_be(stored, 8);
+  if (!lmdb::get(txn_, dbs_.aggregate_heads, aggregate, stored)) return {};
+  return {schema::decode_aggregate_head(stored, aggregate), true};
 }
 
 std::optional<AppendResult> WriteTxn::check_idempotency(const Batch& batch) {
@@ -139,61 +128,49 @@ std::optional<AppendResult> WriteTxn::check_idempotency(const Batch& batch) {
   replay.replayed = true;
   for (std::size_t i = 0; i < batch.events.size(); ++i) {
     const EventData& e = batch.events[i];
-    if (!e.idempotency_key) {
+    std::string_view bytes;
+    if (!e.idempotency_key || !lmdb::get(txn_, dbs_.by_idempotency_key, *e.idempotency_key, bytes)) {
       if (!first_missing) first_missing = i;
       continue;
     }
-    std::string_view entry;
-    if (!lmdb::get(txn_, dbs_.by_idempotency_key, *e.idempotency_key, entry)) {
-      if (!first_missing) first_missing = i;
-      continue;
-    }
-    const bool dropped = entry.size() == schema::kDroppedIdempotencyEntrySize;
-    if (entry.size() != schema::kIdempotencyEntrySize && !dropped) {
-      throw Error(ErrorCode::corruption,
-                  "idempotency entry of key '" + *e.idempotency_key + "' is damaged");
-    }
+    const schema::IdempotencyEntry entry = schema::decode_idempotency_entry(bytes, *e.idempotency_key);
     ++stored;
     if (!first_stored) first_stored = i;
-    if (entry.substr(20, 32) != digest_view(codec::content_hash(e))) {
-      throw Error(ErrorCode::idempotency_conflict,
-                  "idempotency key '" + *e.idempotency_key +
-                      "' is already stored with different content (event " +
-                      EventId::from_key(entry.substr(0, 20)).to_string() + ")")
+    const EventId id = EventId::from_key(entry.key);
+    if (entry.content_hash != schema::digest_view(codec::content_hash(e))) {
+      throw Error(ErrorCode::idempotency_conflict, "idempotency key '" + *e.idempotency_key +
+                                                       "' is already stored with different content (event " +
+                                                       id.to_string() + ")")
           .with_index(i);
     }
-    EventId id = EventId::from_key(entry.substr(0, 20));
-    if (dropped) {
+    if (entry.dropped_version) {
       // The event was truncated: its entry keeps the version.
-      replay.events.push_back({id, schema::read_be(entry.substr(52), 8)});
+      replay.events.push_back({id, *entry.dropped_version});
       continue;
     }
     std::string_view record;
-    if (!lmdb::get(txn_, dbs_.events, entry.substr(0, 20), record)) {
-      throw Error(ErrorCode::corruption, "idempotency key '" + *e.idempotency_key +
-                                             "' names event " + id.to_string() +
-                                             ", which is not stored");
+    if (!lmdb::get(txn_, dbs_.events, entry.key, record)) {
+      throw Error(ErrorCode::corruption, "idempotency key '" + *e.idempotency_key + "' names event " +
+                                             id.to_string() + ", which is not stored");
     }
     replay.events.push_back({id, codec::decode_record(id, record).aggregate_version});
   }
   if (stored == 0) return std::nullopt;
   if (stored == batch.events.size()) return replay;
   throw Error(ErrorCode::idempotency_conflict,
-              "batch is partly stored: the idempotency key of event " +
-                  std::to_string(*first_stored) + " is stored but event " +
-                  std::to_string(*first_missing) +
-                  " is not (a retry must repeat the "
-                  "original batch exactly)")
+              "batch is partly stored: the idempotency key of event " + std::to_string(*first_stored) +
+                  " is stored but event " + std::to_string(*first_missing) +
+                  " is not (a retry must repeat the original batch exactly)")
       .with_index(*first_missing);
 }
 
 void WriteTxn::check_expectations(const Batch& batch) {
   for (const auto& expectation : batch.expectations) {
-    std::uint64_t current = head(expectation.aggregate);
+    const std::uint64_t current = read_head(expectation.aggregate).version;
     if (!expectation.expected.matches(current)) {
-      throw Error(ErrorCode::wrong_expected_version,
-                  "aggregate '" + expectation.aggregate + "' is at version " +
-                      std::to_string(current) + ", expected " + expectation.expected.to_string())
+      throw Error(ErrorCode::wrong_expected_version, "aggregate '" + expectation.aggregate + "' is at version " +
+                                                         std::to_string(current) + ", expected " +
+                                                         expectation.expected.to_string())
           .with_aggregate(expectation.aggregate, current);
     }
   }
@@ -205,44 +182,49 @@ AppendedEvent WriteTxn::write_event(const EventData& e) {
   id.timestamp_ns = std::max(now_, state_.last_timestamp_ns + 1);
   id.node_id = node_id_;
   std::uint64_t version = 0;
-  bool kept_head = false;
+  Head* head = nullptr;
   if (!e.aggregate.empty()) {
-    Head& h = heads_.at(e.aggregate);
-    kept_head = h.kept;
-    if (h.version == 0) ++state_.aggregate_count;
-    version = ++h.version;
-    h.kept = false;
+    head = &heads_.at(e.aggregate);
+    version = head->version + 1;
   }
   const codec::RecordFields fields{e.type,     e.aggregate, version, e.content_type,
                                    &e.metadata, e.data,     e.idempotency_key ? &*e.idempotency_key : nullptr};
   const Sha256 chain = codec::seal_record(record_, id, fields, state_.last_chain,
                                           {options_.compression_threshold, options_.compression_level})
                            .chain;
-
   const EventId::Key key = id.to_key();
-  const std::string_view k = key_view(key);
-  put(cursor(events_cursor_, dbs_.events), k, record_, MDB_APPEND);
-  put(cursor(type_cursor_, dbs_.by_type), e.type, k, MDB_APPENDDUP);
-  if (version != 0) {
-    char entry[schema::kAggregateEntrySize];
-    for (int i = 0; i < 8; ++i) entry[i] = static_cast<char>(version >> (56 - 8 * i));
-    std::copy(k.begin(), k.end(), entry + 8);
-    put(cursor(aggregate_cursor_, dbs_.by_aggregate), e.aggregate,
-        std::string_view(entry, sizeof entry), MDB_APPENDDUP);
-    if (kept_head) {
-      // The aggregate has events again: its head is read from by_aggregate.
-      MDB_val hk = lmdb::val(e.aggregate);
-      lmdb::check(mdb_del(txn_, dbs_.aggregate_heads, &hk, nullptr), "mdb_del aggregate_heads");
-    }
-  }
-  if (e.idempotency_key) {
-    lmdb::put(txn_, dbs_.by_idempotency_key, *e.idempotency_key,
-              std::string(k) + std::string(digest_view(codec::content_hash(e))), MDB_NOOVERWRITE);
-  }
+  const Sha256 hash = e.idempotency_key ? codec::content_hash(e) : Sha256{};
+  put_event(schema::key_view(key), record_, e.type, e.aggregate, head, version,
+            e.idempotency_key ? &*e.idempotency_key : nullptr, hash);
   state_.last_sequence = id.sequence;
   state_.last_timestamp_ns = id.timestamp_ns;
   state_.last_chain = chain;
   return {id, version};
+}
+
+void WriteTxn::put_event(std::string_view key, std::string_view record, std::string_view type,
+                         std::string_view aggregate, Head* head, std::uint64_t version,
+                         const std::string* idempotency_key, const Sha256& content_hash) {
+  put(cursor(events_cursor_, dbs_.events), key, record, MDB_APPEND);
+  put(cursor(type_cursor_, dbs_.by_type), type, key, MDB_APPENDDUP);
+  if (head != nullptr) {
+    if (head->version == 0) ++state_.aggregate_count;
+    char entry[schema::kAggregateEntrySize];
+    schema::encode_aggregate_entry(entry, version, key);
+    put(cursor(aggregate_cursor_, dbs_.by_aggregate), aggregate, std::string_view(entry, sizeof entry),
+        MDB_APPENDDUP);
+    if (head->kept) {
+      // The aggregate has events again: its head is read from by_aggregate.
+      MDB_val hk = lmdb::val(aggregate);
+      lmdb::check(mdb_del(txn_, dbs_.aggregate_heads, &hk, nullptr), "mdb_del aggregate_heads");
+    }
+    head->version = version;
+    head->kept = false;
+  }
+  if (idempotency_key != nullptr) {
+    lmdb::put(txn_, dbs_.by_idempotency_key, *idempotency_key, schema::encode_idempotency_entry(key, content_hash),
+              MDB_NOOVERWRITE);
+  }
 }
 
 void WriteTxn::put(lmdb::Cursor& c, std::string_view key, std::string_view value, unsigned flags) {

@@ -1,5 +1,7 @@
 // WriteTxn — one LMDB write transaction's view of the store: checks and
-// writes batches. Everything the IDs depend on (last sequence, timestamp and
+// writes batches of new events (append mode) or events as they were
+// archived (import mode), through the same code that puts a record and its
+// index entries. Everything the IDs depend on (last sequence, timestamp and
 // chain) is read from the store inside the transaction, so several threads
 // and processes can append to one store.
 #pragma once
@@ -10,25 +12,43 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "lighthouse/store.h"
-#include "store/store_impl.h"
+#include "lmdb/lmdb.h"
+#include "store/schema.h"
 
 namespace lighthouse {
 
+// The whole transaction is lost and must be aborted: a batch failed after
+// part of it was written (its other requests fail with it). Distinct from a
+// request's own error (a conflict, checked before anything is written) and
+// from LMDB's errors (lmdb::LmdbError).
+class TransactionLost : public Error {
+ public:
+  using Error::Error;
+};
+
 class WriteTxn {
  public:
-  WriteTxn(MDB_txn* txn, const Databases& dbs, const Options& options, std::uint32_t node_id,
-           std::uint64_t now);
+  WriteTxn(MDB_txn* txn, const Databases& dbs, const Options& options, std::uint32_t node_id, std::uint64_t now);
 
-  // Checks and writes one batch. Throws lighthouse::Error, writing nothing of
-  // the batch, when its idempotency or expectations fail; throws
-  // lmdb::LmdbError when LMDB fails (then the whole transaction is lost).
+  // Append mode: checks and writes one batch. Throws lighthouse::Error,
+  // writing nothing of the batch, when its idempotency or expectations fail;
+  // TransactionLost when it failed part way; lmdb::LmdbError when LMDB fails
+  // (both lose the whole transaction).
   AppendResult write(const Batch& batch);
 
+  // Import mode: writes archived events as they are (IDs, checksums,
+  // chain), each required to follow the store's last event: the next
+  // sequence, a later timestamp, the chain, the aggregate's next version.
+  // Throws Error(invalid_argument) or Error(corruption) naming the event
+  // otherwise; the transaction must then be aborted.
+  void import(const std::vector<RecordedEvent>& events);
+
   // Writes go to `txn` from now on (a nested transaction, or back to the
-  // parent). REQUIRES: close_cursors() was called before the transaction
-  // in use ended.
+  // parent). REQUIRES: close_cursors() was called before the transaction in
+  // use ended.
   void use_txn(MDB_txn* txn) noexcept;
 
   // Closes the cursors this object opened. Must be called before the
@@ -36,20 +56,27 @@ class WriteTxn {
   // transaction's cursors when it ends. (The destructor closes them too, for
   // the error paths, where the transaction is still alive.)
   void close_cursors() noexcept;
-  WriteState state() const noexcept { return state_; }
-  void restore(const WriteState& state) noexcept { state_ = state; }
+  const schema::Counters& state() const noexcept { return state_; }
+  void restore(const schema::Counters& state) noexcept { state_ = state; }
 
   // Writes the meta counters. Returns true iff anything was written (a pure
   // idempotent replay writes nothing and need not commit).
   bool finish();
 
  private:
-  // The aggregate's last version; `kept` tells whether it came from
-  // aggregate_heads (all of its events truncated).
-  std::uint64_t head(std::string_view aggregate, bool* kept = nullptr);
+  struct Head {
+    std::uint64_t version = 0;
+    bool kept = false;  // from aggregate_heads (all of its events truncated)
+  };
+  // The aggregate's last version: its last entry in by_aggregate, or the
+  // head kept in aggregate_heads when truncation dropped all of its events.
+  Head read_head(std::string_view aggregate);
   std::optional<AppendResult> check_idempotency(const Batch& batch);
   void check_expectations(const Batch& batch);
   AppendedEvent write_event(const EventData& e);
+  // Puts a record under `key` and its entries in every index.
+  void put_event(std::string_view key, std::string_view record, std::string_view type, std::string_view aggregate,
+                 Head* head, std::uint64_t version, const std::string* idempotency_key, const Sha256& content_hash);
   lmdb::Cursor& cursor(std::unique_ptr<lmdb::Cursor>& slot, MDB_dbi dbi);
   static void put(lmdb::Cursor& c, std::string_view key, std::string_view value, unsigned flags);
 
@@ -58,16 +85,14 @@ class WriteTxn {
   const Options& options_;
   std::uint32_t node_id_;
   std::uint64_t now_;
-  WriteState state_;
+  schema::Counters state_;
   std::uint64_t first_sequence_ = 0;
   // Reused for every event of the transaction.
   std::unique_ptr<lmdb::Cursor> events_cursor_, type_cursor_, aggregate_cursor_;
   std::string record_;
-  // The batch's aggregates: their head before it, read before any write.
-  struct Head {
-    std::uint64_t version = 0;
-    bool kept = false;  // from aggregate_heads (all of its events truncated)
-  };
+  // The aggregates written in this transaction: their head so far (append
+  // mode reads a batch's heads before any write, so a failing batch has
+  // written nothing).
   std::map<std::string, Head, std::less<>> heads_;
 };
 

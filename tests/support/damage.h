@@ -9,7 +9,6 @@
 
 #include "lmdb/lmdb.h"
 #include "store/schema.h"
-#include "store/store_impl.h"
 
 namespace lighthouse::testing {
 

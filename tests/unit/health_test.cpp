@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "lighthouse/lighthouse.h"
-#include "monitor/health.h"
+#include "monitor/health_policy.h"
 #include "support/damage.h"
 #include "support/events.h"
 #include "support/process.h"

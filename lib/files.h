@@ -1,4 +1,5 @@
-// Permissions of the files and directories Lighthouse creates.
+// The files and directories Lighthouse creates: their permissions, and
+// making them durable.
 #pragma once
 
 #include <sys/stat.h>
@@ -42,5 +43,8 @@ inline bool create_directory_for(const std::filesystem::path& path, unsigned fil
   if (!ec) ec = std::error_code(errno, std::generic_category());
   return false;
 }
+
+// fsync of a file or a directory. Errors: io_error naming the path.
+void sync_path(const std::filesystem::path& path, bool directory);
 
 }  // namespace lighthouse

@@ -1,4 +1,4 @@
-#include "monitor/health.h"
+#include "monitor/health_policy.h"
 
 #include <algorithm>
 #include <nlohmann/json.hpp>

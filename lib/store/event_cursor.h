@@ -1,0 +1,65 @@
+// EventCursor::Impl — walks the source the planner chose (the events range,
+// by_type merged over several types, or by_aggregate by version), one chunk
+// per read transaction, resuming after the last key it visited.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lighthouse/query.h"
+#include "lighthouse/store.h"
+#include "lmdb/lmdb.h"
+#include "store/query_planner.h"
+
+namespace lighthouse {
+
+class ReadPath;
+
+class EventCursor::Impl {
+ public:
+  // `owner` keeps the store (and so `reader`) alive while the cursor lives.
+  Impl(std::shared_ptr<Store::Impl> owner, const ReadPath& reader, ResolvedQuery query);
+  ~Impl();  // records the query's time
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
+
+  std::optional<RecordedEvent> next();
+  const QueryPlan& plan() const noexcept { return q_.plan; }
+  const std::optional<Truncation>& truncation() const noexcept { return q_.truncation; }
+  // Counts the time since `start` as the query's.
+  void add_time(std::chrono::steady_clock::time_point start);
+
+ private:
+  bool forward() const { return q_.query.direction == Direction::forward; }
+  void fill();
+  // Takes one candidate in walk order. Returns false when the chunk is over.
+  bool offer(std::string_view key, std::string_view value);
+  // Looks the candidate up in `events` (index sources).
+  bool offer_indexed(MDB_txn* txn, std::string_view key);
+  void fill_range(MDB_txn* txn);
+  void fill_aggregate(MDB_txn* txn);
+  std::uint64_t start_version(lmdb::Cursor& cursor);
+  void fill_types(MDB_txn* txn);
+  void finish() { exhausted_ = true; }
+
+  std::shared_ptr<Store::Impl> owner_;
+  const ReadPath& reader_;
+  ResolvedQuery q_;
+  std::optional<Key> position_;                // the last key visited
+  std::optional<std::uint64_t> next_version_;  // by_aggregate: the next version to visit
+  std::vector<RecordedEvent> buffer_;  // the chunk; events before taken_ were returned
+  std::size_t taken_ = 0;
+  std::size_t emitted_ = 0;
+  std::size_t visits_ = 0;
+  bool exhausted_ = false;
+  std::exception_ptr pending_;
+  std::uint64_t spent_ns_ = 0;
+  std::uint64_t returned_ = 0;
+};
+
+}  // namespace lighthouse

@@ -1,0 +1,75 @@
+#include "store/read_path.h"
+
+#include <chrono>
+
+#include "codec/record.h"
+#include "store/event_cursor.h"
+
+namespace lighthouse {
+
+ReadPath::ReadPath(const Environment& env, const Databases& dbs, const Options& options,
+                   monitor::SlaMonitor* monitor, const HealthController& health)
+    : env_(env), dbs_(dbs), options_(options), monitor_(monitor), health_(health) {}
+
+RecordedEvent ReadPath::get(const EventId& id) const {
+  auto lock = env_.use();
+  auto read = env_.begin_read();
+  const auto key = id.to_key();
+  std::string_view value;
+  if (!lmdb::get(read->get(), dbs_.events, schema::key_view(key), value)) {
+    throw Error(ErrorCode::not_found, "no event " + id.to_string());
+  }
+  try {
+    std::string_view stored_tail;
+    RecordedEvent event = codec::decode_record(id, value, &stored_tail);
+    if (options_.verify_checksums) codec::verify_checksum(event, stored_tail);
+    return event;
+  } catch (const Error& error) {
+    if (error.code() == ErrorCode::corruption) note_corruption(error.what());
+    throw;
+  }
+}
+
+ResolvedQuery ReadPath::plan(MDB_txn* txn, const ReadRequest& request) const {
+  if (request.versions) {
+    return plan_aggregate(txn, dbs_, request.versions->aggregate, request.versions->from, request.versions->to,
+                          options_);
+  }
+  return plan_query(txn, dbs_, request.query, options_);
+}
+
+std::unique_ptr<EventCursor::Impl> ReadPath::open_cursor(std::shared_ptr<Store::Impl> owner,
+                                                         const ReadRequest& request) const {
+  const auto start = std::chrono::steady_clock::now();
+  auto lock = env_.use();
+  auto read = env_.begin_read();
+  auto cursor = std::make_unique<EventCursor::Impl>(std::move(owner), *this, plan(read->get(), request));
+  cursor->add_time(start);
+  return cursor;
+}
+
+QueryPlan ReadPath::explain(const ReadRequest& request) const {
+  auto lock = env_.use();
+  auto read = env_.begin_read();
+  return plan(read->get(), request).plan;
+}
+
+std::optional<EventId> ReadPath::last_event_id() const {
+  auto read = env_.begin_read();
+  return last_event_id(read->get(), dbs_);
+}
+
+std::optional<EventId> ReadPath::last_event_id(MDB_txn* txn, const Databases& dbs) {
+  lmdb::Cursor cursor(txn, dbs.events);
+  MDB_val k, v;
+  if (!cursor.seek(k, v, MDB_LAST)) return std::nullopt;
+  return schema::decode_event_key(lmdb::view(k), "the last event");
+}
+
+std::optional<EventId> ReadPath::checkpoint(const std::string& consumer) const {
+  auto lock = env_.use();
+  auto read = env_.begin_read();
+  return schema::read_checkpoint(read->get(), dbs_, consumer);
+}
+
+}  // namespace lighthouse
