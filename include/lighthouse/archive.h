@@ -123,8 +123,9 @@ struct ArchiveVerifyReport {
 
 // Checks an archive offline: every file's hash and size, every record's
 // length bound and checksum, the chain across segments, sequences gap-free,
-// and the manifest against the files. Problems are reported, not thrown;
-// errors: not_found (no manifest), io_error.
+// and the manifest against the files. Problems are reported, not thrown.
+// Errors: not_found (no manifest), corruption (a manifest that does not
+// parse), io_error.
 LIGHTHOUSE_API ArchiveVerifyReport verify_archive(const std::filesystem::path& dir);
 
 // Checks that an archive and a store form one unbroken chain: after

@@ -23,7 +23,8 @@ enum class ContentType : std::uint8_t {
 };
 
 LIGHTHOUSE_API std::string_view to_string(ContentType type) noexcept;
-// Accepts "msgpack", "json", "bytes"; throws Error(invalid_argument).
+// Accepts "msgpack", "json", "bytes".
+// Errors: invalid_argument naming the text.
 LIGHTHOUSE_API ContentType parse_content_type(std::string_view text);
 
 // Metadata is ordered by key, so that it has one canonical encoding.

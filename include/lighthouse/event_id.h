@@ -30,11 +30,12 @@ struct LIGHTHOUSE_API EventId {
 
   // Parses the text form strictly: three decimal fields separated by '_', no
   // sign, space or leading zero (a lone "0" is allowed), each within its type.
-  // Throws Error(invalid_argument) naming the text otherwise.
+  // Errors: invalid_argument naming the text otherwise.
   static EventId parse(std::string_view text);
   // Returns the parsed ID, or nothing when `text` is not a valid ID.
   static std::optional<EventId> try_parse(std::string_view text) noexcept;
-  // REQUIRES: key.size() == kKeySize, else Error(invalid_argument).
+  // REQUIRES: key.size() == kKeySize.
+  // Errors: invalid_argument (a key of another size).
   static EventId from_key(std::string_view key);
 
   friend auto operator<=>(const EventId&, const EventId&) = default;

@@ -1,4 +1,7 @@
-// Health states and the emergency degradation mode (ADR-001).
+// Health states and the emergency degradation mode: a store that is
+// overloaded, short of space or failing says so to every process on it,
+// sheds what matters least first, and stops taking appends (while serving
+// reads) before it can be damaged or lose what was acknowledged.
 //
 // A store is healthy, warning, degraded or in emergency. The state lives in
 // the store (its `meta` database), so every process on the store obeys it:

@@ -134,8 +134,8 @@ class LIGHTHOUSE_API Store {
   // when every event carries a key and every key is stored with identical
   // content, the original result is returned with replayed == true; a key
   // stored with other content, or only some keys stored, is an
-  // idempotency_conflict. Errors as for append(); Error::index() names the
-  // offending event.
+  // idempotency_conflict.
+  // Errors: as for append(); Error::index() names the offending event.
   AppendResult append_batch(Batch batch);
   AppendResult append_batch(std::vector<EventData> events,
                             std::vector<AggregateExpectation> expectations = {});
@@ -144,6 +144,7 @@ class LIGHTHOUSE_API Store {
   // keeps its own expectations and idempotency rules (a later batch sees the
   // earlier ones' events); if any fails, none is written and the error's
   // index() names the failing batch. The batch limits apply to the total.
+  // Errors: as for append(); Error::index() names the failing batch.
   std::vector<AppendResult> append_batches(std::vector<Batch> batches);
 
   // Asynchronous appends: the future completes once the events are durable
@@ -152,6 +153,9 @@ class LIGHTHOUSE_API Store {
   // right away. Many appends may be in flight from one thread; the
   // committer takes them into groups, and each succeeds or fails alone.
   // Closing the store completes every append already queued.
+  // Errors: thrown at once — invalid_argument, limit_exceeded, read_only,
+  // degraded, emergency, store_failed, closed; held by the future — the
+  // errors of append() found in the write transaction.
   std::future<AppendResult> append_async(EventData event,
                                          ExpectedVersion expected = ExpectedVersion::any(),
                                          Priority priority = Priority::normal);
@@ -169,17 +173,23 @@ class LIGHTHOUSE_API Store {
   EventCursor query(const Query& query) const;
 
   // Returns the plan query(query) would follow, without reading events.
+  // Errors: invalid_argument (a malformed filter), closed, io_error.
   QueryPlan explain(const Query& query) const;
 
   // The stream of `aggregate`, versions from_version..to_version inclusive
-  // (to_version 0: to the end), in version order. Errors as for query().
+  // (to_version 0: to the end), in version order.
+  // Errors: invalid_argument (an empty or oversized aggregate, to_version
+  // below from_version), closed, io_error; corruption from the cursor's next().
   EventCursor read_aggregate(const std::string& aggregate, std::uint64_t from_version = 1,
                              std::uint64_t to_version = 0) const;
 
+  // Counters and sizes of the store, read in one snapshot.
+  // Errors: corruption (a damaged meta counter), closed, io_error.
   StoreStats stats() const;
 
   // The SLA monitor's report: 10 s, 60 s and since-open windows, backlog,
   // breaches in force (Options::monitor must be on, else the windows are empty).
+  // Errors: closed.
   SlaReport sla_report() const;
   // Calls `callback` when a breach begins, from the thread that notices it
   // (the committer's). An exception it throws is logged and dropped. From it,
@@ -189,12 +199,15 @@ class LIGHTHOUSE_API Store {
   // works. Do not drop the store's last handle from a callback. Errors: closed.
   void on_sla_breach(SlaBreachCallback callback);
   // The live Prometheus text exposition (format 0.0.4) for a host program to serve.
+  // Errors: corruption (a damaged meta counter), closed, io_error.
   std::string metrics_text() const;
   // The report and histograms the writing process last persisted in the store
   // (JSON, with its pid and wall-clock time), or "" if none yet.
+  // Errors: closed, io_error.
   std::string persisted_sla() const;
   // Prometheus text built from the store's gauges and persisted_sla(): what a
   // process that does not write (lighthouse metrics) can expose.
+  // Errors: corruption (a damaged meta counter), closed, io_error.
   std::string persisted_metrics_text() const;
 
   // Checks everything the store promises, on one consistent snapshot while
@@ -257,6 +270,8 @@ class LIGHTHOUSE_API Store {
   Subscription subscribe(const Query& filter, SubscriptionStart start, EventHandler handler,
                          const SubscribeOptions& options = {});
   // A named consumer's stored checkpoint (nullopt: none yet).
+  // Errors: invalid_argument (a bad consumer name), corruption (a damaged
+  // checkpoint), closed, io_error.
   std::optional<EventId> checkpoint(const std::string& consumer) const;
   // Stores a consumer's checkpoint. Errors: invalid_argument, read_only, closed, io_error.
   void set_checkpoint(const std::string& consumer, const EventId& position);
@@ -282,13 +297,16 @@ class LIGHTHOUSE_API Store {
   // thread that records it (usually the committer's). An exception it throws
   // is logged and dropped; methods that wait for a commit raise
   // Error(invalid_argument) from it, as for on_sla_breach.
+  // Errors: closed (a handle that was moved from).
   void on_health_change(HealthCallback callback);
 
   const std::filesystem::path& path() const noexcept;
   const Options& options() const noexcept;
 
-  // Closes this store for every handle sharing it. Later calls raise
-  // Error(closed). Idempotent.
+  // Closes this store for every handle sharing it, after committing every
+  // append already queued. Later calls raise Error(closed). Idempotent.
+  // Errors: invalid_argument (called from a store callback, on the
+  // committer thread it would wait for).
   void close();
 
   ~Store();

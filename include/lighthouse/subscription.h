@@ -45,12 +45,14 @@ struct SubscribeOptions {
   // A named consumer keeps a durable checkpoint in the store: the ID of the
   // last event its handler returned from. It starts after its checkpoint
   // when it has one (the start given applies the first time only), and
-  // stores the checkpoint after each chunk it handled and when it stops.
+  // stores the checkpoint after a chunk it handled when 100 ms have passed
+  // since the last one (at most ten a second), and when it stops: a
+  // consumer killed in between gets the events after its checkpoint again.
   // Names: 1–128 bytes of UTF-8. Needs a store open for writing. One live
   // subscription per name in a process (a second is invalid_argument until
   // the first stops); across processes, running one is the host's job.
   std::string consumer;
-  // Store the checkpoint by itself (after each chunk). Turn it off when the
+  // Store the checkpoint by itself (as above). Turn it off when the
   // handler stores it with the events it appends (Batch::checkpoint): then
   // the projection is exactly-once with respect to the store.
   bool auto_checkpoint = true;
@@ -88,12 +90,15 @@ class LIGHTHOUSE_API Subscription {
   // on_health_change) it raises Error(invalid_argument): its checkpoint
   // waits for the committer those run on. Dropping the handle there instead
   // asks the subscription to stop without waiting for it.
+  // Errors: invalid_argument (from a store callback).
   void cancel();
 
   // Blocks until the subscription stops (cancel, close of the store, a
   // handler that threw, stop_when_caught_up). Rethrows what stopped it, if
   // that was an error. From its own handler or a store callback:
   // Error(invalid_argument).
+  // Errors: invalid_argument (from its own handler or a store callback), and
+  // whatever stopped the subscription.
   void wait();
 
   bool running() const;

@@ -62,91 +62,105 @@ void encode_archive_record(std::string& out, const RecordedEvent& e) {
   out = std::move(buf.bytes);
 }
 
-RecordedEvent decode_archive_record(std::string_view bytes, const std::string& where) {
-  codec::MsgpackReader r(bytes);
-  std::uint32_t fields = 0;
-  if (!r.map(fields) || fields > 64) bad(where, "not a map");
+namespace {
+
+// A record being decoded: the reader, the event so far, and where it is.
+struct Decoding {
+  codec::MsgpackReader r;
+  const std::string& where;
   RecordedEvent e;
   std::string id_text;
-  unsigned seen = 0;
-  auto mark = [&](unsigned bit, std::string_view name) {
-    if ((seen & bit) != 0) bad(where, "field '" + std::string(name) + "' twice");
-    seen |= bit;
-  };
-  auto digest = [&](Sha256& out, std::string_view name) {
+
+  std::string_view string(const char* name) {
+    std::string_view s;
+    if (!r.str(s)) bad(where, std::string(name) + " is not a string");
+    return s;
+  }
+  std::uint64_t unsigned_int(const char* name) {
+    std::uint64_t u = 0;
+    if (!r.uint(u)) bad(where, std::string(name) + " is not an unsigned integer");
+    return u;
+  }
+  void digest(Sha256& out, const char* name) {
     std::string_view b;
     if (!r.bin(b) || b.size() != 32) bad(where, std::string(name) + " is not 32 bytes");
     std::copy(b.begin(), b.end(), reinterpret_cast<char*>(out.data()));
-  };
-  for (std::uint32_t i = 0; i < fields; ++i) {
-    std::string_view key, s;
-    std::uint64_t u = 0;
-    if (!r.str(key)) bad(where, "a key is not a string");
-    if (key == "id") {
-      mark(1, key);
-      if (!r.str(s)) bad(where, "id is not a string");
-      id_text = s;
-    } else if (key == "sequence") {
-      mark(2, key);
-      if (!r.uint(e.id.sequence)) bad(where, "sequence is not an unsigned integer");
-    } else if (key == "timestamp_ns") {
-      mark(4, key);
-      if (!r.uint(e.id.timestamp_ns)) bad(where, "timestamp_ns is not an unsigned integer");
-    } else if (key == "node_id") {
-      mark(8, key);
-      if (!r.uint(u) || u > 0xffffffffu) bad(where, "node_id is not a 32-bit unsigned integer");
-      e.id.node_id = static_cast<std::uint32_t>(u);
-    } else if (key == "type") {
-      mark(16, key);
-      if (!r.str(s)) bad(where, "type is not a string");
-      e.type = s;
-    } else if (key == "aggregate") {
-      mark(32, key);
-      if (!r.str(s)) bad(where, "aggregate is not a string");
-      e.aggregate = s;
-    } else if (key == "aggregate_version") {
-      mark(64, key);
-      if (!r.uint(e.aggregate_version)) bad(where, "aggregate_version is not an unsigned integer");
-    } else if (key == "content_type") {
-      mark(128, key);
-      if (!r.uint(u) || u > static_cast<std::uint64_t>(ContentType::bytes)) {
-        bad(where, "unknown content_type");
-      }
-      e.content_type = static_cast<ContentType>(u);
-    } else if (key == "metadata") {
-      mark(256, key);
-      std::uint32_t pairs = 0;
-      if (!r.map(pairs)) bad(where, "metadata is not a map");
-      for (std::uint32_t k = 0; k < pairs; ++k) {
-        std::string_view mk, mv;
-        if (!r.str(mk) || !r.str(mv)) bad(where, "metadata entry is not a pair of strings");
-        e.metadata.emplace(mk, mv);
-      }
-    } else if (key == "data") {
-      mark(512, key);
-      if (!r.bin(s)) bad(where, "data is not binary");
-      e.data = s;
-    } else if (key == "idempotency_key") {
-      mark(1024, key);
-      if (!r.nil()) {
-        if (!r.str(s)) bad(where, "idempotency_key is neither a string nor nil");
-        e.idempotency_key = std::string(s);
-      }
-    } else if (key == "checksum") {
-      mark(2048, key);
-      digest(e.checksum, key);
-    } else if (key == "chain") {
-      mark(4096, key);
-      digest(e.chain, key);
-    } else {
-      bad(where, "unknown field '" + std::string(key.substr(0, 32)) + "'");
+  }
+  void metadata() {
+    std::uint32_t pairs = 0;
+    if (!r.map(pairs)) bad(where, "metadata is not a map");
+    for (std::uint32_t k = 0; k < pairs; ++k) {
+      std::string_view mk, mv;
+      if (!r.str(mk) || !r.str(mv)) bad(where, "metadata entry is not a pair of strings");
+      e.metadata.emplace(mk, mv);
     }
   }
-  if (seen != 8191) bad(where, "a field is missing");
-  if (!r.done()) bad(where, "trailing bytes");
-  if (id_text != e.id.to_string())
-    bad(where, "id '" + id_text.substr(0, 64) + "' disagrees with its fields");
-  return e;
+};
+
+// Every field of a record, each read by its own line.
+struct Field {
+  const char* name;
+  void (*read)(Decoding&);
+};
+constexpr Field kFields[] = {
+    {"id", [](Decoding& d) { d.id_text = d.string("id"); }},
+    {"sequence", [](Decoding& d) { d.e.id.sequence = d.unsigned_int("sequence"); }},
+    {"timestamp_ns", [](Decoding& d) { d.e.id.timestamp_ns = d.unsigned_int("timestamp_ns"); }},
+    {"node_id",
+     [](Decoding& d) {
+       std::uint64_t u = 0;
+       if (!d.r.uint(u) || u > 0xffffffffu) bad(d.where, "node_id is not a 32-bit unsigned integer");
+       d.e.id.node_id = static_cast<std::uint32_t>(u);
+     }},
+    {"type", [](Decoding& d) { d.e.type = d.string("type"); }},
+    {"aggregate", [](Decoding& d) { d.e.aggregate = d.string("aggregate"); }},
+    {"aggregate_version", [](Decoding& d) { d.e.aggregate_version = d.unsigned_int("aggregate_version"); }},
+    {"content_type",
+     [](Decoding& d) {
+       std::uint64_t u = 0;
+       if (!d.r.uint(u) || u > static_cast<std::uint64_t>(ContentType::bytes)) bad(d.where, "unknown content_type");
+       d.e.content_type = static_cast<ContentType>(u);
+     }},
+    {"metadata", [](Decoding& d) { d.metadata(); }},
+    {"data",
+     [](Decoding& d) {
+       std::string_view s;
+       if (!d.r.bin(s)) bad(d.where, "data is not binary");
+       d.e.data = s;
+     }},
+    {"idempotency_key",
+     [](Decoding& d) {
+       if (d.r.nil()) return;
+       std::string_view s;
+       if (!d.r.str(s)) bad(d.where, "idempotency_key is neither a string nor nil");
+       d.e.idempotency_key = std::string(s);
+     }},
+    {"checksum", [](Decoding& d) { d.digest(d.e.checksum, "checksum"); }},
+    {"chain", [](Decoding& d) { d.digest(d.e.chain, "chain"); }},
+};
+constexpr std::size_t kFieldCount = sizeof kFields / sizeof kFields[0];
+
+}  // namespace
+
+RecordedEvent decode_archive_record(std::string_view bytes, const std::string& where) {
+  Decoding d{codec::MsgpackReader(bytes), where, {}, {}};
+  std::uint32_t fields = 0;
+  if (!d.r.map(fields) || fields > 64) bad(where, "not a map");
+  std::uint32_t seen = 0;  // a bit per field of kFields
+  for (std::uint32_t i = 0; i < fields; ++i) {
+    std::string_view key;
+    if (!d.r.str(key)) bad(where, "a key is not a string");
+    std::size_t f = 0;
+    while (f < kFieldCount && key != kFields[f].name) ++f;
+    if (f == kFieldCount) bad(where, "unknown field '" + std::string(key.substr(0, 32)) + "'");
+    if ((seen & (1u << f)) != 0) bad(where, "field '" + std::string(key) + "' twice");
+    seen |= 1u << f;
+    kFields[f].read(d);
+  }
+  if (seen != (1u << kFieldCount) - 1) bad(where, "a field is missing");
+  if (!d.r.done()) bad(where, "trailing bytes");
+  if (d.id_text != d.e.id.to_string()) bad(where, "id '" + d.id_text.substr(0, 64) + "' disagrees with its fields");
+  return std::move(d.e);
 }
 
 }  // namespace lighthouse::archive

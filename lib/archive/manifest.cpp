@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -188,6 +189,19 @@ void store_manifest(const fs::path& dir, const ArchiveManifest& m, unsigned file
     throw Error(ErrorCode::io_error, "cannot replace '" + final_path.string() + "': " + std::strerror(errno));
   }
   sync_path(dir, true);
+}
+
+std::vector<std::string> leftover_files(const fs::path& dir, const ArchiveManifest& m) {
+  std::vector<std::string> out;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (!archive::is_archive_file(name)) continue;
+    bool listed = std::any_of(m.segments.begin(), m.segments.end(),
+                              [&](const ArchiveSegment& s) { return s.file == name; });
+    if (!listed) out.push_back(name);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 }  // namespace lighthouse::archive

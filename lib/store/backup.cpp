@@ -10,59 +10,75 @@
 
 namespace lighthouse {
 namespace fs = std::filesystem;
+namespace {
+
+// A new or empty directory, neither the store's directory nor anything
+// inside it (checked before anything is created there).
+void check_destination(const fs::path& destination, const fs::path& store) {
+  std::error_code ec;
+  if (fs::exists(destination, ec) && (!fs::is_directory(destination, ec) || !fs::is_empty(destination, ec))) {
+    throw Error(ErrorCode::invalid_argument,
+                "backup destination '" + destination.string() + "' exists and is not an empty directory");
+  }
+  const fs::path where = fs::weakly_canonical(destination, ec);
+  auto [s, w] = std::mismatch(store.begin(), store.end(), where.begin(), where.end());
+  if (!ec && s == store.end()) {
+    throw Error(ErrorCode::invalid_argument, "backup destination '" + destination.string() + "' is " +
+                                                 (w == where.end() ? "the store itself" : "inside the store's directory"));
+  }
+}
+
+// A backup that fails leaves nothing behind — and removes nothing it did
+// not make: the directory it created, or the files it wrote into the empty
+// one it was given (LMDB creates data.mdb with O_EXCL, so once the copy
+// succeeded the file is this backup's; lock.mdb is ours if it appeared).
+struct Cleanup {
+  fs::path dir;
+  bool created;
+  bool data_ours = false;
+  bool lock_ours = false;
+  bool armed = true;
+  ~Cleanup() {
+    if (!armed) return;
+    std::error_code ignored;
+    if (created) {
+      fs::remove_all(dir, ignored);
+      return;
+    }
+    if (data_ours) fs::remove(dir / "data.mdb", ignored);
+    if (lock_ours) fs::remove(dir / "lock.mdb", ignored);
+  }
+};
+
+// Opens the copy read-only and verifies it; returns its events.
+std::uint64_t verify_copy(const fs::path& target) {
+  Options options;
+  options.read_only = true;
+  options.create_if_missing = false;
+  Store copy = Store::open(target, options);
+  const VerifyReport verified = copy.verify({10});
+  if (!verified.ok()) {
+    const IntegrityProblem& p = verified.problems.front();
+    throw Error(ErrorCode::corruption, "the backup in '" + target.string() + "' does not verify: " + p.category + " " +
+                                           p.subject + ": " + p.detail);
+  }
+  copy.close();
+  return verified.events_checked;
+}
+
+}  // namespace
 
 BackupReport backup_store(const Environment& env, const Options& store_options, const fs::path& given) {
-  auto start = std::chrono::steady_clock::now();
-  std::error_code ec;
+  const auto start = std::chrono::steady_clock::now();
   // Checked and created in normal form: "new/.." is the existing parent.
   const fs::path destination = directory_path(fs::absolute(given));
-  if (fs::exists(destination, ec) &&
-      (!fs::is_directory(destination, ec) || !fs::is_empty(destination, ec))) {
-    throw Error(ErrorCode::invalid_argument, "backup destination '" + destination.string() +
-                                                 "' exists and is not an empty directory");
-  }
-  // Neither the store's directory nor anything inside it (checked before
-  // anything is created there).
-  {
-    const fs::path where = fs::weakly_canonical(destination, ec);
-    const fs::path& store = env.path();
-    auto [s, w] = std::mismatch(store.begin(), store.end(), where.begin(), where.end());
-    if (!ec && s == store.end()) {
-      throw Error(ErrorCode::invalid_argument,
-                  "backup destination '" + destination.string() + "' is " +
-                      (w == where.end() ? "the store itself" : "inside the store's directory"));
-    }
-  }
+  check_destination(destination, env.path());
+  std::error_code ec;
   const bool created = create_directory_for(destination, store_options.file_mode, ec);
-  if (ec) {
-    throw Error(ErrorCode::io_error,
-                "cannot create '" + destination.string() + "': " + ec.message());
-  }
+  if (ec) throw Error(ErrorCode::io_error, "cannot create '" + destination.string() + "': " + ec.message());
   const fs::path target = fs::canonical(destination, ec);
-  if (ec) {
-    throw Error(ErrorCode::io_error, "cannot resolve '" + destination.string() + "': " + ec.message());
-  }
-  // A backup that fails leaves nothing behind — and removes nothing it did
-  // not make: the directory it created, or the files it wrote into the empty
-  // one it was given (LMDB creates data.mdb with O_EXCL, so once the copy
-  // succeeded the file is this backup's; lock.mdb is ours if it appeared).
-  struct Cleanup {
-    fs::path dir;
-    bool created;
-    bool data_ours = false;
-    bool lock_ours = false;
-    bool armed = true;
-    ~Cleanup() {
-      if (!armed) return;
-      std::error_code ignored;
-      if (created) {
-        fs::remove_all(dir, ignored);
-        return;
-      }
-      if (data_ours) fs::remove(dir / "data.mdb", ignored);
-      if (lock_ours) fs::remove(dir / "lock.mdb", ignored);
-    }
-  } cleanup{target, created};
+  if (ec) throw Error(ErrorCode::io_error, "cannot resolve '" + destination.string() + "': " + ec.message());
+  Cleanup cleanup{target, created};
   const bool had_lock = fs::exists(target / "lock.mdb", ec);
   {
     auto lock = env.use();
@@ -81,21 +97,7 @@ BackupReport backup_store(const Environment& env, const Options& store_options, 
   BackupReport report;
   report.path = (target / "data.mdb").string();
   report.bytes = fs::file_size(target / "data.mdb");
-  Options options;
-  options.read_only = true;
-  options.create_if_missing = false;
-  {
-    Store copy = Store::open(target, options);
-    VerifyReport verified = copy.verify({10});
-    if (!verified.ok()) {
-      throw Error(ErrorCode::corruption,
-                  "the backup in '" + target.string() +
-                      "' does not verify: " + verified.problems.front().category + " " +
-                      verified.problems.front().subject + ": " + verified.problems.front().detail);
-    }
-    report.events = verified.events_checked;
-    copy.close();
-  }
+  report.events = verify_copy(target);
   cleanup.armed = false;
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;

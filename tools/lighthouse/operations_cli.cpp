@@ -1,0 +1,76 @@
+// The command line of the operations family: verify, repair, backup, sla,
+// health, metrics and compact.
+#include <iostream>
+
+#include "cli.h"
+#include "integrity_commands.h"
+
+namespace lighthouse::tool {
+namespace {
+
+struct Arguments {
+  std::string store, archive, destination, emergency_reason;
+  bool json = false, clear_emergency = false;
+};
+
+void add_integrity(CLI::App& app, Commands& commands, const std::shared_ptr<Arguments>& a) {
+  CLI::App* verify =
+      app.add_subcommand("verify", "Check every checksum, the chain, sequences, versions, indexes and counters");
+  add_store_argument(*verify, a->store);
+  verify->add_flag("--json", a->json, "Print the report as one JSON object");
+  verify->add_option("--archive", a->archive,
+                     "Also verify this archive and that archive plus store form one unbroken chain");
+  footer_with_exit_codes(*verify, "Exit code 0 when the store is clean, 5 when anything is wrong. Never writes.");
+  commands.push_back({verify, [a] { return run_verify(a->store, a->json, a->archive, std::cout); }});
+
+  CLI::App* repair =
+      app.add_subcommand("repair", "Rebuild the indexes and counters from the events (never drops an event)");
+  add_store_argument(*repair, a->store);
+  commands.push_back({repair, [a] { return run_repair(a->store, std::cout); }});
+
+  CLI::App* backup =
+      app.add_subcommand("backup", "Write a consistent, compacted, verified copy while writers keep writing");
+  add_store_argument(*backup, a->store);
+  backup->add_option("DEST", a->destination, "A new or empty directory")->required();
+  commands.push_back({backup, succeeds([a] { run_backup(a->store, a->destination, std::cout); })});
+}
+
+void add_monitoring(CLI::App& app, Commands& commands, const std::shared_ptr<Arguments>& a) {
+  CLI::App* sla =
+      app.add_subcommand("sla", "Print the SLA report the writing process last persisted, with its age and pid");
+  add_store_argument(*sla, a->store);
+  commands.push_back({sla, succeeds([a] { run_sla(a->store, std::cout); })});
+
+  CLI::App* health = app.add_subcommand(
+      "health", "Print the store's health state, its reason and since when; or enter / clear a manual emergency");
+  add_store_argument(*health, a->store);
+  exclude_each_other({health->add_option("--enter-emergency", a->emergency_reason,
+                                         "Enter a manual emergency for every process: appends are refused until "
+                                         "--clear-emergency"),
+                      health->add_flag("--clear-emergency", a->clear_emergency, "End a manual emergency")});
+  footer_with_exit_codes(*health,
+                         "States: healthy, warning, degraded (low-priority appends are shed), emergency (appends "
+                         "refused). Without options it opens the store read-only and never writes.");
+  commands.push_back(
+      {health, succeeds([a] { run_health(a->store, a->emergency_reason, a->clear_emergency, std::cout); })});
+
+  CLI::App* metrics =
+      app.add_subcommand("metrics", "Print Prometheus metrics: the store's gauges and the persisted histograms");
+  add_store_argument(*metrics, a->store);
+  metrics->add_option("--archive", a->archive, "Also report how far this archive's export checkpoint is behind");
+  commands.push_back({metrics, succeeds([a] { run_metrics(a->store, a->archive, std::cout); })});
+
+  CLI::App* compact = app.add_subcommand("compact", "Shrink the data file (no process may have the store open)");
+  add_store_argument(*compact, a->store);
+  commands.push_back({compact, succeeds([a] { run_compact(a->store, std::cout); })});
+}
+
+}  // namespace
+
+void add_operations_commands(CLI::App& app, Commands& commands) {
+  auto a = std::make_shared<Arguments>();
+  add_integrity(app, commands, a);
+  add_monitoring(app, commands, a);
+}
+
+}  // namespace lighthouse::tool
