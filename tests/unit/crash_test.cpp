@@ -86,32 +86,43 @@ struct CrashRun {
   CrashRun() { Store::open(path); }
 };
 
-}  // namespace
-
-TEST_CASE("SIGKILL at random moments loses no acknowledged event and shows no partial batch",
-          "[crash]") {
-  CrashRun run;
-  auto& [dir, path, rng, acked, n] = run;
+// Kills an append worker (4 threads, mixed batch sizes, `extra` options)
+// with SIGKILL `cycles` times, each at a random moment between `min_ms` and
+// `max_ms` after its start; after each kill every event acknowledged so far
+// must be stored and no batch partly visible. Returns how many kills landed
+// after the worker had acknowledged something.
+std::size_t kill_worker_cycles(CrashRun& run, int cycles, const std::string& prefix,
+                               const std::vector<std::string>& extra, int min_ms, int max_ms) {
   std::size_t killed_with_acks = 0;
-  for (int cycle = 0; cycle < n; ++cycle) {
-    Child child = spawn({helper_path("APPEND_WORKER"), path.string(), "0", "--threads", "4", "--mixed",
-                         "--aggregates", "20", "--prefix", "c" + std::to_string(cycle), "--keep-going"});
-    // Between the child's start-up and a few hundred group commits.
-    std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(5, 250)(rng)));
+  for (int cycle = 0; cycle < cycles; ++cycle) {
+    std::vector<std::string> argv{helper_path("APPEND_WORKER"), run.path.string(), "0", "--threads", "4", "--mixed",
+                                  "--aggregates", "20", "--prefix", prefix + std::to_string(cycle), "--keep-going"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    Child child = spawn(argv);
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(min_ms, max_ms)(run.rng)));
     ::kill(child.pid, SIGKILL);
     ChildResult result = wait(child);
     REQUIRE(result.signal == SIGKILL);
     auto ids = acked_ids(result.out);
     if (!ids.empty()) ++killed_with_acks;
-    acked.insert(ids.begin(), ids.end());
-    INFO("cycle " << cycle << ", " << acked.size() << " acknowledged so far");
-    REQUIRE(check_store(path, acked) == "");
+    run.acked.insert(ids.begin(), ids.end());
+    INFO("cycle " << cycle << ", " << run.acked.size() << " acknowledged so far");
+    REQUIRE(check_store(run.path, run.acked) == "");
   }
+  return killed_with_acks;
+}
+
+}  // namespace
+
+TEST_CASE("SIGKILL at random moments loses no acknowledged event and shows no partial batch",
+          "[crash]") {
+  CrashRun run;
+  // Between the child's start-up and a few hundred group commits.
+  const std::size_t killed_with_acks = kill_worker_cycles(run, run.n, "c", {}, 5, 250);
   // The kills landed while appends were being acknowledged, not only
   // before the first one.
-  CHECK(killed_with_acks >= static_cast<std::size_t>(n) / 2);
-  auto scanned = scan(path);
-  CHECK(check_history(scanned) == "");
+  CHECK(killed_with_acks >= static_cast<std::size_t>(run.n) / 2);
+  CHECK(check_history(scan(run.path)) == "");
 }
 
 TEST_CASE("SIGKILL of the tool's streaming append loses no acknowledged line and keeps line order",
@@ -169,23 +180,8 @@ TEST_CASE("no_meta_sync: SIGKILL loses no acknowledged append and shows no parti
   // Options::durability's promise for no_meta_sync: an acknowledged append
   // survives a crash of the process (not a power loss).
   CrashRun run;
-  auto& [dir, path, rng, acked, n] = run;
-  std::size_t killed_with_acks = 0;
-  const int cycles_here = std::max(6, n / 3);
-  for (int cycle = 0; cycle < cycles_here; ++cycle) {
-    Child child = spawn({helper_path("APPEND_WORKER"), path.string(), "0", "--threads", "4", "--mixed",
-                         "--aggregates", "20", "--prefix", "m" + std::to_string(cycle), "--keep-going",
-                         "--no-meta-sync"});
-    std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(20, 250)(rng)));
-    ::kill(child.pid, SIGKILL);
-    ChildResult result = wait(child);
-    REQUIRE(result.signal == SIGKILL);
-    auto ids = acked_ids(result.out);
-    if (!ids.empty()) ++killed_with_acks;
-    acked.insert(ids.begin(), ids.end());
-    INFO("cycle " << cycle << ", " << acked.size() << " acknowledged so far");
-    REQUIRE(check_store(path, acked) == "");
-  }
-  CHECK(killed_with_acks >= static_cast<std::size_t>(cycles_here) / 2);
-  CHECK(check_history(scan(path)) == "");
+  const int cycles = std::max(6, run.n / 3);
+  const std::size_t killed_with_acks = kill_worker_cycles(run, cycles, "m", {"--no-meta-sync"}, 20, 250);
+  CHECK(killed_with_acks >= static_cast<std::size_t>(cycles) / 2);
+  CHECK(check_history(scan(run.path)) == "");
 }
