@@ -1,5 +1,7 @@
 #include "lighthouse/error.h"
 
+#include "text.h"
+
 namespace lighthouse {
 
 std::string_view to_string(ErrorCode code) noexcept {
@@ -23,8 +25,9 @@ std::string_view to_string(ErrorCode code) noexcept {
   return "unknown";
 }
 
+// Every message is valid UTF-8, whatever a value quoted in it held.
 Error::Error(ErrorCode code, const std::string& message)
-    : std::runtime_error(message), code_(code) {}
+    : std::runtime_error(text::is_valid_utf8(message) ? message : text::escaped(message)), code_(code) {}
 
 Error& Error::with_aggregate(std::string aggregate, std::uint64_t actual_version) {
   aggregate_ = std::move(aggregate);

@@ -1,4 +1,5 @@
 #include "lighthouse/event.h"
+#include "text.h"
 
 #include "lighthouse/error.h"
 #include "lighthouse/expected_version.h"
@@ -19,8 +20,7 @@ ContentType parse_content_type(std::string_view text) {
   if (text == "json") return ContentType::json;
   if (text == "bytes") return ContentType::bytes;
   throw Error(ErrorCode::invalid_argument,
-              "unknown content type '" + std::string(text.substr(0, 64)) +
-                  "': expected msgpack, json or bytes");
+              "unknown content type " + text::quoted(text) + ": expected msgpack, json or bytes");
 }
 
 std::size_t EventData::content_size() const noexcept {

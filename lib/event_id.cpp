@@ -1,4 +1,5 @@
 #include "lighthouse/event_id.h"
+#include "text.h"
 
 #include <charconv>
 #include <limits>
@@ -64,12 +65,9 @@ std::optional<EventId> EventId::try_parse(std::string_view text) noexcept {
 
 EventId EventId::parse(std::string_view text) {
   if (auto id = try_parse(text)) return *id;
-  constexpr std::size_t kShown = 80;
-  std::string shown(text.substr(0, kShown));
-  if (text.size() > kShown) shown += "...";
   throw Error(ErrorCode::invalid_argument,
-              "malformed event ID '" + shown +
-                  "': expected {timestamp_ns}_{sequence}_{node_id}, unsigned decimals "
+              "malformed event ID " + text::quoted(text, 80) +
+                  ": expected {timestamp_ns}_{sequence}_{node_id}, unsigned decimals "
                   "without sign, spaces or leading zeros");
 }
 

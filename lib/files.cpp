@@ -1,7 +1,10 @@
 #include "files.h"
 
 #include <fcntl.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
+
+#include <cstdio>
 
 #include <cstring>
 #include <string>
@@ -19,6 +22,40 @@ void sync_path(const std::filesystem::path& path, bool directory) {
                 std::string(fd < 0 ? "cannot open '" : "cannot sync '") + path.string() + "': " + std::strerror(err));
   }
   ::close(fd);
+}
+
+std::string byte_size(std::uint64_t bytes) {
+  if (bytes < 1024) return std::to_string(bytes) + " bytes";
+  const char* units[] = {"KiB", "MiB", "GiB", "TiB"};
+  double value = static_cast<double>(bytes);
+  int unit = -1;
+  while (value >= 1024 && unit < 3) {
+    value /= 1024;
+    ++unit;
+  }
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f %s", value, units[unit]);
+  return text;
+}
+
+std::string write_failure(int err, const std::filesystem::path& where, const std::filesystem::path& store_file) {
+  // A filesystem with less than this free is full for a store: LMDB writes
+  // whole pages, and a short write is how it meets the end of the space.
+  constexpr std::uint64_t kNearlyFull = 1u << 20;
+  struct statvfs fs {};
+  std::filesystem::path probe = where;
+  std::error_code ec;
+  while (!probe.empty() && !std::filesystem::exists(probe, ec)) probe = probe.parent_path();
+  const bool known = !probe.empty() && ::statvfs(probe.c_str(), &fs) == 0;
+  const std::uint64_t free_bytes = known ? static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize : 0;
+  if (err != ENOSPC && !(err == EIO && known && free_bytes < kNearlyFull)) return std::strerror(err);
+  std::string out = "no space left on device: " + (known ? byte_size(free_bytes) : std::string("nothing")) +
+                    " free on the filesystem of '" + where.string() + "'";
+  if (!store_file.empty()) {
+    const std::uint64_t size = std::filesystem::file_size(store_file, ec);
+    if (!ec) out += "; the store's data file is " + byte_size(size);
+  }
+  return out;
 }
 
 }  // namespace lighthouse

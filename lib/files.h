@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <cstdint>
+#include <string>
 #include <filesystem>
 #include <system_error>
 
@@ -46,5 +48,15 @@ inline bool create_directory_for(const std::filesystem::path& path, unsigned fil
 
 // fsync of a file or a directory. Errors: io_error naming the path.
 void sync_path(const std::filesystem::path& path, bool directory);
+
+// What a failed write with `err` (an errno) in the filesystem of `where`
+// means, in the store's words: for ENOSPC — and for EIO when the filesystem
+// is (nearly) full, which is how LMDB reports a short write — "no space left
+// on device" with the free space there and the size of `store_file` (when
+// given); otherwise strerror(err).
+std::string write_failure(int err, const std::filesystem::path& where, const std::filesystem::path& store_file = {});
+
+// "12.3 MiB", "512 bytes".
+std::string byte_size(std::uint64_t bytes);
 
 }  // namespace lighthouse

@@ -5,14 +5,14 @@
 #include <limits>
 
 #include "lighthouse/error.h"
+#include "text.h"
 
 namespace lighthouse {
 namespace {
 
 [[noreturn]] void malformed(std::string_view text, const char* why) {
-  std::string shown(text.substr(0, 64));
   throw Error(ErrorCode::invalid_argument,
-              "malformed time '" + shown + "': " + why +
+              "malformed time " + text::quoted(text) + ": " + why +
                   " (expected RFC 3339 such as 2026-11-26T15:04:05Z, or nanoseconds since the epoch)");
 }
 

@@ -3,6 +3,7 @@
 #include "codec/msgpack_reader.h"
 #include "codec/msgpack_writer.h"
 #include "lighthouse/error.h"
+#include "text.h"
 
 namespace lighthouse::archive {
 namespace {
@@ -152,14 +153,14 @@ RecordedEvent decode_archive_record(std::string_view bytes, const std::string& w
     if (!d.r.str(key)) bad(where, "a key is not a string");
     std::size_t f = 0;
     while (f < kFieldCount && key != kFields[f].name) ++f;
-    if (f == kFieldCount) bad(where, "unknown field '" + std::string(key.substr(0, 32)) + "'");
+    if (f == kFieldCount) bad(where, "unknown field " + text::quoted(key, 32));
     if ((seen & (1u << f)) != 0) bad(where, "field '" + std::string(key) + "' twice");
     seen |= 1u << f;
     kFields[f].read(d);
   }
   if (seen != (1u << kFieldCount) - 1) bad(where, "a field is missing");
   if (!d.r.done()) bad(where, "trailing bytes");
-  if (d.id_text != d.e.id.to_string()) bad(where, "id '" + d.id_text.substr(0, 64) + "' disagrees with its fields");
+  if (d.id_text != d.e.id.to_string()) bad(where, "id " + text::quoted(d.id_text) + " disagrees with its fields");
   return std::move(d.e);
 }
 

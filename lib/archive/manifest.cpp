@@ -15,6 +15,7 @@
 #include "archive/segment_file.h"
 #include "files.h"
 #include "lighthouse/error.h"
+#include "text.h"
 
 namespace lighthouse::archive {
 namespace fs = std::filesystem;
@@ -83,7 +84,12 @@ ArchiveManifest load_manifest(const fs::path& dir) {
   try {
     j = Json::parse(in);
   } catch (const Json::exception& e) {
-    bad(dir, std::string("not JSON (") + e.what() + ")");
+    // In the archive's words, without the JSON library's exception tag or
+    // its quote of the last bytes it read.
+    std::string what = e.what();
+    if (auto tag = what.find("] "); tag != std::string::npos) what.erase(0, tag + 2);
+    if (auto last = what.find("; last read"); last != std::string::npos) what.resize(last);
+    bad(dir, "not JSON (" + what + ")");
   }
   if (!j.is_object()) bad(dir, "not a JSON object");
   if (field<std::string>(j, "format", dir) != "lighthouse-archive") bad(dir, "unknown format");
@@ -110,7 +116,7 @@ ArchiveManifest load_manifest(const fs::path& dir) {
     // A manifest must not lead a reader out of its directory.
     if (seg.file.empty() || seg.file.find('/') != std::string::npos || seg.file == "." ||
         seg.file == ".." || !is_archive_file(seg.file) || is_temporary_file(seg.file)) {
-      bad(dir, "segment file name '" + seg.file.substr(0, 80) + "' is not a segment in the archive directory");
+      bad(dir, "segment file name " + text::quoted(seg.file, 80) + " is not a segment in the archive directory");
     }
     seg.first_id = field<std::string>(s, "first_id", dir);
     seg.last_id = field<std::string>(s, "last_id", dir);

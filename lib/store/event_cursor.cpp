@@ -86,7 +86,7 @@ bool EventCursor::Impl::offer(std::string_view key, std::string_view value) {
   ++visits_;
   try {
     std::string_view stored_tail;
-    RecordedEvent e = codec::decode_record(EventId::from_key(key), value, &stored_tail);
+    RecordedEvent e = codec::decode_record(schema::decode_event_key(key, "a stored event"), value, &stored_tail);
     if (q_.matches(e)) {
       if (q_.verify_checksums) codec::verify_checksum(e, stored_tail);
       buffer_.push_back(std::move(e));
@@ -104,12 +104,12 @@ bool EventCursor::Impl::offer(std::string_view key, std::string_view value) {
 
 bool EventCursor::Impl::offer_indexed(MDB_txn* txn, std::string_view key) {
   std::string_view value;
-  if (!lmdb::get(txn, reader_.dbs().events, key, value)) {
+  if (key.size() != EventId::kKeySize || !lmdb::get(txn, reader_.dbs().events, key, value)) {
     position_ = Key(key);
+    const std::string what = key.size() == EventId::kKeySize ? "event " + EventId::from_key(key).to_string()
+                                                             : "a key of " + std::to_string(key.size()) + " bytes";
     pending_ = std::make_exception_ptr(
-        Error(ErrorCode::corruption, "index entry names event " +
-                                         EventId::from_key(key).to_string() +
-                                         ", which is not stored (run `lighthouse repair`)"));
+        Error(ErrorCode::corruption, "index entry names " + what + ", which is not stored (run `lighthouse repair`)"));
     return false;
   }
   return offer(key, value);

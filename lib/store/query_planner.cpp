@@ -3,12 +3,13 @@
 #include <algorithm>
 
 #include "store/schema.h"
+#include "text.h"
 #include "store/validation.h"
 
 namespace lighthouse {
 namespace {
 
-std::uint64_t sequence_of(std::string_view key) { return schema::read_be(key.substr(8, 8), 8); }
+std::uint64_t sequence_of(std::string_view key) { return schema::decode_event_key(key, "a stored event").sequence; }
 
 // Events in [lo, hi): sequences are gap-free, so the count is the difference
 // of the sequences at the two ends.
@@ -79,9 +80,7 @@ void resolve_range(MDB_txn* txn, const Databases& dbs, ResolvedQuery& r) {
   if (r.hi && *r.hi <= r.lo) r.empty = true;
 }
 
-std::string shown(std::string_view s) {
-  return "'" + std::string(s.substr(0, 64)) + (s.size() > 64 ? "...'" : "'");
-}
+std::string shown(std::string_view s) { return text::quoted(s); }
 
 }  // namespace
 
@@ -113,8 +112,8 @@ std::optional<Key> seek_sequence(MDB_txn* txn, MDB_dbi events, std::uint64_t seq
   if (sequence_of(first) >= sequence) return first;
   // Invariant: the first key at or after timestamp `lo` has a smaller
   // sequence; the first key at or after `hi` has sequence >= `sequence`.
-  std::uint64_t lo = EventId::from_key(first).timestamp_ns;
-  std::uint64_t hi = EventId::from_key(last).timestamp_ns;
+  std::uint64_t lo = schema::decode_event_key(first, "the first event").timestamp_ns;
+  std::uint64_t hi = schema::decode_event_key(last, "the last event").timestamp_ns;
   Key found = last;
   while (lo + 1 < hi) {
     std::uint64_t mid = lo + (hi - lo) / 2;

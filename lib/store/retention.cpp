@@ -70,68 +70,98 @@ void drop_events(WritePath& writer, const Databases& dbs, std::uint64_t to_seque
   });
 }
 
-CompactReport compact_store(const fs::path& path) {
-  std::error_code ec;
-  if (!fs::exists(path / "data.mdb", ec)) {
-    throw Error(ErrorCode::not_found, "no store at '" + path.string() + "'");
-  }
-  const fs::path canonical = fs::canonical(path, ec);
+namespace {
+
+// Refuses a store that any process has open: this one (the registry), or
+// another (LMDB holds a shared lock on byte 0 of lock.mdb while a process
+// has the environment open; a conflicting lock shows here).
+void check_closed(const fs::path& canonical) {
   if (registry::is_open(canonical)) {
-    throw Error(ErrorCode::already_open, "store '" + canonical.string() +
-                                             "' is open in this process: close it to compact it");
+    throw Error(ErrorCode::already_open,
+                "store '" + canonical.string() + "' is open in this process: close it to compact it");
   }
-  // LMDB holds a shared lock on byte 0 of lock.mdb while a process has the
-  // environment open; a conflicting lock of another process shows here.
   const fs::path lock_path = canonical / "lock.mdb";
-  int fd = ::open(lock_path.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd >= 0) {
-    struct flock probe {};
-    probe.l_type = F_WRLCK;
-    probe.l_whence = SEEK_SET;
-    probe.l_start = 0;
-    probe.l_len = 1;
-    int rc = ::fcntl(fd, F_GETLK, &probe);
-    ::close(fd);
-    if (rc == 0 && probe.l_type != F_UNLCK) {
-      throw Error(ErrorCode::already_open,
-                  "store '" + canonical.string() + "' is open in process " +
-                      std::to_string(probe.l_pid) + ": compact needs it closed");
-    }
+  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return;
+  struct flock probe {};
+  probe.l_type = F_WRLCK;
+  probe.l_whence = SEEK_SET;
+  probe.l_start = 0;
+  probe.l_len = 1;
+  const int rc = ::fcntl(fd, F_GETLK, &probe);
+  ::close(fd);
+  if (rc == 0 && probe.l_type != F_UNLCK) {
+    throw Error(ErrorCode::already_open, "store '" + canonical.string() + "' is open in process " +
+                                             std::to_string(probe.l_pid) + ": compact needs it closed");
   }
-  CompactReport report;
-  report.bytes_before = fs::file_size(canonical / "data.mdb");
-  const fs::path work = canonical / ".compact";
-  fs::remove_all(work, ec);
+}
+
+std::uint64_t size_of(const fs::path& file) {
+  std::error_code ec;
+  const std::uint64_t size = fs::file_size(file, ec);
+  if (ec) throw Error(ErrorCode::io_error, "cannot read the size of '" + file.string() + "': " + ec.message());
+  return size;
+}
+
+// The compacted copy, in `work` (removed again unless disarmed).
+struct CompactCopy {
+  fs::path work;
+  bool keep = false;
+  ~CompactCopy() {
+    if (keep) return;
+    std::error_code ignored;
+    fs::remove_all(work, ignored);
+  }
+};
+
+// LMDB's compacting copy of the store's last snapshot into `work`, with
+// the data file's mode, synced.
+void write_compacted_copy(const fs::path& canonical, const fs::path& work, mode_t mode) {
   // Owner-only while LMDB writes its copy there (it creates it 0666 less the
   // umask); the copy then takes the data file's own mode before replacing it.
   if (::mkdir(work.c_str(), 0700) != 0) {
     throw Error(ErrorCode::io_error, "cannot create '" + work.string() + "': " + std::strerror(errno));
   }
-  struct stat data_stat {};
-  if (::stat((canonical / "data.mdb").c_str(), &data_stat) != 0) {
-    throw Error(ErrorCode::io_error, "cannot stat '" + (canonical / "data.mdb").string() +
-                                         "': " + std::strerror(errno));
+  lmdb::Env env;
+  lmdb::check(mdb_env_set_maxdbs(env.get(), 8), "mdb_env_set_maxdbs");
+  lmdb::check(mdb_env_open(env.get(), canonical.c_str(), MDB_NOTLS | MDB_RDONLY, 0600),
+              "opening '" + canonical.string() + "'");
+  const int rc = mdb_env_copy2(env.get(), work.c_str(), MDB_CP_COMPACT);
+  if (rc > 0) {
+    throw Error(ErrorCode::io_error, "writing the compacted copy: " + write_failure(rc, work, canonical / "data.mdb"));
   }
-  {
-    lmdb::Env env;
-    lmdb::check(mdb_env_set_maxdbs(env.get(), 8), "mdb_env_set_maxdbs");
-    lmdb::check(mdb_env_open(env.get(), canonical.c_str(), MDB_NOTLS | MDB_RDONLY, 0600),
-                "opening '" + canonical.string() + "'");
-    lmdb::check(mdb_env_copy2(env.get(), work.c_str(), MDB_CP_COMPACT),
-                "writing the compacted copy");
-  }
-  if (::chmod((work / "data.mdb").c_str(), data_stat.st_mode & 07777) != 0) {
-    throw Error(ErrorCode::io_error, "cannot set the mode of the compacted copy: " +
-                                         std::string(std::strerror(errno)));
+  lmdb::check(rc, "writing the compacted copy");
+  if (::chmod((work / "data.mdb").c_str(), mode & 07777) != 0) {
+    throw Error(ErrorCode::io_error, "cannot set the mode of the compacted copy: " + std::string(std::strerror(errno)));
   }
   sync_path(work / "data.mdb", false);
-  if (::rename((work / "data.mdb").c_str(), (canonical / "data.mdb").c_str()) != 0) {
-    throw Error(ErrorCode::io_error, "cannot replace '" + (canonical / "data.mdb").string() +
-                                         "': " + std::strerror(errno));
+}
+
+}  // namespace
+
+CompactReport compact_store(const fs::path& path) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path / "data.mdb", ec)) throw Error(ErrorCode::not_found, "no store at '" + path.string() + "'");
+  const fs::path canonical = fs::canonical(path, ec);
+  if (ec) throw Error(ErrorCode::io_error, "cannot resolve '" + path.string() + "': " + ec.message());
+  check_closed(canonical);
+  CompactReport report;
+  report.bytes_before = size_of(canonical / "data.mdb");
+  struct stat data_stat {};
+  if (::stat((canonical / "data.mdb").c_str(), &data_stat) != 0) {
+    throw Error(ErrorCode::io_error,
+                "cannot stat '" + (canonical / "data.mdb").string() + "': " + std::strerror(errno));
+  }
+  // A copy a failed compact left behind is not the store's: it goes first.
+  CompactCopy copy{canonical / ".compact"};
+  fs::remove_all(copy.work, ec);
+  write_compacted_copy(canonical, copy.work, data_stat.st_mode);
+  if (::rename((copy.work / "data.mdb").c_str(), (canonical / "data.mdb").c_str()) != 0) {
+    throw Error(ErrorCode::io_error,
+                "cannot replace '" + (canonical / "data.mdb").string() + "': " + std::strerror(errno));
   }
   sync_path(canonical, true);
-  fs::remove_all(work, ec);
-  report.bytes_after = fs::file_size(canonical / "data.mdb");
+  report.bytes_after = size_of(canonical / "data.mdb");
   return report;
 }
 

@@ -6,16 +6,14 @@
 #include "lighthouse/error.h"
 #include "lighthouse/version.h"
 #include "lmdb/lmdb.h"
+#include "text.h"
 
 namespace lighthouse::schema {
 namespace {
 
 [[noreturn]] void damaged(const std::string& what) { throw Error(ErrorCode::corruption, what); }
 
-std::string quoted(std::string_view name) {
-  constexpr std::size_t kShown = 64;
-  return "'" + std::string(name.substr(0, kShown)) + (name.size() > kShown ? "...'" : "'");
-}
+std::string quoted(std::string_view name) { return text::quoted(name); }
 
 std::uint32_t random_node_id() {
   std::random_device rd;

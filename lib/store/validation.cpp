@@ -1,5 +1,7 @@
 #include "store/validation.h"
 
+#include "text.h"
+
 #include <zstd.h>
 
 #include <cmath>
@@ -11,12 +13,7 @@
 namespace lighthouse::validation {
 namespace {
 
-std::string shown(std::string_view value) {
-  constexpr std::size_t kShown = 64;
-  std::string out(value.substr(0, kShown));
-  if (value.size() > kShown) out += "...";
-  return out;
-}
+std::string shown(std::string_view value) { return text::shown(value); }
 
 [[noreturn]] void fail(ErrorCode code, const std::string& message) { throw Error(code, message); }
 
@@ -37,41 +34,7 @@ void check_consumer(std::string_view name) {
   check_text("consumer name", name);
 }
 
-bool is_valid_utf8(std::string_view text) noexcept {
-  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
-  const auto* end = p + text.size();
-  while (p < end) {
-    unsigned char c = *p;
-    if (c < 0x80) {
-      ++p;
-      continue;
-    }
-    int extra;
-    std::uint32_t cp;
-    if ((c & 0xe0) == 0xc0) {
-      extra = 1;
-      cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-      extra = 2;
-      cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-      extra = 3;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (end - p <= extra) return false;
-    for (int i = 1; i <= extra; ++i) {
-      if ((p[i] & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (p[i] & 0x3f);
-    }
-    // Overlong forms, surrogates and values past U+10FFFF are not UTF-8.
-    static constexpr std::uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[extra] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
-    p += extra + 1;
-  }
-  return true;
-}
+bool is_valid_utf8(std::string_view text) noexcept { return text::is_valid_utf8(text); }
 
 void check_name(std::string_view what, std::string_view name, const Limits& limits,
                 bool allow_empty, bool allow_reserved) {

@@ -5,13 +5,12 @@
 
 #include "codec/record.h"
 #include "store/schema.h"
+#include "text.h"
 
 namespace lighthouse {
 namespace {
 
-std::string shown(std::string_view s) {
-  return "'" + std::string(s.substr(0, 64)) + (s.size() > 64 ? "...'" : "'");
-}
+std::string shown(std::string_view s) { return text::quoted(s); }
 
 std::string id_text(std::string_view key) {
   return key.size() == EventId::kKeySize ? EventId::from_key(key).to_string()
@@ -219,7 +218,7 @@ class Verifier {
         continue;
       }
       try {
-        RecordedEvent e = codec::decode_record(EventId::from_key(key), record);
+        RecordedEvent e = codec::decode_record(schema::decode_event_key(key, "an idempotency entry"), record);
         if (e.idempotency_key != std::string(name)) {
           problem("idempotency", subject, "names event " + id_text(key) + ", which has another key");
         } else if (schema::digest_view(codec::content_hash(codec::RecordFields::of(e))) != entry.content_hash) {

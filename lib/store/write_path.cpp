@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "monitor/prometheus.h"
+#include "files.h"
 #include "store/clock.h"
 #include "store/validation.h"
 #include "store/write_txn.h"
@@ -256,11 +257,17 @@ void WritePath::write_group(std::vector<std::unique_ptr<AppendRequest>>& group, 
       }
       // An I/O error or MDB_PANIC: the store refuses writes from now on.
       const bool fatal = error.rc() == MDB_PANIC || error.rc() > 0;
-      if (fatal) env_.record_failure(error.what());
+      std::string reason = error.what();
+      if (error.rc() > 0) {
+        // A full disk says so (LMDB reports a short write as EIO).
+        const auto colon = reason.find(": ");
+        reason = (colon == std::string::npos ? std::string("writing") : reason.substr(0, colon)) + ": " +
+                 write_failure(error.rc(), env_.path(), env_.path() / "data.mdb");
+      }
+      if (fatal) env_.record_failure(reason);
       out.group_error = std::make_exception_ptr(
-          fatal ? Error(ErrorCode::store_failed,
-                        std::string(error.what()) + "; the store refuses writes until it is reopened")
-                : Error(error.code(), error.what()));
+          fatal ? Error(ErrorCode::store_failed, reason + "; the store refuses writes until it is reopened")
+                : Error(error.code(), reason));
       return;
     } catch (const Error& error) {
       out.group_error = std::make_exception_ptr(Error(error.code(), error.what()));

@@ -2,6 +2,7 @@
 
 #include <malloc.h>
 
+#include <cstddef>
 #include <cstdlib>
 #include <new>
 
@@ -15,9 +16,19 @@ struct Meter {
 };
 thread_local Meter meter{};
 
-void* allocate(std::size_t n) {
-  void* p = std::malloc(n == 0 ? 1 : n);
-  if (p == nullptr) throw std::bad_alloc();
+void* allocate(std::size_t n, std::size_t alignment, bool nothrow) {
+  if (n == 0) n = 1;
+  void* p = nullptr;
+  if (alignment <= alignof(std::max_align_t)) {
+    p = std::malloc(n);
+  } else {
+    // aligned_alloc wants a size that is a multiple of the alignment.
+    p = std::aligned_alloc(alignment, (n + alignment - 1) / alignment * alignment);
+  }
+  if (p == nullptr) {
+    if (nothrow) return nullptr;
+    throw std::bad_alloc();
+  }
   if (meter.on) {
     meter.live += static_cast<long long>(malloc_usable_size(p));
     if (meter.live > meter.peak) meter.peak = meter.live;
@@ -31,14 +42,36 @@ void release(void* p) noexcept {
   std::free(p);
 }
 
+constexpr std::size_t kPlain = 0;
+
 }  // namespace
 
-void* operator new(std::size_t n) { return allocate(n); }
-void* operator new[](std::size_t n) { return allocate(n); }
+// Every form of the global operator new and delete, so that a pointer is
+// always freed by the allocator that made it (sanitizers check that).
+void* operator new(std::size_t n) { return allocate(n, kPlain, false); }
+void* operator new[](std::size_t n) { return allocate(n, kPlain, false); }
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return allocate(n, kPlain, true); }
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return allocate(n, kPlain, true); }
+void* operator new(std::size_t n, std::align_val_t a) { return allocate(n, static_cast<std::size_t>(a), false); }
+void* operator new[](std::size_t n, std::align_val_t a) { return allocate(n, static_cast<std::size_t>(a), false); }
+void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return allocate(n, static_cast<std::size_t>(a), true);
+}
+void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return allocate(n, static_cast<std::size_t>(a), true);
+}
 void operator delete(void* p) noexcept { release(p); }
 void operator delete[](void* p) noexcept { release(p); }
 void operator delete(void* p, std::size_t) noexcept { release(p); }
 void operator delete[](void* p, std::size_t) noexcept { release(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { release(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { release(p); }
+void operator delete(void* p, std::align_val_t) noexcept { release(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { release(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { release(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { release(p); }
+void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { release(p); }
+void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { release(p); }
 
 namespace lighthouse::testing {
 

@@ -5,6 +5,7 @@
 // LIGHTHOUSE_CRASH_CYCLES sets the number of cycles (30 here; the long
 // variant, scripts/crash-long.sh, runs 300).
 #include <catch2/catch.hpp>
+#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -86,6 +87,32 @@ struct CrashRun {
   CrashRun() { Store::open(path); }
 };
 
+// Reads the child's output until it holds a whole line (an acknowledgement)
+// or `limit` passes; returns what it read (wait() reads the rest).
+std::string read_first_line(const Child& child, std::chrono::milliseconds limit) {
+  std::string out;
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (out.find('\n') == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{child.out_fd, POLLIN, 0};
+    if (::poll(&p, 1, 10) <= 0) continue;
+    char buf[4096];
+    const ssize_t n = ::read(child.out_fd, buf, sizeof buf);
+    if (n <= 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  return out;
+}
+
+// Half the cycles kill at a random moment after the child starts (its
+// start-up included); the other half once it has acknowledged something,
+// so that kills land while appends are being acknowledged on any machine.
+std::string wait_to_kill(const Child& child, int cycle, std::mt19937& rng, int min_ms, int max_ms) {
+  std::string early;
+  if (cycle % 2 == 1) early = read_first_line(child, std::chrono::seconds(10));
+  std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(min_ms, max_ms)(rng)));
+  return early;
+}
+
 // Kills an append worker (4 threads, mixed batch sizes, `extra` options)
 // with SIGKILL `cycles` times, each at a random moment between `min_ms` and
 // `max_ms` after its start; after each kill every event acknowledged so far
@@ -99,11 +126,11 @@ std::size_t kill_worker_cycles(CrashRun& run, int cycles, const std::string& pre
                                   "--aggregates", "20", "--prefix", prefix + std::to_string(cycle), "--keep-going"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     Child child = spawn(argv);
-    std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(min_ms, max_ms)(run.rng)));
+    const std::string early = wait_to_kill(child, cycle, run.rng, min_ms, max_ms);
     ::kill(child.pid, SIGKILL);
     ChildResult result = wait(child);
     REQUIRE(result.signal == SIGKILL);
-    auto ids = acked_ids(result.out);
+    auto ids = acked_ids(early + result.out);
     if (!ids.empty()) ++killed_with_acks;
     run.acked.insert(ids.begin(), ids.end());
     INFO("cycle " << cycle << ", " << run.acked.size() << " acknowledged so far");
@@ -144,12 +171,12 @@ TEST_CASE("SIGKILL of the tool's streaming append loses no acknowledged line and
       }
       ::close(in_fd);
     });
-    std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(20, 250)(rng)));
+    const std::string early = wait_to_kill(child, cycle, rng, 20, 250);
     ::kill(child.pid, SIGKILL);
     ChildResult result = wait(child);
     producer.join();
     REQUIRE(result.signal == SIGKILL);
-    std::istringstream in(result.out);
+    std::istringstream in(early + result.out);
     std::string text;
     std::size_t acked_now = 0;
     while (std::getline(in, text)) {

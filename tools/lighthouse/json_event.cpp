@@ -26,9 +26,14 @@ constexpr const char* kFields[] = {"type",
   throw Error(ErrorCode::invalid_argument, message);
 }
 
+// A value quoted in a message: cut at a character boundary (bytes that are
+// not UTF-8 are escaped by lighthouse::Error itself).
 std::string shown(std::string_view value, std::size_t limit = 64) {
-  std::string out(value.substr(0, limit));
-  if (value.size() > limit) out += "...";
+  std::size_t end = std::min(value.size(), limit);
+  // Back up over continuation bytes so as not to split a character.
+  while (end < value.size() && end > 0 && (static_cast<unsigned char>(value[end]) & 0xc0) == 0x80) --end;
+  std::string out(value.substr(0, end));
+  if (end < value.size()) out += "...";
   return out;
 }
 
@@ -40,6 +45,15 @@ std::string describe(const Json& value) {
 }
 
 struct TooDeep {};
+
+// The JSON library's description of a problem, without its exception tag
+// ("[json.exception.parse_error.101]") or its quote of the last bytes read.
+std::string json_problem(const Json::exception& error) {
+  std::string what = error.what();
+  if (auto tag = what.find("] "); tag != std::string::npos) what.erase(0, tag + 2);
+  if (auto last = what.find("; last read"); last != std::string::npos) what.resize(last);
+  return what;
+}
 
 // Parses `text` as JSON, refusing nesting deeper than kMaxJsonDepth and —
 // when `unique_keys` — an object naming one field twice.
@@ -74,13 +88,17 @@ Json parse_json(std::string_view text, bool unique_keys) {
   } catch (const TooDeep&) {
     invalid("JSON nested " + std::to_string(kMaxJsonDepth + 1) + " levels deep: the limit is " +
             std::to_string(kMaxJsonDepth));
+  } catch (const Json::parse_error& error) {
+    // In the tool's words: where, what, and the input there (the JSON
+    // library's own message quotes its last bytes, possibly half a character;
+    // lighthouse::Error shows bytes that are not UTF-8 as \xNN).
+    const std::size_t at = error.byte > 0 ? error.byte - 1 : 0;
+    invalid("malformed JSON at byte " + std::to_string(error.byte) + ": " + json_problem(error) + " (near '" +
+            shown(text.substr(at > 8 ? at - 8 : 0), 24) + "')");
   } catch (const Json::exception& error) {
-    // parse_error, and out_of_range for a number too large for a double
-    // (found by fuzzing: fuzz/corpus/fuzz_json_line/regression-number-overflow).
-    std::string what = error.what();
-    auto start = what.find("] ");
-    invalid("malformed JSON: " +
-            shown(what.substr(start == std::string::npos ? 0 : start + 2), 240));
+    // out_of_range: a number too large for a double (found by fuzzing:
+    // fuzz/corpus/fuzz_json_line/regression-number-overflow).
+    invalid("malformed JSON: " + json_problem(error));
   }
   if (duplicate) invalid("field '" + shown(*duplicate) + "' appears twice in one object");
   return result;

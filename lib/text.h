@@ -1,0 +1,28 @@
+// Text in the store's messages: every Error message is valid UTF-8. A value
+// quoted in a message is cut at a character boundary and its bytes that are
+// not UTF-8 are shown as \xNN, so a message never splits a character or
+// echoes raw input bytes.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace lighthouse::text {
+
+// Returns true iff `text` is valid UTF-8 (no overlong forms, surrogates or
+// values past U+10FFFF).
+bool is_valid_utf8(std::string_view text) noexcept;
+
+// `text` with every byte that is not part of a valid UTF-8 character
+// written as \xNN (a backslash is kept as it is).
+std::string escaped(std::string_view text);
+
+// `text` escaped and cut to at most `max_bytes` bytes of the original at a
+// character boundary, with "..." when cut.
+std::string shown(std::string_view text, std::size_t max_bytes = 64);
+
+// shown() between single quotes.
+std::string quoted(std::string_view text, std::size_t max_bytes = 64);
+
+}  // namespace lighthouse::text
