@@ -18,8 +18,8 @@ void sync_path(const std::filesystem::path& path, bool directory) {
   if (fd < 0 || ::fsync(fd) != 0) {
     const int err = errno;
     if (fd >= 0) ::close(fd);
-    throw Error(ErrorCode::io_error,
-                std::string(fd < 0 ? "cannot open '" : "cannot sync '") + path.string() + "': " + std::strerror(err));
+    throw Error(ErrorCode::io_error, std::string(fd < 0 ? "cannot open '" : "cannot sync '") + path.string() +
+                                         "': " + write_failure(err, directory ? path : path.parent_path()));
   }
   ::close(fd);
 }

@@ -15,7 +15,9 @@ struct IntegrityProblem {
   // "order" (IDs or timestamps not strictly increasing), "sequence" (a gap),
   // "aggregate_version" (not contiguous), "by_type", "by_aggregate",
   // "idempotency" (an index entry missing, extra, or naming the wrong event),
-  // "meta" (a counter that disagrees with the data).
+  // "meta" (a counter that disagrees with the data), "import" (an import
+  // was interrupted), "structure" (the LMDB file's own structure: a damaged
+  // page, reported with its number and database before LMDB reads it).
   std::string category;
   std::string subject;  // the event ID, or the index key, it is about
   std::string detail;
@@ -24,6 +26,7 @@ struct IntegrityProblem {
 struct VerifyReport {
   std::uint64_t events_checked = 0;
   std::uint64_t index_entries_checked = 0;
+  std::uint64_t pages_checked = 0;        // pages of the LMDB file walked by the structural check
   std::uint64_t problem_count = 0;        // every problem found
   std::vector<IntegrityProblem> problems;  // the first VerifyOptions::max_problems of them
   // Returns true iff no problem was found.

@@ -19,7 +19,7 @@ namespace {
 constexpr std::size_t kChunkBytes = 4u << 20;  // uncompressed bytes per gzip member
 
 [[noreturn]] void io_failure(const std::string& what, const fs::path& path, int err) {
-  throw Error(ErrorCode::io_error, what + " '" + path.string() + "': " + std::strerror(err));
+  throw Error(ErrorCode::io_error, what + " '" + path.string() + "': " + write_failure(err, path.parent_path()));
 }
 
 std::string compress_member(std::string chunk, int level) {

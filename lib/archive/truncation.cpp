@@ -51,6 +51,15 @@ TruncateReport Store::truncate_before(const EventId& id, const fs::path& archive
   const ArchiveManifest manifest = archive::load_manifest(dir);
   if (cut <= stats.base_sequence) return report;  // nothing before `id`
   const std::uint64_t drop_to = cut - 1;
+  // The archive holds the dropped events only if it is whole: exactly what
+  // `archive verify` and import require (every segment, every record, the
+  // chain, and the manifest's checkpoint against its last segment).
+  const ArchiveVerifyReport verified = verify_archive(dir);
+  if (!verified.ok()) {
+    throw Error(ErrorCode::corruption, "archive '" + dir.string() + "' does not verify (" +
+                                           verified.problems.front().file + ": " + verified.problems.front().detail +
+                                           "): nothing is truncated");
+  }
 
   if (manifest.base_sequence > stats.base_sequence) {
     throw Error(ErrorCode::invalid_argument, "archive '" + dir.string() + "' starts at sequence " +

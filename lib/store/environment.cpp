@@ -1,5 +1,7 @@
 #include "store/environment.h"
 
+#include "files.h"
+
 #include <algorithm>
 #include <system_error>
 
@@ -173,8 +175,12 @@ void Environment::copy_compacted(const fs::path& target) const {
   // mdb_env_copy2 runs its own read transaction: the map lock is held shared
   // so that this process does not resize the map meanwhile.
   std::shared_lock map(map_lock_);
-  lmdb::check(mdb_env_copy2(env_.get(), target.c_str(), MDB_CP_COMPACT),
-              "copying the store to '" + target.string() + "'");
+  const int rc = mdb_env_copy2(env_.get(), target.c_str(), MDB_CP_COMPACT);
+  if (rc > 0) {
+    throw Error(ErrorCode::io_error,
+                "copying the store to '" + target.string() + "': " + write_failure(rc, target, path_ / "data.mdb"));
+  }
+  lmdb::check(rc, "copying the store to '" + target.string() + "'");
 }
 
 void Environment::record_failure(const std::string& reason) {

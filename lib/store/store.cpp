@@ -176,8 +176,7 @@ std::string Store::persisted_metrics_text() const {
 
 VerifyReport Store::verify(const VerifyOptions& options) const {
   auto lock = impl().env().use();
-  auto read = impl().env().begin_read();
-  VerifyReport report = verify_snapshot(read->get(), impl().dbs(), options);
+  VerifyReport report = verify_store(impl().env(), impl().dbs(), options);
   // A clean store ends the corruption trigger of the health state.
   if (report.ok()) impl().health().clear_corruption();
   return report;

@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "codec/record.h"
+#include "store/damage_mark.h"
 #include "store/schema.h"
 #include "text.h"
 
@@ -255,6 +256,14 @@ class Verifier {
   }
 
   void check_meta() {
+    // An import that was interrupted left part of an archive: the store is
+    // not the archive's copy, and every command refuses it.
+    std::string_view importing;
+    if (lmdb::get(txn_, dbs_.meta, schema::meta::kImportInProgress, importing)) {
+      problem("import", "import_in_progress",
+              "an import into this store was interrupted: it holds part of an archive (remove the store and import "
+              "again)");
+    }
     std::uint64_t last_sequence = meta(schema::meta::kLastSequence);
     const std::uint64_t expected_last = report_.events_checked > 0 ? last_.sequence : base_ - 1;
     if (last_sequence != expected_last) {
@@ -315,6 +324,45 @@ class Verifier {
 
 VerifyReport verify_snapshot(MDB_txn* txn, const Databases& dbs, const VerifyOptions& options) {
   return Verifier(txn, dbs, options).run();
+}
+
+void add_structure_problems(const lmdb::StructureReport& structure, VerifyReport& report) {
+  report.pages_checked = structure.pages;
+  for (const auto& p : structure.problems) {
+    std::string subject = p.page == lmdb::kNoPage ? "data.mdb" : "page " + std::to_string(p.page);
+    if (!p.database.empty()) subject += " (" + p.database + ")";
+    report.problems.push_back({"structure", std::move(subject), p.detail});
+  }
+  report.problem_count += structure.problem_count;
+}
+
+VerifyReport verify_store(const Environment& env, const Databases& dbs, const VerifyOptions& options) {
+  const std::filesystem::path data = env.path() / "data.mdb";
+  // The meta page of a snapshot is rewritten two commits later: a walk that
+  // finds it gone begins again on a newer snapshot (bounded).
+  for (int attempt = 0;; ++attempt) {
+    auto read = env.begin_read();
+    const lmdb::StructureReport structure =
+        lmdb::walk_structure(data, {mdb_txn_id(read->get()), options.max_problems});
+    if (structure.snapshot_gone && attempt < 20) continue;
+    if (structure.snapshot_gone) {
+      throw Error(ErrorCode::io_error, "store '" + env.path().string() +
+                                           "': the structural check could not keep up with the writers (20 snapshots "
+                                           "were rewritten before their meta page was read)");
+    }
+    if (!structure.ok()) {
+      VerifyReport report;
+      add_structure_problems(structure, report);
+      const auto& first = structure.problems.front();
+      damage_mark::set(env.path(), "verify found the file's structure damaged: " +
+                                       (first.page == lmdb::kNoPage ? std::string() : "page " + std::to_string(first.page) + " ") +
+                                       "(" + first.database + "): " + first.detail);
+      return report;
+    }
+    VerifyReport report = verify_snapshot(read->get(), dbs, options);
+    report.pages_checked = structure.pages;
+    return report;
+  }
 }
 
 }  // namespace lighthouse

@@ -129,7 +129,7 @@ def main():
                      "LH_FAULT_AFTER": "2", "LH_FAULT_ERRNO": "28",
                      "ASAN_OPTIONS": "verify_asan_link_order=0"})
         check(r.returncode == 1, (r.returncode, r.stderr))
-        check(b"No space left on device" in r.stderr, r.stderr)
+        check(b"no space left on device" in r.stderr, r.stderr)
         check(open(os.path.join(archive, "manifest.json"), "rb").read() == before)
         v = run("archive", "verify", archive)
         check(v.returncode == 0, v.stdout)

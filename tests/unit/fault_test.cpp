@@ -213,7 +213,7 @@ TEST_CASE("open and mmap failing at open time: a clear error, the store untouche
 TEST_CASE("fsync failing during a backup and write failing during an export: clear errors, nothing claimed",
           "[fault]") {
   for (const auto& [error_number, message] :
-       {std::pair{EIO, "Input/output error"}, std::pair{ENOSPC, "No space left on device"}}) {
+       {std::pair{EIO, "Input/output error"}, std::pair{ENOSPC, "no space left on device"}}) {
     TempDir dir;
     {
       Store store = Store::open(dir / "store");
