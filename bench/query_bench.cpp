@@ -2,7 +2,8 @@
 // 10,000 aggregates): query by type and by aggregate with checksum checks on
 // and off (items_per_second = events decoded per second), read_aggregate of
 // 10, 100 and 1,000 events, seeks by ID, sequence and time (p50/p99), and
-// verify() and backup() of the whole store, and opening it (Store::open
+// verify() and backup() of the whole store, and opening it (Store::open,
+// with and without the structural check of every page,
 // against raw LMDB opening the same environment: mdb_env_open, the three
 // databases, the last key — what bench/compare's lmdb system does).
 // LIGHTHOUSE_BENCH_EVENTS overrides the store size.
@@ -210,6 +211,22 @@ void BM_OpenStore(benchmark::State& state) {
   });
 }
 BENCHMARK(BM_OpenStore)->Unit(benchmark::kMicrosecond)->Iterations(300);
+
+// Store::open with Options::check_structure_on_open: the structural walk of
+// every page (verify() runs the same walk first). bytes_per_second = bytes
+// of data.mdb walked per second, the file in the page cache; BM_OpenStore is
+// the same open without it.
+void BM_OpenCheckingStructure(benchmark::State& state) {
+  std::int64_t bytes = 0;
+  time_opens(state, [&bytes](const std::filesystem::path& path) {
+    lighthouse::Options options;
+    options.check_structure_on_open = true;
+    bytes += static_cast<std::int64_t>(std::filesystem::file_size(path / "data.mdb"));
+    return [store = lighthouse::Store::open(path, options)]() mutable { store.close(); };
+  });
+  state.SetBytesProcessed(bytes);
+}
+BENCHMARK(BM_OpenCheckingStructure)->Unit(benchmark::kMillisecond)->Iterations(5);
 
 // Raw LMDB opening the same environment for writing, as bench/compare's
 // `lmdb` system does: the floor for Store::open.

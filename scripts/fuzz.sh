@@ -4,13 +4,14 @@
 # (fuzz/corpus/TARGET/, copied to build-fuzz/corpus/TARGET/ where new inputs
 # accumulate). Crashes are written to build-fuzz/crashes/.
 # Usage: scripts/fuzz.sh [SECONDS] [TARGET...]
-#   targets: fuzz_record fuzz_id_time fuzz_json_line fuzz_archive
+#   targets: fuzz_record fuzz_id_time fuzz_json_line fuzz_archive fuzz_page_walker
+# fuzz_page_walker's inputs are whole data.mdb files: up to 256 KiB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(fuzz_record fuzz_id_time fuzz_json_line fuzz_archive)
+[ ${#targets[@]} -eq 0 ] && targets=(fuzz_record fuzz_id_time fuzz_json_line fuzz_archive fuzz_page_walker)
 EXTRA_PACKAGES="clang-14 libfuzzer-14-dev" bash scripts/install-deps.sh
 if [ ! -f build-fuzz/build.ninja ]; then
   CC=clang-14 CXX=clang++-14 meson setup build-fuzz -Dfuzzing=true -Dtests=false -Dbenchmarks=false \
@@ -25,7 +26,9 @@ for t in "${targets[@]}"; do
   mkdir -p "build-fuzz/corpus/$t"
   cp -n fuzz/corpus/"$t"/* "build-fuzz/corpus/$t/" 2>/dev/null || true
   echo "== $t: ${seconds}s"
-  if ! build-fuzz/fuzz/"$t" -max_total_time="$seconds" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
+  max_len=65536
+  [ "$t" = fuzz_page_walker ] && max_len=262144
+  if ! build-fuzz/fuzz/"$t" -max_total_time="$seconds" -max_len=$max_len -timeout=10 -rss_limit_mb=2048 \
       -artifact_prefix="build-fuzz/crashes/$t-" -print_final_stats=1 \
       "build-fuzz/corpus/$t" 2> "build-fuzz/$t.log"; then
     echo "$t: FOUND A CRASH (see build-fuzz/$t.log and build-fuzz/crashes/)"

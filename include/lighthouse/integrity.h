@@ -44,6 +44,36 @@ struct RepairReport {
   std::vector<IntegrityProblem> left_for_operator;
   VerifyReport before;  // what verify() found before the repair
   VerifyReport after;   // and after it
+  // Set when repair rebuilt nothing because the LMDB file's own structure is
+  // damaged (rebuilding would write through it): what to do instead.
+  std::string refused;
+};
+
+// A range of sequences, inclusive.
+struct SequenceRange {
+  std::uint64_t first = 0, last = 0;
+};
+
+// What salvage() made of a damaged store.
+struct SalvageReport {
+  std::string destination;
+  std::uint64_t events_salvaged = 0;       // in the new store: sequences first..last
+  std::uint64_t first_sequence = 0, last_sequence = 0;
+  // Sequences of the old store that no readable, verified record holds,
+  // from the first one missing to the last sequence its counters name.
+  std::vector<SequenceRange> lost;
+  std::uint64_t events_lost = 0;
+  // Events read and verified but after the first lost one: a store's
+  // sequences have no gaps, so they are not in the new store but in
+  // `after_gap_file` (docs/formats.md, "Salvage files").
+  std::uint64_t events_after_gap = 0;
+  std::string after_gap_file;
+  std::uint64_t records_damaged = 0;        // event records that did not decode or verify
+  std::uint64_t pages_unreadable = 0;       // tree pages that could not be read
+  bool scanned_pages = false;               // every page of the file was searched for events
+  std::uint64_t checkpoints_salvaged = 0;   // consumers' checkpoints carried over
+  // Returns true iff every event of the old store is in the new one.
+  bool complete() const noexcept { return events_lost == 0 && events_after_gap == 0; }
 };
 
 struct BackupReport {

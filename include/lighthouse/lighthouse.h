@@ -6,6 +6,7 @@
 #include "lighthouse/event.h"
 #include "lighthouse/event_id.h"
 #include "lighthouse/expected_version.h"
+#include "lighthouse/faults.h"
 #include "lighthouse/health.h"
 #include "lighthouse/integrity.h"
 #include "lighthouse/options.h"

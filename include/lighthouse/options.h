@@ -19,10 +19,14 @@ enum class Durability : std::uint8_t {
   // process and a loss of power.
   sync,
   // Data pages are flushed at commit, the meta page is not (LMDB's
-  // MDB_NOMETASYNC). An acknowledged append survives a crash of the process;
-  // a loss of power may undo the last transactions, but never corrupts the
-  // store. Lighthouse has no mode that can corrupt a store (LMDB's
-  // MDB_NOSYNC can, so it is not offered).
+  // MDB_NOMETASYNC): one sync per commit instead of two. An acknowledged
+  // append survives a crash of the process. A loss of power may undo the
+  // last transaction whose commit returned before it — exactly that one:
+  // the next commit's flush makes the meta page before it durable — and
+  // any in flight, but never corrupts the store: it opens and verifies, and
+  // holds every batch whole or not at all (the power-loss tests of
+  // tests/crash/ check this). Lighthouse has no mode that can corrupt a
+  // store (LMDB's MDB_NOSYNC can, so it is not offered).
   no_meta_sync,
 };
 
@@ -51,7 +55,8 @@ using Clock = std::function<std::uint64_t()>;
 // out of order, and enum values outside their enumerators.
 struct Options {
   // Open the store read-only: every write raises Error(read_only), and the
-  // process never writes to the store's files.
+  // process never writes to the store's data files (a verify() that finds
+  // the file's structure damaged leaves its damage mark beside them).
   bool read_only = false;
 
   // Create the directory and an empty store when none exists.
@@ -97,6 +102,13 @@ struct Options {
   // it off only to inspect or repair a damaged store with verify() and
   // repair(). The data file's size and format version are always checked.
   bool check_on_open = true;
+
+  // Check the LMDB file's whole structure on open, before LMDB reads it (the
+  // check verify() runs first: every page of every tree and of the free
+  // list). Off by default: it reads the whole file, about ... per GiB. A
+  // store found damaged is refused with Error(corruption) and marked (see
+  // verify()). The two meta pages are checked on every open regardless.
+  bool check_structure_on_open = false;
 
   // Verify each event's checksum when reading it. Turning it off saves a
   // SHA-256 per event read and lets corrupted content through.

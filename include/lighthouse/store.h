@@ -110,8 +110,10 @@ class LIGHTHOUSE_API Store {
   // Checks the store's invariants in O(1) and restores its counters.
   // Errors: not_found (no store and !create_if_missing, or read_only),
   // unsupported_format (written by a newer Lighthouse), corruption (meta
-  // invariants broken, not an LMDB environment, an LMDB environment that is
-  // not a store), already_open (open in this process read-only while this
+  // invariants broken, a damaged meta page of the LMDB file — checked on
+  // every open, before LMDB reads the file —, with
+  // Options::check_structure_on_open a damaged page anywhere, not an LMDB
+  // environment, an LMDB environment that is not a store), already_open (open in this process read-only while this
   // call wants to write), invalid_argument (options out of range), io_error.
   // A store this process already has open is shared: the call returns
   // another handle to it, with the options of the first open (read_only
@@ -123,6 +125,7 @@ class LIGHTHOUSE_API Store {
   // Errors: invalid_argument, limit_exceeded, wrong_expected_version (with
   // aggregate() and actual_version()), idempotency_conflict, read_only,
   // degraded (priority below what a degraded store admits), emergency,
+  // corruption (the store's structure is marked damaged: see verify()),
   // store_failed, closed, io_error. On error nothing is written.
   // Appends take their events by value: pass them with std::move to append
   // without copying them.
@@ -215,23 +218,46 @@ class LIGHTHOUSE_API Store {
   // and timestamps, gap-free sequences, contiguous aggregate versions, every
   // index entry naming an existing event of the same type or aggregate,
   // every event present in each index it belongs to, the idempotency index,
-  // and the meta counters. Never writes, so it runs on a read-only store.
+  // and the meta counters. First of all it checks the LMDB file's own
+  // structure — every page, read with pread, never through LMDB (which
+  // trusts its pages: LMDB keeps no checksums) — on the snapshot it then
+  // checks (category "structure"; docs/formats.md, "The LMDB file"); a
+  // damaged structure ends the check there, and leaves the damage mark
+  // beside data.mdb (even from a read-only handle: it is the only thing
+  // verify writes): every process's writers then refuse to write, with
+  // Error(corruption), until repair() of a whole structure clears it — a
+  // damaged free list would make LMDB reuse live pages. Reads go on.
   // Problems are reported, not thrown. Errors: closed, io_error.
   VerifyReport verify(const VerifyOptions& options = {}) const;
+
+  // The structural check alone (what verify() runs first), on the file of a
+  // store that cannot be opened — its main database damaged, say: both
+  // meta pages and every page reachable from the current one, read with
+  // pread, never through LMDB. Opens and writes nothing (no damage mark: a
+  // store no process can open takes no writes). A problem must be there on
+  // three walks to be reported, but a writer of another process may still
+  // make it report one that is not there: on a store that opens, use
+  // verify(), which walks a pinned snapshot. Errors: not_found, io_error.
+  static VerifyReport check_file(const std::filesystem::path& path);
 
   // Rebuilds the secondary indexes (by_type, by_aggregate,
   // by_idempotency_key) and the meta counters from `events`, in one write
   // transaction (writers of every process wait meanwhile). Never drops or
   // rewrites an event: one whose record does not decode or whose checksum
-  // fails is reported and left for the operator. Errors: read_only,
-  // store_failed, closed, io_error.
+  // fails is reported and left for the operator. It verifies first: when the
+  // LMDB file's structure is damaged it rebuilds nothing (rebuilding would
+  // write through it) and says so in `refused` (use salvage()); when it is
+  // whole, it clears the damage mark an earlier verify() left. Errors:
+  // read_only, store_failed, closed, io_error.
   RepairReport repair();
 
   // Writes a consistent, compacted copy of the store (LMDB's compacting copy
   // of one snapshot) into the directory `destination`, which must not exist
   // or be empty, while writers keep writing; syncs it and verifies it.
-  // Errors: invalid_argument (destination not empty, or inside the store),
-  // corruption (the copy does not verify), closed, io_error.
+  // The LMDB file's structure is checked first (LMDB's copy trusts every
+  // page). Errors: invalid_argument (destination not empty, or inside the
+  // store), corruption (a damaged structure, or the copy does not verify),
+  // closed, io_error.
   BackupReport backup(const std::filesystem::path& destination) const;
 
   // Drops every event before `id` (retention), once a verified archive holds
@@ -253,9 +279,24 @@ class LIGHTHOUSE_API Store {
   // LMDB reuses freed pages but never shrinks its file: compact() writes a
   // compacted copy and swaps it in. REQUIRES: no process has the store open
   // (it refuses with already_open if one does when it starts — this process
-  // or another — and no process may open it until it returns).
-  // Errors: already_open, not_found, io_error.
+  // or another — and no process may open it until it returns). The LMDB
+  // file's structure is checked first. Errors: already_open, not_found,
+  // corruption (a damaged structure, or the damage mark), io_error.
   static CompactReport compact(const std::filesystem::path& path);
+
+  // Builds a new store in `destination` (new, or an empty directory) from
+  // every event record of the store at `damaged` that can still be read and
+  // verified — reading its file's pages directly, never through LMDB, so
+  // that it works when the file's structure is damaged (LMDB could not be
+  // trusted to read it). The new store holds the longest history that
+  // continues the old one's chain without a gap, with its IDs, checksums,
+  // chain, base and node id, and the consumers' checkpoints; the report
+  // says exactly what was lost, and the events after a gap are written
+  // beside the new store. The damaged store is not changed (its damage
+  // mark stays). REQUIRES: no process writes to `damaged`.
+  // Errors: invalid_argument (destination not new or empty, or inside the
+  // store), not_found (no store at `damaged`), io_error.
+  static SalvageReport salvage(const std::filesystem::path& damaged, const std::filesystem::path& destination);
 
   // Follows the events `filter` selects (its types, type prefix and
   // aggregate; its ID, sequence and time bounds and limit must be unset)
@@ -282,12 +323,14 @@ class LIGHTHOUSE_API Store {
   // Enters a manual emergency, for every process on the store: appends are
   // refused with Error(emergency) until clear_emergency(). Recorded as a
   // `$health.emergency` event. Errors: invalid_argument (empty reason),
-  // read_only, store_failed, closed, io_error.
+  // read_only, store_failed, corruption (the store's structure is marked
+  // damaged: see verify()), closed, io_error.
   void enter_emergency(const std::string& reason);
   // Ends a manual emergency; the state becomes what this process's triggers
   // hold now (healthy for a process that has not evaluated any). Recorded as
   // a `$health.<to>` event. Does nothing when there is no manual emergency.
-  // Errors: read_only, store_failed, closed, io_error.
+  // Errors: read_only, store_failed, corruption (marked damaged), closed,
+  // io_error.
   void clear_emergency();
   // Evaluates the triggers once, as one window (what the writing process
   // does by itself every HealthOptions::window_seconds), and returns the

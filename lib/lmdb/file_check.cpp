@@ -74,6 +74,11 @@ void check_one_meta(std::string_view m, int index, std::vector<FileProblem>& pro
   if (le32(m, kMetaVersion) != kDataVersion) problem("data format version " + std::to_string(le32(m, kMetaVersion)) + ", not 1");
   const MetaPage meta = decode_meta(m);
   if (!is_page_size(meta.page_size)) problem("page size " + std::to_string(meta.page_size) + " is not a power of 2 from 512 to 32768");
+  // LMDB maps at least this much when it opens the file: more than a
+  // process's address space (128 TiB) is damage, not a size anyone set.
+  if (meta.map_size > (std::uint64_t{1} << 47)) {
+    problem("map size " + std::to_string(meta.map_size) + " bytes is more than a process can map");
+  }
   if (meta.txnid != 0 && (meta.txnid & 1) != static_cast<std::uint64_t>(index)) {
     problem("transaction " + std::to_string(meta.txnid) + " cannot be written in meta page " + std::to_string(index));
   }

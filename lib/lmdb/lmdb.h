@@ -37,6 +37,27 @@ inline std::string_view view(const MDB_val& v) noexcept {
   return {static_cast<const char*>(v.mv_data), v.mv_size};
 }
 
+// Marks the calling thread as inside LMDB on `env` (reading or writing its
+// pages through the map) while it lives: the store fault handler
+// (lighthouse/faults.h) takes a fault there for damage of that store's
+// file — LMDB trusts its pages, and a damaged one can make it follow a null
+// or wild pointer. Every call into LMDB that touches pages is made inside
+// one. Nests.
+class InLmdb {
+ public:
+  explicit InLmdb(MDB_env* env) noexcept;
+  explicit InLmdb(MDB_txn* txn) noexcept : InLmdb(mdb_txn_env(txn)) {}
+  ~InLmdb();
+  InLmdb(const InLmdb&) = delete;
+  InLmdb& operator=(const InLmdb&) = delete;
+
+ private:
+  MDB_env* previous_;
+};
+// The environment the calling thread is inside LMDB on, or null.
+// Async-signal-safe.
+MDB_env* env_in_use() noexcept;
+
 class Env {
  public:
   Env();

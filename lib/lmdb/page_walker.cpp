@@ -222,10 +222,12 @@ class Walker {
     if (n < 2 && t.kind != TreeKind::free_list) add(pgno, t.name, "branch page " + std::to_string(pgno) + " has one child");
     std::vector<std::pair<std::uint64_t, std::string_view>> children;
     std::optional<std::string_view> previous;
+    Spans spans;
     for (std::size_t i = 0; i < n; ++i) {
       const auto at = node_at(t, pgno, page, psize_, i);
       if (!at) return;
       const std::uint16_t ksize = le16(page, *at + 6);
+      spans.emplace_back(*at, *at + kNodeHeader + ksize);
       const std::string_view key = page.substr(*at + kNodeHeader, ksize);
       if (i == 0 && ksize != 0) add(pgno, t.name, "the first key of branch page " + std::to_string(pgno) + " is not empty");
       if (i > 0) check_order(t, pgno, key, previous, lo, hi);
@@ -233,6 +235,7 @@ class Walker {
                                   (std::uint64_t{le16(page, *at + 4)} << 32);
       children.emplace_back(child, key);
     }
+    if (!separate(t, pgno, spans)) return;
     for (std::size_t i = 0; i < children.size(); ++i) {
       const Bound child_lo = i == 0 ? lo : Bound(children[i].second);
       const Bound child_hi = i + 1 < children.size() ? Bound(children[i + 1].second) : hi;
@@ -262,21 +265,44 @@ class Walker {
 
   void walk_leaf(const Tree& t, std::uint64_t pgno, std::string_view page, std::size_t n, const Bound& lo,
                  const Bound& hi, Counts& c) {
-    std::optional<std::string_view> previous;
-    for (std::size_t i = 0; i < n; ++i) {
+    Spans spans;
+    for (std::size_t i = 0; i < n; ++i) {  // every node fits, and none overlaps another, before any is followed
       const auto at = node_at(t, pgno, page, psize_, i);
       if (!at) return;
       const std::uint16_t ksize = le16(page, *at + 6), flags = le16(page, *at + 4);
       const std::size_t dsize = le16(page, *at) | (std::size_t{le16(page, *at + 2)} << 16);
-      const std::string_view key = page.substr(*at + kNodeHeader, ksize);
-      check_order(t, pgno, key, previous, lo, hi);
       const std::size_t on_page = (flags & kNodeBigData) != 0 ? 8 : dsize;
       if (*at + kNodeHeader + ksize + on_page > psize_) {
         add(pgno, t.name, "the data of node " + std::to_string(i) + " of page " + std::to_string(pgno) + " runs past the page");
         return;
       }
-      leaf_node(t, pgno, key, flags, page.substr(*at + kNodeHeader + ksize, on_page), dsize, c);
+      spans.emplace_back(*at, *at + kNodeHeader + ksize + on_page);
     }
+    if (!separate(t, pgno, spans)) return;
+    std::optional<std::string_view> previous;
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t at = le16(page, kPageHeader + 2 * i);
+      const std::uint16_t ksize = le16(page, at + 6), flags = le16(page, at + 4);
+      const std::size_t dsize = le16(page, at) | (std::size_t{le16(page, at + 2)} << 16);
+      const std::string_view key = page.substr(at + kNodeHeader, ksize);
+      check_order(t, pgno, key, previous, lo, hi);
+      const std::size_t on_page = (flags & kNodeBigData) != 0 ? 8 : dsize;
+      leaf_node(t, pgno, key, flags, page.substr(at + kNodeHeader + ksize, on_page), dsize, c);
+    }
+  }
+
+  // [begin, end) of each node of a page.
+  using Spans = std::vector<std::pair<std::size_t, std::size_t>>;
+  // Returns true iff no two nodes of the page share a byte (reported).
+  bool separate(const Tree& t, std::uint64_t pgno, Spans& spans) {
+    std::sort(spans.begin(), spans.end());
+    for (std::size_t i = 1; i < spans.size(); ++i) {
+      if (spans[i].first < spans[i - 1].second) {
+        add(pgno, t.name, "nodes of page " + std::to_string(pgno) + " overlap at offset " + std::to_string(spans[i].first));
+        return false;
+      }
+    }
+    return true;
   }
 
   // One leaf node: what its flags say it holds must be what the tree holds.

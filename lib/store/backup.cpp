@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "files.h"
+#include "lmdb/file_check.h"
 #include "lighthouse/store.h"
 
 namespace lighthouse {
@@ -82,6 +83,18 @@ BackupReport backup_store(const Environment& env, const Options& store_options, 
   const bool had_lock = fs::exists(target / "lock.mdb", ec);
   {
     auto lock = env.use();
+    // LMDB's copy walks the trees trusting every page: the structure is
+    // checked first, on a snapshot (a whole structure stays whole under
+    // LMDB's own writes; the copy is verified after).
+    // (Its snapshot is let go before the copy takes its own.)
+    const lmdb::StructureReport structure = env.check_structure(1).structure;
+    if (!structure.ok()) {
+      throw Error(ErrorCode::corruption, "store '" + env.path().string() +
+                                             "' cannot be backed up: the file's structure is damaged (" +
+                                             Environment::describe(structure) +
+                                             "); run `lighthouse verify`, or copy out what can be read with "
+                                             "`lighthouse salvage`");
+    }
     env.copy_compacted(target);
   }
   cleanup.data_ours = true;

@@ -16,8 +16,10 @@ inline constexpr const char* kFileName = "lighthouse-damaged";
 // Leaves the mark with `why` (best effort: a store whose directory cannot
 // be written keeps no mark, and verify still reports the damage).
 void set(const std::filesystem::path& store_dir, const std::string& why) noexcept;
-// What the mark says, when there is one.
+// What the mark says, when there is one (one failed access() when none).
 std::optional<std::string> get(const std::filesystem::path& store_dir);
+// The error a write gets while the store is marked.
+std::optional<std::string> refusal(const std::filesystem::path& store_dir);
 void clear(const std::filesystem::path& store_dir) noexcept;
 
 }  // namespace lighthouse::damage_mark

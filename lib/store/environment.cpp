@@ -1,8 +1,13 @@
 #include "store/environment.h"
 
 #include "files.h"
+#include "lmdb/file_check.h"
+#include "store/damage_mark.h"
+#include "store/map_regions.h"
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <system_error>
 
 namespace lighthouse {
@@ -19,6 +24,7 @@ Environment::Environment(fs::path path, const Options& options)
   MDB_env* env = env_.get();
   lmdb::check(mdb_env_set_maxdbs(env, kMaxDbs), "mdb_env_set_maxdbs");
   lmdb::check(mdb_env_set_maxreaders(env, kMaxReaders), "mdb_env_set_maxreaders");
+  mdb_env_set_assert(env, map_regions::on_lmdb_assert);  // (a no-op in an LMDB built without assertions)
   std::size_t map_size = options.map_size;
   if (options.max_map_size != 0) map_size = std::min(map_size, options.max_map_size);
   lmdb::check(mdb_env_set_mapsize(env, map_size), "mdb_env_set_mapsize");
@@ -29,6 +35,7 @@ Environment::Environment(fs::path path, const Options& options)
     throw Error(ErrorCode::corruption, "store '" + path_.string() +
                                            "': data.mdb is empty (truncated); restore it from a backup or an archive");
   }
+  check_meta_pages();
   unsigned flags = MDB_NOTLS;
   if (options.read_only) flags |= MDB_RDONLY;
   if (options.durability == Durability::no_meta_sync) flags |= MDB_NOMETASYNC;
@@ -43,9 +50,95 @@ Environment::Environment(fs::path path, const Options& options)
   check_file_size();
   int dead = 0;
   mdb_reader_check(env, &dead);  // frees slots of crashed readers
+  region_ = map_regions::add(path_.string());
+  map_regions::attach(region_, env);
+  note_map();
+  if (options.check_structure_on_open) check_structure_on_open(options.read_only);
 }
 
-Environment::~Environment() { close(); }
+void Environment::note_map() const {
+  if (region_ < 0) return;
+  const void* address = nullptr;
+  std::size_t size = 0;
+  if (map_regions::find_map_of((path_ / "data.mdb").string(), address, size)) {
+    map_regions::update(region_, address, size);
+  } else {
+    map_regions::update(region_, nullptr, 0);
+  }
+}
+
+Environment::~Environment() {
+  close();
+  map_regions::release(region_);
+}
+
+namespace {
+
+[[noreturn]] void refuse_damaged(const fs::path& store, const std::string& what) {
+  throw Error(ErrorCode::corruption, "store '" + store.string() + "': " + what +
+                                         " (run `lighthouse verify`; restore it from a backup, or copy out what can be "
+                                         "read with `lighthouse salvage`)");
+}
+
+}  // namespace
+
+// Before LMDB reads anything of the file: its two meta pages, which LMDB
+// trusts (a damaged one would surface as ENOMEM or MDB_MAP_RESIZED). A
+// writer of another process may be writing one meanwhile: a problem counts
+// only when it is still there on a second and a third read.
+void Environment::check_meta_pages() const {
+  const fs::path data = path_ / "data.mdb";
+  std::error_code ec;
+  if (!fs::exists(data, ec) || fs::file_size(data, ec) == 0) return;  // a new store (or refused above)
+  lmdb::MetaCheck metas;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    try {
+      metas = lmdb::check_meta_pages(data);
+    } catch (const Error& e) {
+      throw Error(e.code(), "cannot open store '" + path_.string() + "': " + e.what());
+    }
+    if (metas.ok()) return;
+  }
+  const auto& p = metas.problems.front();
+  refuse_damaged(path_, "its meta page" +
+                            (p.page == lmdb::kNoPage ? std::string("s are") : " " + std::to_string(p.page) + " is") +
+                            " damaged: " + p.detail);
+}
+
+// Options::check_structure_on_open: every page, before the store opens its
+// databases (the first reads through LMDB).
+void Environment::check_structure_on_open(bool read_only) const {
+  const CheckedSnapshot checked = check_structure(1);
+  if (checked.structure.ok()) return;
+  const std::string what = "the file's structure is damaged: " + describe(checked.structure);
+  if (!read_only) damage_mark::set(path_, "an open found " + what);
+  refuse_damaged(path_, what);
+}
+
+Environment::CheckedSnapshot Environment::check_structure(std::size_t max_problems) const {
+  const fs::path data = path_ / "data.mdb";
+  // The meta page of a snapshot is rewritten two commits later.
+  for (int attempt = 0;; ++attempt) {
+    CheckedSnapshot checked;
+    checked.read = begin_read();
+    checked.structure = lmdb::walk_structure(data, {mdb_txn_id(checked.read->get()), max_problems});
+    if (!checked.structure.snapshot_gone) return checked;
+    if (attempt == 20) {
+      throw Error(ErrorCode::io_error, "store '" + path_.string() +
+                                           "': the structural check could not keep up with the writers (20 snapshots "
+                                           "were rewritten before their meta page was read)");
+    }
+  }
+}
+
+std::string Environment::describe(const lmdb::StructureReport& damaged) {
+  if (damaged.problems.empty()) return "more problems than reported";
+  const auto& p = damaged.problems.front();
+  std::string where = p.page == lmdb::kNoPage ? "data.mdb" : "page " + std::to_string(p.page);
+  if (!p.database.empty()) where += " (" + p.database + ")";
+  return where + ": " + p.detail;
+}
 
 // A data file shorter than its last used page would crash the process with
 // SIGBUS on the first read of a page past its end: refuse it instead.
@@ -75,6 +168,7 @@ void Environment::close() noexcept {
   std::unique_lock lock(lifecycle_);
   if (closed()) return;
   closed_.store(true, std::memory_order_release);
+  map_regions::update(region_, nullptr, 0);
   env_.close();
 }
 
@@ -133,6 +227,7 @@ void Environment::with_write_txn(const std::function<void(MDB_txn*)>& body) {
 void Environment::adopt_map_size() const {
   std::unique_lock map(map_lock_);
   lmdb::check(mdb_env_set_mapsize(env_.get(), 0), "adopting the map size of another process");
+  note_map();
 }
 
 void Environment::grow_map() {
@@ -149,6 +244,7 @@ void Environment::grow_map() {
     size = std::min(size, max_map_size_);
   }
   lmdb::check(mdb_env_set_mapsize(env_.get(), size), "growing the map");
+  note_map();
 }
 
 std::uint64_t Environment::map_used_bytes() const {
@@ -175,6 +271,7 @@ void Environment::copy_compacted(const fs::path& target) const {
   // mdb_env_copy2 runs its own read transaction: the map lock is held shared
   // so that this process does not resize the map meanwhile.
   std::shared_lock map(map_lock_);
+  const lmdb::InLmdb inside(env_.get());
   const int rc = mdb_env_copy2(env_.get(), target.c_str(), MDB_CP_COMPACT);
   if (rc > 0) {
     throw Error(ErrorCode::io_error,

@@ -20,6 +20,7 @@
 
 #include "lighthouse/error.h"
 #include "lighthouse/options.h"
+#include "lmdb/file_check.h"
 #include "lmdb/lmdb.h"
 
 namespace lighthouse {
@@ -81,6 +82,19 @@ class Environment {
   std::uint64_t map_size_bytes() const;
   unsigned readers_in_use() const;
 
+  // The structural check of the file (lmdb/file_check.h) on the snapshot of
+  // a read transaction it holds while it walks — so that writers of any
+  // process cause no false reports — returned with that transaction. A
+  // snapshot rewritten before its meta page was read is walked again on a
+  // newer one (bounded). Errors: io_error.
+  struct CheckedSnapshot {
+    std::unique_ptr<ReadTxn> read;
+    lmdb::StructureReport structure;
+  };
+  CheckedSnapshot check_structure(std::size_t max_problems) const;
+  // The first problem of a damaged structure, in words: "page N (db): what".
+  static std::string describe(const lmdb::StructureReport& damaged);
+
   // LMDB's compacting copy of one snapshot into the directory `target`,
   // under the map lock shared.
   void copy_compacted(const std::filesystem::path& target) const;
@@ -93,7 +107,11 @@ class Environment {
   std::optional<Error> failed_error() const;
 
  private:
+  void check_meta_pages() const;
+  void check_structure_on_open(bool read_only) const;
   void check_file_size();
+  // Tells the fault handler (lighthouse/faults.h) where the map is now.
+  void note_map() const;
 
   const std::filesystem::path path_;
   const std::size_t max_map_size_;
@@ -110,6 +128,8 @@ class Environment {
 
   mutable std::mutex failure_mutex_;
   std::string failure_;  // why the store refuses writes, once it does
+
+  int region_ = -1;  // this map's slot in map_regions
 };
 
 }  // namespace lighthouse

@@ -40,6 +40,7 @@ std::uint64_t dup_count(MDB_txn* txn, MDB_dbi dbi, std::string_view key) {
   MDB_val k = lmdb::val(key), v;
   if (!cursor.seek(k, v, MDB_SET)) return 0;
   std::size_t count = 0;
+  const lmdb::InLmdb inside(mdb_cursor_txn(cursor.get()));
   lmdb::check(mdb_cursor_count(cursor.get(), &count), "mdb_cursor_count");
   return count;
 }

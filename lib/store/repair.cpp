@@ -90,6 +90,7 @@ std::uint64_t prune_heads(MDB_txn* t, const Databases& dbs, const std::map<std::
   }
   for (const auto& name : derived) {
     MDB_val dk = lmdb::val(name);
+    const lmdb::InLmdb inside(t);
     lmdb::check(mdb_del(t, dbs.aggregate_heads, &dk, nullptr), "mdb_del");
   }
   return aggregates;
@@ -101,6 +102,7 @@ void rebuild_indexes(WritePath& writer, const Databases& dbs, RepairReport& repo
   writer.write_exclusive([&](MDB_txn* t) {
     const auto kept_keys = dropped_keys(t, dbs);
     for (MDB_dbi dbi : {dbs.by_type, dbs.by_aggregate, dbs.by_idempotency_key}) {
+      const lmdb::InLmdb inside(t);
       lmdb::check(mdb_drop(t, dbi, 0), "emptying an index");
     }
     for (const auto& [key, value] : kept_keys) lmdb::put(t, dbs.by_idempotency_key, key, value);

@@ -9,6 +9,9 @@
 
 #include "codec/record.h"
 #include "files.h"
+#include "lmdb/file_check.h"
+#include "store/damage_mark.h"
+#include "store/environment.h"
 #include "store/registry.h"
 
 namespace lighthouse {
@@ -19,6 +22,7 @@ namespace {
 // all its events keeps its head, and an idempotency key its event's ID,
 // content hash and version, so that a retry still replays.
 void drop_index_entries(MDB_txn* t, const Databases& dbs, const std::string& key, const RecordedEvent& e) {
+  const lmdb::InLmdb inside(t);
   MDB_val tk = lmdb::val(e.type), tv = lmdb::val(key);
   int rc = mdb_del(t, dbs.by_type, &tk, &tv);
   if (rc != MDB_NOTFOUND) lmdb::check(rc, "deleting a by_type entry");
@@ -55,6 +59,7 @@ void drop_events(WritePath& writer, const Databases& dbs, std::uint64_t to_seque
           const EventId id = schema::decode_event_key(key, "an event to drop");
           if (id.sequence > to_sequence) break;
           const RecordedEvent e = codec::decode_record(id, lmdb::view(v));
+          const lmdb::InLmdb inside(t);
           lmdb::check(mdb_cursor_del(events.get(), 0), "deleting an event");
           drop_index_entries(t, dbs, key, e);
           chain = e.chain;
@@ -126,6 +131,7 @@ void write_compacted_copy(const fs::path& canonical, const fs::path& work, mode_
   lmdb::check(mdb_env_set_maxdbs(env.get(), 8), "mdb_env_set_maxdbs");
   lmdb::check(mdb_env_open(env.get(), canonical.c_str(), MDB_NOTLS | MDB_RDONLY, 0600),
               "opening '" + canonical.string() + "'");
+  const lmdb::InLmdb inside(env.get());
   const int rc = mdb_env_copy2(env.get(), work.c_str(), MDB_CP_COMPACT);
   if (rc > 0) {
     throw Error(ErrorCode::io_error, "writing the compacted copy: " + write_failure(rc, work, canonical / "data.mdb"));
@@ -152,6 +158,16 @@ CompactReport compact_store(const fs::path& path) {
     throw Error(ErrorCode::io_error,
                 "cannot stat '" + (canonical / "data.mdb").string() + "': " + std::strerror(errno));
   }
+  // LMDB's compacting copy walks the trees trusting every page.
+  const lmdb::StructureReport structure = lmdb::walk_structure(canonical / "data.mdb", {std::nullopt, 1});
+  if (!structure.ok()) {
+    throw Error(ErrorCode::corruption, "store '" + canonical.string() +
+                                           "' cannot be compacted: the file's structure is damaged (" +
+                                           Environment::describe(structure) +
+                                           "); run `lighthouse verify`, or copy out what can be read with "
+                                           "`lighthouse salvage`");
+  }
+  if (auto marked = damage_mark::refusal(canonical)) throw Error(ErrorCode::corruption, *marked);
   // A copy a failed compact left behind is not the store's: it goes first.
   CompactCopy copy{canonical / ".compact"};
   fs::remove_all(copy.work, ec);

@@ -200,6 +200,7 @@ Identity open_databases(MDB_txn* txn, const std::filesystem::path& path, const O
   const bool ro = options.read_only;
   auto open_db = [&](const char* name, unsigned flags) {
     MDB_dbi dbi;
+    const lmdb::InLmdb inside(txn);
     int rc = mdb_dbi_open(txn, name, flags | (ro ? 0u : unsigned{MDB_CREATE}), &dbi);
     if (rc == MDB_NOTFOUND) {
       damaged("store '" + path.string() + "' has no '" + name + "' database: not a Lighthouse store");
@@ -217,6 +218,7 @@ Identity open_databases(MDB_txn* txn, const std::filesystem::path& path, const O
     // but Lighthouse's own databases belongs to someone else, and is left
     // untouched (the caller's transaction aborts).
     MDB_dbi main_db;
+    const lmdb::InLmdb inside(txn);
     lmdb::check(mdb_dbi_open(txn, nullptr, 0, &main_db), "opening the main database");
     lmdb::Cursor names(txn, main_db);
     MDB_val k, v;

@@ -5,6 +5,8 @@
 
 #include "monitor/prometheus.h"
 #include "store/backup.h"
+#include "store/damage_mark.h"
+#include "store/salvage.h"
 #include "store/event_cursor.h"
 #include "store/repair.h"
 #include "store/retention.h"
@@ -182,10 +184,21 @@ VerifyReport Store::verify(const VerifyOptions& options) const {
   return report;
 }
 
+VerifyReport Store::check_file(const std::filesystem::path& path) { return check_store_file(path); }
+
 RepairReport Store::repair() {
   impl().refuse_read_only(read_only_handle_);
   RepairReport report;
-  report.before = verify();
+  report.before = verify();  // the structural check first
+  if (structure_damaged(report.before)) {
+    report.after = report.before;
+    report.refused = "the LMDB file's own structure is damaged: rebuilding the indexes would write through it (LMDB "
+                     "would reuse live pages); copy out what can be read with `lighthouse salvage " +
+                     impl().path().string() + " DEST` and use the new store";
+    return report;
+  }
+  // The structure is whole: a mark an earlier verify left no longer holds.
+  damage_mark::clear(impl().path());
   WritePath& writer = impl().writer();
   writer.run_exclusive(ExclusiveTask::repair, [&] { rebuild_indexes(writer, impl().dbs(), report); });
   report.after = verify();
@@ -197,6 +210,10 @@ BackupReport Store::backup(const std::filesystem::path& destination) const {
 }
 
 CompactReport Store::compact(const std::filesystem::path& path) { return compact_store(path); }
+
+SalvageReport Store::salvage(const std::filesystem::path& damaged, const std::filesystem::path& destination) {
+  return salvage_store(damaged, destination);
+}
 
 // --- Subscriptions and checkpoints: SubscriptionHub, Checkpoints ------------------
 
@@ -231,11 +248,13 @@ void Store::enter_emergency(const std::string& reason) {
   if (reason.size() > 1024 || !validation::is_valid_utf8(reason)) {
     throw Error(ErrorCode::invalid_argument, "an emergency reason must be 1 to 1024 bytes of UTF-8");
   }
+  impl().writer().refuse_if_damaged();  // it could not be recorded
   impl().writer().run_exclusive(ExclusiveTask::health, [&] { impl().health().enter_emergency(reason); });
 }
 
 void Store::clear_emergency() {
   impl().refuse_read_only(read_only_handle_);
+  impl().writer().refuse_if_damaged();
   impl().writer().run_exclusive(ExclusiveTask::health, [&] { impl().health().clear_emergency(); });
 }
 

@@ -33,9 +33,15 @@ std::shared_ptr<Store::Impl> Store::Impl::open(const fs::path& path, const Optio
     // A directory we may not enter is not "no store".
     throw Error(ErrorCode::io_error, "cannot open store '" + path.string() + "': " + ec.message());
   }
+  fs::path first_existing;  // of a new store's directory and its parents
   if (!exists) {
     if (options.read_only || !options.create_if_missing) {
       throw Error(ErrorCode::not_found, "no store at '" + path.string() + "'");
+    }
+    first_existing = fs::absolute(directory_path(path), ec);
+    while (!first_existing.empty() && !fs::exists(first_existing, ec) && first_existing.has_parent_path() &&
+           first_existing.parent_path() != first_existing) {
+      first_existing = first_existing.parent_path();
     }
     create_directory_for(path, options.file_mode, ec);
     if (ec) throw Error(ErrorCode::io_error, "cannot create store directory '" + path.string() + "': " + ec.message());
@@ -43,6 +49,16 @@ std::shared_ptr<Store::Impl> Store::Impl::open(const fs::path& path, const Optio
   fs::path canonical = fs::canonical(path, ec);
   if (ec) throw Error(ErrorCode::io_error, "cannot resolve '" + path.string() + "': " + ec.message());
   auto impl = registry::acquire(canonical, [&] { return std::make_shared<Impl>(canonical, options); });
+  if (!exists && !first_existing.empty()) {
+    // A new store is durable only once its names are: data.mdb in its
+    // directory, and each directory made for it in its parent (LMDB syncs
+    // the file, never a directory). Power-loss tests: tests/crash/.
+    const fs::path stop = fs::canonical(first_existing, ec);
+    for (fs::path dir = canonical; !ec; dir = dir.parent_path()) {
+      sync_path(dir, true);
+      if (dir == stop || !dir.has_parent_path() || dir.parent_path() == dir) break;
+    }
+  }
   if (impl->options().read_only && !options.read_only) {
     throw Error(ErrorCode::already_open, "store '" + canonical.string() +
                                              "' is already open read-only in this process; close it to open it for "
@@ -51,16 +67,40 @@ std::shared_ptr<Store::Impl> Store::Impl::open(const fs::path& path, const Optio
   return impl;
 }
 
+namespace {
+
+// A corruption found while opening that does not yet say which store: it
+// does now. Any other error goes on as it is.
+[[noreturn]] void rethrow_naming(const fs::path& store, const Error& e) {
+  const std::string_view what = e.what();
+  if (e.code() != ErrorCode::corruption || what.find(store.string()) != std::string_view::npos) throw;  // (called from its catch)
+  std::string message = "store '" + store.string() + "' is damaged: " + std::string(what);
+  if (what.find("lighthouse verify") == std::string_view::npos) message += " (run `lighthouse verify`)";
+  throw Error(ErrorCode::corruption, message);
+}
+
+}  // namespace
+
 Store::Impl::Impl(fs::path canonical_path, const Options& options)
     : path_(std::move(canonical_path)), options_(options), env_(std::make_unique<Environment>(path_, options_)) {
   {
     lmdb::Txn txn(env_->get(), options_.read_only);
-    identity_ = schema::open_databases(txn.get(), path_, options_, wall_clock_ns(options_));
+    try {
+      identity_ = schema::open_databases(txn.get(), path_, options_, wall_clock_ns(options_));
+    } catch (const Error& e) {
+      rethrow_naming(path_, e);
+    }
     if (options_.check_on_open && identity_.importing) {
       throw Error(ErrorCode::corruption,
                   "store '" + path_.string() + "' holds an import that was interrupted: remove the store and import again");
     }
-    if (options_.check_on_open) check_invariants(txn.get());
+    if (options_.check_on_open) {
+      try {
+        check_invariants(txn.get());
+      } catch (const Error& e) {
+        rethrow_naming(path_, e);
+      }
+    }
     txn.commit();
   }
   if (options_.monitor) {

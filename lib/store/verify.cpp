@@ -1,5 +1,8 @@
 #include "store/verify.h"
 
+#include <algorithm>
+#include <chrono>
+#include <thread>
 #include <map>
 #include <optional>
 
@@ -326,6 +329,11 @@ VerifyReport verify_snapshot(MDB_txn* txn, const Databases& dbs, const VerifyOpt
   return Verifier(txn, dbs, options).run();
 }
 
+bool structure_damaged(const VerifyReport& report) {
+  return std::any_of(report.problems.begin(), report.problems.end(),
+                     [](const IntegrityProblem& p) { return p.category == "structure"; });
+}
+
 void add_structure_problems(const lmdb::StructureReport& structure, VerifyReport& report) {
   report.pages_checked = structure.pages;
   for (const auto& p : structure.problems) {
@@ -336,33 +344,35 @@ void add_structure_problems(const lmdb::StructureReport& structure, VerifyReport
   report.problem_count += structure.problem_count;
 }
 
+VerifyReport check_store_file(const std::filesystem::path& store) {
+  const std::filesystem::path data = store / "data.mdb";
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(data, ec)) throw Error(ErrorCode::not_found, "no store at '" + store.string() + "'");
+  lmdb::StructureReport structure;
+  // Nothing pins a snapshot here: a problem counts only when it is there on
+  // three walks, a few milliseconds apart.
+  for (int walk = 0; walk < 3; ++walk) {
+    if (walk > 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    structure = lmdb::walk_structure(data);
+    if (structure.ok()) break;
+  }
+  VerifyReport report;
+  add_structure_problems(structure, report);
+  return report;
+}
+
 VerifyReport verify_store(const Environment& env, const Databases& dbs, const VerifyOptions& options) {
-  const std::filesystem::path data = env.path() / "data.mdb";
-  // The meta page of a snapshot is rewritten two commits later: a walk that
-  // finds it gone begins again on a newer snapshot (bounded).
-  for (int attempt = 0;; ++attempt) {
-    auto read = env.begin_read();
-    const lmdb::StructureReport structure =
-        lmdb::walk_structure(data, {mdb_txn_id(read->get()), options.max_problems});
-    if (structure.snapshot_gone && attempt < 20) continue;
-    if (structure.snapshot_gone) {
-      throw Error(ErrorCode::io_error, "store '" + env.path().string() +
-                                           "': the structural check could not keep up with the writers (20 snapshots "
-                                           "were rewritten before their meta page was read)");
-    }
-    if (!structure.ok()) {
-      VerifyReport report;
-      add_structure_problems(structure, report);
-      const auto& first = structure.problems.front();
-      damage_mark::set(env.path(), "verify found the file's structure damaged: " +
-                                       (first.page == lmdb::kNoPage ? std::string() : "page " + std::to_string(first.page) + " ") +
-                                       "(" + first.database + "): " + first.detail);
-      return report;
-    }
-    VerifyReport report = verify_snapshot(read->get(), dbs, options);
-    report.pages_checked = structure.pages;
+  const Environment::CheckedSnapshot checked = env.check_structure(options.max_problems);
+  if (!checked.structure.ok()) {
+    VerifyReport report;
+    add_structure_problems(checked.structure, report);
+    damage_mark::set(env.path(), "verify found the file's structure damaged: " + Environment::describe(checked.structure));
     return report;
   }
+  // The rest on the snapshot just walked: LMDB reads only checked pages.
+  VerifyReport report = verify_snapshot(checked.read->get(), dbs, options);
+  report.pages_checked = checked.structure.pages;
+  return report;
 }
 
 }  // namespace lighthouse

@@ -21,6 +21,12 @@ VerifyReport verify_snapshot(MDB_txn* txn, const Databases& dbs, const VerifyOpt
 // left beside data.mdb; otherwise verify_snapshot() on the same snapshot.
 VerifyReport verify_store(const Environment& env, const Databases& dbs, const VerifyOptions& options);
 
+// Store::check_file(): the walk alone on the current meta, without LMDB.
+VerifyReport check_store_file(const std::filesystem::path& store);
+
+// Returns true iff `report` holds a problem of the file's structure.
+bool structure_damaged(const VerifyReport& report);
+
 // The structural problems of a walk as verify() reports them.
 void add_structure_problems(const lmdb::StructureReport& structure, VerifyReport& report);
 

@@ -5,6 +5,7 @@
 
 #include "monitor/prometheus.h"
 #include "files.h"
+#include "store/damage_mark.h"
 #include "store/clock.h"
 #include "store/validation.h"
 #include "store/write_txn.h"
@@ -76,7 +77,8 @@ void WritePath::stop() noexcept {
   // that failed keeps the previous one). Only a process that appended: one
   // whose appends all failed, or that only recorded a health transition,
   // leaves the previous report.
-  if (monitor_ && !env_.closed() && env_.failure().empty() && appended_.exchange(false)) {
+  if (monitor_ && !env_.closed() && env_.failure().empty() && appended_.exchange(false) &&
+      !damage_mark::get(env_.path())) {
     try {
       env_.with_write_txn([this](MDB_txn* txn) { persist_sla(txn); });
     } catch (const std::exception&) {
@@ -154,7 +156,12 @@ void WritePath::run_exclusive(ExclusiveTask task, std::function<void()> work, bo
   done.get();
 }
 
+void WritePath::refuse_if_damaged() const {
+  if (auto marked = damage_mark::refusal(env_.path())) throw Error(ErrorCode::corruption, *marked);
+}
+
 void WritePath::write_exclusive(const std::function<void(MDB_txn*)>& body) {
+  refuse_if_damaged();
   env_.with_write_txn(body);
   if (committed_) committed_();  // health events and imports are events too
 }
@@ -201,6 +208,8 @@ void WritePath::commit_group(std::vector<std::unique_ptr<AppendRequest>>& group)
   out.errors.resize(group.size());
   if (auto failed = env_.failed_error()) {
     out.group_error = std::make_exception_ptr(*failed);
+  } else if (auto marked = damage_mark::refusal(env_.path())) {
+    out.group_error = std::make_exception_ptr(Error(ErrorCode::corruption, *marked));
   } else {
     write_group(group, out);
   }

@@ -56,6 +56,10 @@ class WritePath {
   // Inside an exclusive task: `body` in a write transaction (the map grows
   // when full), then the subscriptions are told.
   void write_exclusive(const std::function<void(MDB_txn*)>& body);
+  // Throws Error(corruption) while the store carries the damage mark
+  // (store/damage_mark.h): for writes that would otherwise hold only in
+  // this process, such as a manual emergency.
+  void refuse_if_damaged() const;
   // Inside an exclusive task: a `$health.<to>` event and the state, in one
   // transaction. Returns the event's ID.
   std::string write_health(const monitor::HealthRecord& record, const HealthTransition& transition);

@@ -216,6 +216,7 @@ void WriteTxn::put_event(std::string_view key, std::string_view record, std::str
     if (head->kept) {
       // The aggregate has events again: its head is read from by_aggregate.
       MDB_val hk = lmdb::val(aggregate);
+      const lmdb::InLmdb inside(txn_);
       lmdb::check(mdb_del(txn_, dbs_.aggregate_heads, &hk, nullptr), "mdb_del aggregate_heads");
     }
     head->version = version;
@@ -229,6 +230,7 @@ void WriteTxn::put_event(std::string_view key, std::string_view record, std::str
 
 void WriteTxn::put(lmdb::Cursor& c, std::string_view key, std::string_view value, unsigned flags) {
   MDB_val k = lmdb::val(key), v = lmdb::val(value);
+  const lmdb::InLmdb inside(mdb_cursor_txn(c.get()));
   lmdb::check(mdb_cursor_put(c.get(), &k, &v, flags), "mdb_cursor_put");
 }
 

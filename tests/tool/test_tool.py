@@ -390,7 +390,7 @@ class BatchTest(ToolTestCase):
         self._query_store()
         result = run("verify", self.store)
         self.assertEqual(result.rc, EXIT_OK, result)
-        self.assertTrue(result.out.startswith("ok: 40 events"), result.out)
+        self.assertRegex(result.out, r"^ok: \d+ pages, 40 events", result.out)
         (report,) = run("verify", self.store, "--json").json_lines()
         self.assertEqual((report["ok"], report["events_checked"], report["problem_count"]),
                          (True, 40, 0))

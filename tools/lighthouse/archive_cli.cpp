@@ -35,6 +35,7 @@ void add_archive_commands(CLI::App& app, Commands& commands) {
   import_cmd->add_option("ARCHIVE_DIR", a->archive, "Archive directory")->required();
   import_cmd->add_option("STORE", a->store, "Store directory (created if missing)")->required();
   import_cmd->add_option("--until", a->until, "Import events up to this ID (inclusive)");
+  add_structure_check(*import_cmd);
   commands.push_back({import_cmd, succeeds([a] { run_import(a->archive, a->store, a->until, std::cout); })});
 
   CLI::App* archive_cmd = app.add_subcommand("archive", "Inspect an archive");
@@ -52,6 +53,7 @@ void add_archive_commands(CLI::App& app, Commands& commands) {
   add_store_argument(*truncate, a->store);
   truncate->add_option("--archive", a->archive, "The archive that holds them")->required();
   truncate->add_option("--before", a->before, "Drop every event before this ID")->required();
+  add_structure_check(*truncate);
   commands.push_back({truncate, succeeds([a] { run_truncate(a->store, a->archive, a->before, std::cout); })});
 }
 

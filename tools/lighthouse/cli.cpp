@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "exit_codes.h"
+#include "store_commands.h"
 
 namespace lighthouse::tool {
 
@@ -37,6 +38,13 @@ void refuse_empty_values(CLI::App& command) {
     if (option->get_type_size_max() != 0) option->check(not_empty);
   }
   for (CLI::App* sub : command.get_subcommands({})) refuse_empty_values(*sub);
+}
+
+void add_structure_check(CLI::App& command) {
+  command.add_flag_callback(
+      "--check", [] { check_structure_on_open(true); },
+      "Check the structure of the store's whole file before writing to it (reads every page; a damaged store is "
+      "refused with exit code 5)");
 }
 
 std::optional<std::uint32_t> parse_node_id(const std::string& text) {

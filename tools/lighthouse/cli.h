@@ -38,6 +38,9 @@ void footer_with_exit_codes(CLI::App& command, const std::string& text);
 // No option or argument of the tool means anything when empty: an empty
 // value (an unset shell variable) is refused rather than read as "not given".
 void refuse_empty_values(CLI::App& command);
+// The --check flag of a command that writes: the structural check of the
+// store's whole file before it is opened (Options::check_structure_on_open).
+void add_structure_check(CLI::App& command);
 // A node id: a decimal from 0 to 4294967295, no leading zero.
 std::optional<std::uint32_t> parse_node_id(const std::string& text);
 // The shape of the command line (an unknown command or option, a missing

@@ -2,6 +2,8 @@
 #include "output.h"
 
 #include <chrono>
+#include <optional>
+#include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "exit_codes.h"
@@ -18,6 +20,7 @@ Json report_json(const VerifyReport& report) {
   out["ok"] = report.ok();
   out["events_checked"] = report.events_checked;
   out["index_entries_checked"] = report.index_entries_checked;
+  out["pages_checked"] = report.pages_checked;
   out["problem_count"] = report.problem_count;
   Json problems = Json::array();
   for (const auto& p : report.problems) {
@@ -41,17 +44,33 @@ Store open_for_inspection(const std::string& path, bool read_only) {
 }
 }  // namespace
 
+// A store too damaged to open (its main database, say): the structural check
+// of its file alone says what is wrong, with the error of the open.
+VerifyReport unopenable(const std::string& path, const Error& refused) {
+  VerifyReport report = Store::check_file(path);
+  ++report.problem_count;
+  report.problems.push_back({"open", path, refused.what()});
+  return report;
+}
+
 int run_verify(const std::string& path, bool json, const std::string& archive, std::ostream& out) {
-  Store store = open_for_inspection(path, true);
-  VerifyReport report = store.verify();
-  if (!archive.empty()) {
+  std::optional<Store> store;
+  VerifyReport report;
+  try {
+    store.emplace(open_for_inspection(path, true));
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::corruption) throw;
+    report = unopenable(path, e);
+  }
+  if (store) report = store->verify();
+  if (store && !archive.empty()) {
     // Archive plus store must form one unbroken chain.
     ArchiveVerifyReport archived = verify_archive(archive);
     for (const auto& p : archived.problems) {
       ++report.problem_count;
       report.problems.push_back({"archive", p.file, p.detail});
     }
-    for (const auto& p : cross_check_archive(store, archive)) {
+    for (const auto& p : cross_check_archive(*store, archive)) {
       ++report.problem_count;
       report.problems.push_back({"archive", p.file, p.detail});
     }
@@ -63,10 +82,10 @@ int run_verify(const std::string& path, bool json, const std::string& archive, s
     if (report.problem_count > report.problems.size()) {
       print_line(out, "... and " + std::to_string(report.problem_count - report.problems.size()) + " more");
     }
-    print_line(out, std::string(report.ok() ? "ok" : "damaged") + ": " +
-                   std::to_string(report.events_checked) + " events and " +
-                   std::to_string(report.index_entries_checked) + " index entries checked, " +
-                   std::to_string(report.problem_count) + " problems");
+    print_line(out, std::string(report.ok() ? "ok" : "damaged") + ": " + std::to_string(report.pages_checked) +
+                        " pages, " + std::to_string(report.events_checked) + " events and " +
+                        std::to_string(report.index_entries_checked) + " index entries checked, " +
+                        std::to_string(report.problem_count) + " problems");
   }
   return report.ok() ? kExitSuccess : exit_code_for(ErrorCode::corruption);
 }
@@ -84,8 +103,32 @@ int run_repair(const std::string& path, std::ostream& out) {
   j["problems_before"] = report.before.problem_count;
   j["problems_after"] = report.after.problem_count;
   j["after"] = report_json(report.after);
+  if (!report.refused.empty()) j["refused"] = report.refused;
   print_line(out, dump(j));
+  if (!report.refused.empty()) std::cerr << "lighthouse: repair refused: " << report.refused << '\n';
   return report.after.ok() ? kExitSuccess : exit_code_for(ErrorCode::corruption);
+}
+
+int run_salvage(const std::string& path, const std::string& destination, std::ostream& out) {
+  const SalvageReport r = Store::salvage(path, destination);
+  Json j;
+  j["destination"] = r.destination;
+  j["events_salvaged"] = r.events_salvaged;
+  j["first_sequence"] = r.first_sequence;
+  j["last_sequence"] = r.last_sequence;
+  Json lost = Json::array();
+  for (const auto& range : r.lost) lost.push_back({{"first", range.first}, {"last", range.last}});
+  j["lost"] = lost;
+  j["events_lost"] = r.events_lost;
+  j["events_after_gap"] = r.events_after_gap;
+  j["after_gap_file"] = r.after_gap_file;
+  j["records_damaged"] = r.records_damaged;
+  j["pages_unreadable"] = r.pages_unreadable;
+  j["scanned_pages"] = r.scanned_pages;
+  j["checkpoints_salvaged"] = r.checkpoints_salvaged;
+  j["complete"] = r.complete();
+  print_line(out, dump(j));
+  return r.complete() ? kExitSuccess : exit_code_for(ErrorCode::corruption);
 }
 
 void run_truncate(const std::string& path, const std::string& archive, const std::string& before,

@@ -32,4 +32,8 @@ void run_metrics(const std::string& path, const std::string& archive, std::ostre
 
 void run_backup(const std::string& path, const std::string& destination, std::ostream& out);
 
+// A new store in `destination` from what can still be read of a damaged one;
+// prints the report. Exit code 0 when nothing was lost, 5 when events were.
+int run_salvage(const std::string& path, const std::string& destination, std::ostream& out);
+
 }  // namespace lighthouse::tool

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "exit_codes.h"
 #include "lighthouse/error.h"
+#include "lighthouse/faults.h"
 #include "lighthouse/version.h"
 
 using namespace lighthouse::tool;
@@ -17,6 +18,9 @@ using namespace lighthouse::tool;
 int main(int argc, char** argv) {
   // A closed stdout should be an error we report, not a signal that kills us.
   std::signal(SIGPIPE, SIG_IGN);
+  // A damaged store's page that LMDB reads outside its map is exit code 5
+  // with a message naming the store, not a crash (any other fault still is).
+  lighthouse::install_store_fault_handler(kExitCorruption);
 
   CLI::App app("Lighthouse: an embedded, transactional event store.", "lighthouse");
   app.footer(exit_code_table());

@@ -20,12 +20,19 @@ void add_integrity(CLI::App& app, Commands& commands, const std::shared_ptr<Argu
   verify->add_flag("--json", a->json, "Print the report as one JSON object");
   verify->add_option("--archive", a->archive,
                      "Also verify this archive and that archive plus store form one unbroken chain");
-  footer_with_exit_codes(*verify, "Exit code 0 when the store is clean, 5 when anything is wrong. Never writes.");
+  footer_with_exit_codes(*verify, "Exit code 0 when the store is clean, 5 when anything is wrong. It checks the LMDB file's "
+                         "structure (every page) before anything reads through LMDB. It never writes to the store, "
+                         "except that a store whose structure is damaged is marked so: every writer then refuses to "
+                         "write until `lighthouse repair` (of a whole structure) clears the mark.");
   commands.push_back({verify, [a] { return run_verify(a->store, a->json, a->archive, std::cout); }});
 
   CLI::App* repair =
       app.add_subcommand("repair", "Rebuild the indexes and counters from the events (never drops an event)");
   add_store_argument(*repair, a->store);
+  footer_with_exit_codes(*repair,
+                         "It checks the file's structure first: a store whose structure is damaged is not repaired "
+                         "(exit code 5) but salvaged (`lighthouse salvage`). Repair clears the damage mark verify "
+                         "leaves.");
   commands.push_back({repair, [a] { return run_repair(a->store, std::cout); }});
 
   CLI::App* backup =
@@ -33,6 +40,16 @@ void add_integrity(CLI::App& app, Commands& commands, const std::shared_ptr<Argu
   add_store_argument(*backup, a->store);
   backup->add_option("DEST", a->destination, "A new or empty directory")->required();
   commands.push_back({backup, succeeds([a] { run_backup(a->store, a->destination, std::cout); })});
+
+  CLI::App* salvage = app.add_subcommand(
+      "salvage", "Build a new store from every event a damaged store still holds (read from its pages, not through LMDB)");
+  add_store_argument(*salvage, a->store);
+  salvage->add_option("DEST", a->destination, "A new or empty directory")->required();
+  footer_with_exit_codes(*salvage,
+                         "Prints what was salvaged and what was lost. Exit code 0 when every event was salvaged, 5 "
+                         "when some were lost (the new store holds the history up to the first loss; readable events "
+                         "after it are written beside it). The damaged store is not changed.");
+  commands.push_back({salvage, [a] { return run_salvage(a->store, a->destination, std::cout); }});
 }
 
 void add_monitoring(CLI::App& app, Commands& commands, const std::shared_ptr<Arguments>& a) {
@@ -48,6 +65,7 @@ void add_monitoring(CLI::App& app, Commands& commands, const std::shared_ptr<Arg
                                          "Enter a manual emergency for every process: appends are refused until "
                                          "--clear-emergency"),
                       health->add_flag("--clear-emergency", a->clear_emergency, "End a manual emergency")});
+  add_structure_check(*health);
   footer_with_exit_codes(*health,
                          "States: healthy, warning, degraded (low-priority appends are shed), emergency (appends "
                          "refused). Without options it opens the store read-only and never writes.");

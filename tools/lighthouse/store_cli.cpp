@@ -38,6 +38,7 @@ void add_init_append(CLI::App& app, Commands& commands, const std::shared_ptr<Ar
       "append", "Append JSON lines read from stdin; prints {id, sequence, aggregate_version} per event");
   add_store_argument(*append, a->store);
   append->add_flag("--batch", a->atomic, "Append all of stdin atomically, in one transaction");
+  add_structure_check(*append);
   append
       ->add_option("--priority", a->priority,
                    "low, normal, high or critical: a degraded store refuses appends below the priority it admits "
@@ -104,6 +105,7 @@ void add_tail(CLI::App& app, Commands& commands, const std::shared_ptr<Arguments
                       tail->add_option("--since", t.since, "Start at TIME: RFC 3339 or integer nanoseconds"),
                       tail->add_flag("--from-start", t.from_start, "Start at the first event (the default)")});
   tail->add_flag("--follow", t.follow, "Keep printing what any process appends, until SIGINT or SIGTERM");
+  add_structure_check(*tail);
   tail->add_option("--consumer", t.consumer,
                    "Store a checkpoint under NAME: the next run continues after it (the start options apply to "
                    "the first run only)");

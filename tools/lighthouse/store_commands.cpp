@@ -21,10 +21,18 @@ bool store_exists(const std::string& path) {
 
 }  // namespace
 
+namespace {
+bool check_structure = false;
+}  // namespace
+
+void check_structure_on_open(bool on) { check_structure = on; }
+bool structure_check_requested() { return check_structure; }
+
 Store open_existing(const std::string& path, bool read_only) {
   Options options;
   options.create_if_missing = false;
   options.read_only = read_only;
+  options.check_structure_on_open = check_structure;
   return Store::open(path, options);
 }
 

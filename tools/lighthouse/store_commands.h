@@ -11,8 +11,11 @@
 namespace lighthouse::tool {
 
 // Opens the store at `path`, which must exist (else Error(not_found) naming
-// the path). Read commands pass read_only = true.
+// the path). Read commands pass read_only = true. A command's --check asks
+// for the structural check of the whole file on open.
 Store open_existing(const std::string& path, bool read_only);
+void check_structure_on_open(bool on);
+bool structure_check_requested();
 
 // Creates a store and prints its path, node id and format version. Refuses
 // (std::runtime_error, exit code 1) when a store exists at `path` already:
