@@ -4,6 +4,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include <cstring>
@@ -56,6 +57,22 @@ std::string write_failure(int err, const std::filesystem::path& where, const std
     if (!ec) out += "; the store's data file is " + byte_size(size);
   }
   return out;
+}
+
+void check_copy_destination(const std::filesystem::path& destination, const std::filesystem::path& store,
+                            const char* what) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::exists(destination, ec) && (!fs::is_directory(destination, ec) || !fs::is_empty(destination, ec))) {
+    throw Error(ErrorCode::invalid_argument, std::string(what) + " destination '" + destination.string() +
+                                                 "' exists and is not an empty directory");
+  }
+  const fs::path where = fs::weakly_canonical(destination, ec);
+  auto [s, w] = std::mismatch(store.begin(), store.end(), where.begin(), where.end());
+  if (!ec && s == store.end()) {
+    throw Error(ErrorCode::invalid_argument, std::string(what) + " destination '" + destination.string() + "' is " +
+                                                 (w == where.end() ? "the store itself" : "inside the store's directory"));
+  }
 }
 
 }  // namespace lighthouse

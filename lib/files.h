@@ -49,6 +49,13 @@ inline bool create_directory_for(const std::filesystem::path& path, unsigned fil
 // fsync of a file or a directory. Errors: io_error naming the path.
 void sync_path(const std::filesystem::path& path, bool directory);
 
+// A copy's destination (`what`: "backup", "salvage"): a new or empty
+// directory, neither the store's directory `store` (canonical) nor anything
+// inside it. Checked before anything is created there. Errors:
+// invalid_argument.
+void check_copy_destination(const std::filesystem::path& destination, const std::filesystem::path& store,
+                            const char* what);
+
 // What a failed write with `err` (an errno) in the filesystem of `where`
 // means, in the store's words: for ENOSPC — and for EIO when the filesystem
 // is (nearly) full, which is how LMDB reports a short write — "no space left

@@ -22,6 +22,13 @@ FdSource::FdSource(const std::filesystem::path& file) : path_(file) {
   size_ = end < 0 ? 0 : static_cast<std::uint64_t>(end);
 }
 
+void FdSource::read_ahead() const {
+  // The walk reads every page, in tree order rather than file order: ask
+  // the kernel to read the file in meanwhile (a cold check of a file on disk
+  // is otherwise one seek per page).
+  ::posix_fadvise(fd_, 0, 0, POSIX_FADV_WILLNEED);
+}
+
 FdSource::~FdSource() {
   if (fd_ >= 0) ::close(fd_);
 }

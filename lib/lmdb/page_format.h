@@ -109,6 +109,8 @@ class FdSource : public PageSource {
   FdSource& operator=(const FdSource&) = delete;
   std::uint64_t size() const override { return size_; }
   bool read(std::uint64_t offset, std::size_t n, std::string& out) const override;
+  // Asks the kernel to read the whole file in, for a walk of every page.
+  void read_ahead() const;
 
  private:
   std::filesystem::path path_;

@@ -13,22 +13,6 @@ namespace lighthouse {
 namespace fs = std::filesystem;
 namespace {
 
-// A new or empty directory, neither the store's directory nor anything
-// inside it (checked before anything is created there).
-void check_destination(const fs::path& destination, const fs::path& store) {
-  std::error_code ec;
-  if (fs::exists(destination, ec) && (!fs::is_directory(destination, ec) || !fs::is_empty(destination, ec))) {
-    throw Error(ErrorCode::invalid_argument,
-                "backup destination '" + destination.string() + "' exists and is not an empty directory");
-  }
-  const fs::path where = fs::weakly_canonical(destination, ec);
-  auto [s, w] = std::mismatch(store.begin(), store.end(), where.begin(), where.end());
-  if (!ec && s == store.end()) {
-    throw Error(ErrorCode::invalid_argument, "backup destination '" + destination.string() + "' is " +
-                                                 (w == where.end() ? "the store itself" : "inside the store's directory"));
-  }
-}
-
 // A backup that fails leaves nothing behind — and removes nothing it did
 // not make: the directory it created, or the files it wrote into the empty
 // one it was given (LMDB creates data.mdb with O_EXCL, so once the copy
@@ -73,7 +57,7 @@ BackupReport backup_store(const Environment& env, const Options& store_options, 
   const auto start = std::chrono::steady_clock::now();
   // Checked and created in normal form: "new/.." is the existing parent.
   const fs::path destination = directory_path(fs::absolute(given));
-  check_destination(destination, env.path());
+  check_copy_destination(destination, env.path(), "backup");
   std::error_code ec;
   const bool created = create_directory_for(destination, store_options.file_mode, ec);
   if (ec) throw Error(ErrorCode::io_error, "cannot create '" + destination.string() + "': " + ec.message());

@@ -14,6 +14,7 @@
 #include "codec/record.h"
 #include "files.h"
 #include "lmdb/recovery.h"
+#include "store/archive_access.h"
 #include "store/store_impl.h"
 #include "store/write_txn.h"
 
@@ -112,19 +113,6 @@ History link(Candidates& c, std::uint64_t base, Sha256 chain, std::uint64_t last
   return h;
 }
 
-void check_destination(const fs::path& destination, const fs::path& source) {
-  std::error_code ec;
-  if (fs::exists(destination, ec) && (!fs::is_directory(destination, ec) || !fs::is_empty(destination, ec))) {
-    throw Error(ErrorCode::invalid_argument,
-                "salvage destination '" + destination.string() + "' exists and is not an empty directory");
-  }
-  const fs::path where = fs::weakly_canonical(destination, ec);
-  auto [s, w] = std::mismatch(source.begin(), source.end(), where.begin(), where.end());
-  if (!ec && s == source.end()) {
-    throw Error(ErrorCode::invalid_argument, "salvage destination '" + destination.string() + "' is inside the store");
-  }
-}
-
 // The new store's base, as the old one's truncation left it: its first
 // sequence, chain anchor and archive, and the heads of aggregates whose
 // first events are before it (or all of whose events are).
@@ -163,19 +151,11 @@ void write_base(Store::Impl& impl, const OldMeta& old, std::uint64_t base, const
   });
 }
 
-void import_kept(Store::Impl& impl, const std::vector<RecordedEvent>& kept) {
-  constexpr std::size_t kChunk = 10'000;
+void import_kept(Store& store, const std::vector<RecordedEvent>& kept) {
+  constexpr std::size_t kChunk = 10'000;  // events a transaction
   for (std::size_t from = 0; from < kept.size(); from += kChunk) {
-    const std::vector<RecordedEvent> chunk(kept.begin() + static_cast<std::ptrdiff_t>(from),
-                                           kept.begin() + static_cast<std::ptrdiff_t>(std::min(kept.size(), from + kChunk)));
-    WritePath& writer = impl.writer();
-    writer.run_exclusive(ExclusiveTask::import, [&] {
-      writer.write_exclusive([&](MDB_txn* t) {
-        WriteTxn write(t, impl.dbs(), impl.options(), impl.node_id(), 0);
-        write.import(chunk);
-        write.finish();
-      });
-    });
+    const auto begin = kept.begin() + static_cast<std::ptrdiff_t>(from);
+    store_access::import_events(store, std::vector<RecordedEvent>(begin, begin + static_cast<std::ptrdiff_t>(std::min(kChunk, kept.size() - from))));
   }
 }
 
@@ -208,7 +188,7 @@ void salvage_into(const fs::path& destination, const fs::path& data, const OldMe
   Store store = Store::open(destination, options);
   Store::Impl& impl = StoreAccess::impl(store);
   write_base(impl, old, base, anchor, history.kept, data);
-  import_kept(impl, history.kept);
+  import_kept(store, history.kept);
   if (!history.kept.empty()) {
     report.first_sequence = history.kept.front().id.sequence;
     report.last_sequence = history.kept.back().id.sequence;
@@ -242,7 +222,7 @@ SalvageReport salvage_store(const fs::path& damaged, const fs::path& given) {
   if (!fs::is_regular_file(data, ec)) throw Error(ErrorCode::not_found, "no store at '" + damaged.string() + "'");
   const fs::path source = fs::canonical(damaged, ec);
   const fs::path destination = directory_path(fs::absolute(given));
-  check_destination(destination, source);
+  check_copy_destination(destination, source, "salvage");
 
   const OldMeta old = read_old_meta(data);
   lmdb::Recovery events = lmdb::recover_database(data, schema::kEvents, lmdb::ScanPages::when_tree_damaged, EventId::kKeySize);

@@ -39,19 +39,11 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "support/real_symbol.h"
+
 enum { OP_WRITE = 1, OP_DSYNC_WRITE, OP_TRUNCATE, OP_FALLOCATE, OP_SYNC, OP_CREATE, OP_MKDIR, OP_RENAME,
        OP_UNLINK, OP_RMDIR, OP_MARK };
 
-#define DEFINE_REAL(name)                               \
-  static __typeof__(&name) real_##name(void) {          \
-    static __typeof__(&name) real;                      \
-    if (real == NULL) {                                 \
-      void *symbol = dlsym(RTLD_NEXT, #name);           \
-      memcpy(&real, &symbol, sizeof real);              \
-    }                                                   \
-    return real;                                        \
-  }
-#define REAL(name) real_##name()
 DEFINE_REAL(write)
 DEFINE_REAL(writev)
 DEFINE_REAL(pwritev)
@@ -190,15 +182,6 @@ static int open_common(int fd_or_err, const char *path, int flags, int existed) 
   pthread_mutex_unlock(&lock);
   return fd_or_err;
 }
-
-#define OPEN_MODE(flags, mode)          \
-  mode_t mode = 0;                      \
-  if (flags & (O_CREAT | O_TMPFILE)) {  \
-    va_list ap;                         \
-    va_start(ap, flags);                \
-    mode = va_arg(ap, mode_t);          \
-    va_end(ap);                         \
-  }
 
 int open(const char *path, int flags, ...) {
   OPEN_MODE(flags, mode)

@@ -30,6 +30,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "support/real_symbol.h"
+
 static atomic_long calls;
 static atomic_long failures;
 static atomic_long fdatasync_calls, fsync_calls, dsync_pwrite_calls;
@@ -97,19 +99,6 @@ static int should_fail(const char *name, int matches) {
   return 1;
 }
 
-/* dlsym returns an object pointer; ISO C has no cast from it to a function
- * pointer, so the bits are copied. */
-#define DEFINE_REAL(name)                               \
-  static __typeof__(&name) real_##name(void) {          \
-    static __typeof__(&name) real;                      \
-    if (real == NULL) {                                 \
-      void *symbol = dlsym(RTLD_NEXT, #name);           \
-      memcpy(&real, &symbol, sizeof real);              \
-    }                                                   \
-    return real;                                        \
-  }
-#define REAL(name) real_##name()
-
 DEFINE_REAL(fdatasync)
 DEFINE_REAL(fsync)
 DEFINE_REAL(write)
@@ -166,16 +155,9 @@ ssize_t pwritev(int fd, const struct iovec *iov, int iovcnt, off_t offset) {
   return REAL(pwritev)(fd, iov, iovcnt, offset);
 }
 
-/* open and open64 take a mode only with O_CREAT or O_TMPFILE. */
 #define DEFINE_OPEN(name)                                       \
   int name(const char *path, int flags, ...) {                  \
-    mode_t mode = 0;                                            \
-    if (flags & (O_CREAT | O_TMPFILE)) {                        \
-      va_list ap;                                               \
-      va_start(ap, flags);                                      \
-      mode = va_arg(ap, mode_t);                                \
-      va_end(ap);                                               \
-    }                                                           \
+    OPEN_MODE(flags, mode)                                      \
     if (should_fail("open", path_matches(path))) return -1;     \
     return REAL(name)(path, flags, mode);                       \
   }
