@@ -13,5 +13,5 @@ export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/s
 # The fault shim cannot be preloaded into a TSan process, and TSan's shadow
 # memory makes the streaming-memory measurement meaningless: those tests run
 # under scripts/sanitize.sh and the plain suite.
-meson test -C build-tsan --print-errorlogs unit --test-args='~[fault]~[memory]' "$@"
-meson test -C build-tsan --print-errorlogs tool store_format "$@"
+meson test -C build-tsan --print-errorlogs --timeout-multiplier 3 unit --test-args='~[fault]~[memory]' "$@"
+meson test -C build-tsan --print-errorlogs --timeout-multiplier 3 tool store_format "$@"

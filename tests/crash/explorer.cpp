@@ -291,7 +291,9 @@ Workload record(const Config& c, const std::string& name) {
   argv[2] = "run";
   const fs::path log = c.dir / name / "log";
   if (run_child(argv, {"LD_PRELOAD=" + c.recorder, "LH_RECORD_DIR=" + fs::canonical(work).string(),
-                       "LH_RECORD_LOG=" + log.string(), "LH_RECORD_MARK_FD=987"}) != 0) {
+                       "LH_RECORD_LOG=" + log.string(), "LH_RECORD_MARK_FD=987",
+                       // (an ASan build would refuse a library loaded before its runtime)
+                       "ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=0"}) != 0) {
     throw std::runtime_error(name + ": the recorded run failed");
   }
   w.ops = read_log(log);

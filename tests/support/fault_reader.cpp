@@ -4,9 +4,10 @@
 //           two meta pages under the open map and reads every event: the
 //           SIGBUS inside the store's map must end the process with exit
 //           code 5 and the handler's message.
-//   null    installs the handler and reads through a null pointer: a fault
+//   null    installs the handler and reads a page mapped PROT_NONE: a fault
 //           outside any store's map must stay a crash (SIGSEGV).
 // Exit code 3 when no fault came.
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -24,8 +25,11 @@ int main(int argc, char** argv) {
   const std::string mode = argv[2];
   if (!lighthouse::install_store_fault_handler()) return 4;
   if (mode == "null") {
-    volatile int* nowhere = nullptr;
-    return *nowhere;
+    // A page no one may read (not a null pointer: UBSan would stop that
+    // first), outside every store's map.
+    void* page = ::mmap(nullptr, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (page == MAP_FAILED) return 4;
+    return *static_cast<volatile int*>(page);
   }
   lighthouse::Options options;
   options.read_only = true;

@@ -58,13 +58,20 @@ class InterruptedImportTest(DamageTestCase):
         self.assertEqual(run("export", self.store, archive).returncode, EXIT_OK)
         copy = os.path.join(self.tmp, "copy")
         # Kill imports until one is caught between its mark and its end
-        # (bounded): the copy is then refused by every command.
+        # (bounded): the copy is then refused by every command. The kill
+        # comes once the copy's file has grown past its first transactions
+        # (the mark is written before any event), however fast the build.
         caught = False
-        for attempt in range(30):
+        for attempt in range(10):
             shutil.rmtree(copy, ignore_errors=True)
             p = subprocess.Popen([TOOL, "import", archive, copy], stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL)
-            time.sleep(0.02 + 0.02 * attempt)
+            data = os.path.join(copy, "data.mdb")
+            deadline = time.monotonic() + 60
+            while p.poll() is None and time.monotonic() < deadline:
+                if os.path.exists(data) and os.path.getsize(data) > 256 * 1024 * (1 + attempt % 3):
+                    break
+                time.sleep(0.002)
             p.send_signal(signal.SIGKILL)
             p.wait(timeout=TIMEOUT)
             stats = run("stats", copy)

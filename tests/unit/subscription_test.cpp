@@ -594,7 +594,12 @@ TEST_CASE("from a store callback, cancel() and wait() raise and dropping the han
   SubscribeOptions named;
   named.consumer = "projector";  // its last checkpoint goes through the committer
   std::optional<Subscription> sub;
-  sub.emplace(store.subscribe({}, SubscriptionStart::beginning(), [](const RecordedEvent&) {}, named));
+  std::atomic<int> handled{0};
+  sub.emplace(store.subscribe({}, SubscriptionStart::beginning(), [&](const RecordedEvent&) { ++handled; }, named));
+  // It has an event to checkpoint before it is dropped (on a slow machine
+  // the drop could otherwise come before its first read).
+  for (int waited = 0; handled.load() == 0 && waited < 10000; ++waited) std::this_thread::sleep_for(1ms);
+  REQUIRE(handled.load() == 1);
   std::atomic<int> refused{0};
   std::atomic<bool> dropped{false};
   store.on_health_change([&](const HealthTransition&) {
