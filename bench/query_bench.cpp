@@ -62,7 +62,7 @@ Fixture& fixture() {
 
 void query_events(benchmark::State& state, lighthouse::Query q) {
   auto& f = fixture();
-  q.verify_checksums = state.range(0) != 0;
+  q.verify_on_read = static_cast<lighthouse::ReadCheck>(state.range(0));
   std::int64_t events = 0;
   for (auto _ : state) {
     for (const auto& e : f.store->query(q)) {
@@ -80,13 +80,13 @@ void BM_QueryByType(benchmark::State& state) {
   q.types = {"OrderPlaced"};
   query_events(state, q);
 }
-BENCHMARK(BM_QueryByType)->ArgName("verify")->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_QueryByType)->ArgName("check")->Arg(1)->Arg(2)->Arg(0)->Unit(benchmark::kMillisecond);
 
 void BM_QueryByAggregate(benchmark::State& state) {
   auto& f = fixture();
   lb::Latencies latencies;
   lighthouse::Query q;
-  q.verify_checksums = state.range(0) != 0;
+  q.verify_on_read = static_cast<lighthouse::ReadCheck>(state.range(0));
   std::int64_t events = 0, i = 0;
   for (auto _ : state) {
     q.aggregate = "agg-" + std::to_string(i++ * 31 % 10'000);
@@ -100,7 +100,7 @@ void BM_QueryByAggregate(benchmark::State& state) {
   state.SetItemsProcessed(events);
   latencies.report(state);
 }
-BENCHMARK(BM_QueryByAggregate)->ArgName("verify")->Arg(1)->Arg(0);
+BENCHMARK(BM_QueryByAggregate)->ArgName("check")->Arg(1)->Arg(2)->Arg(0);
 
 void BM_ReadAggregate(benchmark::State& state) {
   auto& f = fixture();

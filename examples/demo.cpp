@@ -90,6 +90,10 @@ int main(int argc, char** argv) try {
   // An idempotent retry returns the original ID instead of a duplicate.
   auto payment = json_event("RefundIssued", "order-" + run + "-0", R"({"amount_cents":1999})");
   payment.idempotency_key = "refund-" + run + "-0";
+  // Version 2 of the event's schema, appended inside a trace: both are
+  // stored with the event (the trace context is not compared on a retry).
+  payment.schema_version = 2;
+  payment.trace_context = lighthouse::TraceContext{"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "demo=1"};
   auto first = store.append(payment);
   auto retry = store.append(payment);
   std::printf("idempotent retry: first %s, retry %s (replayed: %s)\n",

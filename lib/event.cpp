@@ -29,6 +29,63 @@ std::size_t EventData::content_size() const noexcept {
   return size;
 }
 
+std::string_view to_string(ReadCheck check) noexcept {
+  switch (check) {
+    case ReadCheck::off: return "off";
+    case ReadCheck::fast: return "fast";
+    case ReadCheck::full: return "full";
+  }
+  return "unknown";
+}
+
+ReadCheck parse_read_check(std::string_view text) {
+  if (text == "off") return ReadCheck::off;
+  if (text == "fast") return ReadCheck::fast;
+  if (text == "full") return ReadCheck::full;
+  throw Error(ErrorCode::invalid_argument,
+              "unknown read check " + text::quoted(text) + ": expected off, fast or full");
+}
+
+namespace {
+
+bool lower_hex(std::string_view s) noexcept {
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+bool all_zeros(std::string_view s) noexcept { return s.find_first_not_of('0') == std::string_view::npos; }
+
+}  // namespace
+
+void check_trace_context(const TraceContext& context) {
+  const std::string_view p = context.traceparent;
+  // version "00": 2 + 1 + 32 + 1 + 16 + 1 + 2 characters.
+  const bool shape = p.size() == 55 && p[2] == '-' && p[35] == '-' && p[52] == '-' && lower_hex(p.substr(0, 2)) &&
+                     lower_hex(p.substr(3, 32)) && lower_hex(p.substr(36, 16)) && lower_hex(p.substr(53, 2));
+  if (!shape || p.substr(0, 2) != "00") {
+    throw Error(ErrorCode::invalid_argument,
+                "trace context: traceparent " + text::quoted(p) +
+                    " is not a W3C traceparent of version 00 (00-<32 hex>-<16 hex>-<2 hex>, lower case)");
+  }
+  if (all_zeros(p.substr(3, 32)) || all_zeros(p.substr(36, 16))) {
+    throw Error(ErrorCode::invalid_argument,
+                "trace context: traceparent " + text::quoted(p) + " has an all-zero trace or parent id");
+  }
+  const std::string_view state = context.tracestate;
+  if (state.size() > 512) {
+    throw Error(ErrorCode::invalid_argument, "trace context: tracestate is " + std::to_string(state.size()) +
+                                                 " bytes: the limit is 512");
+  }
+  for (char c : state) {
+    if (c < 0x20 || c > 0x7e) {
+      throw Error(ErrorCode::invalid_argument, "trace context: tracestate " + text::quoted(state) +
+                                                   " holds a character outside printable ASCII");
+    }
+  }
+}
+
 std::string to_hex(const Sha256& digest) {
   static constexpr char kDigits[] = "0123456789abcdef";
   std::string out;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The long run of the power-loss crash-state tests: 10,000 crash states per
-# workload (the suite explores 100 each). Usage: scripts/crash-states.sh
+# workload (the suite explores 500 each). Usage: scripts/crash-states.sh
 # [STATES] [--seed S] [--workloads a,b,...]
 set -euo pipefail
 cd "$(dirname "$0")/.."

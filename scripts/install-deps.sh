@@ -8,6 +8,7 @@ packages=(
   liblmdb-dev lmdb-utils libmsgpack-cxx-dev libssl-dev libzstd-dev
   libspdlog-dev libfmt-dev catch2 libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libdeflate-dev zlib1g-dev
+  libxxhash-dev python3-xxhash python3-matplotlib
   libsqlite3-dev librocksdb-dev python3-msgpack gzip pigz prometheus
 )
 # Extra packages for one script (scripts/fuzz.sh: clang-14 libfuzzer-14-dev).

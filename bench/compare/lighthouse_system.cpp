@@ -40,15 +40,15 @@ class LighthouseSystem : public System {
   std::uint64_t query_type(const std::string& type, bool verify) override {
     lighthouse::Query q;
     q.types = {type};
-    q.verify_checksums = verify;
+    q.verify_on_read = verify ? lighthouse::ReadCheck::fast : lighthouse::ReadCheck::off;
     return count(store_->query(q));
   }
   std::uint64_t read_aggregate(const std::string& aggregate, bool verify) override {
-    // The default, Store::read_aggregate, verifies every checksum.
+    // The default, Store::read_aggregate, checks every event (Options::verify_on_read).
     if (verify) return count(store_->read_aggregate(aggregate));
     lighthouse::Query q;
     q.aggregate = aggregate;
-    q.verify_checksums = false;
+    q.verify_on_read = lighthouse::ReadCheck::off;
     return count(store_->query(q));
   }
   std::uint64_t scan_all(const std::function<void()>& progress) override {

@@ -94,7 +94,10 @@ struct ArchiveSegment {
 };
 
 struct ArchiveManifest {
-  std::uint32_t version = 1;
+  // The archive's version, and the record format of all its records: 2, or
+  // 1 for an archive of a format-1 store (which still verifies, imports into
+  // an empty store and serves `truncate --archive`).
+  std::uint32_t version = 2;
   std::uint64_t segment_bytes = 0;
   std::uint64_t max_record_bytes = 0;
   std::uint32_t node_id = 0;  // of the store exported

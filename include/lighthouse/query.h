@@ -37,8 +37,8 @@ struct Query {
   std::optional<std::uint64_t> until_ns;
   std::size_t limit = 0;  // 0: no limit
   Direction direction = Direction::forward;
-  // Overrides Options::verify_checksums for this query.
-  std::optional<bool> verify_checksums;
+  // Overrides Options::verify_on_read for this query.
+  std::optional<ReadCheck> verify_on_read;
 };
 
 // The plan the query planner chose: which index it walks and how many

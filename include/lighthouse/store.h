@@ -164,8 +164,7 @@ class LIGHTHOUSE_API Store {
                                          Priority priority = Priority::normal);
   std::future<AppendResult> append_batch_async(Batch batch);
 
-  // Returns the event with `id`, its checksum verified unless
-  // Options::verify_checksums is off.
+  // Returns the event with `id`, checked as Options::verify_on_read says.
   // Errors: not_found, corruption, closed, io_error.
   RecordedEvent get(const EventId& id) const;
 

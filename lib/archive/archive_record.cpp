@@ -2,6 +2,7 @@
 
 #include "codec/msgpack_reader.h"
 #include "codec/msgpack_writer.h"
+#include "codec/record.h"
 #include "lighthouse/error.h"
 #include "text.h"
 
@@ -26,7 +27,8 @@ void encode_archive_record(std::string& out, const RecordedEvent& e) {
   StringBuffer buf{std::move(out)};
   buf.bytes.clear();
   Packer pk(buf);
-  pk.pack_map(13);
+  const bool v2 = e.record_format != codec::kRecordFormat1;
+  pk.pack_map(v2 ? 16 : 13);
   str(pk, "id");
   str(pk, e.id.to_string());
   str(pk, "sequence");
@@ -56,6 +58,20 @@ void encode_archive_record(std::string& out, const RecordedEvent& e) {
     str(pk, *e.idempotency_key);
   else
     pk.pack_nil();
+  if (v2) {
+    str(pk, "schema_version");
+    pk.pack_uint32(e.schema_version);
+    str(pk, "trace_context");
+    if (e.trace_context) {
+      pk.pack_array(2);
+      str(pk, e.trace_context->traceparent);
+      str(pk, e.trace_context->tracestate);
+    } else {
+      pk.pack_nil();
+    }
+    str(pk, "record_format");
+    pk.pack_uint8(e.record_format);
+  }
   str(pk, "checksum");
   bin(pk, view(e.checksum));
   str(pk, "chain");
@@ -138,7 +154,31 @@ constexpr Field kFields[] = {
      }},
     {"checksum", [](Decoding& d) { d.digest(d.e.checksum, "checksum"); }},
     {"chain", [](Decoding& d) { d.digest(d.e.chain, "chain"); }},
+    // Record format 2 (absent from format-1 records).
+    {"schema_version",
+     [](Decoding& d) {
+       std::uint64_t u = 0;
+       if (!d.r.uint(u) || u == 0 || u > 0xffffffffu) bad(d.where, "schema_version is not 1 to 2^32-1");
+       d.e.schema_version = static_cast<std::uint32_t>(u);
+     }},
+    {"trace_context",
+     [](Decoding& d) {
+       if (d.r.nil()) return;
+       std::uint32_t n = 0;
+       std::string_view parent, state;
+       if (!d.r.array(n) || n != 2 || !d.r.str(parent) || !d.r.str(state)) {
+         bad(d.where, "trace_context is neither nil nor a pair of strings");
+       }
+       d.e.trace_context = TraceContext{std::string(parent), std::string(state)};
+     }},
+    {"record_format",
+     [](Decoding& d) {
+       std::uint64_t u = 0;
+       if (!d.r.uint(u) || u != codec::kRecordFormat2) bad(d.where, "record_format is not 2");
+       d.e.record_format = codec::kRecordFormat2;
+     }},
 };
+constexpr std::size_t kFormat1Fields = 13;  // the first 13 of kFields
 constexpr std::size_t kFieldCount = sizeof kFields / sizeof kFields[0];
 
 }  // namespace
@@ -158,7 +198,11 @@ RecordedEvent decode_archive_record(std::string_view bytes, const std::string& w
     seen |= 1u << f;
     kFields[f].read(d);
   }
-  if (seen != (1u << kFieldCount) - 1) bad(where, "a field is missing");
+  // A format-1 record has the first 13 fields; a format-2 record all.
+  d.e.record_format = (seen >> kFormat1Fields) != 0 ? codec::kRecordFormat2 : codec::kRecordFormat1;
+  const std::uint32_t required =
+      d.e.record_format == codec::kRecordFormat1 ? (1u << kFormat1Fields) - 1 : (1u << kFieldCount) - 1;
+  if (seen != required) bad(where, "a field is missing");
   if (!d.r.done()) bad(where, "trailing bytes");
   if (d.id_text != d.e.id.to_string()) bad(where, "id " + text::quoted(d.id_text) + " disagrees with its fields");
   return std::move(d.e);

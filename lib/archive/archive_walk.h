@@ -58,6 +58,10 @@ class ArchiveWalk {
           damaged(s.file, "event " + id + " has sequence " + std::to_string(e.id.sequence) + ", expected " +
                               std::to_string(expected_sequence));
         }
+        if (e.record_format != m_.version) {
+          damaged(s.file, "event " + id + " is of record format " + std::to_string(e.record_format) +
+                              ", the archive's version is " + std::to_string(m_.version));
+        }
         if (codec::event_checksum(e) != e.checksum) damaged(s.file, "event " + id + " fails its checksum");
         Sha256 previous{};
         if (expected_chain.size() == 64) {

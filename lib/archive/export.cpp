@@ -67,6 +67,7 @@ ArchiveManifest manifest_for(const Store& store, const StoreStats& stats, const 
   const std::uint64_t max_record = max_record_bytes(store.options().limits.max_event_bytes);
   ArchiveManifest manifest;
   if (fresh) {
+    manifest.version = stats.format_version;  // its records are the store's format
     manifest.segment_bytes = options.segment_bytes;
     manifest.max_record_bytes = max_record;
     manifest.node_id = stats.node_id;
@@ -78,6 +79,15 @@ ArchiveManifest manifest_for(const Store& store, const StoreStats& stats, const 
     return manifest;
   }
   manifest = archive::load_manifest(dir);
+  if (manifest.version != stats.format_version) {
+    // An upgraded store's events are of another record format (checksums
+    // and chain recomputed): they start a new archive. The old one still
+    // verifies, imports and serves `truncate --archive`.
+    throw Error(ErrorCode::invalid_argument,
+                "archive '" + dir.string() + "' holds records of format " + std::to_string(manifest.version) +
+                    " and store '" + store.path().string() + "' is of format " + std::to_string(stats.format_version) +
+                    " (upgraded): export it into a new archive");
+  }
   manifest.segment_bytes = options.segment_bytes;
   manifest.max_record_bytes = std::max(manifest.max_record_bytes, max_record);
   check_belongs(store, stats, manifest, dir);

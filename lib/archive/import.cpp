@@ -33,6 +33,11 @@ std::string check_continuation(const Store& store, const StoreStats& stats, cons
                                                    std::to_string(manifest.last_sequence));
     }
   }
+  if (manifest.version == 1 && stats.last_sequence > 0) {
+    throw Error(ErrorCode::invalid_argument,
+                "the archive holds records of format 1: it imports only into an empty store (the import rewrites "
+                "each event's checksum and chain in format " + std::to_string(stats.format_version) + ")");
+  }
   if (stats.last_sequence == 0 && manifest.base_sequence != 1) {
     throw Error(ErrorCode::invalid_argument, "the archive starts at sequence " + std::to_string(manifest.base_sequence) +
                                                  ": an empty store can only take an archive from sequence 1");
@@ -110,6 +115,7 @@ ImportReport import_archive(const fs::path& dir, Store& store, const ImportOptio
   archive::Progress progress(options.progress, manifest.last_sequence - stats.last_sequence);
   ImportWriter writer(store, report);
   bool continues = stats.last_sequence == 0;
+  Sha256 upgraded_chain{};  // a format-1 archive's events, rechained (into an empty store: from zeros)
   archive::ArchiveWalk(dir, manifest).run([&](const RecordedEvent& e, std::size_t bytes) {
     if (options.until && options.until < e.id) return false;
     if (e.id.sequence <= stats.last_sequence) {
@@ -127,7 +133,18 @@ ImportReport import_archive(const fs::path& dir, Store& store, const ImportOptio
     if (!continues) {
       throw Error(ErrorCode::invalid_argument, "the archive does not continue store '" + store.path().string() + "'");
     }
-    writer.add(e, bytes);
+    if (e.record_format == codec::kRecordFormat1) {
+      // Into format 2: the checksum and the chain recomputed (the archive's
+      // own were verified by the walk above).
+      RecordedEvent upgraded = e;
+      upgraded.record_format = codec::kRecordFormat2;
+      upgraded.checksum = codec::event_checksum(upgraded);
+      upgraded.chain = codec::chain_next(upgraded_chain, upgraded.checksum);
+      upgraded_chain = upgraded.chain;
+      writer.add(upgraded, bytes);
+    } else {
+      writer.add(e, bytes);
+    }
     progress.add(bytes);
     return true;
   });

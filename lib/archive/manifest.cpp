@@ -95,7 +95,7 @@ ArchiveManifest load_manifest(const fs::path& dir) {
   if (field<std::string>(j, "format", dir) != "lighthouse-archive") bad(dir, "unknown format");
   ArchiveManifest m;
   m.version = field<std::uint32_t>(j, "version", dir);
-  if (m.version != 1) bad(dir, "version " + std::to_string(m.version) + " is not supported");
+  if (m.version != 1 && m.version != 2) bad(dir, "version " + std::to_string(m.version) + " is not supported");
   m.segment_bytes = field<std::uint64_t>(j, "segment_bytes", dir);
   m.max_record_bytes = field<std::uint64_t>(j, "max_record_bytes", dir);
   m.node_id = field<std::uint32_t>(j, "node_id", dir);

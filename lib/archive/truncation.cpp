@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "archive/manifest.h"
+#include "codec/record.h"
 #include "lighthouse/store.h"
 #include "store/archive_access.h"
 
@@ -14,6 +15,39 @@ namespace {
 
 // Events dropped per write transaction: writers wait at most this long.
 constexpr std::uint64_t kEventsPerTransaction = 10'000;
+
+// The chain value of the store's event at `sequence` (empty: none).
+std::string chain_at(const Store& store, std::uint64_t sequence) {
+  Query q;
+  q.from_sequence = sequence;
+  q.to_sequence = sequence;
+  auto event = store.query(q).next();
+  return event ? to_hex(event->chain) : std::string();
+}
+
+// What the chain of an upgraded store's events was in record format 1, up
+// to `sequence`: each event's format-1 checksum chained from the store's
+// base, as a format-1 archive of it holds them (upgrade keeps the base).
+std::string format1_chain_through(const Store& store, const StoreStats& stats, std::uint64_t sequence) {
+  Sha256 chain{};
+  if (!stats.base_chain.empty()) {
+    for (std::size_t i = 0; i < 32; ++i) {
+      chain[i] = static_cast<unsigned char>(std::stoul(stats.base_chain.substr(2 * i, 2), nullptr, 16));
+    }
+  }
+  Query q;
+  q.from_sequence = stats.base_sequence;
+  q.to_sequence = sequence;
+  q.verify_on_read = ReadCheck::full;
+  std::uint64_t seen = 0;
+  for (const RecordedEvent& e : store.query(q)) {
+    if (e.schema_version != 1 || e.trace_context) return {};  // not an event of format 1
+    chain = codec::chain_next(chain, codec::checksum_v1(e.id, codec::RecordFields::of(e)));
+    ++seen;
+  }
+  if (seen != sequence - stats.base_sequence + 1) return {};
+  return to_hex(chain);
+}
 
 }  // namespace
 
@@ -77,11 +111,10 @@ TruncateReport Store::truncate_before(const EventId& id, const fs::path& archive
   // Re-verify what covers the range, and check it is this store's history.
   const std::string archived_chain =
       archive::verify_through(dir, manifest, stats.base_sequence, drop_to);
-  Query last_dropped;
-  last_dropped.from_sequence = drop_to;
-  last_dropped.to_sequence = drop_to;
-  auto event = query(last_dropped).next();
-  if (!event || to_hex(event->chain) != archived_chain) {
+  const std::string store_chain = manifest.version == stats.format_version
+                                      ? chain_at(*this, drop_to)
+                                      : format1_chain_through(*this, stats, drop_to);
+  if (store_chain != archived_chain) {
     throw Error(ErrorCode::invalid_argument,
                 "archive '" + dir.string() + "' does not hold this store's event " +
                     std::to_string(drop_to) +

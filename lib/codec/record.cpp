@@ -1,147 +1,109 @@
 #include "codec/record.h"
 
-#include <zstd.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #include <algorithm>
-
-#include <charconv>
+#include <cstring>
 #include <optional>
 
 #include "codec/msgpack_reader.h"
-#include "codec/msgpack_writer.h"
+#include "codec/record_internal.h"
 #include "codec/sha256.h"
 #include "lighthouse/error.h"
 
 namespace lighthouse::codec {
+
+using internal::corrupt;
+using internal::metadata_of;
+using internal::pack_checksummed_fields;
+using internal::pack_digest;
+
 namespace {
 
-void pack_metadata(Packer& pk, const Metadata& metadata) {
-  pk.pack_map(static_cast<std::uint32_t>(metadata.size()));
-  for (const auto& [key, value] : metadata) {  // std::map: sorted bytewise
-    pack_str(pk, key);
-    pack_str(pk, value);
+constexpr std::uint32_t kFieldsV1 = 11;
+constexpr std::uint32_t kFieldsV2 = 13;
+
+void put_be(char* out, std::uint64_t value, int bytes) {
+  for (int i = bytes - 1; i >= 0; --i) {
+    out[i] = static_cast<char>(value & 0xff);
+    value >>= 8;
   }
 }
 
-// Upper bound for a decompressed payload read back from disk, so a damaged
-// frame header cannot make us allocate without limit.
-// The most one event's data may decompress to: far above any configured
-// event limit, a bound for damaged records only.
-constexpr unsigned long long kMaxDecompressed = 1ull << 30;
+std::uint64_t get_be64(const char* in) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(in[i]);
+  return v;
+}
 
-std::string compress(std::string_view data, int level) {
-  std::string out(ZSTD_compressBound(data.size()), '\0');
-  std::size_t n = ZSTD_compress(out.data(), out.size(), data.data(), data.size(), level);
-  if (ZSTD_isError(n)) {
-    throw Error(ErrorCode::internal,
-                std::string("zstd compression failed: ") + ZSTD_getErrorName(n));
+// A format-1 record starts with fixarray 11 and the uint 1; anything else
+// is read as format 2 (one flipped byte cannot turn one into the other).
+bool is_format1(std::string_view bytes) noexcept {
+  return bytes.size() >= 2 && static_cast<unsigned char>(bytes[0]) == 0x9b && bytes[1] == 0x01;
+}
+
+void pack_trace_context(Packer& pk, const TraceContext* context) {
+  if (context == nullptr) {
+    pk.pack_nil();
+    return;
   }
-  out.resize(n);
-  return out;
+  pk.pack_array(2);
+  pack_str(pk, context->traceparent);
+  pack_str(pk, context->tracestate);
 }
 
-[[noreturn]] void corrupt(const EventId& id, std::string_view why) {
-  throw Error(ErrorCode::corruption,
-              "event " + id.to_string() + ": stored record is damaged (" + std::string(why) + ")");
-}
-
-std::string decompress(const EventId& id, std::string_view frame) {
-  unsigned long long size = ZSTD_getFrameContentSize(frame.data(), frame.size());
-  if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN ||
-      size > kMaxDecompressed) {
-    corrupt(id, "bad zstd frame header");
+void pack_idempotency_key(Packer& pk, const std::string* key) {
+  if (key != nullptr) {
+    pack_str(pk, *key);
+  } else {
+    pk.pack_nil();
   }
-  // Streamed into a buffer that grows with what actually decompresses: a
-  // damaged header that claims a huge size costs no memory (found by
-  // fuzzing: fuzz/corpus/fuzz_record/regression-zstd-size).
-  struct DCtx {
-    ZSTD_DCtx* p = ZSTD_createDCtx();
-    ~DCtx() { ZSTD_freeDCtx(p); }
-  } dctx;
-  if (dctx.p == nullptr) throw Error(ErrorCode::internal, "ZSTD_createDCtx failed");
-  std::string out;
-  ZSTD_inBuffer in{frame.data(), frame.size(), 0};
-  std::size_t ret = 1;
-  while (ret != 0) {
-    const std::size_t have = out.size();
-    if (have >= size) {
-      // The claimed size is reached: the frame must end here.
-      char probe;
-      ZSTD_outBuffer o{&probe, 1, 0};
-      ret = ZSTD_decompressStream(dctx.p, &o, &in);
-      if (ZSTD_isError(ret) || o.pos != 0 || ret != 0) corrupt(id, "zstd frame does not decompress");
-      break;
-    }
-    const std::size_t step = static_cast<std::size_t>(std::min<unsigned long long>(size - have, 1u << 20));
-    out.resize(have + step);
-    ZSTD_outBuffer o{out.data() + have, step, 0};
-    const std::size_t before = in.pos;
-    ret = ZSTD_decompressStream(dctx.p, &o, &in);
-    if (ZSTD_isError(ret)) corrupt(id, "zstd frame does not decompress");
-    out.resize(have + o.pos);
-    if (ret != 0 && o.pos == 0 && in.pos == before) corrupt(id, "zstd frame is cut short");
-  }
-  if (out.size() != size) corrupt(id, "zstd frame does not decompress to its stated size");
-  return out;
 }
-
-constexpr std::uint32_t kRecordFields = 11;
-
-// Writes the decimal text of an ID without allocating.
-void pack_id(Packer& pk, const EventId& id) {
-  char buf[64];  // at most 20 + 1 + 20 + 1 + 10 characters
-  char* p = std::to_chars(buf, buf + 20, id.timestamp_ns).ptr;
-  *p++ = '_';
-  p = std::to_chars(p, p + 20, id.sequence).ptr;
-  *p++ = '_';
-  p = std::to_chars(p, p + 10, id.node_id).ptr;
-  pack_str(pk, std::string_view(buf, static_cast<std::size_t>(p - buf)));
-}
-
-void pack_digest(Packer& pk, const Sha256& digest) {
-  pack_bin(pk, std::string_view(reinterpret_cast<const char*>(digest.data()), digest.size()));
-}
-
-const Metadata kNoMetadata;
 
 }  // namespace
 
-namespace {
-
-// The canonical encoding up to the ID: [array of 7, ID].
-void pack_canonical_head(Packer& pk, const EventId& id) {
-  pk.pack_array(7);
-  pack_id(pk, id);
-}
-
-// Type, aggregate, version, content type, metadata, data: the rest of the
-// canonical encoding and fields 2 to 7 of the stored record (with `data`
-// compressed there or not). One function writes both, so a record's stored
-// fields are byte for byte the canonical ones that stored_checksum hashes.
-void pack_checksummed_fields(Packer& pk, const RecordFields& f, std::string_view data) {
+Sha256 content_hash(const RecordFields& f) {
+  thread_local StringBuffer buf;
+  buf.bytes.clear();
+  Packer pk(buf);
+  pk.pack_array(5);
   pack_str(pk, f.type);
   pack_str(pk, f.aggregate);
-  pk.pack_uint64(f.aggregate_version);
   pk.pack_uint8(static_cast<std::uint8_t>(f.content_type));
-  pack_metadata(pk, f.metadata != nullptr ? *f.metadata : kNoMetadata);
-  pack_bin(pk, data);
+  internal::pack_metadata(pk, metadata_of(f));
+  pack_bin(pk, f.data);
+  return sha256(buf.bytes);
 }
 
-}  // namespace
-
-void append_canonical(std::string& out, const EventId& id, const RecordFields& f) {
-  StringBuffer buf{std::move(out)};
+Sha256 extras_hash(const RecordFields& f) {
+  // Most events have neither: their extras hash is one constant.
+  static const Sha256 kNone = sha256(std::string_view("\x92\xc0\xc0", 3));
+  if (f.idempotency_key == nullptr && f.trace_context == nullptr) return kNone;
+  StringBuffer buf;
   Packer pk(buf);
-  pack_canonical_head(pk, id);
-  pack_checksummed_fields(pk, f, f.data);
-  out = std::move(buf.bytes);
+  pk.pack_array(2);
+  pack_idempotency_key(pk, f.idempotency_key);
+  pack_trace_context(pk, f.trace_context);
+  return sha256(buf.bytes);
 }
 
-Sha256 event_checksum(const EventId& id, const RecordFields& fields) {
-  thread_local std::string buffer;
-  buffer.clear();
-  append_canonical(buffer, id, fields);
-  return sha256(buffer);
+Sha256 checksum_v2(const ContentHashes& hashes, const EventId& id, std::uint64_t aggregate_version,
+                   std::uint32_t schema_version) {
+  char in[96];
+  std::memcpy(in, hashes.content.data(), 32);
+  std::memcpy(in + 32, hashes.extras.data(), 32);
+  const EventId::Key key = id.to_key();
+  std::memcpy(in + 64, key.data(), 20);
+  put_be(in + 84, aggregate_version, 8);
+  put_be(in + 92, schema_version, 4);
+  return sha256(std::string_view(in, sizeof in));
+}
+
+Sha256 event_checksum(const RecordedEvent& e) {
+  const RecordFields f = RecordFields::of(e);
+  if (e.record_format == kRecordFormat1) return checksum_v1(e.id, f);
+  return checksum_v2(content_hashes(f), e.id, e.aggregate_version, e.schema_version);
 }
 
 Sha256 chain_next(const Sha256& previous, const Sha256& checksum) {
@@ -151,109 +113,144 @@ Sha256 chain_next(const Sha256& previous, const Sha256& checksum) {
   return hasher.finish();
 }
 
-Sha256 content_hash(const RecordFields& f) {
-  StringBuffer buf;
-  Packer pk(buf);
-  pk.pack_array(5);
-  pack_str(pk, f.type);
-  pack_str(pk, f.aggregate);
-  pk.pack_uint8(static_cast<std::uint8_t>(f.content_type));
-  pack_metadata(pk, f.metadata != nullptr ? *f.metadata : kNoMetadata);
-  pack_bin(pk, f.data);
-  return sha256(buf.bytes);
+std::uint64_t fast_check(std::string_view event_key, std::string_view packed) {
+  const XXH64_hash_t seed = XXH3_64bits(event_key.data(), event_key.size());
+  return XXH3_64bits_withSeed(packed.data(), packed.size(), seed);
 }
 
 bool peek_record(std::string_view bytes, RecordHead& head) noexcept {
   MsgpackReader r(bytes);
   std::uint32_t fields = 0;
   std::uint64_t version = 0, flags = 0;
-  return r.array(fields) && fields == kRecordFields && r.uint(version) &&
-         version == kRecordVersion && r.uint(flags) && r.str(head.type) && r.str(head.aggregate) &&
-         r.uint(head.aggregate_version);
+  return r.array(fields) && r.uint(version) &&
+         ((fields == kFieldsV1 && version == kRecordFormat1) || (fields == kFieldsV2 && version == kRecordFormat2)) &&
+         r.uint(flags) && r.str(head.type) && r.str(head.aggregate) && r.uint(head.aggregate_version);
 }
 
 namespace {
 
-// The record up to and including its data field. The data is compressed
-// when the options say so and it helps; uncompressed, returns where field 2
-// (the type) starts: from there the bytes are the canonical encoding after
-// the ID.
-std::optional<std::size_t> pack_record_fields(StringBuffer& buf, const RecordFields& f,
-                                              const EncodeOptions& options) {
+// The record up to and including its data field, compressed when the
+// options say so and it helps.
+void pack_record_fields(StringBuffer& buf, const RecordFields& f, const EncodeOptions& options, unsigned format) {
   unsigned flags = 0;
   std::string compressed;
   std::string_view data = f.data;
   if (options.compression_threshold != 0 && f.data.size() >= options.compression_threshold) {
-    compressed = compress(f.data, options.compression_level);
+    compressed = internal::compress(f.data, options.compression_level);
     if (compressed.size() < f.data.size()) {
       flags |= kFlagCompressed;
       data = compressed;
     }
   }
   buf.bytes.clear();
-  buf.bytes.reserve(128 + f.type.size() + f.aggregate.size() + data.size() +
+  buf.bytes.reserve(192 + f.type.size() + f.aggregate.size() + data.size() +
                     (f.idempotency_key != nullptr ? f.idempotency_key->size() : 0));
   Packer pk(buf);
-  pk.pack_array(kRecordFields);
-  pk.pack_uint8(kRecordVersion);
+  pk.pack_array(format == kRecordFormat1 ? kFieldsV1 : kFieldsV2);
+  pk.pack_uint8(static_cast<std::uint8_t>(format));
   pk.pack_uint8(static_cast<std::uint8_t>(flags));
-  const std::size_t tail = buf.bytes.size();
   pack_checksummed_fields(pk, f, data);
-  if (flags != 0) return std::nullopt;
-  return tail;
+  pack_idempotency_key(pk, f.idempotency_key);
+  if (format != kRecordFormat1) {
+    pk.pack_uint32(f.schema_version);
+    pack_trace_context(pk, f.trace_context);
+  }
 }
 
-void pack_record_trailer(StringBuffer& buf, const RecordFields& f, const Sha256& checksum,
-                         const Sha256& chain) {
+// Checksum, chain and (format 2) the fast check over the whole record.
+void pack_record_trailer(StringBuffer& buf, const EventId& id, const Sha256& checksum, const Sha256& chain,
+                         unsigned format) {
   Packer pk(buf);
-  if (f.idempotency_key != nullptr) {
-    pack_str(pk, *f.idempotency_key);
-  } else {
-    pk.pack_nil();
-  }
   pack_digest(pk, checksum);
   pack_digest(pk, chain);
+  if (format == kRecordFormat1) return;
+  const EventId::Key key = id.to_key();
+  char check[kFastCheckBytes];
+  put_be(check, fast_check(std::string_view(reinterpret_cast<const char*>(key.data()), key.size()), buf.bytes), 8);
+  buf.bytes.append(check, sizeof check);
 }
 
 }  // namespace
 
-void encode_record(std::string& out, const RecordFields& f, const Sha256& checksum,
-                   const Sha256& chain, const EncodeOptions& options) {
+void encode_record(std::string& out, const EventId& id, const RecordFields& f, const Sha256& checksum,
+                   const Sha256& chain, const EncodeOptions& options, unsigned format) {
   StringBuffer buf{std::move(out)};
-  pack_record_fields(buf, f, options);
-  pack_record_trailer(buf, f, checksum, chain);
+  pack_record_fields(buf, f, options, format);
+  pack_record_trailer(buf, id, checksum, chain, format);
   out = std::move(buf.bytes);
 }
 
-SealedRecord seal_record(std::string& out, const EventId& id, const RecordFields& f,
+SealedRecord seal_record(std::string& out, const EventId& id, const RecordFields& f, const ContentHashes* hashes,
                          const Sha256& previous_chain, const EncodeOptions& options) {
   StringBuffer buf{std::move(out)};
-  const std::optional<std::size_t> tail = pack_record_fields(buf, f, options);
-  // Uncompressed, the fields just written are the canonical encoding after
-  // the ID: hash them where they are instead of encoding them twice.
+  pack_record_fields(buf, f, options, kRecordFormat2);
   SealedRecord sealed;
-  sealed.checksum = tail ? stored_checksum(id, std::string_view(buf.bytes).substr(*tail))
-                         : event_checksum(id, f);
+  const ContentHashes computed = hashes != nullptr ? ContentHashes{} : content_hashes(f);
+  sealed.checksum = checksum_v2(hashes != nullptr ? *hashes : computed, id, f.aggregate_version, f.schema_version);
   sealed.chain = chain_next(previous_chain, sealed.checksum);
-  pack_record_trailer(buf, f, sealed.checksum, sealed.chain);
+  pack_record_trailer(buf, id, sealed.checksum, sealed.chain, kRecordFormat2);
   out = std::move(buf.bytes);
   return sealed;
 }
 
+bool fast_check_matches(const EventId& id, std::string_view bytes) noexcept {
+  if (is_format1(bytes)) return true;
+  if (bytes.size() <= kFastCheckBytes) return false;
+  const EventId::Key key = id.to_key();
+  const std::string_view packed = bytes.substr(0, bytes.size() - kFastCheckBytes);
+  return fast_check(std::string_view(reinterpret_cast<const char*>(key.data()), key.size()), packed) ==
+         get_be64(bytes.data() + packed.size());
+}
+
+namespace {
+
+// Fields 8 to the end of a record (after the data).
+void decode_trailer(MsgpackReader& r, const EventId& id, unsigned format, RecordedEvent& e) {
+  std::string_view key, checksum, chain;
+  if (!r.nil()) {
+    if (!r.str(key)) corrupt(id, "idempotency key is neither a string nor nil");
+    e.idempotency_key = std::string(key);
+  }
+  if (format != kRecordFormat1) {
+    std::uint64_t schema = 0;
+    if (!r.uint(schema) || schema == 0 || schema > 0xffffffffu) corrupt(id, "schema version is not 1 to 2^32-1");
+    e.schema_version = static_cast<std::uint32_t>(schema);
+    if (!r.nil()) {
+      std::uint32_t n = 0;
+      std::string_view parent, state;
+      if (!r.array(n) || n != 2 || !r.str(parent) || !r.str(state)) {
+        corrupt(id, "trace context is neither nil nor a pair of strings");
+      }
+      e.trace_context = TraceContext{std::string(parent), std::string(state)};
+    }
+  }
+  if (!r.bin(checksum) || checksum.size() != 32) corrupt(id, "checksum is not 32 bytes");
+  if (!r.bin(chain) || chain.size() != 32) corrupt(id, "chain is not 32 bytes");
+  if (!r.done()) corrupt(id, "trailing bytes after the record");
+  std::copy(checksum.begin(), checksum.end(), reinterpret_cast<char*>(e.checksum.data()));
+  std::copy(chain.begin(), chain.end(), reinterpret_cast<char*>(e.chain.data()));
+}
+
+}  // namespace
+
 RecordedEvent decode_record(const EventId& id, std::string_view bytes, std::string_view* stored_tail) {
+  const unsigned format = is_format1(bytes) ? kRecordFormat1 : kRecordFormat2;
+  if (format == kRecordFormat2) {
+    if (bytes.size() <= kFastCheckBytes) corrupt(id, "shorter than its fast check");
+    bytes.remove_suffix(kFastCheckBytes);
+  }
   MsgpackReader r(bytes);
   std::uint32_t fields = 0;
   std::uint64_t version = 0, flags = 0, content_type = 0;
-  if (!r.array(fields) || fields != kRecordFields) {
-    corrupt(id, "not an array of " + std::to_string(kRecordFields) + " fields");
-  }
-  if (!r.uint(version) || version != kRecordVersion) corrupt(id, "unknown record version");
-  if (!r.uint(flags) || (flags & ~std::uint64_t{kFlagCompressed}) != 0)
-    corrupt(id, "unknown flags");
+  const std::uint32_t expected = format == kRecordFormat1 ? kFieldsV1 : kFieldsV2;
+  if (!r.array(fields) || fields != expected) corrupt(id, "not an array of " + std::to_string(expected) + " fields");
+  if (!r.uint(version) || version != format) corrupt(id, "unknown record version");
+  if (!r.uint(flags) || (flags & ~std::uint64_t{kFlagCompressed}) != 0) corrupt(id, "unknown flags");
   RecordedEvent e;
   e.id = id;
+  e.record_format = static_cast<std::uint8_t>(format);
   const char* tail_begin = r.position();
-  std::string_view type, aggregate, data, key, checksum, chain;
+  std::string_view type, aggregate, data;
   if (!r.str(type)) corrupt(id, "type is not a string");
   if (!r.str(aggregate)) corrupt(id, "aggregate is not a string");
   if (!r.uint(e.aggregate_version)) corrupt(id, "aggregate version is not an unsigned integer");
@@ -278,38 +275,30 @@ RecordedEvent decode_record(const EventId& id, std::string_view bytes, std::stri
   }
   if (!r.bin(data)) corrupt(id, "data is not binary");
   if (stored_tail != nullptr) {
-    *stored_tail = (flags & kFlagCompressed) != 0 || !canonical_metadata
+    *stored_tail = format != kRecordFormat1 || (flags & kFlagCompressed) != 0 || !canonical_metadata
                        ? std::string_view()
                        : std::string_view(tail_begin, static_cast<std::size_t>(r.position() - tail_begin));
   }
-  e.data = (flags & kFlagCompressed) != 0 ? decompress(id, data) : std::string(data);
-  if (!r.nil()) {
-    if (!r.str(key)) corrupt(id, "idempotency key is neither a string nor nil");
-    e.idempotency_key = std::string(key);
-  }
-  if (!r.bin(checksum) || checksum.size() != 32) corrupt(id, "checksum is not 32 bytes");
-  if (!r.bin(chain) || chain.size() != 32) corrupt(id, "chain is not 32 bytes");
-  if (!r.done()) corrupt(id, "trailing bytes after the record");
-  std::copy(checksum.begin(), checksum.end(), reinterpret_cast<char*>(e.checksum.data()));
-  std::copy(chain.begin(), chain.end(), reinterpret_cast<char*>(e.chain.data()));
+  e.data = (flags & kFlagCompressed) != 0 ? internal::decompress(id, data) : std::string(data);
+  decode_trailer(r, id, format, e);
   return e;
 }
 
-Sha256 stored_checksum(const EventId& id, std::string_view stored_tail) {
-  // The canonical encoding is its head, then fields 2..7 of the record as
-  // they are stored.
-  thread_local StringBuffer head;
-  head.bytes.clear();
-  Packer pk(head);
-  pack_canonical_head(pk, id);
-  Sha256Hasher hasher;
-  hasher.update(head.bytes);
-  hasher.update(stored_tail);
-  return hasher.finish();
+RecordedEvent read_record(const EventId& id, std::string_view bytes, ReadCheck check) {
+  if (check != ReadCheck::off && !fast_check_matches(id, bytes)) corrupt(id, "its fast check does not match");
+  std::string_view stored_tail;
+  RecordedEvent e = decode_record(id, bytes, &stored_tail);
+  if (check == ReadCheck::full || (check == ReadCheck::fast && e.record_format == kRecordFormat1)) {
+    verify_checksum(e, stored_tail);
+  }
+  return e;
 }
 
 bool checksum_matches(const RecordedEvent& event, std::string_view stored_tail) {
-  if (!stored_tail.empty() && stored_checksum(event.id, stored_tail) == event.checksum) return true;
+  if (event.record_format == kRecordFormat1 && !stored_tail.empty() &&
+      internal::stored_checksum_v1(event.id, stored_tail) == event.checksum) {
+    return true;
+  }
   return event_checksum(event) == event.checksum;
 }
 

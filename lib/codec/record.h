@@ -1,6 +1,8 @@
-// The MessagePack record stored in the `events` database, the canonical
-// encoding its checksum covers, and the content hash idempotency compares.
-// docs/formats.md specifies all three byte by byte.
+// The MessagePack record stored in the `events` database, what its checksum
+// covers, its fast check, and the content hash idempotency compares.
+// docs/formats.md specifies them byte by byte, for record format 2 and for
+// the format-1 records a store of format 1 holds (read-only, until
+// `lighthouse upgrade`).
 #pragma once
 
 #include <cstddef>
@@ -11,8 +13,11 @@
 
 namespace lighthouse::codec {
 
-inline constexpr unsigned kRecordVersion = 1;
+inline constexpr unsigned kRecordFormat1 = 1;
+inline constexpr unsigned kRecordFormat2 = 2;
 inline constexpr unsigned kFlagCompressed = 1u;
+// A format-2 record ends with its fast check: XXH3-64, big-endian.
+inline constexpr std::size_t kFastCheckBytes = 8;
 
 // The content of an event, by reference: what the checksum and the record
 // are made of. Nothing is copied to build one.
@@ -24,36 +29,72 @@ struct RecordFields {
   const Metadata* metadata = nullptr;
   std::string_view data;
   const std::string* idempotency_key = nullptr;  // null: none
+  std::uint32_t schema_version = 1;
+  const TraceContext* trace_context = nullptr;  // null: none
 
   static RecordFields of(const RecordedEvent& e) {
-    return {e.type, e.aggregate, e.aggregate_version, e.content_type, &e.metadata, e.data,
-            e.idempotency_key ? &*e.idempotency_key : nullptr};
+    return {e.type,
+            e.aggregate,
+            e.aggregate_version,
+            e.content_type,
+            &e.metadata,
+            e.data,
+            e.idempotency_key ? &*e.idempotency_key : nullptr,
+            e.schema_version,
+            e.trace_context ? &*e.trace_context : nullptr};
+  }
+  static RecordFields of(const EventData& e, std::uint64_t version) {
+    return {e.type,
+            e.aggregate,
+            version,
+            e.content_type,
+            &e.metadata,
+            e.data,
+            e.idempotency_key ? &*e.idempotency_key : nullptr,
+            e.schema_version,
+            e.trace_context ? &*e.trace_context : nullptr};
   }
 };
 
-// Appends the canonical encoding of the checksummed fields to `out`.
-void append_canonical(std::string& out, const EventId& id, const RecordFields& fields);
-inline std::string canonical_encoding(const EventId& id, const RecordFields& fields) {
-  std::string out;
-  append_canonical(out, id, fields);
-  return out;
+// SHA-256 of the content fields an idempotent retry must repeat exactly:
+// type, aggregate, content type, metadata, data (both formats).
+Sha256 content_hash(const RecordFields& fields);
+inline Sha256 content_hash(const EventData& e) { return content_hash(RecordFields::of(e, 0)); }
+
+// Format 2: SHA-256 of the fields outside the content hash that do not
+// depend on the transaction — idempotency key and trace context.
+Sha256 extras_hash(const RecordFields& fields);
+
+// What the appending thread hashes before it queues an event (format 2):
+// everything of size proportional to the event. The transaction then hashes
+// a fixed 96 + 64 bytes per event (checksum_v2, chain_next).
+struct ContentHashes {
+  Sha256 content;
+  Sha256 extras;
+};
+inline ContentHashes content_hashes(const RecordFields& fields) {
+  return {content_hash(fields), extras_hash(fields)};
 }
 
-// SHA-256 of the canonical encoding.
-Sha256 event_checksum(const EventId& id, const RecordFields& fields);
-inline Sha256 event_checksum(const RecordedEvent& e) {
-  return event_checksum(e.id, RecordFields::of(e));
-}
+// Format 2: SHA-256(content ‖ extras ‖ event key ‖ aggregate version u64 BE
+// ‖ schema version u32 BE) — 96 bytes, two SHA-256 compressions.
+Sha256 checksum_v2(const ContentHashes& hashes, const EventId& id, std::uint64_t aggregate_version,
+                   std::uint32_t schema_version);
 
-// SHA-256(previous ‖ checksum).
+// Format 1: SHA-256 of the canonical encoding [ID text, type, aggregate,
+// version, content type, metadata, data].
+void append_canonical_v1(std::string& out, const EventId& id, const RecordFields& fields);
+Sha256 checksum_v1(const EventId& id, const RecordFields& fields);
+
+// The event's checksum as its record format defines it.
+Sha256 event_checksum(const RecordedEvent& e);
+
+// SHA-256(previous ‖ checksum): the same in both formats.
 Sha256 chain_next(const Sha256& previous, const Sha256& checksum);
 
-// SHA-256 of the content fields an idempotent retry must repeat exactly:
-// type, aggregate, content type, metadata, data.
-Sha256 content_hash(const RecordFields& fields);
-inline Sha256 content_hash(const EventData& e) {
-  return content_hash(RecordFields{e.type, e.aggregate, 0, e.content_type, &e.metadata, e.data, nullptr});
-}
+// The fast check of a format-2 record: XXH3-64 of the record's MessagePack
+// bytes with the XXH3-64 of the 20-byte event key as seed.
+std::uint64_t fast_check(std::string_view event_key, std::string_view packed);
 
 // The leading fields of a stored record, read without decoding the rest.
 struct RecordHead {
@@ -61,7 +102,7 @@ struct RecordHead {
   std::string_view aggregate;
   std::uint64_t aggregate_version = 0;
 };
-// Returns false when the bytes do not start like a record.
+// Returns false when the bytes do not start like a record (either format).
 bool peek_record(std::string_view bytes, RecordHead& head) noexcept;
 
 struct EncodeOptions {
@@ -69,44 +110,43 @@ struct EncodeOptions {
   int compression_level = 3;
 };
 
-// Replaces `out` with the stored record (everything but the ID, which is the key).
-void encode_record(std::string& out, const RecordFields& fields, const Sha256& checksum,
-                   const Sha256& chain, const EncodeOptions& options);
+// Replaces `out` with the stored record of an event whose checksum and
+// chain are known (import, salvage, upgrade), in record format `format`.
+void encode_record(std::string& out, const EventId& id, const RecordFields& fields, const Sha256& checksum,
+                   const Sha256& chain, const EncodeOptions& options, unsigned format = kRecordFormat2);
 inline std::string encode_record(const RecordedEvent& e, const EncodeOptions& options) {
   std::string out;
-  encode_record(out, RecordFields::of(e), e.checksum, e.chain, options);
+  encode_record(out, e.id, RecordFields::of(e), e.checksum, e.chain, options, e.record_format);
   return out;
 }
 
-// Replaces `out` with the stored record of a new event: computes its checksum
-// (from the record's own bytes when the data is stored uncompressed, so the
-// fields are encoded once) and its chain value from `previous_chain`.
+// Replaces `out` with the format-2 record of a new event: its checksum from
+// `hashes` (computed by the appending thread; null: computed here) and its
+// chain value from `previous_chain`.
 struct SealedRecord {
   Sha256 checksum;
   Sha256 chain;
 };
 SealedRecord seal_record(std::string& out, const EventId& id, const RecordFields& fields,
-                         const Sha256& previous_chain, const EncodeOptions& options);
+                         const ContentHashes* hashes, const Sha256& previous_chain, const EncodeOptions& options);
 
-// Decodes a stored record for the event with `id`. Throws
-// Error(corruption) naming the ID when the bytes are not a valid record.
-// Does not verify the checksum (see verify_checksum). When `stored_tail` is
-// given, it receives the stored bytes of fields 2 to 7 (type to data) if the
-// data is stored uncompressed and the metadata keys are in strictly
-// ascending order — for a record Lighthouse wrote, the canonical encoding
-// after the ID — and is empty otherwise.
-RecordedEvent decode_record(const EventId& id, std::string_view bytes,
-                            std::string_view* stored_tail = nullptr);
+// Decodes a stored record (either format) for the event with `id`, after
+// checking what `check` asks (Options::verify_on_read): `fast` — a format-2
+// record's fast check, before anything is decoded; `full` — that and the
+// SHA-256 checksum. A format-1 record has no fast check: `fast` and `full`
+// both verify its checksum. Throws Error(corruption) naming the ID when the
+// bytes are not a valid record or a check fails.
+RecordedEvent read_record(const EventId& id, std::string_view bytes, ReadCheck check);
 
-// SHA-256 of the ID's canonical encoding followed by `stored_tail` as it is:
-// the checksum of a record in canonical form, without re-encoding it.
-Sha256 stored_checksum(const EventId& id, std::string_view stored_tail);
+// The fast check alone (true for a format-1 record, which has none).
+bool fast_check_matches(const EventId& id, std::string_view bytes) noexcept;
 
-// True iff the event's checksum matches. With the `stored_tail` of its
-// record, the stored bytes are hashed as they are (no re-encoding); only when
-// they do not match, or there are none, is the canonical encoding rebuilt
-// from the fields, so a record that is valid but not byte-canonical still
-// verifies.
+// Decodes without any check (see read_record). When `stored_tail` is given,
+// a format-1 record in canonical form stores it the bytes its checksum covers
+// after the ID (an empty view otherwise), for checksum_matches.
+RecordedEvent decode_record(const EventId& id, std::string_view bytes, std::string_view* stored_tail = nullptr);
+
+// True iff the event's checksum matches its fields (by its record format).
 bool checksum_matches(const RecordedEvent& event, std::string_view stored_tail = {});
 
 // Throws Error(corruption) naming the ID iff the checksum does not match.

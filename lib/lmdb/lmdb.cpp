@@ -12,6 +12,9 @@ ErrorCode code_of(int rc) {
     case MDB_CORRUPTED:
     case MDB_INVALID:
     case MDB_VERSION_MISMATCH:
+    // A cursor stack of 32 pages means a tree deeper than any valid one: a
+    // damaged branch page (found with record format 2's page layout).
+    case MDB_CURSOR_FULL:
     case MDB_PAGE_NOTFOUND: return ErrorCode::corruption;
     case MDB_PANIC: return ErrorCode::store_failed;
     default: return rc > 0 || rc == MDB_MAP_FULL ? ErrorCode::io_error : ErrorCode::internal;

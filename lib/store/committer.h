@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "codec/record.h"
 #include "lighthouse/store.h"
 
 namespace lighthouse {
@@ -27,6 +28,9 @@ namespace lighthouse {
 // One caller's request: one or more batches, all or nothing.
 struct AppendRequest {
   std::vector<Batch> batches;
+  // Every event's content hashes, batch after batch, computed in the
+  // caller's thread before the request is queued.
+  std::vector<codec::ContentHashes> hashes;
   bool allow_reserved = false;
   std::size_t events = 0;
   std::size_t bytes = 0;

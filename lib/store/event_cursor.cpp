@@ -85,10 +85,20 @@ bool EventCursor::Impl::offer(std::string_view key, std::string_view value) {
   position_ = Key(key);
   ++visits_;
   try {
+    const EventId id = schema::decode_event_key(key, "a stored event");
+    // The fast check comes before anything is decoded or decompressed; the
+    // SHA-256 (`full`, or a format-1 record's only check) only for the
+    // events the query returns.
+    if (q_.verify_on_read != ReadCheck::off && !codec::fast_check_matches(id, value)) {
+      codec::read_record(id, value, ReadCheck::fast);  // throws naming the event
+    }
     std::string_view stored_tail;
-    RecordedEvent e = codec::decode_record(schema::decode_event_key(key, "a stored event"), value, &stored_tail);
+    RecordedEvent e = codec::decode_record(id, value, &stored_tail);
     if (q_.matches(e)) {
-      if (q_.verify_checksums) codec::verify_checksum(e, stored_tail);
+      if (q_.verify_on_read == ReadCheck::full ||
+          (q_.verify_on_read == ReadCheck::fast && e.record_format == codec::kRecordFormat1)) {
+        codec::verify_checksum(e, stored_tail);
+      }
       buffer_.push_back(std::move(e));
       if (q_.query.limit != 0 && ++emitted_ >= q_.query.limit) {
         exhausted_ = true;

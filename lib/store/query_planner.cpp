@@ -169,7 +169,7 @@ ResolvedQuery plan_query(MDB_txn* txn, const Databases& dbs, const Query& query,
   }
   ResolvedQuery r;
   r.query = query;
-  r.verify_checksums = query.verify_checksums.value_or(options.verify_checksums);
+  r.verify_on_read = query.verify_on_read.value_or(options.verify_on_read);
   resolve_range(txn, dbs, r);
   if (auto base = truncated_base(txn, dbs)) {
     // The range reaches below the base iff its lower bound is before the
@@ -234,7 +234,7 @@ ResolvedQuery plan_aggregate(MDB_txn* txn, const Databases& dbs, const std::stri
   }
   ResolvedQuery r;
   r.query.aggregate = aggregate;
-  r.verify_checksums = options.verify_checksums;
+  r.verify_on_read = options.verify_on_read;
   r.lo = Key(EventId::kKeySize, '\0');
   r.min_version = std::max<std::uint64_t>(from_version, 1);
   r.max_version = to_version;

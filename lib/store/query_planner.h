@@ -28,7 +28,7 @@ struct ResolvedQuery {
   std::uint64_t min_version = 1;   // by_aggregate: versions to walk
   std::uint64_t max_version = 0;   // 0: no upper bound
   QueryPlan plan;
-  bool verify_checksums = true;
+  ReadCheck verify_on_read = ReadCheck::fast;
   std::optional<Truncation> truncation;
 
   // Returns true iff `key` lies within [lo, hi).
@@ -40,7 +40,7 @@ struct ResolvedQuery {
 };
 
 // Validates `query` against the store's Options::limits and plans it inside
-// `txn`; Options::verify_checksums is the default of Query::verify_checksums.
+// `txn`; Options::verify_on_read is the default of Query::verify_on_read.
 ResolvedQuery plan_query(MDB_txn* txn, const Databases& dbs, const Query& query, const Options& options);
 // The plan of read_aggregate(): walks `by_aggregate` over [from_version,
 // to_version] (0: to the end).

@@ -20,10 +20,7 @@ RecordedEvent ReadPath::get(const EventId& id) const {
     throw Error(ErrorCode::not_found, "no event " + id.to_string());
   }
   try {
-    std::string_view stored_tail;
-    RecordedEvent event = codec::decode_record(id, value, &stored_tail);
-    if (options_.verify_checksums) codec::verify_checksum(event, stored_tail);
-    return event;
+    return codec::read_record(id, value, options_.verify_on_read);
   } catch (const Error& error) {
     if (error.code() == ErrorCode::corruption) note_corruption(error.what());
     throw;

@@ -45,7 +45,7 @@ class ReadPath {
   ReadPath(const Environment& env, const Databases& dbs, const Options& options, monitor::SlaMonitor* monitor,
            const HealthController& health);
 
-  // The event with `id`, its checksum verified unless Options::verify_checksums
+  // The event with `id`, checked as Options::verify_on_read says
   // is off. Errors: not_found, corruption, closed, io_error.
   RecordedEvent get(const EventId& id) const;
 

@@ -66,8 +66,7 @@ Candidates read_events(const lmdb::Recovery& events) {
     if (p.key.size() != EventId::kKeySize) continue;
     try {
       const EventId id = EventId::from_key(p.key);
-      RecordedEvent e = codec::decode_record(id, p.value);
-      codec::verify_checksum(e);
+      RecordedEvent e = codec::read_record(id, p.value, ReadCheck::full);
       auto& at = c.by_sequence[id.sequence];
       // Events the tree reaches come first.
       if (p.reachable) at.insert(at.begin(), std::move(e));
@@ -167,7 +166,7 @@ void write_after_gap(const fs::path& file, const std::vector<RecordedEvent>& eve
   if (fd < 0) throw Error(ErrorCode::io_error, "cannot create '" + file.string() + "': " + std::strerror(errno));
   std::string out, record;
   for (const auto& e : events) {
-    codec::encode_record(record, codec::RecordFields::of(e), e.checksum, e.chain, {});
+    codec::encode_record(record, e.id, codec::RecordFields::of(e), e.checksum, e.chain, {}, e.record_format);
     const auto key = e.id.to_key();
     out += schema::be32(static_cast<std::uint32_t>(record.size()));
     out += schema::key_view(key);

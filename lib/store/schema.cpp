@@ -231,7 +231,7 @@ Identity open_databases(MDB_txn* txn, const std::filesystem::path& path, const O
     }
   } else {
     id.format_version = read_u32(txn, id.dbs, meta::kFormatVersion, 0);
-    if (id.format_version > kFormatVersion) {
+    if (id.format_version == 0 || id.format_version > kFormatVersion) {
       throw Error(ErrorCode::unsupported_format, "store '" + path.string() + "' has format version " +
                                                      std::to_string(id.format_version) +
                                                      "; this Lighthouse reads up to " + std::to_string(kFormatVersion));

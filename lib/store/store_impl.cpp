@@ -4,6 +4,7 @@
 
 #include "codec/record.h"
 #include "files.h"
+#include "lighthouse/version.h"
 #include "store/clock.h"
 #include "store/registry.h"
 #include "store/validation.h"
@@ -59,7 +60,7 @@ std::shared_ptr<Store::Impl> Store::Impl::open(const fs::path& path, const Optio
       if (dir == stop || !dir.has_parent_path() || dir.parent_path() == dir) break;
     }
   }
-  if (impl->options().read_only && !options.read_only) {
+  if (impl->options().read_only && !options.read_only && impl->format_version() == kFormatVersion) {
     throw Error(ErrorCode::already_open, "store '" + canonical.string() +
                                              "' is already open read-only in this process; close it to open it for "
                                              "writing");
@@ -102,6 +103,11 @@ Store::Impl::Impl(fs::path canonical_path, const Options& options)
       }
     }
     txn.commit();
+  }
+  if (identity_.format_version < kFormatVersion && !options_.read_only) {
+    // An older format is read, never written: every write is refused with
+    // the way out (refuse_read_only).
+    options_.read_only = true;
   }
   if (options_.monitor) {
     monitor::SlaMonitor::NowNs now = options_.monotonic_clock;
@@ -161,6 +167,11 @@ Checkpoints& Store::Impl::checkpoints() const {
 }
 
 void Store::Impl::refuse_read_only(bool handle_read_only) const {
+  if (identity_.format_version < kFormatVersion) {
+    throw Error(ErrorCode::read_only, "store '" + path_.string() + "' has format version " +
+                                          std::to_string(identity_.format_version) + ": it opens read-only; run `lighthouse upgrade " +
+                                          path_.string() + "` to rewrite it in format " + std::to_string(kFormatVersion));
+  }
   if (handle_read_only || options_.read_only) {
     throw Error(ErrorCode::read_only, "store '" + path_.string() + "' is open read-only");
   }

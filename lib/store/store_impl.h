@@ -90,7 +90,7 @@ class Store::Impl {
 
   // Fixed after construction, in construction order.
   const std::filesystem::path path_;
-  const Options options_;
+  Options options_;  // read_only set when the store's format is older than this build writes
   std::unique_ptr<Environment> env_;
   schema::Identity identity_;
   std::unique_ptr<monitor::SlaMonitor> monitor_;  // null when Options::monitor is off

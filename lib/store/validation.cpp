@@ -107,6 +107,10 @@ std::size_t check_batch(const Batch& batch, const Limits& limits, bool allow_res
                "idempotency key '" + shown(key) + "' appears twice in one batch");
         }
       }
+      if (e.schema_version == 0) {
+        fail(ErrorCode::invalid_argument, "event of type '" + shown(e.type) + "' has schema version 0: versions start at 1");
+      }
+      if (e.trace_context) check_trace_context(*e.trace_context);
       std::size_t size = e.content_size();
       if (size > limits.max_event_bytes) {
         fail(ErrorCode::limit_exceeded, "event of type '" + shown(e.type) + "' is " +

@@ -93,8 +93,12 @@ class Verifier {
         chain_known = false;
         continue;
       }
+      // One problem per damaged record: the checksum's when the content is
+      // damaged, else the fast check's (damage outside the content).
       if (!codec::checksum_matches(e, stored_tail)) {
         problem("checksum", id.to_string(), "content does not match its checksum");
+      } else if (!codec::fast_check_matches(id, lmdb::view(v))) {
+        problem("record", id.to_string(), "stored record does not match its fast check");
       }
       if (chain_known && codec::chain_next(chain, e.checksum) != e.chain) {
         problem("chain", id.to_string(), "chain value does not follow from the previous event");

@@ -101,6 +101,12 @@ void WritePath::enqueue(std::unique_ptr<AppendRequest> request) {
     request->events += request->batches[i].events.size();
   }
   validation::check_totals(request->events, request->bytes, options_.limits);
+  // The SHA-256 over each event's content, in this thread: the committer
+  // only hashes a fixed number of bytes per event.
+  request->hashes.reserve(request->events);
+  for (const Batch& batch : request->batches) {
+    for (const EventData& e : batch.events) request->hashes.push_back(codec::content_hashes(codec::RecordFields::of(e, 0)));
+  }
   if (auto failed = env_.failed_error()) throw *failed;
   auto lock = env_.use();  // refuses a closed store
   health_.admit(request->priority);
@@ -306,7 +312,7 @@ bool WritePath::write_requests(MDB_txn* txn, std::vector<std::unique_ptr<AppendR
     }
     // Checks precede writes, so a failing batch has written nothing.
     try {
-      group_results_[i].push_back(write.write(request.batches.front()));
+      group_results_[i].push_back(write.write(request.batches.front(), request.hashes.data()));
     } catch (const Error& error) {
       if (!is_request_error(error)) throw;
       out.errors[i] = std::current_exception();
@@ -324,9 +330,11 @@ void WritePath::write_several(MDB_txn* txn, WriteTxn& write, AppendRequest& requ
   lmdb::Txn child(env_.get(), false, txn);
   write.use_txn(child.get());
   try {
+    std::size_t offset = 0;
     for (std::size_t k = 0; k < request.batches.size(); ++k) {
       try {
-        group_results_[index].push_back(write.write(request.batches[k]));
+        group_results_[index].push_back(write.write(request.batches[k], request.hashes.data() + offset));
+        offset += request.batches[k].events.size();
       } catch (Error& error) {
         if (!is_request_error(error)) throw;
         throw error.with_index(k);

@@ -13,8 +13,8 @@ WriteTxn::WriteTxn(MDB_txn* txn, const Databases& dbs, const Options& options, s
   first_sequence_ = state_.last_sequence;
 }
 
-AppendResult WriteTxn::write(const Batch& batch) {
-  if (auto replay = check_idempotency(batch)) return std::move(*replay);
+AppendResult WriteTxn::write(const Batch& batch, const codec::ContentHashes* hashes) {
+  if (auto replay = check_idempotency(batch, hashes)) return std::move(*replay);
   check_expectations(batch);
   // IDs only grow: a clock at the end of the 64-bit range leaves no room.
   const std::uint64_t n = batch.events.size();
@@ -34,7 +34,9 @@ AppendResult WriteTxn::write(const Batch& batch) {
   AppendResult result;
   result.events.reserve(batch.events.size());
   try {
-    for (const EventData& e : batch.events) result.events.push_back(write_event(e));
+    for (std::size_t i = 0; i < batch.events.size(); ++i) {
+      result.events.push_back(write_event(batch.events[i], hashes != nullptr ? &hashes[i] : nullptr));
+    }
     if (batch.checkpoint) {
       // A consumer's checkpoint moves in the same transaction as the events.
       const auto key = batch.checkpoint->position.to_key();
@@ -72,8 +74,8 @@ void WriteTxn::import(const std::vector<RecordedEvent>& events) {
       }
     }
     const codec::RecordFields fields = codec::RecordFields::of(e);
-    codec::encode_record(record_, fields, e.checksum, e.chain,
-                         {options_.compression_threshold, options_.compression_level});
+    codec::encode_record(record_, e.id, fields, e.checksum, e.chain,
+                         {options_.compression_threshold, options_.compression_level}, e.record_format);
     const EventId::Key key = e.id.to_key();
     const Sha256 hash = e.idempotency_key ? codec::content_hash(fields) : Sha256{};
     put_event(schema::key_view(key), record_, e.type, e.aggregate, head, e.aggregate_version,
@@ -117,7 +119,7 @@ WriteTxn::Head WriteTxn::read_head(std::string_view aggregate) {
   return {schema::decode_aggregate_head(stored, aggregate), true};
 }
 
-std::optional<AppendResult> WriteTxn::check_idempotency(const Batch& batch) {
+std::optional<AppendResult> WriteTxn::check_idempotency(const Batch& batch, const codec::ContentHashes* hashes) {
   if (std::none_of(batch.events.begin(), batch.events.end(),
                    [](const EventData& e) { return e.idempotency_key.has_value(); })) {
     return std::nullopt;
@@ -137,7 +139,8 @@ std::optional<AppendResult> WriteTxn::check_idempotency(const Batch& batch) {
     ++stored;
     if (!first_stored) first_stored = i;
     const EventId id = EventId::from_key(entry.key);
-    if (entry.content_hash != schema::digest_view(codec::content_hash(e))) {
+    const Sha256 content = hashes != nullptr ? hashes[i].content : codec::content_hash(e);
+    if (entry.content_hash != schema::digest_view(content)) {
       throw Error(ErrorCode::idempotency_conflict, "idempotency key '" + *e.idempotency_key +
                                                        "' is already stored with different content (event " +
                                                        id.to_string() + ")")
@@ -176,7 +179,7 @@ void WriteTxn::check_expectations(const Batch& batch) {
   }
 }
 
-AppendedEvent WriteTxn::write_event(const EventData& e) {
+AppendedEvent WriteTxn::write_event(const EventData& e, const codec::ContentHashes* hashes) {
   EventId id;
   id.sequence = state_.last_sequence + 1;
   id.timestamp_ns = std::max(now_, state_.last_timestamp_ns + 1);
@@ -187,13 +190,16 @@ AppendedEvent WriteTxn::write_event(const EventData& e) {
     head = &heads_.at(e.aggregate);
     version = head->version + 1;
   }
-  const codec::RecordFields fields{e.type,     e.aggregate, version, e.content_type,
-                                   &e.metadata, e.data,     e.idempotency_key ? &*e.idempotency_key : nullptr};
-  const Sha256 chain = codec::seal_record(record_, id, fields, state_.last_chain,
+  const codec::RecordFields fields = codec::RecordFields::of(e, version);
+  // The hashes over the event's content come from the appending thread;
+  // here only a fixed 96 + 64 bytes are hashed (checksum and chain).
+  const codec::ContentHashes computed = hashes != nullptr ? codec::ContentHashes{} : codec::content_hashes(fields);
+  const codec::ContentHashes& h = hashes != nullptr ? *hashes : computed;
+  const Sha256 chain = codec::seal_record(record_, id, fields, &h, state_.last_chain,
                                           {options_.compression_threshold, options_.compression_level})
                            .chain;
   const EventId::Key key = id.to_key();
-  const Sha256 hash = e.idempotency_key ? codec::content_hash(e) : Sha256{};
+  const Sha256& hash = h.content;
   put_event(schema::key_view(key), record_, e.type, e.aggregate, head, version,
             e.idempotency_key ? &*e.idempotency_key : nullptr, hash);
   state_.last_sequence = id.sequence;

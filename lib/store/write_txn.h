@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "codec/record.h"
 #include "lighthouse/store.h"
 #include "lmdb/lmdb.h"
 #include "store/schema.h"
@@ -37,7 +38,9 @@ class WriteTxn {
   // writing nothing of the batch, when its idempotency or expectations fail;
   // TransactionLost when it failed part way; lmdb::LmdbError when LMDB fails
   // (both lose the whole transaction).
-  AppendResult write(const Batch& batch);
+  // `hashes`, when given, holds each event's content hashes (computed by
+  // the appending thread, in the batch's order).
+  AppendResult write(const Batch& batch, const codec::ContentHashes* hashes = nullptr);
 
   // Import mode: writes archived events as they are (IDs, checksums,
   // chain), each required to follow the store's last event: the next
@@ -71,9 +74,9 @@ class WriteTxn {
   // The aggregate's last version: its last entry in by_aggregate, or the
   // head kept in aggregate_heads when truncation dropped all of its events.
   Head read_head(std::string_view aggregate);
-  std::optional<AppendResult> check_idempotency(const Batch& batch);
+  std::optional<AppendResult> check_idempotency(const Batch& batch, const codec::ContentHashes* hashes);
   void check_expectations(const Batch& batch);
-  AppendedEvent write_event(const EventData& e);
+  AppendedEvent write_event(const EventData& e, const codec::ContentHashes* hashes);
   // Puts a record under `key` and its entries in every index.
   void put_event(std::string_view key, std::string_view record, std::string_view type, std::string_view aggregate,
                  Head* head, std::uint64_t version, const std::string* idempotency_key, const Sha256& content_hash);

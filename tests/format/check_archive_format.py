@@ -22,6 +22,10 @@ import time
 
 import msgpack
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lighthouse_format import (chain_next, checksum_v1, checksum_v2, content_hash,  # noqa: E402
+                               event_key, extras_hash)
+
 TOOL, SHIM = sys.argv[1], sys.argv[2]
 
 
@@ -51,15 +55,25 @@ def append(store, n, start=0):
             line["data_base64"] = "AAECAwQF"
         if i % 11 == 0:
             line["idempotency_key"] = f"k-{i}"
+        if i % 7 == 0:
+            line["schema_version"] = 1 + i % 5
+        if i % 13 == 0:
+            line["trace_context"] = {"traceparent": f"00-{i + 1:032x}-{i + 7:016x}-01",
+                                     "tracestate": "" if i % 2 else f"lh={i}"}
         lines.append(json.dumps(line))
     result = run("append", store, stdin=("\n".join(lines) + "\n").encode())
     check(result.returncode == 0, result.stderr)
 
 
-def canonical(rec):
-    return msgpack.packb([rec["id"], rec["type"], rec["aggregate"], rec["aggregate_version"],
-                          rec["content_type"], dict(sorted(rec["metadata"].items())), rec["data"]],
-                         use_bin_type=True)
+def record_checksum(rec):
+    """The checksum of an archive record, by its record format (the manifest's version)."""
+    if rec.get("record_format", 1) == 1:
+        return checksum_v1(rec["id"], rec["type"], rec["aggregate"], rec["aggregate_version"],
+                           rec["content_type"], rec["metadata"], rec["data"])
+    key = event_key(rec["timestamp_ns"], rec["sequence"], rec["node_id"])
+    content = content_hash(rec["type"], rec["aggregate"], rec["content_type"], rec["metadata"], rec["data"])
+    return checksum_v2(key, content, extras_hash(rec["idempotency_key"], rec["trace_context"]),
+                       rec["aggregate_version"], rec["schema_version"])
 
 
 def read_archive(archive):
@@ -85,9 +99,10 @@ def read_archive(archive):
             check(rec["id"] == f'{rec["timestamp_ns"]}_{rec["sequence"]}_{rec["node_id"]}')
             check(rec["sequence"] == sequence + 1, "sequence gap")
             sequence = rec["sequence"]
-            checksum = hashlib.sha256(canonical(rec)).digest()
+            check(rec.get("record_format", 1) == manifest["version"], "record format and archive version")
+            checksum = record_checksum(rec)
             check(checksum == rec["checksum"], f"checksum of {rec['id']}")
-            chain = hashlib.sha256(chain + checksum).digest()
+            chain = chain_next(chain, checksum)
             check(chain == rec["chain"], f"chain at {rec['id']}")
             records.append(rec)
             count += 1

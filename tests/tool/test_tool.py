@@ -100,7 +100,7 @@ class InitTest(ToolTestCase):
         (info,) = self.init_output
         self.assertEqual(info["store"], os.path.realpath(self.store))
         self.assertEqual(info["node_id"], 5)
-        self.assertEqual(info["format_version"], 1)
+        self.assertEqual(info["format_version"], 2)
         stats = self.stats()
         self.assertEqual(stats["event_count"], 0)
         self.assertEqual(stats["node_id"], 5)
@@ -178,7 +178,7 @@ class RoundTripTest(ToolTestCase):
         self.assertEqual(stats["event_count"], 4)
         self.assertEqual(stats["last_sequence"], 4)
         self.assertEqual(stats["aggregate_count"], 2)
-        self.assertEqual(stats["format_version"], 1)
+        self.assertEqual(stats["format_version"], 2)
         self.assertTrue(stats["read_only"])
         self.assertEqual(stats["failure"], "")
         for key in ["last_timestamp_ns", "type_count", "node_id", "map_size_bytes", "map_used_bytes",
@@ -355,7 +355,7 @@ class BatchTest(ToolTestCase):
         first = self.query("--limit", "1")[0]
         self.assertEqual(set(first), {"id", "sequence", "timestamp_ns", "node_id", "type", "aggregate",
                                       "aggregate_version", "content_type", "metadata", "data",
-                                      "checksum"})
+                                      "schema_version", "checksum"})
 
     def test_query_explain_names_the_plan(self):
         self._query_store()
@@ -485,7 +485,9 @@ class BatchTest(ToolTestCase):
             f.seek(at)
             f.write(b"W")
         verified = run("query", self.store)
-        self.assert_fails(verified, EXIT_CORRUPTION, acks[1]["id"], "checksum")
+        self.assert_fails(verified, EXIT_CORRUPTION, acks[1]["id"], "fast check")
+        full = run("query", self.store, "--read-check", "full")
+        self.assert_fails(full, EXIT_CORRUPTION, acks[1]["id"], "fast check")
         self.assertEqual([e["type"] for e in verified.json_lines()], ["Before"])  # what came before it
         unverified = run("query", self.store, "--no-verify")
         self.assertEqual(unverified.rc, EXIT_OK, unverified)

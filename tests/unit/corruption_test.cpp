@@ -51,7 +51,7 @@ TEST_CASE("checksum verification on read can be turned off", "[corruption]") {
     store.append(event("T", "a", "last"));  // keep the victim off the open-time check
   }
   REQUIRE(flip_marker(dir / "store" / "data.mdb", "VICTIM-PAYLOAD-ABCDEFGHIJ") >= 1);
-  options.verify_checksums = false;
+  options.verify_on_read = ReadCheck::off;
   Store store = Store::open(dir / "store", options);
   CHECK(store.get(victim).data != "VICTIM-PAYLOAD-ABCDEFGHIJ");
 }

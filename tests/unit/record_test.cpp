@@ -1,8 +1,10 @@
 #include <catch2/catch.hpp>
 
+#include <functional>
 #include <random>
 
 #include "codec/record.h"
+#include "codec/record_internal.h"
 #include "support/allocation_meter.h"
 #include "support/events.h"
 #include "codec/sha256.h"
@@ -36,11 +38,27 @@ RecordedEvent sample() {
   return e;
 }
 
+RecordedEvent sample_v1() {
+  RecordedEvent e = sample();
+  e.record_format = 1;
+  e.checksum = codec::event_checksum(e);
+  e.chain = codec::chain_next(Sha256{}, e.checksum);
+  return e;
+}
+
+std::string canonical_v1(const RecordedEvent& e) {
+  std::string out;
+  codec::append_canonical_v1(out, e.id, codec::RecordFields::of(e));
+  return out;
+}
+
+std::string digest_bytes(const Sha256& d) { return std::string(reinterpret_cast<const char*>(d.data()), d.size()); }
+
 }  // namespace
 
-TEST_CASE("the canonical encoding matches docs/formats.md byte for byte", "[record]") {
-  RecordedEvent e = sample();
-  std::string canonical = codec::canonical_encoding(e.id, codec::RecordFields::of(e));
+TEST_CASE("format 1: the canonical encoding matches docs/formats.md byte for byte", "[record]") {
+  RecordedEvent e = sample_v1();
+  std::string canonical = canonical_v1(e);
   CHECK(hex(canonical) == "97a5315f325f33a154a0010081a16ba176c4020102");
   CHECK(codec::event_checksum(e) == codec::sha256(canonical));
 }
@@ -51,22 +69,31 @@ TEST_CASE("SHA-256 matches the standard test vector", "[record]") {
 }
 
 TEST_CASE("metadata is encoded sorted bytewise whatever the insertion order", "[record]") {
-  RecordedEvent a = sample();
+  RecordedEvent a = sample_v1();
   a.metadata = {{"b", "2"}, {"a", "1"}, {"\xc3\xa9", "3"}};
-  RecordedEvent b = sample();
+  RecordedEvent b = sample_v1();
   b.metadata.clear();
   b.metadata["\xc3\xa9"] = "3";
   b.metadata["a"] = "1";
   b.metadata["b"] = "2";
   CHECK(codec::event_checksum(a) == codec::event_checksum(b));
-  std::string canonical = codec::canonical_encoding(a.id, codec::RecordFields::of(a));
+  std::string canonical = canonical_v1(a);
   CHECK(hex(canonical).find("83a161a131a162a132a2c3a9a133") != std::string::npos);
 }
 
-TEST_CASE("records round-trip, compressed or not", "[record]") {
+TEST_CASE("records round-trip in both formats, compressed or not", "[record]") {
   RecordedEvent e = sample();
   e.idempotency_key = "key";
+  e.schema_version = 7;
+  e.trace_context = TraceContext{"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "congo=t61rcWkgMzE"};
+  for (std::uint8_t format : {std::uint8_t{1}, std::uint8_t{2}})
   for (std::size_t threshold : {std::size_t{0}, std::size_t{1}}) {
+    INFO("format " << int(format) << ", threshold " << threshold);
+    e.record_format = format;
+    if (format == 1) {
+      e.schema_version = 1;
+      e.trace_context.reset();
+    }
     e.data = std::string(10'000, 'x');
     e.checksum = codec::event_checksum(e);
     std::string bytes = codec::encode_record(e, {threshold, 3});
@@ -77,17 +104,21 @@ TEST_CASE("records round-trip, compressed or not", "[record]") {
     CHECK(back.idempotency_key == e.idempotency_key);
     CHECK(back.checksum == e.checksum);
     CHECK(back.chain == e.chain);
+    CHECK(back.schema_version == e.schema_version);
+    CHECK(back.trace_context == e.trace_context);
+    CHECK(int(back.record_format) == int(format));
     CHECK_NOTHROW(codec::verify_checksum(back));
+    CHECK_NOTHROW(codec::read_record(e.id, bytes, ReadCheck::full));
   }
 }
 
-TEST_CASE("checksums hashed from the stored bytes equal those of the canonical encoding", "[record]") {
+TEST_CASE("format 1: checksums hashed from the stored bytes equal those of the canonical encoding", "[record]") {
   // Reads and seal_record hash a record's own bytes (fields 2..7) behind the
   // ID instead of re-encoding: for every shape of event they must give the
   // checksum docs/formats.md defines.
   std::vector<RecordedEvent> shapes;
-  shapes.push_back(sample());
-  RecordedEvent e = sample();
+  shapes.push_back(sample_v1());
+  RecordedEvent e = sample_v1();
   e.id = EventId{1'790'000'000'123'456'789ULL, 123'456'789'012ULL, 4'000'000'000U};  // ID text >= 32 bytes
   e.aggregate = std::string(300, 'a');  // str16 header
   e.aggregate_version = 70'000;         // uint32
@@ -103,26 +134,18 @@ TEST_CASE("checksums hashed from the stored bytes equal those of the canonical e
   shapes.push_back(e);
   for (RecordedEvent& shape : shapes) {
     INFO(shape.id.to_string());
-    const Sha256 previous = codec::sha256("previous");
-    std::string record;
-    const auto sealed = codec::seal_record(record, shape.id, codec::RecordFields::of(shape), previous, {});
-    CHECK(sealed.checksum == codec::event_checksum(shape));
-    CHECK(sealed.chain == codec::chain_next(previous, sealed.checksum));
+    shape.checksum = codec::event_checksum(shape);
+    std::string record = codec::encode_record(shape, {});
     std::string_view tail;
     RecordedEvent back = codec::decode_record(shape.id, record, &tail);
     REQUIRE_FALSE(tail.empty());
-    CHECK(codec::stored_checksum(shape.id, tail) == codec::event_checksum(shape));
-    CHECK(back.checksum == sealed.checksum);
-    CHECK(back.chain == sealed.chain);
+    CHECK(codec::internal::stored_checksum_v1(shape.id, tail) == codec::event_checksum(shape));
     CHECK(codec::checksum_matches(back, tail));
     // Compressed data has no stored canonical bytes: the tail is empty and the
     // checksum is computed from the decoded fields.
     if (shape.data.size() > 1000) {
-      std::string compressed;
-      const auto sealed_z =
-          codec::seal_record(compressed, shape.id, codec::RecordFields::of(shape), previous, {1, 3});
+      std::string compressed = codec::encode_record(shape, {1, 3});
       CHECK(compressed.size() < record.size());
-      CHECK(sealed_z.checksum == sealed.checksum);
       RecordedEvent back_z = codec::decode_record(shape.id, compressed, &tail);
       CHECK(tail.empty());
       CHECK(codec::checksum_matches(back_z, tail));
@@ -130,11 +153,11 @@ TEST_CASE("checksums hashed from the stored bytes equal those of the canonical e
   }
 }
 
-TEST_CASE("a valid record not in canonical form still verifies; a damaged one does not", "[record]") {
+TEST_CASE("format 1: a valid record not in canonical form still verifies; a damaged one does not", "[record]") {
   // Hand-made record of sample(): the type "T" as a str8 (d9 01 54) instead of
   // a fixstr, so the stored bytes are not the canonical encoding; the checksum
   // is the canonical one.
-  RecordedEvent e = sample();
+  RecordedEvent e = sample_v1();
   std::string digest_bin = "\xc4\x20";
   std::string record = std::string("\x9b\x01\x00\xd9\x01T\xa0\x01\x00\x81\xa1k\xa1v\xc4\x02\x01\x02\xc0", 19) +
                        digest_bin + std::string(reinterpret_cast<const char*>(e.checksum.data()), 32) +
@@ -143,7 +166,7 @@ TEST_CASE("a valid record not in canonical form still verifies; a damaged one do
   RecordedEvent back = codec::decode_record(e.id, record, &tail);
   CHECK(back.type == "T");
   REQUIRE_FALSE(tail.empty());
-  CHECK(codec::stored_checksum(e.id, tail) != e.checksum);  // the fast path misses...
+  CHECK(codec::internal::stored_checksum_v1(e.id, tail) != e.checksum);  // the fast path misses...
   CHECK(codec::checksum_matches(back, tail));                // ...and the canonical one decides
   CHECK_NOTHROW(codec::verify_checksum(back, tail));
   // The same record with one data byte changed fails both ways.
@@ -154,13 +177,13 @@ TEST_CASE("a valid record not in canonical form still verifies; a damaged one do
   CHECK_THROWS_AS(codec::verify_checksum(bad, tail), Error);
 }
 
-TEST_CASE("metadata stored out of order or twice is never verified from its stored bytes", "[record]") {
+TEST_CASE("format 1: metadata stored out of order or twice is never verified from its stored bytes", "[record]") {
   // A crafted record whose checksum covers its own (non-canonical) bytes:
   // metadata {"k": "v", "a": "1"} unsorted. What is read (sorted) is not what
   // was hashed, so it must not verify.
-  RecordedEvent e = sample();
+  RecordedEvent e = sample_v1();
   const std::string tail_bytes("\xa1T\xa0\x01\x00\x82\xa1k\xa1v\xa1" "a\xa1" "1\xc4\x02\x01\x02", 18);
-  const Sha256 crafted = codec::stored_checksum(e.id, tail_bytes);
+  const Sha256 crafted = codec::internal::stored_checksum_v1(e.id, tail_bytes);
   const std::string digest_bin = "\xc4\x20";
   const std::string record = std::string("\x9b\x01\x00", 3) + tail_bytes + std::string("\xc0", 1) + digest_bin +
                              std::string(reinterpret_cast<const char*>(crafted.data()), 32) + digest_bin +
@@ -183,10 +206,11 @@ TEST_CASE("decoding damaged records raises corruption and never crashes", "[reco
     for (int i = 0; i < flips; ++i) bytes[rng() % bytes.size()] = static_cast<char>(rng());
     if (rng() % 4 == 0) bytes.resize(rng() % bytes.size());
     try {
-      std::string_view tail;
-      RecordedEvent back = codec::decode_record(e.id, bytes, &tail);
-      if (round % 2 == 0) codec::verify_checksum(back, tail);  // from the stored bytes
-      else codec::verify_checksum(back);                       // re-encoded
+      if (round % 2 == 0) {
+        codec::read_record(e.id, bytes, ReadCheck::fast);  // the fast check first
+      } else {
+        codec::verify_checksum(codec::decode_record(e.id, bytes));  // no fast check: the SHA-256 decides
+      }
     } catch (const Error& error) {
       CHECK(error.code() == ErrorCode::corruption);
       ++errors;
@@ -214,4 +238,100 @@ TEST_CASE("a damaged record whose zstd header claims a huge size is corruption, 
   // The frame claims 2,053,142,965 bytes; decoding it costs a few KiB.
   INFO("peak allocation while decoding: " << meter.peak() << " bytes");
   CHECK(meter.peak() < 64 * 1024);
+}
+
+TEST_CASE("format 2: the checksum and the record match docs/formats.md byte for byte", "[record]") {
+  const RecordedEvent e = sample();
+  const codec::ContentHashes h = codec::content_hashes(codec::RecordFields::of(e));
+  // The content hash: SHA-256 of [type, aggregate, content type, metadata, data].
+  CHECK(h.content == codec::sha256(std::string("\x95\xa1T\xa0\x00\x81\xa1k\xa1v\xc4\x02\x01\x02", 14)));
+  // No idempotency key, no trace context: SHA-256 of [nil, nil].
+  CHECK(h.extras == codec::sha256(std::string("\x92\xc0\xc0", 3)));
+  // The checksum: SHA-256 over 96 bytes.
+  const std::string in = digest_bytes(h.content) + digest_bytes(h.extras) +
+                         std::string("\0\0\0\0\0\0\0\x01" "\0\0\0\0\0\0\0\x02" "\0\0\0\x03", 20) +
+                         std::string("\0\0\0\0\0\0\0\x01", 8) + std::string("\0\0\0\x01", 4);
+  REQUIRE(in.size() == 96);
+  CHECK(e.checksum == codec::sha256(in));
+  CHECK(to_hex(e.checksum) == "479873176894ee428ec4e9757d30b885a99bccb84c606a45de931e0228aec511");
+  const std::string record = codec::encode_record(e, {});
+  CHECK(hex(record) ==
+        "9d0200a154a0010081a16ba176c4020102c001c0c420479873176894ee428ec4e9757d30b885a99bccb84c606a45de931e0228aec511"
+        "c420fc20cd85ee2e45ac126b5182d0a607c0c725f86220c8dfcb29b46d9639b3aa527b577cd336b10562");
+}
+
+TEST_CASE("format 2: the hashes of the appending thread give the record the committer would", "[record]") {
+  RecordedEvent e = sample();
+  e.idempotency_key = "k-1";
+  e.trace_context = TraceContext{"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", ""};
+  const Sha256 previous = codec::sha256("previous");
+  const codec::RecordFields fields = codec::RecordFields::of(e);
+  const codec::ContentHashes hashes = codec::content_hashes(fields);
+  std::string with, without;
+  const auto a = codec::seal_record(with, e.id, fields, &hashes, previous, {});
+  const auto b = codec::seal_record(without, e.id, fields, nullptr, previous, {});
+  CHECK(with == without);
+  CHECK(a.checksum == b.checksum);
+  CHECK(a.chain == codec::chain_next(previous, a.checksum));
+  e.checksum = a.checksum;
+  CHECK(codec::event_checksum(e) == a.checksum);
+  const RecordedEvent back = codec::read_record(e.id, with, ReadCheck::full);
+  CHECK(back.chain == a.chain);
+}
+
+TEST_CASE("format 2: every field of an event is covered by its checksum", "[record]") {
+  RecordedEvent base = sample();
+  base.idempotency_key = "k";
+  base.trace_context = TraceContext{"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "a=b"};
+  const Sha256 original = codec::event_checksum(base);
+  const std::vector<std::pair<const char*, std::function<void(RecordedEvent&)>>> changes = {
+      {"timestamp", [](RecordedEvent& e) { ++e.id.timestamp_ns; }},
+      {"sequence", [](RecordedEvent& e) { ++e.id.sequence; }},
+      {"node", [](RecordedEvent& e) { ++e.id.node_id; }},
+      {"type", [](RecordedEvent& e) { e.type = "U"; }},
+      {"aggregate", [](RecordedEvent& e) { e.aggregate = "a"; }},
+      {"aggregate version", [](RecordedEvent& e) { ++e.aggregate_version; }},
+      {"content type", [](RecordedEvent& e) { e.content_type = ContentType::json; }},
+      {"metadata key", [](RecordedEvent& e) { e.metadata = {{"j", "v"}}; }},
+      {"metadata value", [](RecordedEvent& e) { e.metadata = {{"k", "w"}}; }},
+      {"data", [](RecordedEvent& e) { e.data[1] = 3; }},
+      {"idempotency key", [](RecordedEvent& e) { e.idempotency_key = "l"; }},
+      {"no idempotency key", [](RecordedEvent& e) { e.idempotency_key.reset(); }},
+      {"schema version", [](RecordedEvent& e) { e.schema_version = 2; }},
+      {"traceparent", [](RecordedEvent& e) { e.trace_context->traceparent[54] = '0'; }},
+      {"tracestate", [](RecordedEvent& e) { e.trace_context->tracestate = "a=c"; }},
+      {"no trace context", [](RecordedEvent& e) { e.trace_context.reset(); }},
+  };
+  for (const auto& [what, change] : changes) {
+    INFO(what);
+    RecordedEvent e = base;
+    change(e);
+    CHECK(codec::event_checksum(e) != original);
+  }
+}
+
+TEST_CASE("format 2: a flipped byte anywhere in a record is detected on read", "[record]") {
+  RecordedEvent e = sample();
+  e.idempotency_key = "key";
+  e.trace_context = TraceContext{"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "a=b"};
+  for (std::size_t threshold : {std::size_t{0}, std::size_t{1}}) {
+    e.data = threshold == 0 ? std::string("\x01\x02", 2) : std::string(5000, 'z');
+    e.checksum = codec::event_checksum(e);
+    const std::string good = codec::encode_record(e, {threshold, 3});
+    REQUIRE_NOTHROW(codec::read_record(e.id, good, ReadCheck::fast));
+    for (std::size_t at = 0; at < good.size(); ++at) {
+      for (unsigned char mask : {0x01, 0x80, 0xff}) {
+        std::string bad = good;
+        bad[at] = static_cast<char>(bad[at] ^ mask);
+        INFO("threshold " << threshold << ", byte " << at << " of " << good.size() << ", xor " << int(mask));
+        CHECK_FALSE(codec::fast_check_matches(e.id, bad));
+        CHECK(lighthouse::testing::error_code_of([&] { codec::read_record(e.id, bad, ReadCheck::fast); }) ==
+              ErrorCode::corruption);
+        CHECK(lighthouse::testing::error_code_of([&] { codec::read_record(e.id, bad, ReadCheck::full); }) ==
+              ErrorCode::corruption);
+      }
+    }
+    // The same bytes under another event's key fail too: the check covers the key.
+    CHECK_FALSE(codec::fast_check_matches(EventId{1, 3, 3}, good));
+  }
 }

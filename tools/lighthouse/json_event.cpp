@@ -20,7 +20,9 @@ constexpr const char* kFields[] = {"type",
                                    "metadata",
                                    "expected_version",
                                    "idempotency_key",
-                                   "content_type"};
+                                   "content_type",
+                                   "schema_version",
+                                   "trace_context"};
 
 [[noreturn]] void invalid(const std::string& message) {
   throw Error(ErrorCode::invalid_argument, message);
@@ -226,6 +228,24 @@ std::optional<Json> decoded_data(const RecordedEvent& event) {
   }
 }
 
+// {"traceparent": "00-…", "tracestate": "…"} (tracestate optional).
+TraceContext parse_trace_context(const Json& v) {
+  if (!v.is_object()) invalid("trace_context must be an object {\"traceparent\", \"tracestate\"}, got " + describe(v));
+  TraceContext context;
+  for (const auto& [name, value] : v.items()) {
+    if (name == "traceparent") {
+      context.traceparent = string_field(value, "trace_context.traceparent");
+    } else if (name == "tracestate") {
+      context.tracestate = string_field(value, "trace_context.tracestate");
+    } else {
+      invalid("unknown field '" + shown(name) + "' in trace_context");
+    }
+  }
+  if (v.find("traceparent") == v.end()) invalid("trace_context has no traceparent");
+  check_trace_context(context);
+  return context;
+}
+
 }  // namespace
 
 bool is_blank(std::string_view line) noexcept {
@@ -254,6 +274,13 @@ Batch parse_event_line(std::string_view line) {
     event.content_type = parse_content_type(string_field(*v, "content_type"));
   }
   event.data = encode_data(field(object, "data"), field(object, "data_base64"), event.content_type);
+  if (const Json* v = field(object, "schema_version")) {
+    if (!v->is_number_unsigned() || v->get<std::uint64_t>() == 0 || v->get<std::uint64_t>() > 0xffffffffu) {
+      invalid("schema_version must be an integer from 1 to 4294967295, got " + describe(*v));
+    }
+    event.schema_version = static_cast<std::uint32_t>(v->get<std::uint64_t>());
+  }
+  if (const Json* v = field(object, "trace_context")) event.trace_context = parse_trace_context(*v);
 
   Batch batch;
   if (const Json* v = field(object, "expected_version")) {
@@ -297,6 +324,11 @@ std::string recorded_event_json(const RecordedEvent& event) {
     out["data_base64"] = base64_encode(event.data);
   }
   if (event.idempotency_key) out["idempotency_key"] = *event.idempotency_key;
+  out["schema_version"] = event.schema_version;
+  if (event.trace_context) {
+    out["trace_context"] = {{"traceparent", event.trace_context->traceparent},
+                            {"tracestate", event.trace_context->tracestate}};
+  }
   out["checksum"] = to_hex(event.checksum);
   return dump(out);
 }

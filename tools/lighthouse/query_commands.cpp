@@ -66,7 +66,8 @@ void run_query(const std::string& path, const QueryArguments& args, std::ostream
   if (!args.until.empty()) q.until_ns = parse_time(args.until);
   q.limit = parse_number("--limit", args.limit).value_or(0);
   q.direction = args.reverse ? Direction::reverse : Direction::forward;
-  if (args.no_verify) q.verify_checksums = false;
+  if (!args.read_check.empty()) q.verify_on_read = parse_read_check(args.read_check);
+  if (args.no_verify) q.verify_on_read = ReadCheck::off;
 
   Store store = open_existing(path, true);
   if (args.explain) {

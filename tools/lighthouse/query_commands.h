@@ -28,6 +28,7 @@ struct QueryArguments {
   bool reverse = false;
   bool explain = false;
   bool no_verify = false;
+  std::string read_check;  // empty: the store's default (fast)
 };
 
 void run_query(const std::string& path, const QueryArguments& args, std::ostream& out);

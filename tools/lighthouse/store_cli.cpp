@@ -85,7 +85,11 @@ void add_query(CLI::App& app, Commands& commands, const std::shared_ptr<Argument
   query->add_option("--limit", q.limit, "At most N events (with --reverse: the newest N); 0: no limit");
   query->add_flag("--reverse", q.reverse, "Newest first");
   query->add_flag("--explain", q.explain, "Print the plan (index and estimate) instead of the events");
-  query->add_flag("--no-verify", q.no_verify, "Do not verify checksums");
+  query->add_option("--read-check", q.read_check,
+                    "What each event read is checked by: fast (its 64-bit check, the default), full (also its "
+                    "SHA-256 checksum) or off")
+      ->check(CLI::IsMember({"off", "fast", "full"}));
+  query->add_flag("--no-verify", q.no_verify, "Check nothing (--read-check off)");
   footer_with_exit_codes(*query,
                          "Filters combine with AND. An ID that is well formed but not stored is a valid bound.\n"
                          "--limit 0 means no limit. A malformed ID, time or number is exit code 4.");
