@@ -37,18 +37,24 @@ class LighthouseSystem : public System {
   Ticket append_async(BenchEvent event) override {
     return {{}, store_->append_async(to_event(std::move(event)))};
   }
-  std::uint64_t query_type(const std::string& type, bool verify) override {
+  static lighthouse::ReadCheck read_check(Checks checks) {
+    return checks == Checks::on     ? lighthouse::ReadCheck::fast
+           : checks == Checks::full ? lighthouse::ReadCheck::full
+                                    : lighthouse::ReadCheck::off;
+  }
+  std::uint64_t query_type(const std::string& type, Checks checks) override {
     lighthouse::Query q;
     q.types = {type};
-    q.verify_on_read = verify ? lighthouse::ReadCheck::fast : lighthouse::ReadCheck::off;
+    q.verify_on_read = read_check(checks);
     return count(store_->query(q));
   }
-  std::uint64_t read_aggregate(const std::string& aggregate, bool verify) override {
-    // The default, Store::read_aggregate, checks every event (Options::verify_on_read).
-    if (verify) return count(store_->read_aggregate(aggregate));
+  std::uint64_t read_aggregate(const std::string& aggregate, Checks checks) override {
+    // The default, Store::read_aggregate, checks as Options::verify_on_read
+    // says (fast).
+    if (checks == Checks::on) return count(store_->read_aggregate(aggregate));
     lighthouse::Query q;
     q.aggregate = aggregate;
-    q.verify_on_read = lighthouse::ReadCheck::off;
+    q.verify_on_read = read_check(checks);
     return count(store_->query(q));
   }
   std::uint64_t scan_all(const std::function<void()>& progress) override {

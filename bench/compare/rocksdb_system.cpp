@@ -70,8 +70,8 @@ class RocksSystem : public AdaptedSystem {
 
   void append_one(const BenchEvent& event) override { append_batch({event}); }
 
-  std::uint64_t query_type(const std::string& type, bool) override { return walk(handles_[1], type); }
-  std::uint64_t read_aggregate(const std::string& aggregate, bool) override {
+  std::uint64_t query_type(const std::string& type, Checks) override { return walk(handles_[1], type); }
+  std::uint64_t read_aggregate(const std::string& aggregate, Checks) override {
     return walk(handles_[2], aggregate);
   }
 

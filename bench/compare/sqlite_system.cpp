@@ -95,11 +95,11 @@ class SqliteSystem : public AdaptedSystem {
   }
   void append_batch(const std::vector<BenchEvent>& events) override { connection().append(events); }
   void append_one(const BenchEvent& event) override { connection().append({event}); }
-  std::uint64_t query_type(const std::string& type, bool) override {
+  std::uint64_t query_type(const std::string& type, Checks) override {
     auto& c = connection();
     return c.select(c.by_type, type);
   }
-  std::uint64_t read_aggregate(const std::string& aggregate, bool) override {
+  std::uint64_t read_aggregate(const std::string& aggregate, Checks) override {
     auto& c = connection();
     return c.select(c.by_aggregate, aggregate);
   }

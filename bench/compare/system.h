@@ -32,6 +32,12 @@ struct BenchEvent {
   std::string data;
 };
 
+// What a read checks: `on` is each system's default (Lighthouse: its fast
+// check; RocksDB: its block checksums, on by default; raw LMDB and SQLite
+// have none); `full` is Lighthouse's SHA-256 on every read (the others as
+// `on`); `off` turns off what can be turned off.
+enum class Checks { on, full, off };
+
 class System {
  public:
   virtual ~System() = default;
@@ -49,12 +55,10 @@ class System {
   // everything queued into one append_batch (AsyncAdapter).
   virtual Ticket append_async(BenchEvent event) = 0;
   // Reads every event of `type` in ID order, materialising type, aggregate
-  // and data; returns the count. `verify` asks for checksum checks where the
-  // system has them.
-  virtual std::uint64_t query_type(const std::string& type, bool verify) = 0;
-  // Reads one aggregate's events in order; returns the count. `verify` as
-  // for query_type.
-  virtual std::uint64_t read_aggregate(const std::string& aggregate, bool verify) = 0;
+  // and data; returns the count, checking what `checks` says.
+  virtual std::uint64_t query_type(const std::string& type, Checks checks) = 0;
+  // Reads one aggregate's events in order; returns the count.
+  virtual std::uint64_t read_aggregate(const std::string& aggregate, Checks checks) = 0;
   // Reads every event in order, calling `progress` every 10,000 events.
   virtual std::uint64_t scan_all(const std::function<void()>& progress) = 0;
   // Waits until background work caused by the writes so far (RocksDB's

@@ -83,6 +83,14 @@ struct CompactReport {
   std::uint64_t bytes_after = 0;
 };
 
+struct UpgradeReport {
+  std::uint32_t from_format = 0;  // the store's format before
+  std::uint32_t to_format = 0;    // the format this build writes
+  bool upgraded = false;          // false: it was of the current format already
+  std::uint64_t events = 0;       // events rewritten
+  double seconds = 0;
+};
+
 struct StoreStats {
   std::uint64_t event_count = 0;
   std::uint64_t last_sequence = 0;       // 0 when nothing was ever appended
@@ -282,6 +290,20 @@ class LIGHTHOUSE_API Store {
   // file's structure is checked first. Errors: already_open, not_found,
   // corruption (a damaged structure, or the damage mark), io_error.
   static CompactReport compact(const std::filesystem::path& path);
+
+  // Rewrites a store of an older format (a format-1 store opens read-only)
+  // in the format this build writes: every event keeps its ID, content,
+  // version and idempotency key; its checksum and the chain are recomputed
+  // from the store's base (a format-1 archive of the store stays valid for
+  // truncate_before(), import and `archive verify`, but the next export
+  // goes into a new archive). The store must verify first. The new store is
+  // written beside the old one (in STORE/.upgrade), verified, and renamed
+  // over it: a crash at any moment leaves the old store or the new one.
+  // REQUIRES: no process has the store open (as compact()). A store of the
+  // current format is left as it is (`upgraded` false).
+  // Errors: already_open, not_found, corruption (the store does not
+  // verify), io_error.
+  static UpgradeReport upgrade(const std::filesystem::path& path);
 
   // Builds a new store in `destination` (new, or an empty directory) from
   // every event record of the store at `damaged` that can still be read and

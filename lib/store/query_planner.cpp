@@ -155,6 +155,11 @@ std::optional<Truncation> truncated_base(MDB_txn* txn, const Databases& dbs) {
 
 ResolvedQuery plan_query(MDB_txn* txn, const Databases& dbs, const Query& query, const Options& options) {
   const Limits& limits = options.limits;
+  if (query.verify_on_read && *query.verify_on_read > ReadCheck::full) {
+    throw Error(ErrorCode::invalid_argument, "query verify_on_read " +
+                                                 std::to_string(static_cast<unsigned>(*query.verify_on_read)) +
+                                                 " is not off, fast or full");
+  }
   if (query.direction != Direction::forward && query.direction != Direction::reverse) {
     throw Error(ErrorCode::invalid_argument, "query direction " +
                                                  std::to_string(static_cast<unsigned>(query.direction)) +

@@ -77,13 +77,15 @@ void drop_events(WritePath& writer, const Databases& dbs, std::uint64_t to_seque
 
 namespace {
 
+}  // namespace
+
 // Refuses a store that any process has open: this one (the registry), or
 // another (LMDB holds a shared lock on byte 0 of lock.mdb while a process
 // has the environment open; a conflicting lock shows here).
-void check_closed(const fs::path& canonical) {
+void check_closed(const fs::path& canonical, const char* task) {
   if (registry::is_open(canonical)) {
     throw Error(ErrorCode::already_open,
-                "store '" + canonical.string() + "' is open in this process: close it to compact it");
+                "store '" + canonical.string() + "' is open in this process: close it to " + task + " it");
   }
   const fs::path lock_path = canonical / "lock.mdb";
   const int fd = ::open(lock_path.c_str(), O_RDWR | O_CLOEXEC);
@@ -97,9 +99,11 @@ void check_closed(const fs::path& canonical) {
   ::close(fd);
   if (rc == 0 && probe.l_type != F_UNLCK) {
     throw Error(ErrorCode::already_open, "store '" + canonical.string() + "' is open in process " +
-                                             std::to_string(probe.l_pid) + ": compact needs it closed");
+                                             std::to_string(probe.l_pid) + ": " + task + " needs it closed");
   }
 }
+
+namespace {
 
 std::uint64_t size_of(const fs::path& file) {
   std::error_code ec;
@@ -150,7 +154,7 @@ CompactReport compact_store(const fs::path& path) {
   if (!fs::is_regular_file(path / "data.mdb", ec)) throw Error(ErrorCode::not_found, "no store at '" + path.string() + "'");
   const fs::path canonical = fs::canonical(path, ec);
   if (ec) throw Error(ErrorCode::io_error, "cannot resolve '" + path.string() + "': " + ec.message());
-  check_closed(canonical);
+  check_closed(canonical, "compact");
   CompactReport report;
   report.bytes_before = size_of(canonical / "data.mdb");
   struct stat data_stat {};

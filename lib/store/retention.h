@@ -22,4 +22,8 @@ void drop_events(WritePath& writer, const Databases& dbs, std::uint64_t to_seque
 // Errors: already_open, not_found, io_error.
 CompactReport compact_store(const std::filesystem::path& path);
 
+// Throws Error(already_open) naming `task` iff a process (this one or
+// another) has the store at `canonical` open.
+void check_closed(const std::filesystem::path& canonical, const char* task);
+
 }  // namespace lighthouse

@@ -20,18 +20,11 @@
 
 namespace lighthouse {
 namespace fs = std::filesystem;
+namespace store_copy {
 namespace {
-
-// What the damaged store's `meta` still says.
-struct OldMeta {
-  std::optional<std::uint64_t> base_sequence, last_sequence;
-  std::optional<Sha256> base_chain;
-  std::string base_archive;
-  std::optional<std::uint32_t> node_id;
-  std::map<std::string, EventId> checkpoints;
-};
-
 std::uint64_t be(std::string_view v) { return schema::read_be(v, v.size()); }
+
+}  // namespace
 
 OldMeta read_old_meta(const fs::path& data) {
   OldMeta m;
@@ -52,6 +45,11 @@ OldMeta read_old_meta(const fs::path& data) {
   }
   return m;
 }
+
+}  // namespace store_copy
+
+namespace {
+using store_copy::OldMeta;
 
 // Every event record that decodes and verifies, by sequence (a sequence may
 // have several: stale copies in free pages, or an uncommitted write).
@@ -112,19 +110,19 @@ History link(Candidates& c, std::uint64_t base, Sha256 chain, std::uint64_t last
   return h;
 }
 
-// The new store's base, as the old one's truncation left it: its first
-// sequence, chain anchor and archive, and the heads of aggregates whose
-// first events are before it (or all of whose events are).
+}  // namespace
+
+namespace store_copy {
+
 void write_base(Store::Impl& impl, const OldMeta& old, std::uint64_t base, const Sha256& anchor,
-                const std::vector<RecordedEvent>& kept, const fs::path& data) {
+                const std::map<std::string, std::uint64_t>& first_versions, const fs::path& data) {
   std::map<std::string, std::uint64_t> heads;
   for (const auto& p : lmdb::recover_database(data, schema::kAggregateHeads, lmdb::ScanPages::never).pairs) {
-    if (p.value.size() == 8) heads[p.key] = be(p.value);
+    if (p.value.size() == 8) heads[p.key] = schema::read_be(p.value, 8);
   }
-  std::set<std::string> seen;  // an aggregate's first kept event names its head before the base
-  for (const auto& e : kept) {
-    if (e.aggregate.empty() || !seen.insert(e.aggregate).second) continue;
-    if (!heads.count(e.aggregate) && e.aggregate_version > 1) heads[e.aggregate] = e.aggregate_version - 1;
+  // An aggregate's first kept event names its head before the base.
+  for (const auto& [aggregate, version] : first_versions) {
+    if (!heads.count(aggregate) && version > 1) heads[aggregate] = version - 1;
   }
   std::vector<std::pair<std::string, std::string>> dropped_keys;
   for (const auto& p : lmdb::recover_database(data, schema::kByIdempotencyKey, lmdb::ScanPages::never).pairs) {
@@ -150,12 +148,39 @@ void write_base(Store::Impl& impl, const OldMeta& old, std::uint64_t base, const
   });
 }
 
-void import_kept(Store& store, const std::vector<RecordedEvent>& kept) {
+void to_current_format(std::vector<RecordedEvent>& events, Sha256& chain) {
+  for (RecordedEvent& e : events) {
+    if (e.record_format != codec::kRecordFormat1) {
+      chain = e.chain;
+      continue;
+    }
+    e.record_format = codec::kRecordFormat2;
+    e.checksum = codec::event_checksum(e);
+    e.chain = codec::chain_next(chain, e.checksum);
+    chain = e.chain;
+  }
+}
+
+}  // namespace store_copy
+
+namespace {
+
+void import_kept(Store& store, const std::vector<RecordedEvent>& kept, Sha256 chain) {
   constexpr std::size_t kChunk = 10'000;  // events a transaction
   for (std::size_t from = 0; from < kept.size(); from += kChunk) {
     const auto begin = kept.begin() + static_cast<std::ptrdiff_t>(from);
-    store_access::import_events(store, std::vector<RecordedEvent>(begin, begin + static_cast<std::ptrdiff_t>(std::min(kChunk, kept.size() - from))));
+    std::vector<RecordedEvent> chunk(begin, begin + static_cast<std::ptrdiff_t>(std::min(kChunk, kept.size() - from)));
+    store_copy::to_current_format(chunk, chain);  // a format-1 store's events are salvaged into format 2
+    store_access::import_events(store, chunk);
   }
+}
+
+std::map<std::string, std::uint64_t> first_versions(const std::vector<RecordedEvent>& kept) {
+  std::map<std::string, std::uint64_t> first;
+  for (const auto& e : kept) {
+    if (!e.aggregate.empty()) first.emplace(e.aggregate, e.aggregate_version);
+  }
+  return first;
 }
 
 // The events after the gap: entries of the record's length (u32 BE), the
@@ -186,8 +211,8 @@ void salvage_into(const fs::path& destination, const fs::path& data, const OldMe
   options.health.window_seconds = 0;
   Store store = Store::open(destination, options);
   Store::Impl& impl = StoreAccess::impl(store);
-  write_base(impl, old, base, anchor, history.kept, data);
-  import_kept(store, history.kept);
+  store_copy::write_base(impl, old, base, anchor, first_versions(history.kept), data);
+  import_kept(store, history.kept, anchor);
   if (!history.kept.empty()) {
     report.first_sequence = history.kept.front().id.sequence;
     report.last_sequence = history.kept.back().id.sequence;
@@ -223,7 +248,7 @@ SalvageReport salvage_store(const fs::path& damaged, const fs::path& given) {
   const fs::path destination = directory_path(fs::absolute(given));
   check_copy_destination(destination, source, "salvage");
 
-  const OldMeta old = read_old_meta(data);
+  const OldMeta old = store_copy::read_old_meta(data);
   lmdb::Recovery events = lmdb::recover_database(data, schema::kEvents, lmdb::ScanPages::when_tree_damaged, EventId::kKeySize);
   Candidates candidates = read_events(events);
   if (candidates.damaged != 0 && !events.scanned) {

@@ -7,6 +7,7 @@
 #include "store/backup.h"
 #include "store/damage_mark.h"
 #include "store/salvage.h"
+#include "store/upgrade.h"
 #include "store/event_cursor.h"
 #include "store/repair.h"
 #include "store/retention.h"
@@ -210,6 +211,8 @@ BackupReport Store::backup(const std::filesystem::path& destination) const {
 }
 
 CompactReport Store::compact(const std::filesystem::path& path) { return compact_store(path); }
+
+UpgradeReport Store::upgrade(const std::filesystem::path& path) { return upgrade_store(path); }
 
 SalvageReport Store::salvage(const std::filesystem::path& damaged, const std::filesystem::path& destination) {
   return salvage_store(damaged, destination);

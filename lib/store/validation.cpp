@@ -180,6 +180,7 @@ void check_options(const Options& o) {
   at_most("limits.max_name_bytes", l.max_name_bytes, 255);  // LMDB keys of the indexes
   at_least("limits.max_idempotency_key_bytes", l.max_idempotency_key_bytes, 1);
   at_most("limits.max_idempotency_key_bytes", l.max_idempotency_key_bytes, 511);  // LMDB's key size
+  at_most("verify_on_read", static_cast<std::uint64_t>(o.verify_on_read), static_cast<std::uint64_t>(ReadCheck::full));
   if (o.file_mode > 0777u || (o.file_mode & 0600u) != 0600u) {
     std::ostringstream text;
     text << "is 0" << std::oct << o.file_mode

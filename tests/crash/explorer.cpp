@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "codec/record.h"
 #include "crash/crash_model.h"
 #include "lighthouse/lighthouse.h"
 #include "support/process.h"
@@ -42,7 +43,8 @@ namespace {
 struct Config {
   std::string workload, recorder;
   std::vector<std::string> workloads{"single", "batched", "async", "single-nms", "batched-nms", "truncate",
-                                     "compact", "export", "import", "backup", "health", "checkpoint"};
+                                     "compact", "export", "import", "backup", "health", "checkpoint",
+                                     "upgrade"};
   std::size_t states = 120;
   std::uint64_t seed = std::random_device{}();
   fs::path dir;
@@ -183,6 +185,7 @@ class Checker {
     }
     if (w_.mode == "compact" && stored.size() != 200) return "compact lost events: " + std::to_string(stored.size()) + " of 200";
     if (w_.mode == "truncate") return check_truncation(store);
+    if (w_.mode == "upgrade") return check_upgrade(store);
     if (w_.mode == "health") return check_health(store);
     if (w_.mode == "checkpoint") return check_checkpoint(store);
     return "";
@@ -192,6 +195,28 @@ class Checker {
     const StoreStats s = store.stats();
     if (done("truncated") && s.base_sequence != 251) return "truncation returned, yet the base is " + std::to_string(s.base_sequence);
     if (s.base_sequence != 1 && s.base_sequence != 251) return "a base of " + std::to_string(s.base_sequence);
+    return "";
+  }
+
+  // The old store or the new one, whole: format 1 until the swap, format 2
+  // once upgrade returned; in either, the fixture's 40 events with their
+  // IDs and content — their format-1 checksums chained reproduce the chain
+  // the fixture's archive ends with.
+  std::string check_upgrade(Store& store) {
+    const StoreStats s = store.stats();
+    if (done("upgraded") && s.format_version != 2) return "upgrade returned, yet the store is of format " + std::to_string(s.format_version);
+    if (s.format_version != 1 && s.format_version != 2) return "format " + std::to_string(s.format_version);
+    Sha256 chain{};
+    std::size_t n = 0;
+    for (const auto& e : store.query({})) {
+      if (int(e.record_format) != int(s.format_version)) return "event " + e.id.to_string() + " is of another record format";
+      chain = codec::chain_next(chain, codec::checksum_v1(e.id, codec::RecordFields::of(e)));
+      ++n;
+    }
+    if (n != 40) return std::to_string(n) + " events of the fixture's 40";
+    std::ifstream in(fs::path(LIGHTHOUSE_FIXTURES) / "format1" / "archive" / "manifest.json");
+    const std::string manifest((std::istreambuf_iterator<char>(in)), {});
+    if (manifest.find("\"" + to_hex(chain) + "\"") == std::string::npos) return "the events differ from the fixture's";
     return "";
   }
 

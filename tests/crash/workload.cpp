@@ -99,6 +99,10 @@ int setup(const std::string& mode, const fs::path& dir) {
     export_to(store, dir / "archive");
   } else if (mode == "compact" || mode == "backup") {
     fill(store, 200);
+  } else if (mode == "upgrade") {
+    // The format-1 fixture, as the code of that format wrote it.
+    fs::create_directories(store);
+    fs::copy_file(fs::path(LIGHTHOUSE_FIXTURES) / "format1" / "store" / "data.mdb", store / "data.mdb");
   } else {
     fill(store, 5);
   }
@@ -110,6 +114,11 @@ int run(const std::string& mode, const fs::path& dir) {
   if (mode == "compact") {
     Store::compact(store_dir);
     mark("done compacted");
+    return 0;
+  }
+  if (mode == "upgrade") {
+    Store::upgrade(store_dir);
+    mark("done upgraded");
     return 0;
   }
   if (mode == "import") {

@@ -352,8 +352,8 @@ TEST_CASE("manifest numbers that are floats, negative or out of range are corrup
     text.assign(std::istreambuf_iterator<char>(in), {});
   }
   for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
-           {"\"version\": 1", "\"version\": 2.98744e+85"},
-           {"\"version\": 1", "\"version\": -1"},
+           {"\"version\": 2", "\"version\": 2.98744e+85"},
+           {"\"version\": 2", "\"version\": -1"},
            {"\"node_id\": ", "\"node_id\": 99999999999, \"x\": "},
            {"\"segment_bytes\": ", "\"segment_bytes\": 1.5, \"y\": "}}) {
     std::string damaged = text;

@@ -144,6 +144,18 @@ void run_truncate(const std::string& path, const std::string& archive, const std
   print_line(out, dump(j));
 }
 
+void run_upgrade(const std::string& path, std::ostream& out) {
+  const UpgradeReport r = Store::upgrade(path);
+  Json j;
+  j["store"] = path;
+  j["from_format"] = r.from_format;
+  j["to_format"] = r.to_format;
+  j["upgraded"] = r.upgraded;
+  j["events"] = r.events;
+  j["seconds"] = r.seconds;
+  print_line(out, dump(j));
+}
+
 void run_compact(const std::string& path, std::ostream& out) {
   CompactReport r = Store::compact(path);
   Json j;

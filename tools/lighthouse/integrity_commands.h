@@ -19,6 +19,7 @@ int run_repair(const std::string& path, std::ostream& out);
 void run_truncate(const std::string& path, const std::string& archive, const std::string& before,
                   std::ostream& out);
 void run_compact(const std::string& path, std::ostream& out);
+void run_upgrade(const std::string& path, std::ostream& out);
 
 // The SLA report the writing process last persisted, with its age.
 void run_sla(const std::string& path, std::ostream& out);

@@ -81,6 +81,17 @@ void add_monitoring(CLI::App& app, Commands& commands, const std::shared_ptr<Arg
   CLI::App* compact = app.add_subcommand("compact", "Shrink the data file (no process may have the store open)");
   add_store_argument(*compact, a->store);
   commands.push_back({compact, succeeds([a] { run_compact(a->store, std::cout); })});
+
+  CLI::App* upgrade = app.add_subcommand(
+      "upgrade", "Rewrite a store of an older format (it opens read-only) in this build's format; prints "
+                 "{store, from_format, to_format, upgraded, events, seconds}");
+  add_store_argument(*upgrade, a->store);
+  upgrade->footer(
+      "No process may have the store open. The store must verify first. The new store is written in STORE/.upgrade, "
+      "verified and renamed over the old one: killed at any moment, the store is the old one or the new one. "
+      "Checksums and the chain are recomputed: the next export goes into a new archive (an old archive still "
+      "verifies, imports into an empty store and serves truncate --archive).");
+  commands.push_back({upgrade, succeeds([a] { run_upgrade(a->store, std::cout); })});
 }
 
 }  // namespace
