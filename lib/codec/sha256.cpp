@@ -1,6 +1,14 @@
 #include "codec/sha256.h"
 
+// The one-shot and per-thread hashes use OpenSSL's SHA256_* functions:
+// deprecated in OpenSSL 3 in favour of EVP, but kept through 3.x, and for the
+// short fixed-size inputs of record format 2 (96 and 64 bytes per event in
+// the write transaction) they cost 117 ns against EVP's 204 ns per digest
+// on this machine (both use the CPU's SHA instructions): EVP's per-digest
+// dispatch was half the time. StreamingSha256 (files) stays on EVP.
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/evp.h>
+#include <openssl/sha.h>
 
 #include <memory>
 
@@ -20,33 +28,28 @@ const EVP_MD* algorithm() {
   return md.get();
 }
 
-EVP_MD_CTX* context() {
-  thread_local std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(),
-                                                                          &EVP_MD_CTX_free);
-  if (!ctx) fail("EVP_MD_CTX_new");
-  return ctx.get();
+SHA256_CTX& context() {
+  thread_local SHA256_CTX ctx;
+  return ctx;
 }
 
 }  // namespace
 
 Sha256Hasher::Sha256Hasher() {
-  if (EVP_DigestInit_ex2(context(), algorithm(), nullptr) != 1) fail("EVP_DigestInit_ex2");
+  if (SHA256_Init(&context()) != 1) fail("SHA256_Init");
 }
 
 void Sha256Hasher::update(std::string_view bytes) {
-  if (EVP_DigestUpdate(context(), bytes.data(), bytes.size()) != 1) fail("EVP_DigestUpdate");
+  if (SHA256_Update(&context(), bytes.data(), bytes.size()) != 1) fail("SHA256_Update");
 }
 
 void Sha256Hasher::update(const Sha256& digest) {
-  if (EVP_DigestUpdate(context(), digest.data(), digest.size()) != 1) fail("EVP_DigestUpdate");
+  if (SHA256_Update(&context(), digest.data(), digest.size()) != 1) fail("SHA256_Update");
 }
 
 Sha256 Sha256Hasher::finish() {
   Sha256 out;
-  unsigned int size = 0;
-  if (EVP_DigestFinal_ex(context(), out.data(), &size) != 1 || size != out.size()) {
-    fail("EVP_DigestFinal_ex");
-  }
+  if (SHA256_Final(out.data(), &context()) != 1) fail("SHA256_Final");
   return out;
 }
 

@@ -57,7 +57,9 @@ Environment::Environment(fs::path path, const Options& options)
 }
 
 void Environment::note_map() const {
-  if (region_ < 0) return;
+  // Only a process with the store fault handler needs to know where the map
+  // is (install_store_fault_handler locates the stores already open).
+  if (region_ < 0 || !map_regions::handler_active()) return;
   const void* address = nullptr;
   std::size_t size = 0;
   if (map_regions::find_map_of((path_ / "data.mdb").string(), address, size)) {

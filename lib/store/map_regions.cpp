@@ -64,6 +64,15 @@ void release(int slot) noexcept {
   slots[slot].used.store(false);
 }
 
+void locate_all() {
+  for (int i = 0; i < kSlots; ++i) {
+    if (!slots[i].used.load()) continue;
+    const void* address = nullptr;
+    std::size_t size = 0;
+    if (find_map_of(std::string(slots[i].path) + "/data.mdb", address, size)) update(i, address, size);
+  }
+}
+
 bool find_map_of(const std::string& file, const void*& address, std::size_t& size) {
   struct stat st {};
   if (::stat(file.c_str(), &st) != 0) return false;
@@ -128,7 +137,14 @@ namespace lighthouse {
 namespace {
 
 int fault_exit_code = 5;
+
+}  // namespace
+
 std::atomic<bool> handler_installed{false};
+
+bool map_regions::handler_active() noexcept { return handler_installed.load(); }
+
+namespace {
 
 void write_all(const char* text) noexcept {
   std::size_t n = std::strlen(text);
@@ -199,6 +215,13 @@ bool install_store_fault_handler(int exit_code) noexcept {
   sigemptyset(&action.sa_mask);
   const bool installed = ::sigaction(SIGSEGV, &action, nullptr) == 0 && ::sigaction(SIGBUS, &action, nullptr) == 0;
   handler_installed.store(installed);
+  if (installed) {
+    try {
+      map_regions::locate_all();  // the stores opened before
+    } catch (...) {
+      // Out of memory reading /proc/self/maps: those stores go without the message.
+    }
+  }
   return installed;
 }
 

@@ -19,6 +19,14 @@ void update(int slot, const void* address, std::size_t size) noexcept;
 void attach(int slot, const void* env) noexcept;
 void release(int slot) noexcept;
 
+// True once install_store_fault_handler() installed the handler: only then
+// are maps located (reading /proc/self/maps costs more than the rest of an
+// open).
+bool handler_active() noexcept;
+
+// Locates the map of every store open now (the handler was just installed).
+void locate_all();
+
 // Where this process maps the file `file` now (from /proc/self/maps, by
 // device and inode: LMDB does not say where its map is). False when it is
 // not mapped.

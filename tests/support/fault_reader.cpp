@@ -15,15 +15,37 @@
 #include <string>
 
 #include "lighthouse/lighthouse.h"
+#include "lmdb/lmdb.h"
+#include "store/map_regions.h"
+#include "store/schema.h"
+#include "store/store_impl.h"
 
 int main(int argc, char** argv) {
   if (argc != 3) {
-    std::fprintf(stderr, "usage: fault_reader STORE shrink|null\n");
+    std::fprintf(stderr, "usage: fault_reader STORE shrink|shrink-late|locate-late|null\n");
     return 2;
   }
   ::dup2(STDOUT_FILENO, STDERR_FILENO);
   const std::string mode = argv[2];
-  if (!lighthouse::install_store_fault_handler()) return 4;
+  // shrink-late, locate-late: the handler is installed after the store was
+  // opened (it must locate the maps of the stores already open).
+  const bool late = mode == "shrink-late" || mode == "locate-late";
+  if (!late && !lighthouse::install_store_fault_handler()) return 4;
+  if (mode == "locate-late") {
+    // Where a value of the store's map lies: unknown before the handler,
+    // the store's once it is installed.
+    lighthouse::Store store = lighthouse::Store::open(argv[1]);
+    auto& impl = lighthouse::StoreAccess::impl(store);
+    auto read = impl.env().begin_read();
+    std::string_view value;
+    if (!lighthouse::lmdb::get(read->get(), impl.dbs().meta, lighthouse::schema::meta::kFormatVersion, value)) return 4;
+    char path[512];
+    const bool before = lighthouse::map_regions::find(value.data(), path, sizeof path);
+    if (!lighthouse::install_store_fault_handler()) return 4;
+    const bool after = lighthouse::map_regions::find(value.data(), path, sizeof path);
+    std::printf("before %d after %d %s\n", before, after, after ? path : "");
+    return 0;
+  }
   if (mode == "null") {
     // A page no one may read (not a null pointer: UBSan would stop that
     // first), outside every store's map.
@@ -34,6 +56,7 @@ int main(int argc, char** argv) {
   lighthouse::Options options;
   options.read_only = true;
   lighthouse::Store store = lighthouse::Store::open(argv[1], options);
+  if (mode == "shrink-late" && !lighthouse::install_store_fault_handler()) return 4;
   std::filesystem::resize_file(std::filesystem::path(argv[1]) / "data.mdb", 2 * 4096);
   auto cursor = store.query({});
   std::size_t read = 0;

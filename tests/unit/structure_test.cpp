@@ -297,6 +297,15 @@ TEST_CASE("the store fault handler turns a fault inside a store's map into exit 
   CHECK(shrunk.exit_code == 5);
   CHECK(shrunk.out.find("lighthouse: store '" + (dir / "store").string() + "' is damaged") != std::string::npos);
   CHECK(shrunk.out.find("run `lighthouse verify") != std::string::npos);
+  // Installed after the store was opened, the handler finds its map too
+  // (before, no open reads /proc/self/maps: that was most of an open's time).
+  build_store(dir / "store-2");
+  const auto located = run({helper_path("FAULT_READER"), (dir / "store-2").string(), "locate-late"});
+  CHECK(located.out == "before 0 after 1 " + fs::canonical(dir / "store-2").string() + "\n");
+  const auto late = run({helper_path("FAULT_READER"), (dir / "store-2").string(), "shrink-late"});
+  INFO(late.out);
+  CHECK(late.exit_code == 5);
+  CHECK(late.out.find("lighthouse: store '" + (dir / "store-2").string() + "' is damaged") != std::string::npos);
   // A fault anywhere else stays a crash.
   const auto null = run({helper_path("FAULT_READER"), (dir / "store").string(), "null"});
   CHECK(null.signal == SIGSEGV);
