@@ -32,18 +32,10 @@ struct RecordFields {
   std::uint32_t schema_version = 1;
   const TraceContext* trace_context = nullptr;  // null: none
 
-  static RecordFields of(const RecordedEvent& e) {
-    return {e.type,
-            e.aggregate,
-            e.aggregate_version,
-            e.content_type,
-            &e.metadata,
-            e.data,
-            e.idempotency_key ? &*e.idempotency_key : nullptr,
-            e.schema_version,
-            e.trace_context ? &*e.trace_context : nullptr};
-  }
-  static RecordFields of(const EventData& e, std::uint64_t version) {
+  static RecordFields of(const RecordedEvent& e) { return of(e, e.aggregate_version); }
+  // An event proposed (EventData) or stored (RecordedEvent), at `version`.
+  template <typename Event>
+  static RecordFields of(const Event& e, std::uint64_t version) {
     return {e.type,
             e.aggregate,
             version,

@@ -149,12 +149,18 @@ void write_compacted_copy(const fs::path& canonical, const fs::path& work, mode_
 
 }  // namespace
 
-CompactReport compact_store(const fs::path& path) {
+fs::path closed_store(const fs::path& path, const char* task) {
   std::error_code ec;
   if (!fs::is_regular_file(path / "data.mdb", ec)) throw Error(ErrorCode::not_found, "no store at '" + path.string() + "'");
   const fs::path canonical = fs::canonical(path, ec);
   if (ec) throw Error(ErrorCode::io_error, "cannot resolve '" + path.string() + "': " + ec.message());
-  check_closed(canonical, "compact");
+  check_closed(canonical, task);
+  return canonical;
+}
+
+CompactReport compact_store(const fs::path& path) {
+  std::error_code ec;
+  const fs::path canonical = closed_store(path, "compact");
   CompactReport report;
   report.bytes_before = size_of(canonical / "data.mdb");
   struct stat data_stat {};

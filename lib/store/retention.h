@@ -26,4 +26,8 @@ CompactReport compact_store(const std::filesystem::path& path);
 // another) has the store at `canonical` open.
 void check_closed(const std::filesystem::path& canonical, const char* task);
 
+// The canonical path of the store at `path`, which no process has open.
+// Errors: not_found (no store), io_error, already_open (naming `task`).
+std::filesystem::path closed_store(const std::filesystem::path& path, const char* task);
+
 }  // namespace lighthouse

@@ -102,10 +102,7 @@ struct UpgradeWork {
 UpgradeReport upgrade_store(const fs::path& path) {
   const auto start = std::chrono::steady_clock::now();
   std::error_code ec;
-  if (!fs::is_regular_file(path / "data.mdb", ec)) throw Error(ErrorCode::not_found, "no store at '" + path.string() + "'");
-  const fs::path canonical = fs::canonical(path, ec);
-  if (ec) throw Error(ErrorCode::io_error, "cannot resolve '" + path.string() + "': " + ec.message());
-  check_closed(canonical, "upgrade");
+  const fs::path canonical = closed_store(path, "upgrade");
   UpgradeReport report;
   report.to_format = kFormatVersion;
   // What an upgrade killed before its end left behind is not the store's
