@@ -75,7 +75,9 @@ struct ImportReport {
 // Rebuilds a store from an archive: identical IDs, checksums, chain values
 // and indexes. Into a store that holds events only when the archive
 // continues it exactly (next sequence and chain); the events the store has
-// already are skipped. The archive is checked in full (up to `until`) —
+// already are skipped. An archive of version 1 (record format 1) imports
+// only into an empty store, each event's checksum and chain recomputed in
+// format 2 (as `upgrade` does). The archive is checked in full (up to `until`) —
 // file hashes, length bounds, checksums, chain, sequences — before anything
 // is written, so a damaged archive changes nothing; an import interrupted
 // while writing leaves a store that refuses to open with a message saying

@@ -11,7 +11,8 @@ namespace lighthouse {
 
 // One problem verify() found.
 struct IntegrityProblem {
-  // What kind of problem: "record" (does not decode), "checksum", "chain",
+  // What kind of problem: "record" (does not decode, or fails its fast
+  // check while its checksum matches), "checksum", "chain",
   // "order" (IDs or timestamps not strictly increasing), "sequence" (a gap),
   // "aggregate_version" (not contiguous), "by_type", "by_aggregate",
   // "idempotency" (an index entry missing, extra, or naming the wrong event),
