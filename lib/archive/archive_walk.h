@@ -12,6 +12,7 @@
 #include "archive/manifest.h"
 #include "archive/segment_file.h"
 #include "codec/record.h"
+#include "codec/sha256.h"
 #include "lighthouse/archive.h"
 #include "lighthouse/error.h"
 
@@ -63,12 +64,7 @@ class ArchiveWalk {
                               ", the archive's version is " + std::to_string(m_.version));
         }
         if (codec::event_checksum(e) != e.checksum) damaged(s.file, "event " + id + " fails its checksum");
-        Sha256 previous{};
-        if (expected_chain.size() == 64) {
-          for (std::size_t i = 0; i < 32; ++i) {
-            previous[i] = static_cast<unsigned char>(std::stoul(expected_chain.substr(2 * i, 2), nullptr, 16));
-          }
-        }
+        const Sha256 previous = codec::digest_from_hex(expected_chain);
         if (to_hex(codec::chain_next(previous, e.checksum)) != to_hex(e.chain)) {
           damaged(s.file, "event " + id + ": chain does not follow the previous event's");
         }

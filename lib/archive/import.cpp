@@ -137,10 +137,7 @@ ImportReport import_archive(const fs::path& dir, Store& store, const ImportOptio
       // Into format 2: the checksum and the chain recomputed (the archive's
       // own were verified by the walk above).
       RecordedEvent upgraded = e;
-      upgraded.record_format = codec::kRecordFormat2;
-      upgraded.checksum = codec::event_checksum(upgraded);
-      upgraded.chain = codec::chain_next(upgraded_chain, upgraded.checksum);
-      upgraded_chain = upgraded.chain;
+      codec::to_format2(upgraded, upgraded_chain);
       writer.add(upgraded, bytes);
     } else {
       writer.add(e, bytes);

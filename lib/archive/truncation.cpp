@@ -6,6 +6,7 @@
 
 #include "archive/manifest.h"
 #include "codec/record.h"
+#include "codec/sha256.h"
 #include "lighthouse/store.h"
 #include "store/archive_access.h"
 
@@ -29,12 +30,7 @@ std::string chain_at(const Store& store, std::uint64_t sequence) {
 // to `sequence`: each event's format-1 checksum chained from the store's
 // base, as a format-1 archive of it holds them (upgrade keeps the base).
 std::string format1_chain_through(const Store& store, const StoreStats& stats, std::uint64_t sequence) {
-  Sha256 chain{};
-  if (!stats.base_chain.empty()) {
-    for (std::size_t i = 0; i < 32; ++i) {
-      chain[i] = static_cast<unsigned char>(std::stoul(stats.base_chain.substr(2 * i, 2), nullptr, 16));
-    }
-  }
+  Sha256 chain = codec::digest_from_hex(stats.base_chain);
   Query q;
   q.from_sequence = stats.base_sequence;
   q.to_sequence = sequence;

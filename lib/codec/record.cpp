@@ -31,6 +31,10 @@ void put_be(char* out, std::uint64_t value, int bytes) {
   }
 }
 
+std::string_view key_bytes(const EventId::Key& key) {
+  return {reinterpret_cast<const char*>(key.data()), key.size()};
+}
+
 std::uint64_t get_be64(const char* in) {
   std::uint64_t v = 0;
   for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(in[i]);
@@ -113,6 +117,15 @@ Sha256 chain_next(const Sha256& previous, const Sha256& checksum) {
   return hasher.finish();
 }
 
+void to_format2(RecordedEvent& e, Sha256& chain) {
+  if (e.record_format == kRecordFormat1) {
+    e.record_format = kRecordFormat2;
+    e.checksum = event_checksum(e);
+    e.chain = chain_next(chain, e.checksum);
+  }
+  chain = e.chain;
+}
+
 std::uint64_t fast_check(std::string_view event_key, std::string_view packed) {
   const XXH64_hash_t seed = XXH3_64bits(event_key.data(), event_key.size());
   return XXH3_64bits_withSeed(packed.data(), packed.size(), seed);
@@ -166,7 +179,7 @@ void pack_record_trailer(StringBuffer& buf, const EventId& id, const Sha256& che
   if (format == kRecordFormat1) return;
   const EventId::Key key = id.to_key();
   char check[kFastCheckBytes];
-  put_be(check, fast_check(std::string_view(reinterpret_cast<const char*>(key.data()), key.size()), buf.bytes), 8);
+  put_be(check, fast_check(key_bytes(key), buf.bytes), 8);
   buf.bytes.append(check, sizeof check);
 }
 
@@ -180,13 +193,12 @@ void encode_record(std::string& out, const EventId& id, const RecordFields& f, c
   out = std::move(buf.bytes);
 }
 
-SealedRecord seal_record(std::string& out, const EventId& id, const RecordFields& f, const ContentHashes* hashes,
+SealedRecord seal_record(std::string& out, const EventId& id, const RecordFields& f, const ContentHashes& hashes,
                          const Sha256& previous_chain, const EncodeOptions& options) {
   StringBuffer buf{std::move(out)};
   pack_record_fields(buf, f, options, kRecordFormat2);
   SealedRecord sealed;
-  const ContentHashes computed = hashes != nullptr ? ContentHashes{} : content_hashes(f);
-  sealed.checksum = checksum_v2(hashes != nullptr ? *hashes : computed, id, f.aggregate_version, f.schema_version);
+  sealed.checksum = checksum_v2(hashes, id, f.aggregate_version, f.schema_version);
   sealed.chain = chain_next(previous_chain, sealed.checksum);
   pack_record_trailer(buf, id, sealed.checksum, sealed.chain, kRecordFormat2);
   out = std::move(buf.bytes);
@@ -198,8 +210,11 @@ bool fast_check_matches(const EventId& id, std::string_view bytes) noexcept {
   if (bytes.size() <= kFastCheckBytes) return false;
   const EventId::Key key = id.to_key();
   const std::string_view packed = bytes.substr(0, bytes.size() - kFastCheckBytes);
-  return fast_check(std::string_view(reinterpret_cast<const char*>(key.data()), key.size()), packed) ==
-         get_be64(bytes.data() + packed.size());
+  return fast_check(key_bytes(key), packed) == get_be64(bytes.data() + packed.size());
+}
+
+void require_fast_check(const EventId& id, std::string_view bytes) {
+  if (!fast_check_matches(id, bytes)) corrupt(id, "its fast check does not match");
 }
 
 namespace {
@@ -285,7 +300,7 @@ RecordedEvent decode_record(const EventId& id, std::string_view bytes, std::stri
 }
 
 RecordedEvent read_record(const EventId& id, std::string_view bytes, ReadCheck check) {
-  if (check != ReadCheck::off && !fast_check_matches(id, bytes)) corrupt(id, "its fast check does not match");
+  if (check != ReadCheck::off) require_fast_check(id, bytes);
   std::string_view stored_tail;
   RecordedEvent e = decode_record(id, bytes, &stored_tail);
   if (check == ReadCheck::full || (check == ReadCheck::fast && e.record_format == kRecordFormat1)) {

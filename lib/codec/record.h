@@ -84,6 +84,13 @@ Sha256 event_checksum(const RecordedEvent& e);
 // SHA-256(previous ‖ checksum): the same in both formats.
 Sha256 chain_next(const Sha256& previous, const Sha256& checksum);
 
+// Carries an event into record format 2 after `chain` (updated to the
+// event's chain): a format-1 event gets its format-2 checksum and the chain
+// value that follows `chain`; a format-2 event stays as it is. What import
+// of a format-1 archive, upgrade and salvage of a format-1 store do to each
+// event, in order.
+void to_format2(RecordedEvent& event, Sha256& chain);
+
 // The fast check of a format-2 record: XXH3-64 of the record's MessagePack
 // bytes with the XXH3-64 of the 20-byte event key as seed.
 std::uint64_t fast_check(std::string_view event_key, std::string_view packed);
@@ -113,14 +120,14 @@ inline std::string encode_record(const RecordedEvent& e, const EncodeOptions& op
 }
 
 // Replaces `out` with the format-2 record of a new event: its checksum from
-// `hashes` (computed by the appending thread; null: computed here) and its
-// chain value from `previous_chain`.
+// `hashes` (content_hashes of `fields`, computed by the appending thread)
+// and its chain value from `previous_chain`.
 struct SealedRecord {
   Sha256 checksum;
   Sha256 chain;
 };
 SealedRecord seal_record(std::string& out, const EventId& id, const RecordFields& fields,
-                         const ContentHashes* hashes, const Sha256& previous_chain, const EncodeOptions& options);
+                         const ContentHashes& hashes, const Sha256& previous_chain, const EncodeOptions& options);
 
 // Decodes a stored record (either format) for the event with `id`, after
 // checking what `check` asks (Options::verify_on_read): `fast` — a format-2
@@ -132,6 +139,8 @@ RecordedEvent read_record(const EventId& id, std::string_view bytes, ReadCheck c
 
 // The fast check alone (true for a format-1 record, which has none).
 bool fast_check_matches(const EventId& id, std::string_view bytes) noexcept;
+// Throws Error(corruption) naming the ID iff the fast check does not match.
+void require_fast_check(const EventId& id, std::string_view bytes);
 
 // Decodes without any check (see read_record). When `stored_tail` is given,
 // a format-1 record in canonical form stores it the bytes its checksum covers

@@ -78,6 +78,23 @@ Sha256 StreamingSha256::finish() {
   return out;
 }
 
+Sha256 digest_from_hex(std::string_view hex) noexcept {
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  Sha256 out{};
+  if (hex.size() != 2 * out.size()) return Sha256{};
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return Sha256{};
+    out[i] = static_cast<unsigned char>(hi * 16 + lo);
+  }
+  return out;
+}
+
 Sha256 sha256(std::string_view bytes) {
   Sha256Hasher hasher;
   hasher.update(bytes);

@@ -18,6 +18,10 @@ class Sha256Hasher {
 
 Sha256 sha256(std::string_view bytes);
 
+// The digest whose lower-case hexadecimal (to_hex) is `hex`; 32 zero bytes
+// when `hex` is not 64 hexadecimal digits (an empty anchor: the chain's start).
+Sha256 digest_from_hex(std::string_view hex) noexcept;
+
 // A digest with a context of its own, for data that arrives in pieces while
 // other digests are computed on the same thread (a file being written).
 class StreamingSha256 {

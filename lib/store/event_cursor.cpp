@@ -89,9 +89,7 @@ bool EventCursor::Impl::offer(std::string_view key, std::string_view value) {
     // The fast check comes before anything is decoded or decompressed; the
     // SHA-256 (`full`, or a format-1 record's only check) only for the
     // events the query returns.
-    if (q_.verify_on_read != ReadCheck::off && !codec::fast_check_matches(id, value)) {
-      codec::read_record(id, value, ReadCheck::fast);  // throws naming the event
-    }
+    if (q_.verify_on_read != ReadCheck::off) codec::require_fast_check(id, value);
     std::string_view stored_tail;
     RecordedEvent e = codec::decode_record(id, value, &stored_tail);
     if (q_.matches(e)) {

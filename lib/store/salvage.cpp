@@ -148,19 +148,6 @@ void write_base(Store::Impl& impl, const OldMeta& old, std::uint64_t base, const
   });
 }
 
-void to_current_format(std::vector<RecordedEvent>& events, Sha256& chain) {
-  for (RecordedEvent& e : events) {
-    if (e.record_format != codec::kRecordFormat1) {
-      chain = e.chain;
-      continue;
-    }
-    e.record_format = codec::kRecordFormat2;
-    e.checksum = codec::event_checksum(e);
-    e.chain = codec::chain_next(chain, e.checksum);
-    chain = e.chain;
-  }
-}
-
 }  // namespace store_copy
 
 namespace {
@@ -170,7 +157,7 @@ void import_kept(Store& store, const std::vector<RecordedEvent>& kept, Sha256 ch
   for (std::size_t from = 0; from < kept.size(); from += kChunk) {
     const auto begin = kept.begin() + static_cast<std::ptrdiff_t>(from);
     std::vector<RecordedEvent> chunk(begin, begin + static_cast<std::ptrdiff_t>(std::min(kChunk, kept.size() - from)));
-    store_copy::to_current_format(chunk, chain);  // a format-1 store's events are salvaged into format 2
+    for (RecordedEvent& e : chunk) codec::to_format2(e, chain);  // a format-1 store's events are salvaged into format 2
     store_access::import_events(store, chunk);
   }
 }

@@ -34,10 +34,6 @@ OldMeta read_old_meta(const std::filesystem::path& data);
 void write_base(Store::Impl& impl, const OldMeta& old, std::uint64_t base, const Sha256& anchor,
                 const std::map<std::string, std::uint64_t>& first_versions, const std::filesystem::path& data);
 
-// Events of record format 1 rewritten in format 2: checksum and chain
-// recomputed, the chain from `chain` (updated to the last event's).
-void to_current_format(std::vector<RecordedEvent>& events, Sha256& chain);
-
 }  // namespace store_copy
 
 SalvageReport salvage_store(const std::filesystem::path& damaged, const std::filesystem::path& destination);

@@ -24,9 +24,12 @@ namespace {
 constexpr std::uint64_t kChunk = 10'000;  // events a transaction
 
 // The version of each aggregate's first event in the store (what the new
-// store's base needs: store_copy::write_base).
-std::map<std::string, std::uint64_t> first_versions(const Store& old) {
+// store's base needs: store_copy::write_base). Only a truncated store has an
+// aggregate whose first stored event is not its first: the scan is skipped
+// for the others.
+std::map<std::string, std::uint64_t> first_versions(const Store& old, std::uint64_t base) {
   std::map<std::string, std::uint64_t> first;
+  if (base == 1) return first;
   Query all;
   all.verify_on_read = ReadCheck::off;  // verified as a whole before
   for (const RecordedEvent& e : old.query(all)) {
@@ -45,20 +48,22 @@ std::uint64_t copy_events(const Store& old, Store& fresh, const StoreStats& stat
     q.verify_on_read = ReadCheck::full;
     std::vector<RecordedEvent> chunk;
     for (const RecordedEvent& e : old.query(q)) chunk.push_back(e);
-    store_copy::to_current_format(chunk, chain);
+    for (RecordedEvent& e : chunk) codec::to_format2(e, chain);
     store_access::import_events(fresh, chunk);
     copied += chunk.size();
   }
   return copied;
 }
 
-// Writes the upgraded store into `work` and verifies it.
-void write_upgraded(const fs::path& canonical, const fs::path& work, UpgradeReport& report) {
+// Writes the upgraded store into `work` and verifies it; false (nothing
+// written) when the store is of the current format already.
+bool write_upgraded(const fs::path& canonical, const fs::path& work, UpgradeReport& report) {
   Options read;
   read.read_only = true;
   Store old = Store::open(canonical, read);
   const StoreStats stats = old.stats();
   report.from_format = stats.format_version;
+  if (report.from_format == kFormatVersion) return false;
   report.events = stats.event_count;
   const VerifyReport verified = old.verify();
   if (!verified.ok()) {
@@ -74,7 +79,8 @@ void write_upgraded(const fs::path& canonical, const fs::path& work, UpgradeRepo
   Store fresh = Store::open(work, write);
   const std::uint64_t base = meta.base_sequence.value_or(1);
   const Sha256 anchor = meta.base_chain.value_or(Sha256{});
-  store_copy::write_base(StoreAccess::impl(fresh), meta, base, anchor, first_versions(old), canonical / "data.mdb");
+  store_copy::write_base(StoreAccess::impl(fresh), meta, base, anchor, first_versions(old, base),
+                         canonical / "data.mdb");
   if (copy_events(old, fresh, stats, anchor) != stats.event_count) {
     throw Error(ErrorCode::internal, "store '" + canonical.string() + "' changed while it was upgraded");
   }
@@ -86,6 +92,7 @@ void write_upgraded(const fs::path& canonical, const fs::path& work, UpgradeRepo
   }
   fresh.close();
   old.close();
+  return true;
 }
 
 // The upgrade's work directory, removed unless the swap took it.
@@ -109,16 +116,10 @@ UpgradeReport upgrade_store(const fs::path& path) {
   // (before the swap: a partial new store; after it: an empty directory).
   UpgradeWork work{canonical / ".upgrade"};
   fs::remove_all(work.dir, ec);
-  {
-    Options read;
-    read.read_only = true;
-    report.from_format = Store::open(canonical, read).stats().format_version;
-  }
-  if (report.from_format == kFormatVersion) {
+  if (!write_upgraded(canonical, work.dir, report)) {
     report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return report;  // nothing to do
   }
-  write_upgraded(canonical, work.dir, report);
   sync_path(work.dir / "data.mdb", false);
   if (::rename((work.dir / "data.mdb").c_str(), (canonical / "data.mdb").c_str()) != 0) {
     throw Error(ErrorCode::io_error,

@@ -195,7 +195,7 @@ AppendedEvent WriteTxn::write_event(const EventData& e, const codec::ContentHash
   // here only a fixed 96 + 64 bytes are hashed (checksum and chain).
   const codec::ContentHashes computed = hashes != nullptr ? codec::ContentHashes{} : codec::content_hashes(fields);
   const codec::ContentHashes& h = hashes != nullptr ? *hashes : computed;
-  const Sha256 chain = codec::seal_record(record_, id, fields, &h, state_.last_chain,
+  const Sha256 chain = codec::seal_record(record_, id, fields, h, state_.last_chain,
                                           {options_.compression_threshold, options_.compression_level})
                            .chain;
   const EventId::Key key = id.to_key();
