@@ -672,6 +672,42 @@ class BatchTest(ToolTestCase):
             ("segment size not a number", ["export", self.store, os.path.join(self.tmp, "arch"),
                                            "--segment-size", "abc"], b"", EXIT_INVALID, "--segment-size"),
             ("truncate without archive", ["truncate", self.store, "--before", ok_id], b"", EXIT_USAGE, "--archive"),
+            ("schema version 0", ["append", self.store], lines({"type": "x", "schema_version": 0}), EXIT_INVALID,
+             "schema_version"),
+            ("schema version a word", ["append", self.store], lines({"type": "x", "schema_version": "2"}),
+             EXIT_INVALID, "schema_version"),
+            ("schema version over 32 bits", ["append", self.store], lines({"type": "x", "schema_version": 2 ** 32}),
+             EXIT_INVALID, "4294967295"),
+            ("trace context not an object", ["append", self.store],
+             lines({"type": "x", "trace_context": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}),
+             EXIT_INVALID, "trace_context"),
+            ("trace context without traceparent", ["append", self.store],
+             lines({"type": "x", "trace_context": {"tracestate": "a=b"}}), EXIT_INVALID, "traceparent"),
+            ("traceparent malformed", ["append", self.store],
+             lines({"type": "x", "trace_context": {"traceparent": "00-XYZ-01"}}), EXIT_INVALID, "00-XYZ-01"),
+            ("traceparent of another version", ["append", self.store],
+             lines({"type": "x", "trace_context": {"traceparent":
+                                                   "01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}}),
+             EXIT_INVALID, "version 00"),
+            ("traceparent with a zero trace id", ["append", self.store],
+             lines({"type": "x", "trace_context": {"traceparent":
+                                                   "00-00000000000000000000000000000000-b7ad6b7169203331-01"}}),
+             EXIT_INVALID, "all-zero"),
+            ("tracestate over 512 bytes", ["append", self.store],
+             lines({"type": "x", "trace_context": {"traceparent":
+                                                   "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                                                   "tracestate": "a" * 513}}), EXIT_INVALID, "512"),
+            ("tracestate not printable ASCII", ["append", self.store],
+             lines({"type": "x", "trace_context": {"traceparent":
+                                                   "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                                                   "tracestate": "a=\u00e9"}}), EXIT_INVALID, "printable ASCII"),
+            ("unknown trace context field", ["append", self.store],
+             lines({"type": "x", "trace_context": {"traceparent":
+                                                   "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                                                   "baggage": "x"}}), EXIT_INVALID, "baggage"),
+            ("unknown read check", ["query", self.store, "--read-check", "sha"], b"", EXIT_INVALID, "--read-check"),
+            ("upgrade a missing store", ["upgrade", os.path.join(self.tmp, "none")], b"", EXIT_NOT_FOUND,
+             "no store at"),
         ]
         self.assertGreaterEqual(len(cases), 30)
         count, files = self.count(), self._files()

@@ -227,6 +227,58 @@ TEST_CASE("an invalid event inside a batch writes nothing", "[append][batch]") {
   CHECK(store.stats().aggregate_count == 1);
 }
 
+TEST_CASE("a schema version of 0, a malformed trace context or an unknown read check is refused, writing nothing",
+          "[append][format2]") {
+  TempDir dir;
+  Store store = Store::open(dir / "store");
+  store.append(event("Opened", "a"));
+  const std::string contents = store_contents(dir / "store");
+  const std::string good = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  const std::vector<std::pair<std::string, TraceContext>> bad_contexts = {
+      {"empty", {"", ""}},
+      {"upper case", {"00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01", ""}},
+      {"version ff", {"ff" + good.substr(2), ""}},
+      {"zero parent", {good.substr(0, 36) + "0000000000000000-01", ""}},
+      {"one character short", {good.substr(0, 54), ""}},
+      {"tracestate of 513 bytes", {good, std::string(513, 'a')}},
+      {"tracestate with a newline", {good, "a=b\n"}},
+  };
+  for (const auto& [what, context] : bad_contexts) {
+    INFO(what);
+    EventData e = event("Traced", "a");
+    e.trace_context = context;
+    std::vector<EventData> batch = {event("Ok", "a"), e};
+    try {
+      store.append_batch(batch);
+      FAIL("accepted");
+    } catch (const Error& error) {
+      CHECK(error.code() == ErrorCode::invalid_argument);
+      CHECK(error.index() == 1u);
+      CHECK(std::string(error.what()).find("trace context") != std::string::npos);
+    }
+  }
+  EventData unversioned = event("Versioned", "a");
+  unversioned.schema_version = 0;
+  CHECK_THROWS_WITH(store.append(unversioned), Catch::Contains("schema version 0"));
+  Query q;
+  q.verify_on_read = static_cast<ReadCheck>(7);
+  CHECK(error_code_of([&] { store.query(q); }) == ErrorCode::invalid_argument);
+  CHECK(store_contents(dir / "store") == contents);
+  store.close();
+  Options options;
+  options.verify_on_read = static_cast<ReadCheck>(7);
+  CHECK_THROWS_WITH(Store::open(dir / "store", options), Catch::Contains("verify_on_read"));
+  // A valid one is stored and read back as it was given.
+  Store again = Store::open(dir / "store");
+  EventData traced = event("Traced", "a");
+  traced.schema_version = 3;
+  traced.trace_context = TraceContext{good, "congo=t61rcWkgMzE"};
+  const EventId id = again.append(traced).events.front().id;
+  const RecordedEvent back = again.get(id);
+  CHECK(back.schema_version == 3);
+  CHECK(back.trace_context == traced.trace_context);
+}
+
 TEST_CASE("append_batches is all or nothing and names the failing batch", "[append][batch]") {
   TempDir dir;
   Store store = Store::open(dir / "store");
