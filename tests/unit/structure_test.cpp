@@ -128,7 +128,9 @@ TEST_CASE("verify walks a pinned snapshot: writers of this and another process c
   const int before = appended.load();
   for (int verified = 0; verified < 8; ++verified) {
     const VerifyReport report = store.verify();
-    for (const auto& p : report.problems) INFO(p.category << " " << p.subject << ": " << p.detail);
+    std::string problems;  // (an INFO inside a loop is gone before the REQUIRE)
+    for (const auto& p : report.problems) problems += p.category + " " + p.subject + ": " + p.detail + "\n";
+    INFO(problems);
     REQUIRE(report.ok());
     CHECK(report.pages_checked > 2);
   }
