@@ -115,7 +115,7 @@ void check_meta_roots(const MetaPage& meta, int index, std::uint64_t file_size, 
   }
 }
 
-MetaCheck check_meta_pages(const PageSource& source) {
+MetaCheck check_meta_pages(const PageSource& source, std::array<std::string, 2>* raw) {
   MetaCheck check;
   std::string page0, page1;
   if (!source.read(0, kMetaBytes, page0)) {
@@ -144,7 +144,18 @@ MetaCheck check_meta_pages(const PageSource& source) {
                                                    std::to_string(t1) + ", which are not consecutive"});
   }
   if (check.ok()) check_meta_roots(check.current(), t0 < t1 ? 1 : 0, source.size(), check.problems);
+  if (raw != nullptr) *raw = {std::move(page0), std::move(page1)};
   return check;
+}
+
+bool meta_pages_unchanged(const PageSource& source, const std::array<std::string, 2>& raw) {
+  std::string again;
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    if (raw[i].empty()) continue;
+    const std::uint64_t at = i == 0 ? 0 : le32(raw[0], kMetaFreeDb + kDbPad);
+    if (!source.read(at, raw[i].size(), again) || again != raw[i]) return false;
+  }
+  return true;
 }
 
 MetaCheck check_meta_pages(const std::filesystem::path& data_file) { return check_meta_pages(FdSource(data_file)); }

@@ -3,6 +3,7 @@
 // stays the only writer of these pages.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -131,7 +132,18 @@ class MemorySource : public PageSource {
 struct MetaCheck;
 struct MetaPage;
 struct FileProblem;
-MetaCheck check_meta_pages(const PageSource& source);
+// `raw`, when given, receives the bytes read of each meta page (empty: not
+// read), the ones the check judged.
+MetaCheck check_meta_pages(const PageSource& source, std::array<std::string, 2>* raw = nullptr);
+// Whether both meta pages still hold `raw`, read again. A writer of another
+// thread or process rewrites a meta page at every commit, and a read of it
+// may see a write half done: two reads, then two equal reads again, saw
+// both pages as they were together at one moment.
+bool meta_pages_unchanged(const PageSource& source, const std::array<std::string, 2>& raw);
+struct StructureReport;
+struct WalkOptions;
+// walk_structure (file_check.h) over any source of the file's bytes.
+StructureReport walk_structure(const PageSource& source, const WalkOptions& options);
 // The checks of the meta page a walk starts from (its last page and roots).
 void check_meta_roots(const MetaPage& meta, int index, std::uint64_t file_size, std::vector<FileProblem>& problems);
 

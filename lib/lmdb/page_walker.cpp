@@ -8,7 +8,14 @@ namespace lighthouse::lmdb {
 namespace walk {
 
 StructureReport Walker::run() {
-  const MetaCheck metas = check_meta_pages(source_);
+  std::array<std::string, 2> raw;
+  const MetaCheck metas = check_meta_pages(source_, &raw);
+  // A pinned snapshot has writers beside it: what was read of the meta
+  // pages counts only if they still hold it (or the caller tries again).
+  if (options_.txnid && !meta_pages_unchanged(source_, raw)) {
+    report_.snapshot_gone = true;
+    return std::move(report_);
+  }
   for (const auto& p : metas.problems) add(p.page, p.database, p.detail);
   if (!metas.ok()) return std::move(report_);
   const MetaPage* meta = &metas.current();
@@ -33,8 +40,7 @@ StructureReport Walker::run() {
   report_.pages = last_ + 1;
   account_.emplace(last_, report_.txnid, report_,
                    [this](std::uint64_t p, const std::string& db, std::string detail) { add(p, db, std::move(detail)); });
-  std::string page;
-  source_.read(meta == &metas.metas[0] ? 0 : psize_, kMetaBytes, page);
+  const std::string& page = raw[meta == &metas.metas[0] ? 0 : 1];  // the bytes judged, not a second read
   walk(Tree{"main", TreeKind::main, decode_db(page, kMetaMainDb)});
   for (auto& named : named_) walk(named);
   Tree free{"free list", TreeKind::free_list, decode_db(page, kMetaFreeDb)};
@@ -297,6 +303,10 @@ using walk::Walker;
 StructureReport walk_structure(const std::filesystem::path& data_file, const WalkOptions& options) {
   const FdSource source(data_file);
   source.read_ahead();
+  return Walker(source, options).run();
+}
+
+StructureReport walk_structure(const PageSource& source, const WalkOptions& options) {
   return Walker(source, options).run();
 }
 

@@ -2,10 +2,12 @@
 
 #include "files.h"
 #include "lmdb/file_check.h"
+#include "lmdb/page_format.h"
 #include "store/damage_mark.h"
 #include "store/map_regions.h"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <thread>
 #include <system_error>
@@ -87,20 +89,29 @@ namespace {
 // Before LMDB reads anything of the file: its two meta pages, which LMDB
 // trusts (a damaged one would surface as ENOMEM or MDB_MAP_RESIZED). A
 // writer of another process may be writing one meanwhile: a problem counts
-// only when it is still there on a second and a third read.
+// only when the pages read the same twice, and on three such reads.
 void Environment::check_meta_pages() const {
   const fs::path data = path_ / "data.mdb";
   std::error_code ec;
   if (!fs::exists(data, ec) || fs::file_size(data, ec) == 0) return;  // a new store (or refused above)
   lmdb::MetaCheck metas;
-  for (int attempt = 0; attempt < 3; ++attempt) {
+  int judged = 0;
+  for (int attempt = 0; judged < 3 && attempt < 50; ++attempt) {
     if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    std::array<std::string, 2> raw;
     try {
-      metas = lmdb::check_meta_pages(data);
+      const lmdb::FdSource source(data);
+      metas = lmdb::check_meta_pages(source, &raw);
+      if (metas.ok()) return;
+      if (!lmdb::meta_pages_unchanged(source, raw)) continue;  // a commit was writing one
     } catch (const Error& e) {
       throw Error(e.code(), "cannot open store '" + path_.string() + "': " + e.what());
     }
-    if (metas.ok()) return;
+    ++judged;
+  }
+  if (judged == 0) {
+    throw Error(ErrorCode::io_error, "cannot open store '" + path_.string() +
+                                         "': its meta pages changed on each of 50 reads (a writer is committing)");
   }
   const auto& p = metas.problems.front();
   refuse_damaged(path_, "its meta page" +
