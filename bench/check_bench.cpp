@@ -64,6 +64,20 @@ void BM_CheckXxh3(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * state.range(0));
 }
 
+// libxxhash's own runtime dispatch (xxh_x86dispatch.h: AVX2 or AVX-512
+// where the CPU has them), declared here since XXH_INLINE_ALL renames the
+// header's functions.
+extern "C" XXH64_hash_t XXH3_64bits_withSeed_dispatch(const void* input, std::size_t len, XXH64_hash_t seed);
+
+void BM_CheckXxh3Dispatch(benchmark::State& state) {
+  const std::string r = record(static_cast<std::size_t>(state.range(0)));
+  for (auto _ : state) {
+    const XXH64_hash_t seed = XXH3_64bits(kKey, sizeof kKey);
+    benchmark::DoNotOptimize(XXH3_64bits_withSeed_dispatch(r.data(), r.size(), seed));
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * state.range(0));
+}
+
 void BM_CheckCrc32cSse42(benchmark::State& state) {
   if (!__builtin_cpu_supports("sse4.2")) {
     state.SkipWithError("no SSE4.2 on this CPU");
@@ -104,6 +118,7 @@ void BM_CheckSha256(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK(BM_CheckXxh3)->Arg(64)->Arg(256)->Arg(1024)->Arg(4096)->Arg(65536);
+BENCHMARK(BM_CheckXxh3Dispatch)->Arg(64)->Arg(256)->Arg(1024)->Arg(4096)->Arg(65536);
 BENCHMARK(BM_CheckCrc32cSse42)->Arg(64)->Arg(256)->Arg(1024)->Arg(4096)->Arg(65536);
 BENCHMARK(BM_CheckCrc32cPortable)->Arg(64)->Arg(256)->Arg(1024)->Arg(4096)->Arg(65536);
 BENCHMARK(BM_CheckSha256)->Arg(64)->Arg(256)->Arg(1024)->Arg(4096)->Arg(65536);

@@ -24,14 +24,17 @@ std::string be64(std::uint64_t v) {
 
 MDB_val val(const std::string& s) { return {s.size(), const_cast<char*>(s.data())}; }
 
-// Materialises an event from its value: [len type][type][len agg][agg][data].
+// Materialises an event from its value: [len type][type][len agg][agg][data],
+// into strings reused from one event to the next (as Lighthouse's cursor
+// decodes into its events' storage): copies, no allocation per event.
 std::uint64_t materialise(const MDB_val& v) {
+  thread_local std::string type, aggregate, data;
   const char* p = static_cast<const char*>(v.mv_data);
   std::size_t tl = static_cast<unsigned char>(p[0]);
-  std::string type(p + 1, tl);
+  type.assign(p + 1, tl);
   std::size_t al = static_cast<unsigned char>(p[1 + tl]);
-  std::string aggregate(p + 2 + tl, al);
-  std::string data(p + 2 + tl + al, v.mv_size - 2 - tl - al);
+  aggregate.assign(p + 2 + tl, al);
+  data.assign(p + 2 + tl + al, v.mv_size - 2 - tl - al);
   return data.empty() ? 0 : 1;
 }
 

@@ -80,6 +80,13 @@ class LIGHTHOUSE_API EventCursor {
   // decode; the cursor stays positioned after it, so next() goes on),
   // closed, io_error.
   std::optional<RecordedEvent> next();
+  // The same into `event`, every field of it replaced; false (and `event`
+  // unchanged) when the query is exhausted. Reusing one event through a
+  // loop reuses its storage: the cursor decodes the next events into the
+  // strings given back, so a long read allocates nothing per event (the
+  // range-for below does better still: it reads the cursor's events in
+  // place). Errors: as next().
+  bool next(RecordedEvent& event);
 
   // The plan this cursor follows.
   const QueryPlan& plan() const noexcept;
@@ -95,11 +102,13 @@ class LIGHTHOUSE_API EventCursor {
     using difference_type = std::ptrdiff_t;
     iterator() = default;
     explicit iterator(EventCursor* cursor) : cursor_(cursor) { ++*this; }
+    // The event stays valid until the iterator is advanced (it is the
+    // cursor's own, decoded in place: nothing is copied or moved).
     const RecordedEvent& operator*() const { return *current_; }
-    const RecordedEvent* operator->() const { return &*current_; }
+    const RecordedEvent* operator->() const { return current_; }
     iterator& operator++() {
-      current_ = cursor_->next();
-      if (!current_) cursor_ = nullptr;
+      current_ = cursor_->advance();
+      if (current_ == nullptr) cursor_ = nullptr;
       return *this;
     }
     void operator++(int) { ++*this; }
@@ -107,7 +116,7 @@ class LIGHTHOUSE_API EventCursor {
 
    private:
     EventCursor* cursor_ = nullptr;
-    std::optional<RecordedEvent> current_;
+    const RecordedEvent* current_ = nullptr;
   };
   iterator begin() { return iterator(this); }
   iterator end() { return iterator(); }
@@ -119,6 +128,8 @@ class LIGHTHOUSE_API EventCursor {
   EventCursor& operator=(EventCursor&&) noexcept;
 
  private:
+  // The next event, the cursor's own until the next call; nullptr at the end.
+  const RecordedEvent* advance();
   std::unique_ptr<Impl> impl_;
 };
 

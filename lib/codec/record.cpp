@@ -205,16 +205,24 @@ SealedRecord seal_record(std::string& out, const EventId& id, const RecordFields
   return sealed;
 }
 
-bool fast_check_matches(const EventId& id, std::string_view bytes) noexcept {
+bool fast_check_matches(std::string_view event_key, std::string_view bytes) noexcept {
   if (is_format1(bytes)) return true;
   if (bytes.size() <= kFastCheckBytes) return false;
-  const EventId::Key key = id.to_key();
   const std::string_view packed = bytes.substr(0, bytes.size() - kFastCheckBytes);
-  return fast_check(key_bytes(key), packed) == get_be64(bytes.data() + packed.size());
+  return fast_check(event_key, packed) == get_be64(bytes.data() + packed.size());
+}
+
+bool fast_check_matches(const EventId& id, std::string_view bytes) noexcept {
+  const EventId::Key key = id.to_key();
+  return fast_check_matches(key_bytes(key), bytes);
 }
 
 void require_fast_check(const EventId& id, std::string_view bytes) {
   if (!fast_check_matches(id, bytes)) corrupt(id, "its fast check does not match");
+}
+
+void require_fast_check(const EventId& id, std::string_view event_key, std::string_view bytes) {
+  if (!fast_check_matches(event_key, bytes)) corrupt(id, "its fast check does not match");
 }
 
 namespace {
@@ -222,10 +230,14 @@ namespace {
 // Fields 8 to the end of a record (after the data).
 void decode_trailer(MsgpackReader& r, const EventId& id, unsigned format, RecordedEvent& e) {
   std::string_view key, checksum, chain;
-  if (!r.nil()) {
+  if (r.nil()) {
+    e.idempotency_key.reset();
+  } else {
     if (!r.str(key)) corrupt(id, "idempotency key is neither a string nor nil");
-    e.idempotency_key = std::string(key);
+    e.idempotency_key.emplace(key);
   }
+  e.schema_version = 1;
+  e.trace_context.reset();
   if (format != kRecordFormat1) {
     std::uint64_t schema = 0;
     if (!r.uint(schema) || schema == 0 || schema > 0xffffffffu) corrupt(id, "schema version is not 1 to 2^32-1");
@@ -236,7 +248,9 @@ void decode_trailer(MsgpackReader& r, const EventId& id, unsigned format, Record
       if (!r.array(n) || n != 2 || !r.str(parent) || !r.str(state)) {
         corrupt(id, "trace context is neither nil nor a pair of strings");
       }
-      e.trace_context = TraceContext{std::string(parent), std::string(state)};
+      e.trace_context.emplace();
+      e.trace_context->traceparent.assign(parent);
+      e.trace_context->tracestate.assign(state);
     }
   }
   if (!r.bin(checksum) || checksum.size() != 32) corrupt(id, "checksum is not 32 bytes");
@@ -248,7 +262,7 @@ void decode_trailer(MsgpackReader& r, const EventId& id, unsigned format, Record
 
 }  // namespace
 
-RecordedEvent decode_record(const EventId& id, std::string_view bytes, std::string_view* stored_tail) {
+void decode_record_into(const EventId& id, std::string_view bytes, std::string_view* stored_tail, RecordedEvent& e) {
   const unsigned format = is_format1(bytes) ? kRecordFormat1 : kRecordFormat2;
   if (format == kRecordFormat2) {
     if (bytes.size() <= kFastCheckBytes) corrupt(id, "shorter than its fast check");
@@ -261,7 +275,6 @@ RecordedEvent decode_record(const EventId& id, std::string_view bytes, std::stri
   if (!r.array(fields) || fields != expected) corrupt(id, "not an array of " + std::to_string(expected) + " fields");
   if (!r.uint(version) || version != format) corrupt(id, "unknown record version");
   if (!r.uint(flags) || (flags & ~std::uint64_t{kFlagCompressed}) != 0) corrupt(id, "unknown flags");
-  RecordedEvent e;
   e.id = id;
   e.record_format = static_cast<std::uint8_t>(format);
   const char* tail_begin = r.position();
@@ -272,11 +285,12 @@ RecordedEvent decode_record(const EventId& id, std::string_view bytes, std::stri
   if (!r.uint(content_type) || content_type > static_cast<std::uint64_t>(ContentType::bytes)) {
     corrupt(id, "unknown content type");
   }
-  e.type = type;
-  e.aggregate = aggregate;
+  e.type.assign(type);
+  e.aggregate.assign(aggregate);
   e.content_type = static_cast<ContentType>(content_type);
   std::uint32_t pairs = 0;
   if (!r.map(pairs)) corrupt(id, "metadata is not a map");
+  e.metadata.clear();
   // Keys stored out of order or twice decode (sorted, the first kept), but
   // then the stored bytes are not the canonical encoding of what is read.
   bool canonical_metadata = true;
@@ -294,8 +308,17 @@ RecordedEvent decode_record(const EventId& id, std::string_view bytes, std::stri
                        ? std::string_view()
                        : std::string_view(tail_begin, static_cast<std::size_t>(r.position() - tail_begin));
   }
-  e.data = (flags & kFlagCompressed) != 0 ? internal::decompress(id, data) : std::string(data);
+  if ((flags & kFlagCompressed) != 0) {
+    e.data = internal::decompress(id, data);
+  } else {
+    e.data.assign(data);
+  }
   decode_trailer(r, id, format, e);
+}
+
+RecordedEvent decode_record(const EventId& id, std::string_view bytes, std::string_view* stored_tail) {
+  RecordedEvent e;
+  decode_record_into(id, bytes, stored_tail, e);
   return e;
 }
 

@@ -139,13 +139,21 @@ RecordedEvent read_record(const EventId& id, std::string_view bytes, ReadCheck c
 
 // The fast check alone (true for a format-1 record, which has none).
 bool fast_check_matches(const EventId& id, std::string_view bytes) noexcept;
+// The same for the stored key of the event (its 20 bytes, as read).
+bool fast_check_matches(std::string_view event_key, std::string_view bytes) noexcept;
 // Throws Error(corruption) naming the ID iff the fast check does not match.
 void require_fast_check(const EventId& id, std::string_view bytes);
+// The same with the event's stored key at hand (`id` decoded from it).
+void require_fast_check(const EventId& id, std::string_view event_key, std::string_view bytes);
 
 // Decodes without any check (see read_record). When `stored_tail` is given,
 // a format-1 record in canonical form stores it the bytes its checksum covers
 // after the ID (an empty view otherwise), for checksum_matches.
 RecordedEvent decode_record(const EventId& id, std::string_view bytes, std::string_view* stored_tail = nullptr);
+// The same into `e`, every field of it set, reusing its strings' storage
+// (a cursor's chunk decodes without allocating once its events have grown).
+// On an error `e` holds part of the record.
+void decode_record_into(const EventId& id, std::string_view bytes, std::string_view* stored_tail, RecordedEvent& e);
 
 // True iff the event's checksum matches its fields (by its record format).
 bool checksum_matches(const RecordedEvent& event, std::string_view stored_tail = {});

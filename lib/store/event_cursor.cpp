@@ -32,16 +32,28 @@ void EventCursor::Impl::add_time(std::chrono::steady_clock::time_point start) {
 }
 
 std::optional<RecordedEvent> EventCursor::Impl::next() {
+  RecordedEvent* e = advance();
+  if (e == nullptr) return std::nullopt;
+  return std::move(*e);
+}
+
+bool EventCursor::Impl::next(RecordedEvent& event) {
+  RecordedEvent* e = advance();
+  if (e == nullptr) return false;
+  std::swap(event, *e);
+  return true;
+}
+
+RecordedEvent* EventCursor::Impl::advance() {
   for (;;) {
     if (reader_.env().closed()) {
       throw Error(ErrorCode::closed, "store '" + reader_.env().path().string() + "' is closed");
     }
-    if (taken_ < buffer_.size()) {
+    if (taken_ < filled_) {
       ++returned_;
-      return std::move(buffer_[taken_++]);
+      return &buffer_[taken_++];
     }
-    buffer_.clear();  // keeps its capacity: no allocation per chunk
-    taken_ = 0;
+    taken_ = filled_ = 0;  // the events stay, for their storage
     if (pending_) {
       try {
         std::rethrow_exception(std::exchange(pending_, nullptr));
@@ -50,7 +62,7 @@ std::optional<RecordedEvent> EventCursor::Impl::next() {
         throw;
       }
     }
-    if (exhausted_) return std::nullopt;
+    if (exhausted_) return nullptr;
     fill();
   }
 }
@@ -89,15 +101,17 @@ bool EventCursor::Impl::offer(std::string_view key, std::string_view value) {
     // The fast check comes before anything is decoded or decompressed; the
     // SHA-256 (`full`, or a format-1 record's only check) only for the
     // events the query returns.
-    if (q_.verify_on_read != ReadCheck::off) codec::require_fast_check(id, value);
+    if (q_.verify_on_read != ReadCheck::off) codec::require_fast_check(id, key, value);
     std::string_view stored_tail;
-    RecordedEvent e = codec::decode_record(id, value, &stored_tail);
+    if (filled_ == buffer_.size()) buffer_.emplace_back();
+    RecordedEvent& e = buffer_[filled_];
+    codec::decode_record_into(id, value, &stored_tail, e);
     if (q_.matches(e)) {
       if (q_.verify_on_read == ReadCheck::full ||
           (q_.verify_on_read == ReadCheck::fast && e.record_format == codec::kRecordFormat1)) {
         codec::verify_checksum(e, stored_tail);
       }
-      buffer_.push_back(std::move(e));
+      ++filled_;
       if (q_.query.limit != 0 && ++emitted_ >= q_.query.limit) {
         exhausted_ = true;
         return false;
@@ -107,7 +121,7 @@ bool EventCursor::Impl::offer(std::string_view key, std::string_view value) {
     pending_ = std::current_exception();  // delivered after the events before it
     return false;
   }
-  return buffer_.size() < kChunkEvents && visits_ < kChunkVisits;
+  return filled_ < kChunkEvents && visits_ < kChunkVisits;
 }
 
 bool EventCursor::Impl::offer_indexed(MDB_txn* txn, std::string_view key) {
@@ -278,6 +292,14 @@ EventCursor& EventCursor::operator=(EventCursor&&) noexcept = default;
 std::optional<RecordedEvent> EventCursor::next() {
   if (!impl_) throw Error(ErrorCode::closed, "this EventCursor was moved from: it has no query");
   return impl_->next();
+}
+const RecordedEvent* EventCursor::advance() {
+  if (!impl_) throw Error(ErrorCode::closed, "this EventCursor was moved from: it has no query");
+  return impl_->advance();
+}
+bool EventCursor::next(RecordedEvent& event) {
+  if (!impl_) throw Error(ErrorCode::closed, "this EventCursor was moved from: it has no query");
+  return impl_->next(event);
 }
 const QueryPlan& EventCursor::plan() const noexcept {
   static const QueryPlan kNone;

@@ -29,6 +29,12 @@ class EventCursor::Impl {
   Impl& operator=(const Impl&) = delete;
 
   std::optional<RecordedEvent> next();
+  // The next event swapped into `event` (its storage goes back to the
+  // chunk, to be decoded into); false when the query is exhausted.
+  bool next(RecordedEvent& event);
+  // The next event of the chunk, fetching the next chunk when it is over;
+  // nullptr when the query is exhausted.
+  RecordedEvent* advance();
   const QueryPlan& plan() const noexcept { return q_.plan; }
   const std::optional<Truncation>& truncation() const noexcept { return q_.truncation; }
   // Counts the time since `start` as the query's.
@@ -52,8 +58,11 @@ class EventCursor::Impl {
   ResolvedQuery q_;
   std::optional<Key> position_;                // the last key visited
   std::optional<std::uint64_t> next_version_;  // by_aggregate: the next version to visit
-  std::vector<RecordedEvent> buffer_;  // the chunk; events before taken_ were returned
+  // The chunk: events [taken_, filled_) are still to return. The events
+  // past filled_ are kept for their storage, decoded into by the next one.
+  std::vector<RecordedEvent> buffer_;
   std::size_t taken_ = 0;
+  std::size_t filled_ = 0;
   std::size_t emitted_ = 0;
   std::size_t visits_ = 0;
   bool exhausted_ = false;
