@@ -10,6 +10,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev libdeflate-dev zlib1g-dev
   libxxhash-dev python3-xxhash python3-matplotlib
   libsqlite3-dev librocksdb-dev python3-msgpack gzip pigz prometheus
+  libboost1.74-dev curl
 )
 # Extra packages for one script (scripts/fuzz.sh: clang-14 libfuzzer-14-dev).
 read -r -a extra <<< "${EXTRA_PACKAGES:-}"

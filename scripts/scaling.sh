@@ -8,6 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh >/dev/null
+ninja -C build benchmarks >/dev/null
 out=${1:-scaling}
 mkdir -p "$out"
 for n in 100000 1000000 10000000; do

@@ -26,6 +26,7 @@ using Commands = std::vector<Command>;
 void add_store_commands(CLI::App& app, Commands& commands);       // init, append, get, stats, read, query, tail
 void add_operations_commands(CLI::App& app, Commands& commands);  // verify, repair, backup, sla, health, metrics, compact
 void add_archive_commands(CLI::App& app, Commands& commands);     // export, import, archive verify|list, truncate
+void add_serve_command(CLI::App& app, Commands& commands);        // serve
 
 // Shared pieces of the families' wiring.
 // The STORE positional of most subcommands, bound to `path`.

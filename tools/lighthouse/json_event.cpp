@@ -59,7 +59,9 @@ std::string json_problem(const Json::exception& error) {
 
 // Parses `text` as JSON, refusing nesting deeper than kMaxJsonDepth and —
 // when `unique_keys` — an object naming one field twice.
-Json parse_json(std::string_view text, bool unique_keys) {
+}  // namespace
+
+Json parse_json_text(std::string_view text, bool unique_keys) {
   std::vector<std::set<std::string>> open_objects;
   std::optional<std::string> duplicate;
   auto callback = [&](int depth, Json::parse_event_t event, Json& parsed) {
@@ -106,6 +108,8 @@ Json parse_json(std::string_view text, bool unique_keys) {
   return result;
 }
 
+namespace {
+
 const Json* field(const Json& object, const char* name) {
   auto it = object.find(name);
   return it == object.end() ? nullptr : &*it;
@@ -117,6 +121,8 @@ std::string string_field(const Json& value, const char* name) {
   }
   return value.get<std::string>();
 }
+
+}  // namespace
 
 ExpectedVersion parse_expected_version(const Json& value) {
   static const std::string kAllowed =
@@ -140,6 +146,8 @@ ExpectedVersion parse_expected_version(const Json& value) {
   }
   invalid("field 'expected_version' must be " + kAllowed + ", got " + describe(value));
 }
+
+namespace {
 
 Metadata parse_metadata(const Json& value) {
   if (!value.is_object()) {
@@ -253,8 +261,13 @@ bool is_blank(std::string_view line) noexcept {
 }
 
 Batch parse_event_line(std::string_view line) {
-  Json object = parse_json(line, true);
+  const Json object = parse_json_text(line, true);
   if (!object.is_object()) invalid("a line must be a JSON object, got " + describe(object));
+  return parse_event_object(object);
+}
+
+Batch parse_event_object(const Json& object) {
+  if (!object.is_object()) invalid("an event must be a JSON object, got " + describe(object));
   for (const auto& [name, value] : object.items()) {
     bool known = false;
     for (const char* f : kFields) known = known || name == f;

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "lighthouse/event.h"
+#include "output.h"
 #include "lighthouse/store.h"
 
 namespace lighthouse::tool {
@@ -24,6 +25,15 @@ bool is_blank(std::string_view line) noexcept;
 // Returns a batch of the one event, with its expectation unless it is `any`.
 // Throws Error(invalid_argument) naming the offending field and value.
 Batch parse_event_line(std::string_view line);
+// The same for an object already parsed (the server's request bodies).
+Batch parse_event_object(const Json& object);
+// Parses `text` as JSON, refusing nesting deeper than kMaxJsonDepth and —
+// when `unique_keys` — an object naming one field twice. Errors:
+// invalid_argument, in the tool's words (where, what, the input there).
+Json parse_json_text(std::string_view text, bool unique_keys);
+// An expected version as JSON gives it: a number, or "any", "no_stream",
+// "stream_exists". Errors: invalid_argument.
+ExpectedVersion parse_expected_version(const Json& value);
 
 // {"id", "sequence", "aggregate_version"} and "replayed": true for a replay.
 std::string appended_event_json(const AppendedEvent& event, bool replayed);

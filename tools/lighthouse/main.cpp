@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   add_store_commands(app, commands);
   add_operations_commands(app, commands);
   add_archive_commands(app, commands);
+  add_serve_command(app, commands);
   refuse_empty_values(app);
 
   if (argc > 1 && argv[1][0] != '-') {

@@ -1,0 +1,356 @@
+#include "serve/api.h"
+
+#include <charconv>
+#include <optional>
+
+#include "json_event.h"
+#include "lighthouse/error.h"
+#include "lighthouse/time.h"
+#include "output.h"
+
+namespace lighthouse::serve {
+namespace {
+
+using tool::Json;
+
+// One piece of a streamed result: flushed to the client when it is this big.
+constexpr std::size_t kChunkBytes = 64 * 1024;
+
+[[noreturn]] void invalid(const std::string& message) { throw Error(ErrorCode::invalid_argument, message); }
+
+std::string shown(std::string_view text) {
+  std::string out(text.substr(0, 64));
+  return out.size() < text.size() ? out + "..." : out;
+}
+
+std::optional<std::string> header(const Request& r, const std::string& name) {
+  auto it = r.headers.find(name);
+  if (it == r.headers.end()) return std::nullopt;
+  return it->second;
+}
+
+std::uint64_t parse_number(const std::string& name, const std::string& text) {
+  std::uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || (text.size() > 1 && text[0] == '0')) {
+    invalid("parameter '" + name + "' = '" + shown(text) + "' is not an unsigned decimal number");
+  }
+  return value;
+}
+
+// The parameters of a request's query string, each known and given once
+// (but `type`, which may repeat).
+class Parameters {
+ public:
+  Parameters(const Request& r, std::initializer_list<const char*> known) {
+    for (const auto& [name, value] : r.query) {
+      bool ok = false;
+      for (const char* k : known) ok = ok || name == k;
+      if (!ok) invalid("unknown parameter '" + shown(name) + "'");
+      if (name != "type" && values_.count(name) != 0) invalid("parameter '" + shown(name) + "' given twice");
+      values_.emplace(name, value);
+    }
+  }
+  std::optional<std::string> get(const std::string& name) const {
+    auto it = values_.find(name);
+    if (it == values_.end()) return std::nullopt;
+    return it->second;
+  }
+  std::vector<std::string> all(const std::string& name) const {
+    std::vector<std::string> out;
+    for (auto [it, end] = values_.equal_range(name); it != end; ++it) out.push_back(it->second);
+    return out;
+  }
+
+ private:
+  std::multimap<std::string, std::string> values_;
+};
+
+// NDJSON: one event per line in the `lighthouse get` form, then a last line
+// {"end": {...}} saying how many were sent and where to continue.
+Response event_stream(std::shared_ptr<EventCursor> cursor, std::function<Json(const RecordedEvent*, std::uint64_t)> end) {
+  Response r;
+  r.content_type = "application/x-ndjson";
+  auto state = std::make_shared<std::pair<std::uint64_t, std::optional<RecordedEvent>>>(0, std::nullopt);
+  auto done = std::make_shared<bool>(false);
+  r.stream = [cursor, state, done, end](std::string& chunk) {
+    if (*done) return false;
+    try {
+      while (chunk.size() < kChunkBytes) {
+        std::optional<RecordedEvent> e = cursor->next();
+        if (!e) {
+          Json last;
+          last["end"] = end(state->second ? &*state->second : nullptr, state->first);
+          chunk += tool::dump(last) + "\n";
+          *done = true;
+          return true;
+        }
+        chunk += tool::recorded_event_json(*e);
+        chunk += '\n';
+        ++state->first;
+        state->second = std::move(e);
+      }
+    } catch (const Error& error) {
+      // The status is sent already: the error is the stream's last line.
+      Json last;
+      last["error"] = std::string(to_string(error.code()));
+      last["message"] = error.what();
+      chunk += tool::dump(last) + "\n";
+      *done = true;
+    }
+    return true;
+  };
+  return r;
+}
+
+Json appended(const AppendResult& result) {
+  Json body;
+  body["events"] = Json::array();
+  for (const AppendedEvent& e : result.events) {
+    body["events"].push_back({{"id", e.id.to_string()}, {"sequence", e.id.sequence},
+                              {"aggregate_version", e.aggregate_version}});
+  }
+  body["replayed"] = result.replayed;
+  return body;
+}
+
+// If-Match: a version number (quoted or not), `*` (the stream exists), or
+// one of the names the body's expected_version takes.
+ExpectedVersion parse_if_match(std::string text) {
+  if (text.size() >= 2 && text.front() == '"' && text.back() == '"') text = text.substr(1, text.size() - 2);
+  if (text == "*" || text == "stream_exists") return ExpectedVersion::stream_exists();
+  if (text == "any") return ExpectedVersion::any();
+  if (text == "no_stream") return ExpectedVersion::no_stream();
+  try {
+    return ExpectedVersion::exact(parse_number("If-Match", text));
+  } catch (const Error&) {
+    invalid("If-Match '" + shown(text) + "' is not a version, \"*\", any, no_stream or stream_exists");
+  }
+}
+
+// The body of an append: one event object or an array of them, merged into
+// one atomic batch (at most one expectation per aggregate).
+Batch parse_append_body(const Request& r, const std::optional<std::string>& aggregate) {
+  if (r.body.empty()) invalid("the request has no body: send an event object or an array of them");
+  const Json body = tool::parse_json_text(r.body, true);
+  std::vector<const Json*> objects;
+  if (body.is_array()) {
+    if (body.empty()) invalid("an empty array of events");
+    for (const Json& e : body) objects.push_back(&e);
+  } else {
+    objects.push_back(&body);
+  }
+  Batch batch;
+  const auto key = header(r, "idempotency-key");
+  for (std::size_t i = 0; i < objects.size(); ++i) {
+    Batch one;
+    try {
+      Json object = *objects[i];
+      if (aggregate && object.is_object()) {
+        if (auto it = object.find("aggregate"); it != object.end() && !(it->is_string() && *it == *aggregate)) {
+          invalid("the event's aggregate differs from the stream's '" + shown(*aggregate) + "'");
+        }
+        object["aggregate"] = *aggregate;
+      }
+      one = tool::parse_event_object(object);
+    } catch (Error& error) {
+      if (objects.size() > 1) throw Error(error.code(), "event " + std::to_string(i) + ": " + error.what()).with_index(i);
+      throw;
+    }
+    EventData& e = one.events.front();
+    if (key && !e.idempotency_key) e.idempotency_key = objects.size() == 1 ? *key : *key + ":" + std::to_string(i);
+    for (const auto& x : one.expectations) {
+      for (const auto& y : batch.expectations) {
+        if (y.aggregate == x.aggregate && !(y.expected == x.expected)) {
+          invalid("two expected versions for aggregate '" + shown(x.aggregate) + "' in one request");
+        }
+      }
+      batch.expectations.push_back(x);
+    }
+    batch.events.push_back(std::move(e));
+  }
+  if (auto if_match = header(r, "if-match")) {
+    if (!aggregate) invalid("If-Match is for POST /streams/{aggregate}; give expected_version per event here");
+    if (!batch.expectations.empty()) invalid("the expected version is given twice: If-Match and expected_version");
+    const ExpectedVersion expected = parse_if_match(*if_match);
+    if (expected.kind() != ExpectedVersion::Kind::any) batch.expectations.push_back({*aggregate, expected});
+  }
+  // Duplicates of one expectation collapse.
+  std::vector<AggregateExpectation> unique;
+  for (const auto& x : batch.expectations) {
+    bool seen = false;
+    for (const auto& u : unique) seen = seen || u.aggregate == x.aggregate;
+    if (!seen) unique.push_back(x);
+  }
+  batch.expectations = std::move(unique);
+  return batch;
+}
+
+Query parse_query(const Request& r) {
+  const Parameters p(r, {"type", "type_prefix", "aggregate", "after", "since", "until", "limit", "direction"});
+  Query q;
+  q.types = p.all("type");
+  if (auto v = p.get("type_prefix")) q.type_prefix = *v;
+  if (auto v = p.get("aggregate")) q.aggregate = *v;
+  if (auto v = p.get("after")) q.after_id = EventId::parse(*v);
+  if (auto v = p.get("since")) q.since_ns = parse_time(*v);
+  if (auto v = p.get("until")) q.until_ns = parse_time(*v);
+  if (auto v = p.get("limit")) q.limit = parse_number("limit", *v);
+  if (auto v = p.get("direction")) {
+    if (*v == "forward") {
+      q.direction = Direction::forward;
+    } else if (*v == "reverse") {
+      q.direction = Direction::reverse;
+    } else {
+      invalid("parameter 'direction' = '" + shown(*v) + "' is not forward or reverse");
+    }
+  }
+  return q;
+}
+
+}  // namespace
+
+Api::Api(Store& store, ApiOptions options, ServerMetrics& metrics)
+    : store_(store), options_(options), metrics_(metrics) {}
+
+Response Api::handle(const Request& request) noexcept {
+  std::string route_name = "unknown";
+  Response response;
+  try {
+    response = route(request, route_name);
+  } catch (const Error& error) {
+    response = store_error(error);
+  } catch (const std::exception& error) {
+    response = error_response(500, "internal", std::string("internal error: ") + error.what());
+  }
+  metrics_.request(route_name, response.status);
+  return response;
+}
+
+namespace {
+
+Response health(Store& store, bool read_only) {
+  const HealthStatus h = store.health();
+  Json body;
+  body["state"] = std::string(to_string(h.state));
+  body["reason"] = h.reason;
+  body["since_ns"] = h.since_ns;
+  body["manual"] = h.manual;
+  const bool accepts = h.state == HealthState::healthy || h.state == HealthState::warning;
+  body["accepts_appends"] = accepts && !read_only;
+  return json_response(accepts ? 200 : 503, body);
+}
+
+Response append(Store& store, const Request& r, const std::optional<std::string>& aggregate) {
+  Parameters(r, {});
+  const AppendResult result = store.append_batch(parse_append_body(r, aggregate));
+  return json_response(result.replayed ? 200 : 201, appended(result));
+}
+
+Response query_events(Store& store, const Request& r) {
+  auto cursor = std::make_shared<EventCursor>(store.query(parse_query(r)));
+  return event_stream(cursor, [](const RecordedEvent* last, std::uint64_t count) {
+    Json end;
+    end["count"] = count;
+    end["after"] = last ? Json(last->id.to_string()) : Json(nullptr);
+    return end;
+  });
+}
+
+Response read_stream(Store& store, const Request& r, const std::string& aggregate) {
+  const Parameters p(r, {"from_version", "to_version"});
+  const std::uint64_t from = p.get("from_version") ? parse_number("from_version", *p.get("from_version")) : 1;
+  const std::uint64_t to = p.get("to_version") ? parse_number("to_version", *p.get("to_version")) : 0;
+  if (from == 0) invalid("parameter 'from_version' must be 1 or more");
+  auto cursor = std::make_shared<EventCursor>(store.read_aggregate(aggregate, from, to));
+  return event_stream(cursor, [from](const RecordedEvent* last, std::uint64_t count) {
+    Json end;
+    end["count"] = count;
+    end["next_version"] = last ? last->aggregate_version + 1 : from;
+    return end;
+  });
+}
+
+// A route matched: its name in the metrics, the methods it takes, the
+// scope a token needs, and what answers it.
+struct Matched {
+  std::string name;
+  const char* allow = "GET";
+  Scope scope = Scope::read;
+  std::function<Response()> run;
+};
+
+}  // namespace
+
+// The bearer token's verdict: nothing when the request may go on.
+std::optional<Response> Api::authorize(const Request& r, Scope scope) const {
+  if (options_.tokens == nullptr) return std::nullopt;
+  const auto auth = header(r, "authorization");
+  if (!auth || auth->rfind("Bearer ", 0) != 0) {
+    Response e = error_response(401, "unauthorized", "this server needs a bearer token (Authorization: Bearer ...)");
+    e.headers.emplace_back("WWW-Authenticate", "Bearer");
+    return e;
+  }
+  const auto scopes = options_.tokens->scopes_of(std::string_view(*auth).substr(7));
+  if (!scopes) {
+    Response e = error_response(401, "unauthorized", "the bearer token is not one this server knows");
+    e.headers.emplace_back("WWW-Authenticate", "Bearer error=\"invalid_token\"");
+    return e;
+  }
+  if ((*scopes & static_cast<std::uint8_t>(scope)) == 0) {
+    return error_response(403, "forbidden", std::string("the token has no '") +
+                                                (scope == Scope::read ? "read" : "append") + "' scope");
+  }
+  return std::nullopt;
+}
+
+Response Api::route(const Request& r, std::string& name) {
+  const std::string& path = r.path;
+  const bool get = r.method == "GET";
+  const bool post = r.method == "POST";
+  Matched m;
+  if (path == "/health") {
+    m = {"/health", "GET", Scope::read, [&] { return health(store_, options_.read_only); }};
+  } else if (path == "/metrics") {
+    m = {"/metrics", "GET", Scope::read, [&] {
+           Response text;
+           text.content_type = "text/plain; version=0.0.4; charset=utf-8";
+           text.body = store_.metrics_text() + metrics_.text();
+           return text;
+         }};
+  } else if (path == "/stats") {
+    m = {"/stats", "GET", Scope::read, [&] {
+           Response stats;
+           stats.body = tool::stats_json(store_.stats()) + "\n";
+           return stats;
+         }};
+  } else if (path.rfind("/events/", 0) == 0 && path.size() > 8) {
+    m = {"/events/{id}", "GET", Scope::read, [&] {
+           Parameters(r, {});
+           Response event;
+           event.body = tool::recorded_event_json(store_.get(EventId::parse(path.substr(8)))) + "\n";
+           return event;
+         }};
+  } else if (path == "/events") {
+    m = {"/events", "GET, POST", post ? Scope::append : Scope::read,
+         [&] { return post ? append(store_, r, std::nullopt) : query_events(store_, r); }};
+  } else if (path.rfind("/streams/", 0) == 0 && path.size() > 9) {
+    m = {"/streams/{aggregate}", "GET, POST", post ? Scope::append : Scope::read,
+         [&] { return post ? append(store_, r, path.substr(9)) : read_stream(store_, r, path.substr(9)); }};
+  } else {
+    return error_response(404, "not_found", "no route " + shown(path));
+  }
+  name = m.name;
+  if (!(get || (post && std::string_view(m.allow).find("POST") != std::string_view::npos))) {
+    Response e = error_response(405, "method_not_allowed", r.method.substr(0, 16) + " is not allowed on " + shown(path));
+    e.headers.emplace_back("Allow", m.allow);
+    return e;
+  }
+  if (auto refused = authorize(r, m.scope)) return std::move(*refused);
+  if (m.scope == Scope::append && options_.read_only) {
+    return error_response(403, "read_only", "this server is read-only (lighthouse serve --read-only)");
+  }
+  return m.run();
+}
+
+}  // namespace lighthouse::serve

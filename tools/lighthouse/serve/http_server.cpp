@@ -1,0 +1,306 @@
+#include "serve/http_server.h"
+
+// g++ 12 reports the sized operator delete of Asio's coroutine frames as
+// mismatched with their operator new at the end of every coroutine: a false
+// positive (GCC bug 109224, fixed in g++ 13), silenced for this file only.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <atomic>
+#include <cctype>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "lighthouse/error.h"
+
+namespace lighthouse::serve {
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+using net::awaitable;
+using net::use_awaitable;
+
+struct Shared {
+  Api& api;
+  ServerMetrics& metrics;
+  const ServerOptions& options;
+  std::atomic<std::size_t> connections{0};
+  std::atomic<std::size_t> in_flight{0};
+  std::atomic<bool> stopping{false};
+};
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Percent-decoding; `plus_is_space` for query strings. False on a bad escape.
+bool percent_decode(std::string_view in, bool plus_is_space, std::string& out) {
+  out.clear();
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '%') {
+      if (i + 2 >= in.size()) return false;
+      const int hi = hex_digit(in[i + 1]), lo = hex_digit(in[i + 2]);
+      if (hi < 0 || lo < 0) return false;
+      out += static_cast<char>(hi * 16 + lo);
+      i += 2;
+    } else if (plus_is_space && in[i] == '+') {
+      out += ' ';
+    } else {
+      out += in[i];
+    }
+  }
+  return true;
+}
+
+bool valid_utf8(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    for (std::size_t k = 1; k < n; ++k) {
+      if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return false;
+    }
+    if (n == 2 && c < 0xc2) return false;
+    i += n;
+  }
+  return true;
+}
+
+// The request as the Api takes it; a Response instead when the target
+// itself is malformed.
+std::optional<Response> to_request(const http::request<http::string_body>& in, Request& out) {
+  out.method = std::string(in.method_string());
+  const std::string_view target(in.target().data(), in.target().size());
+  const auto question = target.find('?');
+  if (!percent_decode(target.substr(0, question), false, out.path) || !valid_utf8(out.path)) {
+    return error_response(400, "invalid_argument", "the request's path is not valid percent-encoded UTF-8");
+  }
+  if (out.path.empty() || out.path.front() != '/') {
+    return error_response(400, "invalid_argument", "the request's target is not an absolute path");
+  }
+  if (question != std::string_view::npos) {
+    std::string_view query = target.substr(question + 1);
+    while (!query.empty()) {
+      const auto amp = query.find('&');
+      const std::string_view pair = query.substr(0, amp);
+      query.remove_prefix(amp == std::string_view::npos ? query.size() : amp + 1);
+      if (pair.empty()) continue;
+      const auto eq = pair.find('=');
+      std::string name, value;
+      if (!percent_decode(pair.substr(0, eq), true, name) ||
+          !percent_decode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1), true, value) ||
+          !valid_utf8(name) || !valid_utf8(value)) {
+        return error_response(400, "invalid_argument", "the request's query string is not valid percent-encoded UTF-8");
+      }
+      out.query.emplace_back(std::move(name), std::move(value));
+    }
+  }
+  for (const auto& field : in) {
+    std::string name(field.name_string());
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    out.headers[name] = std::string(field.value());
+  }
+  out.body = in.body();
+  return std::nullopt;
+}
+
+awaitable<bool> write_response(beast::tcp_stream& stream, Shared& s, Response& r, unsigned version, bool keep_alive) {
+  beast::error_code ec;
+  const auto status = static_cast<http::status>(r.status);
+  if (!r.stream) {
+    http::response<http::string_body> res{status, version};
+    res.set(http::field::server, "lighthouse");
+    res.set(http::field::content_type, r.content_type);
+    for (const auto& [name, value] : r.headers) res.set(name, value);
+    res.keep_alive(keep_alive);
+    res.body() = std::move(r.body);
+    res.prepare_payload();
+    s.metrics.response_bytes(res.body().size());
+    stream.expires_after(s.options.request_timeout);
+    co_await http::async_write(stream, res, net::redirect_error(use_awaitable, ec));
+    co_return !ec;
+  }
+  http::response<http::empty_body> res{status, version};
+  res.set(http::field::server, "lighthouse");
+  res.set(http::field::content_type, r.content_type);
+  for (const auto& [name, value] : r.headers) res.set(name, value);
+  res.keep_alive(keep_alive);
+  res.chunked(true);
+  http::response_serializer<http::empty_body> serializer{res};
+  stream.expires_after(s.options.request_timeout);
+  co_await http::async_write_header(stream, serializer, net::redirect_error(use_awaitable, ec));
+  if (ec) co_return false;
+  std::string chunk;
+  for (bool more = true; more;) {
+    chunk.clear();
+    more = r.stream(chunk);
+    if (chunk.empty()) continue;
+    s.metrics.response_bytes(chunk.size());
+    stream.expires_after(s.options.request_timeout);
+    co_await net::async_write(stream, http::make_chunk(net::buffer(chunk)), net::redirect_error(use_awaitable, ec));
+    if (ec) co_return false;
+  }
+  co_await net::async_write(stream, http::make_chunk_last(), net::redirect_error(use_awaitable, ec));
+  co_return !ec;
+}
+
+// The answer to a request the parser refused: its status and words.
+Response parse_failure(const beast::error_code& ec) {
+  if (ec == http::error::body_limit) {
+    return error_response(413, "limit_exceeded", "the request's body is over this server's limit (--max-body-bytes)");
+  }
+  if (ec == http::error::header_limit) {
+    return error_response(431, "limit_exceeded", "the request's header is over this server's limit (--max-header-bytes)");
+  }
+  return error_response(400, "invalid_argument", "malformed HTTP request: " + ec.message());
+}
+
+awaitable<void> session(tcp::socket socket, Shared& s) {
+  beast::tcp_stream stream(std::move(socket));
+  s.metrics.connection_opened();
+  struct Closed {
+    Shared& s;
+    ~Closed() {
+      s.metrics.connection_closed();
+      --s.connections;
+    }
+  } closed{s};
+  beast::flat_buffer buffer;
+  for (;;) {
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(s.options.max_header_bytes));
+    parser.body_limit(s.options.max_body_bytes);
+    beast::error_code ec;
+    stream.expires_after(s.options.request_timeout);
+    // The header first: Beast checks its limit only while the header is
+    // incomplete, so a whole header that arrived at once is measured here.
+    const std::size_t header_bytes =
+        co_await http::async_read_header(stream, buffer, parser, net::redirect_error(use_awaitable, ec));
+    if (!ec && header_bytes > s.options.max_header_bytes) ec = http::error::header_limit;
+    if (!ec && !parser.is_done()) {
+      co_await http::async_read(stream, buffer, parser, net::redirect_error(use_awaitable, ec));
+    }
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == net::error::connection_reset ||
+        ec == net::error::eof || ec == net::error::operation_aborted) {
+      break;
+    }
+    if (ec) {
+      // Answer what can be answered, then close: the stream's framing is lost.
+      Response failure = parse_failure(ec);
+      s.metrics.request("unparsed", failure.status);
+      co_await write_response(stream, s, failure, 11, false);
+      break;
+    }
+    ++s.in_flight;
+    const http::request<http::string_body>& in = parser.get();
+    const bool keep_alive = in.keep_alive() && !s.stopping.load();
+    Request request;
+    Response response;
+    if (auto bad = to_request(in, request)) {
+      response = std::move(*bad);
+      s.metrics.request("unparsed", response.status);
+    } else {
+      response = s.api.handle(request);
+    }
+    const bool written = co_await write_response(stream, s, response, in.version(), keep_alive);
+    --s.in_flight;
+    if (!written || !keep_alive) break;
+  }
+  beast::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+}
+
+awaitable<void> listen(tcp::acceptor& acceptor, Shared& s) {
+  for (;;) {
+    beast::error_code ec;
+    tcp::socket socket = co_await acceptor.async_accept(net::redirect_error(use_awaitable, ec));
+    if (ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
+    if (ec) continue;  // EMFILE and the like: the next accept may succeed
+    if (s.connections.load() >= s.options.max_connections) {
+      // Refused with a word rather than dropped.
+      beast::tcp_stream stream(std::move(socket));
+      Response busy = error_response(503, "busy", "this server has its maximum of connections open (--max-connections)");
+      busy.headers.emplace_back("Retry-After", "1");
+      s.metrics.request("refused", 503);
+      co_await write_response(stream, s, busy, 11, false);
+      continue;
+    }
+    ++s.connections;
+    net::co_spawn(acceptor.get_executor(), session(std::move(socket), s), net::detached);
+  }
+}
+
+}  // namespace
+
+bool is_loopback(const std::string& host) {
+  beast::error_code ec;
+  const auto address = net::ip::make_address(host, ec);
+  return !ec && address.is_loopback();
+}
+
+void run_server(Api& api, ServerMetrics& metrics, const ServerOptions& options, std::ostream& announce) {
+  beast::error_code ec;
+  const auto address = net::ip::make_address(options.host, ec);
+  if (ec) throw Error(ErrorCode::invalid_argument, "--listen address '" + options.host + "' is not an IP address");
+  net::io_context ioc(static_cast<int>(options.threads));
+  tcp::acceptor acceptor(ioc);
+  const tcp::endpoint endpoint(address, options.port);
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    throw Error(ErrorCode::io_error, "cannot listen on " + options.host + ":" + std::to_string(options.port) + ": " +
+                                         ec.message());
+  }
+  Shared s{api, metrics, options};
+  const auto bound = acceptor.local_endpoint();
+  const std::string where = (bound.address().is_v6() ? "[" + bound.address().to_string() + "]"
+                                                     : bound.address().to_string()) +
+                            ":" + std::to_string(bound.port());
+  announce << "{\"listening\":\"" << where << "\"}\n" << std::flush;
+
+  net::signal_set signals(ioc, SIGINT, SIGTERM);
+  net::steady_timer drain(ioc);
+  std::chrono::steady_clock::time_point deadline;
+  std::function<void()> wait_drained = [&] {
+    if (s.in_flight.load() == 0 || std::chrono::steady_clock::now() >= deadline) {
+      ioc.stop();
+      return;
+    }
+    drain.expires_after(std::chrono::milliseconds(10));
+    drain.async_wait([&](const beast::error_code&) { wait_drained(); });
+  };
+  signals.async_wait([&](const beast::error_code& error, int) {
+    if (error) return;
+    s.stopping = true;
+    acceptor.close();
+    deadline = std::chrono::steady_clock::now() + options.drain_timeout;
+    wait_drained();
+  });
+  net::co_spawn(ioc, listen(acceptor, s), net::detached);
+  std::vector<std::thread> threads;
+  for (unsigned i = 1; i < options.threads; ++i) threads.emplace_back([&] { ioc.run(); });
+  ioc.run();
+  for (auto& t : threads) t.join();
+}
+
+}  // namespace lighthouse::serve

@@ -1,0 +1,40 @@
+// The HTTP/1.1 side of `lighthouse serve`, on Boost.Beast and Asio: accepts
+// connections, parses requests within the limits, hands them to the Api and
+// writes its responses (streamed ones chunked). The only translation unit of
+// the server that includes Beast (it is slow to compile).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <ostream>
+#include <string>
+
+#include "serve/api.h"
+
+namespace lighthouse::serve {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  unsigned short port = 7600;  // 0: any free port (the one taken is announced)
+  unsigned threads = 4;        // threads serving requests
+  std::size_t max_connections = 256;
+  std::size_t max_header_bytes = 16 * 1024;
+  std::size_t max_body_bytes = std::size_t{16} << 20;
+  // The time a connection gets to send a whole request (from its previous
+  // response on, idle time included) and to take each piece of a response:
+  // a connection that is slower is closed (a slowloris client among them).
+  std::chrono::milliseconds request_timeout{30'000};
+  // After SIGTERM or SIGINT: how long requests in flight may take to finish.
+  std::chrono::milliseconds drain_timeout{10'000};
+};
+
+// Whether `host` is a loopback address (127.0.0.0/8 or ::1).
+bool is_loopback(const std::string& host);
+
+// Listens, announces {"listening": "HOST:PORT"} on `announce`, and serves
+// until SIGTERM or SIGINT; then stops accepting, lets the requests in flight
+// finish (within drain_timeout) and returns. Errors: invalid_argument (an
+// address that does not parse), io_error (the address cannot be bound).
+void run_server(Api& api, ServerMetrics& metrics, const ServerOptions& options, std::ostream& announce);
+
+}  // namespace lighthouse::serve

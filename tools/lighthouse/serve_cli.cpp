@@ -1,0 +1,93 @@
+// `lighthouse serve STORE`: the store over HTTP (docs/http-api.md).
+#include <charconv>
+#include <iostream>
+
+#include "cli.h"
+#include "serve/api.h"
+#include "serve/http_server.h"
+#include "serve/tokens.h"
+#include "store_commands.h"
+
+namespace lighthouse::tool {
+namespace {
+
+struct ServeArguments {
+  std::string store, listen = "127.0.0.1:7600", token_file;
+  bool read_only = false;
+  unsigned threads = 4;
+  std::size_t max_connections = 256, max_header_bytes = 16 * 1024, max_body_bytes = std::size_t{16} << 20;
+  double request_timeout = 30;
+};
+
+// HOST:PORT, [IPv6]:PORT. Errors: invalid_argument.
+void parse_listen(const std::string& text, serve::ServerOptions& options) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon + 1 == text.size()) {
+    throw Error(ErrorCode::invalid_argument, "--listen '" + text.substr(0, 64) + "' is not HOST:PORT");
+  }
+  std::string host = text.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  unsigned port = 0;
+  const std::string digits = text.substr(colon + 1);
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
+  if (ec != std::errc() || end != digits.data() + digits.size() || port > 65535) {
+    throw Error(ErrorCode::invalid_argument, "--listen port '" + digits.substr(0, 16) + "' is not 0 to 65535");
+  }
+  if (!serve::is_loopback(host) && host.find_first_not_of("0123456789.:abcdefABCDEF") != std::string::npos) {
+    throw Error(ErrorCode::invalid_argument, "--listen address '" + host.substr(0, 64) + "' is not an IP address");
+  }
+  options.host = host;
+  options.port = static_cast<unsigned short>(port);
+}
+
+int run_serve(const ServeArguments& a) {
+  serve::ServerOptions options;
+  parse_listen(a.listen, options);
+  std::optional<serve::Tokens> tokens;
+  if (!a.token_file.empty()) tokens = serve::Tokens::load(a.token_file);
+  if (!tokens && !serve::is_loopback(options.host)) {
+    throw Error(ErrorCode::invalid_argument, "--listen " + a.listen.substr(0, 64) +
+                                                 " is not a loopback address: serving beyond this machine needs "
+                                                 "authentication (--token-file)");
+  }
+  options.threads = a.threads;
+  options.max_connections = a.max_connections;
+  options.max_header_bytes = a.max_header_bytes;
+  options.max_body_bytes = a.max_body_bytes;
+  options.request_timeout = std::chrono::milliseconds(static_cast<long long>(a.request_timeout * 1000));
+  Store store = open_existing(a.store, a.read_only);
+  serve::ServerMetrics metrics;
+  serve::Api api(store, {a.read_only, tokens ? &*tokens : nullptr}, metrics);
+  serve::run_server(api, metrics, options, std::cout);
+  return 0;
+}
+
+}  // namespace
+
+void add_serve_command(CLI::App& app, Commands& commands) {
+  auto a = std::make_shared<ServeArguments>();
+  CLI::App* serve = app.add_subcommand("serve", "Serve the store over HTTP: append, read, query, health, metrics");
+  add_store_argument(*serve, a->store);
+  serve->add_option("--listen", a->listen, "HOST:PORT to listen on (default 127.0.0.1:7600; port 0: any free one)");
+  serve->add_option("--token-file", a->token_file,
+                    "Bearer tokens with their scopes (read, append, admin), one per line: TOKEN SCOPES or "
+                    "sha256:HEX SCOPES; required for a non-loopback address");
+  serve->add_flag("--read-only", a->read_only, "Open the store read-only and refuse appends (403)");
+  serve->add_option("--threads", a->threads, "Threads serving requests (default 4)")->check(CLI::Range(1u, 256u));
+  serve->add_option("--max-connections", a->max_connections, "Connections open at once (default 256)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100000}));
+  serve->add_option("--max-header-bytes", a->max_header_bytes, "Largest request header (default 16384)")
+      ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 20));
+  serve->add_option("--max-body-bytes", a->max_body_bytes, "Largest request body (default 16 MiB)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 30));
+  serve->add_option("--request-timeout", a->request_timeout,
+                    "Seconds a connection gets to send a request, or to take each piece of a response (default 30)")
+      ->check(CLI::Range(0.01, 3600.0));
+  footer_with_exit_codes(*serve,
+                         "Prints {\"listening\": \"HOST:PORT\"} once it listens, then serves until SIGTERM or SIGINT: "
+                         "it stops accepting, lets requests in flight finish, closes the store and exits 0. The API "
+                         "is in docs/http-api.md.");
+  commands.push_back({serve, [a] { return run_serve(*a); }});
+}
+
+}  // namespace lighthouse::tool
