@@ -8,7 +8,7 @@ stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 if [ "$1" = "--static" ]; then
   src=$(cd "$2" && pwd)
-  meson setup "$stage/build" "$src" -Ddefault_library=static -Dtests=false -Dtools=false \
+  meson setup "$stage/build" "$src" -Ddefault_library=static -Dtests=false -Dtools=false --buildtype=plain \
     -Dbenchmarks=false >/dev/null
   ninja -C "$stage/build" >/dev/null
   meson install -C "$stage/build" --destdir "$stage/root" --quiet >/dev/null

@@ -525,38 +525,33 @@ class TestLifecycle(ServeTestCase):
             if status == 201:
                 acked.extend(e["id"] for e in body["events"])
 
-    def test_sigterm_finishes_in_flight_appends_closes_the_store_and_exits_0(self):
+    def appends_then(self, sig):
+        """Four clients append until the server gets `sig` after a second;
+        returns the IDs it acknowledged and its exit code."""
         s = self.serve()
         acked, stop = [], threading.Event()
         threads = [threading.Thread(target=self.append_until_stopped, args=(s, acked, stop)) for _ in range(4)]
         for t in threads:
             t.start()
         time.sleep(1.0)
-        self.assertEqual(s.stop(signal.SIGTERM), 0)
+        rc = s.stop(sig)
         stop.set()
         for t in threads:
             t.join(TIMEOUT)
         self.assertGreater(len(acked), 0)
         r = tool("verify", self.store)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        return acked, rc
+
+    def test_sigterm_finishes_in_flight_appends_closes_the_store_and_exits_0(self):
+        acked, rc = self.appends_then(signal.SIGTERM)
+        self.assertEqual(rc, 0)
         for event_id in acked[-20:]:
             self.assertEqual(tool("get", self.store, event_id).returncode, 0)
         self.assertGreaterEqual(self.event_count(), len(acked))
 
     def test_sigkill_during_appends_loses_no_acknowledged_event(self):
-        s = self.serve()
-        acked, stop = [], threading.Event()
-        threads = [threading.Thread(target=self.append_until_stopped, args=(s, acked, stop)) for _ in range(4)]
-        for t in threads:
-            t.start()
-        time.sleep(1.0)
-        s.stop(signal.SIGKILL)
-        stop.set()
-        for t in threads:
-            t.join(TIMEOUT)
-        self.assertGreater(len(acked), 0)
-        r = tool("verify", self.store)
-        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        acked, _ = self.appends_then(signal.SIGKILL)
         ids = set(json.loads(l)["id"] for l in tool("query", self.store).stdout.decode().splitlines())
         missing = [i for i in acked if i not in ids]
         self.assertEqual(missing, [])
