@@ -283,7 +283,11 @@ class TestRoutes(ServeTestCase):
                         peak_rss = max(peak_rss, int(l.split()[1]))
         conn.close()
         self.assertEqual(count, 20000)
-        self.assertLess(peak_rss, 64 * 1024, "the server's memory grew with the result (kB)")
+        # Under AddressSanitizer (scripts/sanitize.sh sets ASAN_OPTIONS) freed
+        # memory stays in its quarantine, up to 256 MiB: the resident size then
+        # says nothing about the server's own.
+        if "ASAN_OPTIONS" not in os.environ:
+            self.assertLess(peak_rss, 64 * 1024, "the server's memory grew with the result (kB)")
 
     def test_health_metrics_and_stats(self):
         s = self.serve()
