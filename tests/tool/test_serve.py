@@ -423,6 +423,64 @@ class TestSecurity(ServeTestCase):
         self.assertEqual(self.event_count(), 0)
 
 
+class TestAdmin(ServeTestCase):
+    ADMIN = "admin-token-0123456789"
+    WRITER = "writer-token-0123456789"
+
+    def test_emergency_and_a_verify_job_need_the_admin_scope(self):
+        path = os.path.join(self.tmp, "tokens")
+        with open(path, "w") as f:
+            f.write(f"{self.ADMIN} read,append,admin\n{self.WRITER} read,append\n")
+        s = self.serve("--token-file", path)
+        admin = {"Authorization": "Bearer " + self.ADMIN}
+        writer = {"Authorization": "Bearer " + self.WRITER}
+        for i in range(25):
+            self.assertEqual(s.json("POST", "/streams/a", {"type": "T", "data": i}, writer)[0], 201)
+        status, _, body = s.json("POST", "/admin/emergency", {"reason": "disk swap"}, writer)
+        self.assertEqual(status, 403, body)
+        self.assertEqual(body["error"], "forbidden")
+        self.assertEqual(s.json("POST", "/admin/emergency", {"why": "x"}, admin)[0], 400)
+        status, _, body = s.json("POST", "/admin/emergency", {"reason": "disk swap"}, admin)
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["state"], "emergency")
+        self.assertTrue(body["manual"])
+        status, hdrs, body = s.json("POST", "/streams/a", {"type": "T"}, writer)
+        self.assertEqual(status, 503, body)
+        self.assertEqual(s.json("GET", "/health", headers=writer)[0], 503)
+        status, _, body = s.json("DELETE", "/admin/emergency", None, admin)
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["state"], "healthy")
+        self.assertEqual(s.json("POST", "/streams/a", {"type": "T"}, writer)[0], 201)
+        # verify runs as a job while the server serves; its report when done.
+        status, hdrs, body = s.json("POST", "/admin/verify", b"", admin)
+        self.assertEqual(status, 202, body)
+        job = body["job"]
+        self.assertEqual(hdrs["Location"], f"/admin/jobs/{job}")
+        self.assertEqual(s.json("GET", "/health", headers=writer)[0], 200)
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            status, _, body = s.json("GET", f"/admin/jobs/{job}", headers=admin)
+            self.assertEqual(status, 200, body)
+            if body["status"] != "running":
+                break
+            time.sleep(0.05)
+        self.assertEqual(body["status"], "done", body)
+        self.assertTrue(body["report"]["ok"], body)
+        # 26 appended, and the emergency's two $health events.
+        self.assertEqual(body["report"]["events_checked"], 28)
+        self.assertEqual(s.json("GET", "/admin/jobs/999", headers=admin)[0], 404)
+        self.assertEqual(s.json("GET", f"/admin/jobs/{job}", headers=writer)[0], 403)
+        self.assertEqual(s.json("GET", "/admin/verify", headers=admin)[0], 405)
+
+    def test_a_read_only_server_verifies_but_enters_no_emergency(self):
+        s = self.serve("--read-only")
+        status, _, body = s.json("POST", "/admin/emergency", {"reason": "x"})
+        self.assertEqual(status, 403, body)
+        self.assertEqual(body["error"], "read_only")
+        status, _, body = s.json("POST", "/admin/verify")
+        self.assertEqual(status, 202, body)
+
+
 class TestHostileInput(ServeTestCase):
     def test_malformed_and_hostile_requests_are_answered_or_closed_and_the_server_keeps_serving(self):
         s = self.serve("--max-header-bytes", "4096", "--max-body-bytes", "65536", "--request-timeout", "1")

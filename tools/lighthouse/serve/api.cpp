@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "json_event.h"
+#include "serve/admin.h"
 #include "lighthouse/error.h"
 #include "lighthouse/time.h"
 #include "output.h"
@@ -211,7 +212,9 @@ Query parse_query(const Request& r) {
 }  // namespace
 
 Api::Api(Store& store, ApiOptions options, ServerMetrics& metrics)
-    : store_(store), options_(options), metrics_(metrics) {}
+    : store_(store), options_(options), metrics_(metrics), admin_(std::make_unique<Admin>(store)) {}
+
+Api::~Api() = default;
 
 Response Api::handle(const Request& request) noexcept {
   std::string route_name = "unknown";
@@ -278,7 +281,25 @@ struct Matched {
   const char* allow = "GET";
   Scope scope = Scope::read;
   std::function<Response()> run;
+  bool writes = false;  // refused by a read-only server
 };
+
+// Whether `method` is in the comma-separated `allow` list.
+bool allows(std::string_view allow, const std::string& method) {
+  while (!allow.empty()) {
+    const auto comma = allow.find(',');
+    std::string_view one = allow.substr(0, comma);
+    while (!one.empty() && one.front() == ' ') one.remove_prefix(1);
+    if (one == method) return true;
+    if (comma == std::string_view::npos) break;
+    allow.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+const char* scope_name(Scope scope) {
+  return scope == Scope::read ? "read" : scope == Scope::append ? "append" : "admin";
+}
 
 }  // namespace
 
@@ -298,15 +319,13 @@ std::optional<Response> Api::authorize(const Request& r, Scope scope) const {
     return e;
   }
   if ((*scopes & static_cast<std::uint8_t>(scope)) == 0) {
-    return error_response(403, "forbidden", std::string("the token has no '") +
-                                                (scope == Scope::read ? "read" : "append") + "' scope");
+    return error_response(403, "forbidden", std::string("the token has no '") + scope_name(scope) + "' scope");
   }
   return std::nullopt;
 }
 
 Response Api::route(const Request& r, std::string& name) {
   const std::string& path = r.path;
-  const bool get = r.method == "GET";
   const bool post = r.method == "POST";
   Matched m;
   if (path == "/health") {
@@ -333,21 +352,28 @@ Response Api::route(const Request& r, std::string& name) {
          }};
   } else if (path == "/events") {
     m = {"/events", "GET, POST", post ? Scope::append : Scope::read,
-         [&] { return post ? append(store_, r, std::nullopt) : query_events(store_, r); }};
+         [&] { return post ? append(store_, r, std::nullopt) : query_events(store_, r); }, post};
   } else if (path.rfind("/streams/", 0) == 0 && path.size() > 9) {
     m = {"/streams/{aggregate}", "GET, POST", post ? Scope::append : Scope::read,
-         [&] { return post ? append(store_, r, path.substr(9)) : read_stream(store_, r, path.substr(9)); }};
+         [&] { return post ? append(store_, r, path.substr(9)) : read_stream(store_, r, path.substr(9)); }, post};
+  } else if (path == "/admin/emergency") {
+    m = {"/admin/emergency", "POST, DELETE", Scope::admin,
+         [&] { return post ? admin_->enter_emergency(r) : admin_->clear_emergency(); }, true};
+  } else if (path == "/admin/verify") {
+    m = {"/admin/verify", "POST", Scope::admin, [&] { return admin_->start_verify(); }};
+  } else if (path.rfind("/admin/jobs/", 0) == 0 && path.size() > 12) {
+    m = {"/admin/jobs/{id}", "GET", Scope::admin, [&] { return admin_->job(path.substr(12)); }};
   } else {
     return error_response(404, "not_found", "no route " + shown(path));
   }
   name = m.name;
-  if (!(get || (post && std::string_view(m.allow).find("POST") != std::string_view::npos))) {
+  if (!allows(m.allow, r.method)) {
     Response e = error_response(405, "method_not_allowed", r.method.substr(0, 16) + " is not allowed on " + shown(path));
     e.headers.emplace_back("Allow", m.allow);
     return e;
   }
   if (auto refused = authorize(r, m.scope)) return std::move(*refused);
-  if (m.scope == Scope::append && options_.read_only) {
+  if (m.writes && options_.read_only) {
     return error_response(403, "read_only", "this server is read-only (lighthouse serve --read-only)");
   }
   return m.run();

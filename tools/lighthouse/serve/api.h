@@ -63,9 +63,14 @@ class ServerMetrics {
   std::atomic<std::int64_t> connections_{0};
 };
 
+class Admin;
+
 class Api {
  public:
   Api(Store& store, ApiOptions options, ServerMetrics& metrics);
+  ~Api();
+  Api(const Api&) = delete;
+  Api& operator=(const Api&) = delete;
   // Never throws: every failure is an error response.
   Response handle(const Request& request) noexcept;
 
@@ -75,6 +80,7 @@ class Api {
   Store& store_;
   ApiOptions options_;
   ServerMetrics& metrics_;
+  std::unique_ptr<Admin> admin_;
 };
 
 // The responses of the API (responses.cpp): errors are {"error": code,
