@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds and runs the suite under ThreadSanitizer (build-tsan/).
-# Usage: scripts/tsan.sh [meson test arguments]
+# Usage: scripts/tsan.sh              the unit suite (but [fault] and [memory]), tool, store_format
+#        scripts/tsan.sh ARGS...      `meson test ARGS...` alone (e.g. tool_serve)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -13,5 +14,8 @@ export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/s
 # The fault shim cannot be preloaded into a TSan process, and TSan's shadow
 # memory makes the streaming-memory measurement meaningless: those tests run
 # under scripts/sanitize.sh and the plain suite.
-meson test -C build-tsan --print-errorlogs --timeout-multiplier 3 unit --test-args='~[fault]~[memory]' "$@"
-meson test -C build-tsan --print-errorlogs --timeout-multiplier 3 tool store_format "$@"
+if [ $# -gt 0 ]; then
+  exec meson test -C build-tsan --print-errorlogs --timeout-multiplier 3 "$@"
+fi
+meson test -C build-tsan --print-errorlogs --timeout-multiplier 3 unit --test-args='~[fault]~[memory]'
+meson test -C build-tsan --print-errorlogs --timeout-multiplier 3 tool store_format
