@@ -303,6 +303,11 @@ class TestRoutes(ServeTestCase):
         text = text.decode()
         self.assertIn("lighthouse_http_requests_total{route=\"/streams/{aggregate}\",status=\"201\"} 1", text)
         self.assertIn("lighthouse_http_connections_open", text)
+        # One /health and one append before this scrape: each in its route's histogram.
+        self.assertIn('lighthouse_http_request_duration_seconds_count{route="/health"} 1\n', text)
+        self.assertIn('lighthouse_http_request_duration_seconds_bucket{route="/streams/{aggregate}",le="+Inf"} 1\n',
+                      text)
+        self.assertIn('lighthouse_http_request_duration_seconds_bucket{route="/health",le="10"} 1\n', text)
         self.assertIn("# TYPE", text)
         check = subprocess.run(["promtool", "check", "metrics"], input=text.encode(), capture_output=True,
                                timeout=TIMEOUT)

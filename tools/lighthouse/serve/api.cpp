@@ -1,6 +1,7 @@
 #include "serve/api.h"
 
 #include <charconv>
+#include <chrono>
 #include <optional>
 
 #include "json_event.h"
@@ -217,6 +218,7 @@ Api::Api(Store& store, ApiOptions options, ServerMetrics& metrics)
 Api::~Api() = default;
 
 Response Api::handle(const Request& request) noexcept {
+  const auto start = std::chrono::steady_clock::now();
   std::string route_name = "unknown";
   Response response;
   try {
@@ -226,7 +228,8 @@ Response Api::handle(const Request& request) noexcept {
   } catch (const std::exception& error) {
     response = error_response(500, "internal", std::string("internal error: ") + error.what());
   }
-  metrics_.request(route_name, response.status);
+  metrics_.request(route_name, response.status,
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   return response;
 }
 

@@ -50,7 +50,9 @@ struct ApiOptions {
 // What the server counts for /metrics beside the store's own metrics.
 class ServerMetrics {
  public:
-  void request(const std::string& route, int status);
+  // A request answered; `seconds` from its parse to its response (for a
+  // streamed body: to the response's start), by route, in a histogram.
+  void request(const std::string& route, int status, double seconds = -1);
   void response_bytes(std::uint64_t bytes) { bytes_sent_ += bytes; }
   void connection_opened() { ++connections_; }
   void connection_closed() { --connections_; }
@@ -59,6 +61,12 @@ class ServerMetrics {
  private:
   mutable std::mutex mutex_;
   std::map<std::pair<std::string, int>, std::uint64_t> requests_;
+  struct Latency {
+    std::vector<std::uint64_t> buckets;  // cumulative counts are made when written
+    double sum = 0;
+    std::uint64_t count = 0;
+  };
+  std::map<std::string, Latency> latency_;
   std::atomic<std::uint64_t> bytes_sent_{0};
   std::atomic<std::int64_t> connections_{0};
 };

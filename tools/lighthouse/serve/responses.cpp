@@ -1,5 +1,9 @@
 #include "serve/api.h"
 
+#include <iterator>
+#include <locale>
+#include <sstream>
+
 #include "lighthouse/error.h"
 #include "output.h"
 
@@ -55,9 +59,34 @@ Response error_response(int status, const std::string& code, const std::string& 
   return json_response(status, body);
 }
 
-void ServerMetrics::request(const std::string& route, int status) {
+namespace {
+
+// The upper bounds of the request-latency histogram, in seconds.
+constexpr double kLatencyBounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10};
+
+std::string number(double v) {
+  std::ostringstream out;
+  out.imbue(std::locale::classic());
+  out << v;
+  return out.str();
+}
+
+}  // namespace
+
+void ServerMetrics::request(const std::string& route, int status, double seconds) {
   const std::lock_guard lock(mutex_);
   ++requests_[{route, status}];
+  if (seconds < 0) return;
+  Latency& l = latency_[route];
+  if (l.buckets.empty()) l.buckets.assign(std::size(kLatencyBounds), 0);
+  for (std::size_t i = 0; i < std::size(kLatencyBounds); ++i) {
+    if (seconds <= kLatencyBounds[i]) {
+      ++l.buckets[i];
+      break;
+    }
+  }
+  l.sum += seconds;
+  ++l.count;
 }
 
 std::string ServerMetrics::text() const {
@@ -69,6 +98,20 @@ std::string ServerMetrics::text() const {
     for (const auto& [key, count] : requests_) {
       out += "lighthouse_http_requests_total{route=\"" + key.first + "\",status=\"" + std::to_string(key.second) +
              "\"} " + std::to_string(count) + "\n";
+    }
+    out += "# HELP lighthouse_http_request_duration_seconds Time from a request's parse to its response, by route.\n"
+           "# TYPE lighthouse_http_request_duration_seconds histogram\n";
+    for (const auto& [route, l] : latency_) {
+      const std::string name = "lighthouse_http_request_duration_seconds";
+      std::uint64_t cumulative = 0;
+      for (std::size_t i = 0; i < l.buckets.size(); ++i) {
+        cumulative += l.buckets[i];
+        out += name + "_bucket{route=\"" + route + "\",le=\"" + number(kLatencyBounds[i]) + "\"} " +
+               std::to_string(cumulative) + "\n";
+      }
+      out += name + "_bucket{route=\"" + route + "\",le=\"+Inf\"} " + std::to_string(l.count) + "\n";
+      out += name + "_sum{route=\"" + route + "\"} " + number(l.sum) + "\n";
+      out += name + "_count{route=\"" + route + "\"} " + std::to_string(l.count) + "\n";
     }
   }
   out += "# HELP lighthouse_http_connections_open Connections open now.\n"
