@@ -7,9 +7,9 @@
 #include <nlohmann/json.hpp>
 
 #include "exit_codes.h"
+#include "json_event.h"
 #include "lighthouse/archive.h"
 #include "lighthouse/store.h"
-#include "lighthouse/time.h"
 #include "store_commands.h"
 
 namespace lighthouse::tool {
@@ -163,21 +163,6 @@ void run_compact(const std::string& path, std::ostream& out) {
   j["bytes_after"] = r.bytes_after;
   print_line(out, dump(j));
 }
-
-namespace {
-
-Json health_json(const HealthStatus& h) {
-  Json j;
-  j["state"] = std::string(to_string(h.state));
-  j["reason"] = h.reason;
-  j["since"] = h.since_ns != 0 ? Json(format_time(h.since_ns)) : Json(nullptr);
-  j["since_ns"] = h.since_ns;
-  j["manual"] = h.manual;
-  j["pid"] = h.pid;
-  return j;
-}
-
-}  // namespace
 
 void run_health(const std::string& path, const std::string& enter_reason, bool clear, std::ostream& out) {
   if (enter_reason.empty() && !clear) {

@@ -9,6 +9,7 @@
 
 #include "base64.h"
 #include "lighthouse/error.h"
+#include "lighthouse/time.h"
 
 namespace lighthouse::tool {
 namespace {
@@ -310,13 +311,29 @@ Batch parse_event_object(const Json& object) {
   return batch;
 }
 
-std::string appended_event_json(const AppendedEvent& event, bool replayed) {
+Json appended_event(const AppendedEvent& event) {
   Json out;
   out["id"] = event.id.to_string();
   out["sequence"] = event.id.sequence;
   out["aggregate_version"] = event.aggregate_version;
+  return out;
+}
+
+std::string appended_event_json(const AppendedEvent& event, bool replayed) {
+  Json out = appended_event(event);
   if (replayed) out["replayed"] = true;
   return dump(out);
+}
+
+Json health_json(const HealthStatus& h) {
+  Json j;
+  j["state"] = std::string(to_string(h.state));
+  j["reason"] = h.reason;
+  j["since"] = h.since_ns != 0 ? Json(format_time(h.since_ns)) : Json(nullptr);
+  j["since_ns"] = h.since_ns;
+  j["manual"] = h.manual;
+  j["pid"] = h.pid;
+  return j;
 }
 
 std::string recorded_event_json(const RecordedEvent& event) {

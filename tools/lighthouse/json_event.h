@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "lighthouse/event.h"
+#include "lighthouse/health.h"
 #include "output.h"
 #include "lighthouse/store.h"
 
@@ -35,8 +36,14 @@ Json parse_json_text(std::string_view text, bool unique_keys);
 // "stream_exists". Errors: invalid_argument.
 ExpectedVersion parse_expected_version(const Json& value);
 
-// {"id", "sequence", "aggregate_version"} and "replayed": true for a replay.
+// {"id", "sequence", "aggregate_version"}; the line adds "replayed": true
+// for a replay.
+Json appended_event(const AppendedEvent& event);
 std::string appended_event_json(const AppendedEvent& event, bool replayed);
+
+// {"state", "reason", "since" (RFC 3339 or null), "since_ns", "manual",
+// "pid"}: what `lighthouse health` prints.
+Json health_json(const HealthStatus& status);
 
 // Every field of a stored event. `data` is decoded for msgpack and json
 // content; content that is bytes or does not decode is `data_base64`.

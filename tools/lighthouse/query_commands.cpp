@@ -6,12 +6,12 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <charconv>
 #include <thread>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "json_event.h"
+#include "parse.h"
 #include "lighthouse/query.h"
 #include "lighthouse/store.h"
 #include "lighthouse/time.h"
@@ -20,15 +20,10 @@
 namespace lighthouse::tool {
 namespace {
 
+// An option's number; nothing when the option was not given.
 std::optional<std::uint64_t> parse_number(const std::string& option, const std::string& text) {
   if (text.empty()) return std::nullopt;
-  std::uint64_t value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size() || (text.size() > 1 && text[0] == '0')) {
-    throw Error(ErrorCode::invalid_argument, option + " '" + text.substr(0, 64) +
-                                                 "' is not an unsigned decimal number");
-  }
-  return value;
+  return parse_decimal(option, text);
 }
 
 // Writes each event as it comes, so memory stays bounded. A result that

@@ -15,15 +15,6 @@ std::uint64_t now_ns() {
 // Problems listed in a job's report; the count says how many there were.
 constexpr std::size_t kListedProblems = 100;
 
-tool::Json health_json(const HealthStatus& h) {
-  tool::Json body;
-  body["state"] = std::string(to_string(h.state));
-  body["reason"] = h.reason;
-  body["since_ns"] = h.since_ns;
-  body["manual"] = h.manual;
-  return body;
-}
-
 }  // namespace
 
 Admin::~Admin() {
@@ -36,12 +27,12 @@ Response Admin::enter_emergency(const Request& request) {
     throw Error(ErrorCode::invalid_argument, "the body must be {\"reason\": \"why\"}");
   }
   store_.enter_emergency(body["reason"].get<std::string>());
-  return json_response(200, health_json(store_.health()));
+  return json_response(200, tool::health_json(store_.health()));
 }
 
 Response Admin::clear_emergency() {
   store_.clear_emergency();
-  return json_response(200, health_json(store_.health()));
+  return json_response(200, tool::health_json(store_.health()));
 }
 
 Response Admin::start_verify() {

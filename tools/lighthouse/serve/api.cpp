@@ -1,6 +1,5 @@
 #include "serve/api.h"
 
-#include <charconv>
 #include <chrono>
 #include <optional>
 
@@ -9,6 +8,7 @@
 #include "lighthouse/error.h"
 #include "lighthouse/time.h"
 #include "output.h"
+#include "parse.h"
 
 namespace lighthouse::serve {
 namespace {
@@ -32,12 +32,7 @@ std::optional<std::string> header(const Request& r, const std::string& name) {
 }
 
 std::uint64_t parse_number(const std::string& name, const std::string& text) {
-  std::uint64_t value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || (text.size() > 1 && text[0] == '0')) {
-    invalid("parameter '" + name + "' = '" + shown(text) + "' is not an unsigned decimal number");
-  }
-  return value;
+  return tool::parse_decimal("parameter '" + name + "' =", text);
 }
 
 // The parameters of a request's query string, each known and given once
@@ -108,10 +103,7 @@ Response event_stream(std::shared_ptr<EventCursor> cursor, std::function<Json(co
 Json appended(const AppendResult& result) {
   Json body;
   body["events"] = Json::array();
-  for (const AppendedEvent& e : result.events) {
-    body["events"].push_back({{"id", e.id.to_string()}, {"sequence", e.id.sequence},
-                              {"aggregate_version", e.aggregate_version}});
-  }
+  for (const AppendedEvent& e : result.events) body["events"].push_back(tool::appended_event(e));
   body["replayed"] = result.replayed;
   return body;
 }
@@ -237,11 +229,7 @@ namespace {
 
 Response health(Store& store, bool read_only) {
   const HealthStatus h = store.health();
-  Json body;
-  body["state"] = std::string(to_string(h.state));
-  body["reason"] = h.reason;
-  body["since_ns"] = h.since_ns;
-  body["manual"] = h.manual;
+  Json body = tool::health_json(h);
   const bool accepts = h.state == HealthState::healthy || h.state == HealthState::warning;
   body["accepts_appends"] = accepts && !read_only;
   return json_response(accepts ? 200 : 503, body);

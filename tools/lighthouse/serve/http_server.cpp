@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "lighthouse/error.h"
+#include "parse.h"
 
 namespace lighthouse::serve {
 namespace {
@@ -44,20 +45,13 @@ struct Shared {
   std::atomic<bool> stopping{false};
 };
 
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // Percent-decoding; `plus_is_space` for query strings. False on a bad escape.
 bool percent_decode(std::string_view in, bool plus_is_space, std::string& out) {
   out.clear();
   for (std::size_t i = 0; i < in.size(); ++i) {
     if (in[i] == '%') {
       if (i + 2 >= in.size()) return false;
-      const int hi = hex_digit(in[i + 1]), lo = hex_digit(in[i + 2]);
+      const int hi = tool::hex_digit(in[i + 1]), lo = tool::hex_digit(in[i + 2]);
       if (hi < 0 || lo < 0) return false;
       out += static_cast<char>(hi * 16 + lo);
       i += 2;

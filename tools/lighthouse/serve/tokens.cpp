@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "lighthouse/error.h"
+#include "parse.h"
 
 namespace lighthouse::serve {
 namespace {
@@ -15,13 +16,6 @@ std::array<unsigned char, 32> digest_of(std::string_view text) {
   std::array<unsigned char, 32> out{};
   SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), out.data());
   return out;
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 [[noreturn]] void bad_line(const std::string& source, std::size_t line, const std::string& what) {
@@ -86,7 +80,7 @@ Tokens Tokens::parse(std::string_view text, const std::string& source) {
       const std::string_view hex = token.substr(7);
       if (hex.size() != 64) bad_line(source, number, "a sha256: token needs 64 hexadecimal digits");
       for (std::size_t i = 0; i < 32; ++i) {
-        const int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
+        const int hi = tool::hex_digit(hex[2 * i]), lo = tool::hex_digit(hex[2 * i + 1]);
         if (hi < 0 || lo < 0) bad_line(source, number, "a sha256: token needs 64 hexadecimal digits");
         entry.digest[i] = static_cast<unsigned char>(hi * 16 + lo);
       }

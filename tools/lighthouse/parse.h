@@ -1,0 +1,35 @@
+// The small textual inputs the tool's commands and its server share: an
+// unsigned decimal (an option's or a query parameter's value) and a
+// hexadecimal digit (percent-encoding, SHA-256 digests in token files).
+#pragma once
+
+#include <charconv>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "lighthouse/error.h"
+
+namespace lighthouse::tool {
+
+// `text` as an unsigned decimal: digits only, no sign, no leading zero.
+// Errors: invalid_argument "<label> '<text>' is not an unsigned decimal number".
+inline std::uint64_t parse_decimal(const std::string& label, std::string_view text) {
+  std::uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || (text.size() > 1 && text[0] == '0')) {
+    throw Error(ErrorCode::invalid_argument,
+                label + " '" + std::string(text.substr(0, 64)) + "' is not an unsigned decimal number");
+  }
+  return value;
+}
+
+// 0..15, or -1 for a character that is not a hexadecimal digit.
+inline int hex_digit(char c) noexcept {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+}  // namespace lighthouse::tool
