@@ -64,28 +64,34 @@ class Parameters {
 };
 
 // NDJSON: one event per line in the `lighthouse get` form, then a last line
-// {"end": {...}} saying how many were sent and where to continue.
+// {"end": {...}} saying how many were sent and where to continue. One event
+// is read into again and again (EventCursor::next(RecordedEvent&)): at the
+// end it is still the last one sent, which `end` continues from.
 Response event_stream(std::shared_ptr<EventCursor> cursor, std::function<Json(const RecordedEvent*, std::uint64_t)> end) {
+  struct State {
+    std::shared_ptr<EventCursor> cursor;
+    RecordedEvent event;
+    std::uint64_t sent = 0;
+    bool done = false;
+  };
+  auto state = std::make_shared<State>();
+  state->cursor = std::move(cursor);
   Response r;
   r.content_type = "application/x-ndjson";
-  auto state = std::make_shared<std::pair<std::uint64_t, std::optional<RecordedEvent>>>(0, std::nullopt);
-  auto done = std::make_shared<bool>(false);
-  r.stream = [cursor, state, done, end](std::string& chunk) {
-    if (*done) return false;
+  r.stream = [state, end = std::move(end)](std::string& chunk) {
+    if (state->done) return false;
     try {
       while (chunk.size() < kChunkBytes) {
-        std::optional<RecordedEvent> e = cursor->next();
-        if (!e) {
+        if (!state->cursor->next(state->event)) {
           Json last;
-          last["end"] = end(state->second ? &*state->second : nullptr, state->first);
+          last["end"] = end(state->sent != 0 ? &state->event : nullptr, state->sent);
           chunk += tool::dump(last) + "\n";
-          *done = true;
+          state->done = true;
           return true;
         }
-        chunk += tool::recorded_event_json(*e);
+        chunk += tool::recorded_event_json(state->event);
         chunk += '\n';
-        ++state->first;
-        state->second = std::move(e);
+        ++state->sent;
       }
     } catch (const Error& error) {
       // The status is sent already: the error is the stream's last line.
@@ -93,7 +99,7 @@ Response event_stream(std::shared_ptr<EventCursor> cursor, std::function<Json(co
       last["error"] = std::string(to_string(error.code()));
       last["message"] = error.what();
       chunk += tool::dump(last) + "\n";
-      *done = true;
+      state->done = true;
     }
     return true;
   };
