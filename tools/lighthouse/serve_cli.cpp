@@ -33,9 +33,7 @@ void parse_listen(const std::string& text, serve::ServerOptions& options) {
   if (ec != std::errc() || end != digits.data() + digits.size() || port > 65535) {
     throw Error(ErrorCode::invalid_argument, "--listen port '" + digits.substr(0, 16) + "' is not 0 to 65535");
   }
-  if (!serve::is_loopback(host) && host.find_first_not_of("0123456789.:abcdefABCDEF") != std::string::npos) {
-    throw Error(ErrorCode::invalid_argument, "--listen address '" + host.substr(0, 64) + "' is not an IP address");
-  }
+  serve::check_address(host);
   options.host = host;
   options.port = static_cast<unsigned short>(port);
 }

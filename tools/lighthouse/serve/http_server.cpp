@@ -244,6 +244,12 @@ awaitable<void> listen(tcp::acceptor& acceptor, Shared& s) {
 
 }  // namespace
 
+void check_address(const std::string& host) {
+  beast::error_code ec;
+  net::ip::make_address(host, ec);
+  if (ec) throw Error(ErrorCode::invalid_argument, "--listen address '" + host.substr(0, 64) + "' is not an IP address");
+}
+
 bool is_loopback(const std::string& host) {
   beast::error_code ec;
   const auto address = net::ip::make_address(host, ec);
@@ -251,9 +257,9 @@ bool is_loopback(const std::string& host) {
 }
 
 void run_server(Api& api, ServerMetrics& metrics, const ServerOptions& options, std::ostream& announce) {
+  check_address(options.host);
   beast::error_code ec;
   const auto address = net::ip::make_address(options.host, ec);
-  if (ec) throw Error(ErrorCode::invalid_argument, "--listen address '" + options.host + "' is not an IP address");
   net::io_context ioc(static_cast<int>(options.threads));
   tcp::acceptor acceptor(ioc);
   const tcp::endpoint endpoint(address, options.port);

@@ -28,6 +28,8 @@ struct ServerOptions {
   std::chrono::milliseconds drain_timeout{10'000};
 };
 
+// Errors: invalid_argument when `host` is not an IPv4 or IPv6 address.
+void check_address(const std::string& host);
 // Whether `host` is a loopback address (127.0.0.0/8 or ::1).
 bool is_loopback(const std::string& host);
 
