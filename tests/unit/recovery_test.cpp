@@ -117,18 +117,18 @@ TEST_CASE("opening a store twice in a process shares it", "[recovery][registry]"
 
 TEST_CASE("concurrent opens and closes of one path in a process are safe", "[recovery][registry]") {
   TempDir dir;
-  { Store::open(dir / "store").append(event("T")); }
+  { Store::open(dir / "store", testing::quiet_options()).append(event("T")); }
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&] {
       for (int i = 0; i < 50; ++i) {
-        Store s = Store::open(dir / "store");
+        Store s = Store::open(dir / "store", testing::quiet_options());
         s.append(event("T"));
       }
     });
   }
   for (auto& t : threads) t.join();
-  CHECK(Store::open(dir / "store").stats().event_count == 201);
+  CHECK(Store::open(dir / "store", testing::quiet_options()).stats().event_count == 201);
 }
 
 TEST_CASE("a store written by a newer format version is refused", "[recovery]") {

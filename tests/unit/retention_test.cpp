@@ -26,7 +26,7 @@ struct Retained {
   std::vector<RecordedEvent> before;  // the whole history before truncation
 
   explicit Retained(int n = 400) {
-    Store store = Store::open(path);
+    Store store = Store::open(path, quiet_options());
     for (int i = 0; i < n; ++i) {
       // "early-k" aggregates only get events in the first half; "long-k" throughout.
       std::string aggregate = i < n / 2 && i % 2 ? "early-" + std::to_string(i % 5) : "long-" + std::to_string(i % 3);
@@ -37,7 +37,7 @@ struct Retained {
     for (const auto& e : store.query({})) before.push_back(e);
   }
   void export_all() {
-    Store store = Store::open(path);
+    Store store = Store::open(path, quiet_options());
     ExportOptions options;
     options.segment_bytes = 4096;
     export_archive(store, archive, options);
@@ -48,7 +48,7 @@ struct Retained {
 
 TEST_CASE("truncation is refused without an archive that covers the range", "[retention]") {
   Retained r;
-  Store store = Store::open(r.path);
+  Store store = Store::open(r.path, quiet_options());
   SECTION("no archive") {
     CHECK(error_code_of([&] { store.truncate_before(r.ids[100], r.archive); }) == ErrorCode::not_found);
     // Even when there is nothing before the cut.
@@ -93,7 +93,7 @@ TEST_CASE("truncation is refused without an archive that covers the range", "[re
 TEST_CASE("after truncation the store keeps its promises", "[retention]") {
   Retained r;
   r.export_all();
-  Store store = Store::open(r.path);
+  Store store = Store::open(r.path, quiet_options());
   auto report = store.truncate_before(r.ids[250], r.archive);
   CHECK(report.events_dropped == 250);
   CHECK(report.base_sequence == 251);
@@ -201,14 +201,14 @@ TEST_CASE("compact shrinks the file and the result verifies", "[retention]") {
   Retained r(3000);
   r.export_all();
   {
-    Store store = Store::open(r.path);
+    Store store = Store::open(r.path, quiet_options());
     store.truncate_before(r.ids[2900], r.archive);
     // Open in this process: refused.
     CHECK(error_code_of([&] { Store::compact(r.path); }) == ErrorCode::already_open);
   }
   auto report = Store::compact(r.path);
   CHECK(report.bytes_after < report.bytes_before);
-  Store store = Store::open(r.path);
+  Store store = Store::open(r.path, quiet_options());
   CHECK(store.verify().ok());
   CHECK(store.stats().event_count == 100);
   CHECK(store.append(event("After")).events[0].id.sequence == 3001);
@@ -219,14 +219,14 @@ TEST_CASE("exporting the rest and importing the whole archive rebuilds the histo
   r.export_all();
   std::vector<RecordedEvent> later;
   {
-    Store store = Store::open(r.path);
+    Store store = Store::open(r.path, quiet_options());
     store.truncate_before(r.ids[300], r.archive);
     for (int i = 0; i < 50; ++i) store.append(event("Later", "long-2", "later " + std::to_string(i)));
     export_archive(store, r.archive);  // continues from the checkpoint
     for (const auto& e : store.query({})) later.push_back(e);
   }
   CHECK(verify_archive(r.archive).ok());
-  Store copy = Store::open(r.tmp / "copy");
+  Store copy = Store::open(r.tmp / "copy", quiet_options());
   CHECK(import_archive(r.archive, copy).events == 450);
   CHECK(copy.verify().ok());
   std::vector<RecordedEvent> all;

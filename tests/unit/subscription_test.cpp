@@ -63,11 +63,7 @@ std::string check_contiguous(const std::vector<RecordedEvent>& events, std::uint
   return "";
 }
 
-Options quiet() {
-  Options o;
-  o.health.enabled = false;  // no `$health` event among the counted ones
-  return o;
-}
+Options quiet() { return quiet_options(); }
 
 }  // namespace
 
