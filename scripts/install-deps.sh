@@ -10,8 +10,15 @@ packages=(
   libcli11-dev nlohmann-json3-dev libdeflate-dev zlib1g-dev
   libxxhash-dev python3-xxhash python3-matplotlib
   libsqlite3-dev librocksdb-dev python3-msgpack gzip pigz prometheus
-  libboost1.74-dev curl
+  libboost1.74-dev curl python3-websockets wrk
 )
+# Node.js and npm run the second WebSocket client of the server's tests
+# (tests/tool/node, its packages pinned by package-lock.json): Debian's,
+# unless a Node.js with npm is already installed (another packaging of it
+# would conflict with Debian's).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  packages+=(nodejs npm)
+fi
 # Extra packages for one script (scripts/fuzz.sh: clang-14 libfuzzer-14-dev).
 read -r -a extra <<< "${EXTRA_PACKAGES:-}"
 packages+=("${extra[@]}")

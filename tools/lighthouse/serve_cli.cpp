@@ -5,6 +5,7 @@
 #include "cli.h"
 #include "serve/api.h"
 #include "serve/http_server.h"
+#include "serve/subscriptions.h"
 #include "serve/tokens.h"
 #include "store_commands.h"
 
@@ -17,6 +18,8 @@ struct ServeArguments {
   unsigned threads = 4;
   std::size_t max_connections = 256, max_header_bytes = 16 * 1024, max_body_bytes = std::size_t{16} << 20;
   double request_timeout = 30;
+  std::size_t catch_up_readers = 4, max_subscriptions = 1024, send_queue = 64, live_tail_events = 16384;
+  std::vector<std::string> allowed_origins;
 };
 
 // HOST:PORT, [IPv6]:PORT. Errors: invalid_argument.
@@ -53,10 +56,22 @@ int run_serve(const ServeArguments& a) {
   options.max_header_bytes = a.max_header_bytes;
   options.max_body_bytes = a.max_body_bytes;
   options.request_timeout = std::chrono::milliseconds(static_cast<long long>(a.request_timeout * 1000));
+  options.send_queue = a.send_queue;
   Store store = open_existing(a.store, a.read_only);
   serve::ServerMetrics metrics;
-  serve::Api api(store, {a.read_only, tokens ? &*tokens : nullptr}, metrics);
-  serve::run_server(api, metrics, options, std::cout);
+  serve::HubOptions hub_options;
+  hub_options.catch_up_readers = a.catch_up_readers;
+  hub_options.max_subscriptions = a.max_subscriptions;
+  hub_options.tail_events = a.live_tail_events;
+  serve::SubscriptionHub hub(store, hub_options, !a.read_only);
+  serve::ApiOptions api_options;
+  api_options.read_only = a.read_only;
+  api_options.tokens = tokens ? &*tokens : nullptr;
+  api_options.hub = &hub;
+  api_options.allowed_origins = a.allowed_origins;
+  serve::Api api(store, api_options, metrics);
+  serve::run_server(api, metrics, &hub, options, std::cout);
+  hub.stop();
   return 0;
 }
 
@@ -81,6 +96,22 @@ void add_serve_command(CLI::App& app, Commands& commands) {
   serve->add_option("--request-timeout", a->request_timeout,
                     "Seconds a connection gets to send a request, or to take each piece of a response (default 30)")
       ->check(CLI::Range(0.01, 3600.0));
+  serve->add_option("--catch-up-readers", a->catch_up_readers,
+                    "Threads (each one LMDB reader at a time) reading the store for subscribers behind the live "
+                    "tail (default 4)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{64}));
+  serve->add_option("--max-subscriptions", a->max_subscriptions, "Subscriptions open at once (default 1024)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100000}));
+  serve->add_option("--send-queue", a->send_queue,
+                    "Messages a subscription takes from the store at once for its client (default 64)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{65536}));
+  serve->add_option("--live-tail-events", a->live_tail_events,
+                    "Latest events kept for the subscribers that are caught up (default 16384, and at most 64 MiB); "
+                    "one further behind is served from the store")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 24));
+  serve->add_option("--allow-origin", a->allowed_origins,
+                    "An Origin (scheme://host[:port]) allowed besides the server's own for WebSocket upgrades, event "
+                    "streams and session cookies; repeatable");
   footer_with_exit_codes(*serve,
                          "Prints {\"listening\": \"HOST:PORT\"} once it listens, then serves until SIGTERM or SIGINT: "
                          "it stops accepting, lets requests in flight finish, closes the store and exits 0. The API "

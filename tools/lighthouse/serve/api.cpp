@@ -5,6 +5,8 @@
 
 #include "json_event.h"
 #include "serve/admin.h"
+#include "serve/parameters.h"
+#include "serve/subscriptions.h"
 #include "lighthouse/error.h"
 #include "lighthouse/time.h"
 #include "output.h"
@@ -20,48 +22,9 @@ constexpr std::size_t kChunkBytes = 64 * 1024;
 
 [[noreturn]] void invalid(const std::string& message) { throw Error(ErrorCode::invalid_argument, message); }
 
-std::string shown(std::string_view text) {
-  std::string out(text.substr(0, 64));
-  return out.size() < text.size() ? out + "..." : out;
-}
-
-std::optional<std::string> header(const Request& r, const std::string& name) {
-  auto it = r.headers.find(name);
-  if (it == r.headers.end()) return std::nullopt;
-  return it->second;
-}
-
 std::uint64_t parse_number(const std::string& name, const std::string& text) {
   return tool::parse_decimal("parameter '" + name + "' =", text);
 }
-
-// The parameters of a request's query string, each known and given once
-// (but `type`, which may repeat).
-class Parameters {
- public:
-  Parameters(const Request& r, std::initializer_list<const char*> known) {
-    for (const auto& [name, value] : r.query) {
-      bool ok = false;
-      for (const char* k : known) ok = ok || name == k;
-      if (!ok) invalid("unknown parameter '" + shown(name) + "'");
-      if (name != "type" && values_.count(name) != 0) invalid("parameter '" + shown(name) + "' given twice");
-      values_.emplace(name, value);
-    }
-  }
-  std::optional<std::string> get(const std::string& name) const {
-    auto it = values_.find(name);
-    if (it == values_.end()) return std::nullopt;
-    return it->second;
-  }
-  std::vector<std::string> all(const std::string& name) const {
-    std::vector<std::string> out;
-    for (auto [it, end] = values_.equal_range(name); it != end; ++it) out.push_back(it->second);
-    return out;
-  }
-
- private:
-  std::multimap<std::string, std::string> values_;
-};
 
 // NDJSON: one event per line in the `lighthouse get` form, then a last line
 // {"end": {...}} saying how many were sent and where to continue. One event
@@ -294,32 +257,7 @@ bool allows(std::string_view allow, const std::string& method) {
   return false;
 }
 
-const char* scope_name(Scope scope) {
-  return scope == Scope::read ? "read" : scope == Scope::append ? "append" : "admin";
-}
-
 }  // namespace
-
-// The bearer token's verdict: nothing when the request may go on.
-std::optional<Response> Api::authorize(const Request& r, Scope scope) const {
-  if (options_.tokens == nullptr) return std::nullopt;
-  const auto auth = header(r, "authorization");
-  if (!auth || auth->rfind("Bearer ", 0) != 0) {
-    Response e = error_response(401, "unauthorized", "this server needs a bearer token (Authorization: Bearer ...)");
-    e.headers.emplace_back("WWW-Authenticate", "Bearer");
-    return e;
-  }
-  const auto scopes = options_.tokens->scopes_of(std::string_view(*auth).substr(7));
-  if (!scopes) {
-    Response e = error_response(401, "unauthorized", "the bearer token is not one this server knows");
-    e.headers.emplace_back("WWW-Authenticate", "Bearer error=\"invalid_token\"");
-    return e;
-  }
-  if ((*scopes & static_cast<std::uint8_t>(scope)) == 0) {
-    return error_response(403, "forbidden", std::string("the token has no '") + scope_name(scope) + "' scope");
-  }
-  return std::nullopt;
-}
 
 Response Api::route(const Request& r, std::string& name) {
   const std::string& path = r.path;
@@ -332,6 +270,7 @@ Response Api::route(const Request& r, std::string& name) {
            Response text;
            text.content_type = "text/plain; version=0.0.4; charset=utf-8";
            text.body = store_.metrics_text() + metrics_.text();
+           if (options_.hub) text.body += options_.hub->metrics_text();
            return text;
          }};
   } else if (path == "/stats") {
@@ -360,6 +299,20 @@ Response Api::route(const Request& r, std::string& name) {
     m = {"/admin/verify", "POST", Scope::admin, [&] { return admin_->start_verify(); }};
   } else if (path.rfind("/admin/jobs/", 0) == 0 && path.size() > 12) {
     m = {"/admin/jobs/{id}", "GET", Scope::admin, [&] { return admin_->job(path.substr(12)); }};
+  } else if (path == "/session") {
+    m = {"/session", "POST, DELETE", Scope::read, [&] { return post ? open_session(r) : end_session(r); }};
+  } else if (path == "/subscribe") {
+    m = {"/subscribe", "GET", Scope::read, [] {
+           return error_response(400, "invalid_argument",
+                                 "/subscribe is a WebSocket (Upgrade: websocket) or an event stream "
+                                 "(Accept: text/event-stream)");
+         }};
+  } else if (path.rfind("/consumers/", 0) == 0 && path.size() > 11) {
+    std::string rest = path.substr(11);
+    const bool checkpoint = rest.size() > 11 && rest.compare(rest.size() - 11, 11, "/checkpoint") == 0;
+    if (checkpoint) rest.resize(rest.size() - 11);
+    m = {checkpoint ? "/consumers/{name}/checkpoint" : "/consumers/{name}", checkpoint ? "POST" : "GET", Scope::read,
+         [this, &r, rest, checkpoint] { return consumer(r, rest, checkpoint); }, checkpoint};
   } else {
     return error_response(404, "not_found", "no route " + shown(path));
   }
@@ -368,6 +321,10 @@ Response Api::route(const Request& r, std::string& name) {
     Response e = error_response(405, "method_not_allowed", r.method.substr(0, 16) + " is not allowed on " + shown(path));
     e.headers.emplace_back("Allow", m.allow);
     return e;
+  }
+  // A session's own route needs the token itself: a cookie cannot open one.
+  if (m.name == "/session" && post && options_.tokens && !header(r, "authorization")) {
+    return error_response(401, "unauthorized", "POST /session needs the bearer token (Authorization: Bearer ...)");
   }
   if (auto refused = authorize(r, m.scope)) return std::move(*refused);
   if (m.writes && options_.read_only) {

@@ -42,9 +42,17 @@ struct Response {
   std::function<bool(std::string& chunk)> stream;
 };
 
+class SubscriptionHub;
+struct SubscriptionRequest;
+
 struct ApiOptions {
   bool read_only = false;          // appends and admin routes refused (403)
   const Tokens* tokens = nullptr;  // nothing: no authentication (loopback only)
+  SubscriptionHub* hub = nullptr;  // subscriptions and consumers' checkpoints
+  // Origins (scheme://host[:port]) allowed besides the server's own, for
+  // WebSocket upgrades, event streams and cookie-authenticated requests.
+  std::vector<std::string> allowed_origins;
+  bool tls = false;  // session cookies are marked Secure
 };
 
 // What the server counts for /metrics beside the store's own metrics.
@@ -82,13 +90,32 @@ class Api {
   // Never throws: every failure is an error response.
   Response handle(const Request& request) noexcept;
 
+  // Authentication, for the routes the server handles itself (/subscribe):
+  // nothing when the request may go on with `scope`, else its refusal
+  // (401, 403; 403 also for an Origin that is not allowed).
+  std::optional<Response> authorize(const Request& request, Scope scope);
+  // Whether the request carries credentials (a bearer token or a session
+  // cookie), or the server needs none.
+  bool has_credentials(const Request& request) const;
+  // The scopes of a token sent in a WebSocket's first message; all of them
+  // on a server without tokens.
+  std::optional<std::uint8_t> token_scopes(std::string_view token) const;
+  // Whether the request's Origin, if it has one, is the server's own or allowed.
+  bool origin_allowed(const Request& request) const;
+  // GET /subscribe with Accept: text/event-stream: the query's fields and
+  // Last-Event-ID. Errors: invalid_argument.
+  static SubscriptionRequest subscription_from_query(const Request& request);
+
  private:
   Response route(const Request& request, std::string& route_name);
-  std::optional<Response> authorize(const Request& request, Scope scope) const;
+  Response open_session(const Request& request);
+  Response end_session(const Request& request);
+  Response consumer(const Request& request, const std::string& name, bool checkpoint);
   Store& store_;
   ApiOptions options_;
   ServerMetrics& metrics_;
   std::unique_ptr<Admin> admin_;
+  Sessions sessions_;
 };
 
 // The responses of the API (responses.cpp): errors are {"error": code,

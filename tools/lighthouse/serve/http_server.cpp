@@ -1,21 +1,10 @@
 #include "serve/http_server.h"
 
-// g++ 12 reports the sized operator delete of Asio's coroutine frames as
-// mismatched with their operator new at the end of every coroutine: a false
-// positive (GCC bug 109224, fixed in g++ 13), silenced for this file only.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#include "serve/beast_session.h"
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 
 #include <atomic>
 #include <cctype>
@@ -23,27 +12,14 @@
 #include <thread>
 #include <vector>
 
+#include "json_event.h"
 #include "lighthouse/error.h"
 #include "parse.h"
 
 namespace lighthouse::serve {
 namespace {
 
-namespace net = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-using tcp = net::ip::tcp;
-using net::awaitable;
-using net::use_awaitable;
-
-struct Shared {
-  Api& api;
-  ServerMetrics& metrics;
-  const ServerOptions& options;
-  std::atomic<std::size_t> connections{0};
-  std::atomic<std::size_t> in_flight{0};
-  std::atomic<bool> stopping{false};
-};
+using namespace detail;
 
 // Percent-decoding; `plus_is_space` for query strings. False on a bad escape.
 bool percent_decode(std::string_view in, bool plus_is_space, std::string& out) {
@@ -167,6 +143,77 @@ Response parse_failure(const beast::error_code& ec) {
   return error_response(400, "invalid_argument", "malformed HTTP request: " + ec.message());
 }
 
+bool header_has(const Request& r, const char* name, std::string_view token) {
+  auto it = r.headers.find(name);
+  if (it == r.headers.end()) return false;
+  std::string value = it->second;
+  for (char& c : value) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return value.find(token) != std::string::npos;
+}
+
+std::string sse_message(const Outgoing& m) {
+  if (m.event) return "id: " + m.event->id.to_string() + "\nevent: event\ndata: " + m.event->json + "\n\n";
+  const auto kind = tool::parse_json_text(m.control, false).value("kind", std::string("control"));
+  return "event: " + kind + "\ndata: " + m.control + "\n\n";
+}
+
+// GET /subscribe with Accept: text/event-stream: the subscription as
+// Server-Sent Events in a chunked response, until either side ends it.
+awaitable<void> serve_events(beast::tcp_stream& stream, Shared& s, const Request& request, unsigned version) {
+  auto wakeup = std::make_shared<Wakeup>(stream.get_executor());
+  std::shared_ptr<Subscriber> subscriber;
+  Response refusal;
+  try {
+    subscriber = s.hub->open(Api::subscription_from_query(request), wakeup->waker());
+  } catch (const Refused& r) {
+    refusal = error_response(r.status, r.code, r.what());
+  } catch (const Error& e) {
+    refusal = store_error(e);
+  }
+  if (!subscriber) {
+    s.metrics.request("/subscribe (events)", refusal.status);
+    co_await write_response(stream, s, refusal, version, false);
+    co_return;
+  }
+  s.metrics.request("/subscribe (events)", 200);
+  http::response<http::empty_body> res{http::status::ok, version};
+  res.set(http::field::server, "lighthouse");
+  res.set(http::field::content_type, "text/event-stream");
+  res.set(http::field::cache_control, "no-store");
+  res.keep_alive(false);
+  res.chunked(true);
+  http::response_serializer<http::empty_body> serializer{res};
+  beast::error_code ec;
+  stream.expires_after(s.options.request_timeout);
+  co_await http::async_write_header(stream, serializer, net::redirect_error(use_awaitable, ec));
+  // The client sends nothing more: a read that ends says it went away.
+  auto gone = std::make_shared<bool>(false);
+  auto byte = std::make_shared<char>();
+  stream.socket().async_read_some(net::buffer(byte.get(), 1), [gone, byte, wakeup](const beast::error_code&, std::size_t) {
+    *gone = true;
+    wakeup->wake_here();
+  });
+  const auto keep_alive = std::min<std::chrono::steady_clock::duration>(s.options.keep_alive, s.options.request_timeout / 2);
+  for (bool more = !ec; more && !*gone;) {
+    std::string chunk;
+    for (const Outgoing& m : subscriber->take(s.options.send_queue)) {
+      chunk += sse_message(m);
+      more = more && !m.final;
+    }
+    if (chunk.empty()) {
+      if (co_await wakeup->wait(keep_alive)) continue;
+      chunk = ": keep-alive\n\n";  // also finds a client that is gone
+    }
+    s.metrics.response_bytes(chunk.size());
+    stream.expires_after(s.options.request_timeout);
+    co_await net::async_write(stream, http::make_chunk(net::buffer(chunk)), net::redirect_error(use_awaitable, ec));
+    if (ec) break;
+  }
+  if (!ec && !*gone) co_await net::async_write(stream, http::make_chunk_last(), net::redirect_error(use_awaitable, ec));
+  subscriber->close();
+  stream.socket().cancel(ec);
+}
+
 awaitable<void> session(tcp::socket socket, Shared& s) {
   beast::tcp_stream stream(std::move(socket));
   s.metrics.connection_opened();
@@ -211,6 +258,29 @@ awaitable<void> session(tcp::socket socket, Shared& s) {
     if (auto bad = to_request(in, request)) {
       response = std::move(*bad);
       s.metrics.request("unparsed", response.status);
+    } else if (request.path == "/subscribe" && request.method == "GET" && s.hub &&
+               (header_has(request, "upgrade", "websocket") || header_has(request, "accept", "text/event-stream"))) {
+      std::optional<Response> refused;
+      if (!s.api.origin_allowed(request)) {
+        refused = error_response(403, "forbidden", "the request's Origin is not allowed (--allow-origin)");
+      } else if (s.api.has_credentials(request)) {
+        refused = s.api.authorize(request, Scope::read);
+      }
+      const bool websocket = header_has(request, "upgrade", "websocket");
+      if (!refused && !websocket && !s.api.has_credentials(request)) refused = s.api.authorize(request, Scope::read);
+      if (refused) {
+        s.metrics.request("/subscribe", refused->status);
+        response = std::move(*refused);
+      } else {
+        --s.in_flight;
+        if (websocket) {
+          const auto scopes = s.api.has_credentials(request) ? std::optional<std::uint8_t>(7) : std::nullopt;
+          co_await serve_websocket(std::move(stream), parser.release(), s, scopes);
+        } else {
+          co_await serve_events(stream, s, request, in.version());
+        }
+        co_return;
+      }
     } else {
       response = s.api.handle(request);
     }
@@ -225,7 +295,9 @@ awaitable<void> session(tcp::socket socket, Shared& s) {
 awaitable<void> listen(tcp::acceptor& acceptor, Shared& s) {
   for (;;) {
     beast::error_code ec;
-    tcp::socket socket = co_await acceptor.async_accept(net::redirect_error(use_awaitable, ec));
+    // Each connection on a strand of its own: a WebSocket reads and writes at once.
+    tcp::socket socket =
+        co_await acceptor.async_accept(net::make_strand(acceptor.get_executor()), net::redirect_error(use_awaitable, ec));
     if (ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
     if (ec) continue;  // EMFILE and the like: the next accept may succeed
     if (s.connections.load() >= s.options.max_connections) {
@@ -238,7 +310,8 @@ awaitable<void> listen(tcp::acceptor& acceptor, Shared& s) {
       continue;
     }
     ++s.connections;
-    net::co_spawn(acceptor.get_executor(), session(std::move(socket), s), net::detached);
+    const auto executor = socket.get_executor();
+    net::co_spawn(executor, session(std::move(socket), s), net::detached);
   }
 }
 
@@ -256,7 +329,8 @@ bool is_loopback(const std::string& host) {
   return !ec && address.is_loopback();
 }
 
-void run_server(Api& api, ServerMetrics& metrics, const ServerOptions& options, std::ostream& announce) {
+void run_server(Api& api, ServerMetrics& metrics, SubscriptionHub* hub, const ServerOptions& options,
+                std::ostream& announce) {
   check_address(options.host);
   beast::error_code ec;
   const auto address = net::ip::make_address(options.host, ec);
@@ -271,7 +345,7 @@ void run_server(Api& api, ServerMetrics& metrics, const ServerOptions& options, 
     throw Error(ErrorCode::io_error, "cannot listen on " + options.host + ":" + std::to_string(options.port) + ": " +
                                          ec.message());
   }
-  Shared s{api, metrics, options};
+  Shared s{api, metrics, hub, options};
   const auto bound = acceptor.local_endpoint();
   const std::string where = (bound.address().is_v6() ? "[" + bound.address().to_string() + "]"
                                                      : bound.address().to_string()) +
@@ -282,7 +356,8 @@ void run_server(Api& api, ServerMetrics& metrics, const ServerOptions& options, 
   net::steady_timer drain(ioc);
   std::chrono::steady_clock::time_point deadline;
   std::function<void()> wait_drained = [&] {
-    if (s.in_flight.load() == 0 || std::chrono::steady_clock::now() >= deadline) {
+    const bool drained = s.in_flight.load() == 0 && (hub == nullptr || hub->size() == 0);
+    if (drained || std::chrono::steady_clock::now() >= deadline) {
       ioc.stop();
       return;
     }
@@ -293,6 +368,7 @@ void run_server(Api& api, ServerMetrics& metrics, const ServerOptions& options, 
     if (error) return;
     s.stopping = true;
     acceptor.close();
+    if (hub) hub->close_all();
     deadline = std::chrono::steady_clock::now() + options.drain_timeout;
     wait_drained();
   });

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "serve/api.h"
+#include "serve/subscriptions.h"
 
 namespace lighthouse::serve {
 
@@ -26,6 +27,14 @@ struct ServerOptions {
   std::chrono::milliseconds request_timeout{30'000};
   // After SIGTERM or SIGINT: how long requests in flight may take to finish.
   std::chrono::milliseconds drain_timeout{10'000};
+  // Subscriptions: messages taken from the store at once for one client
+  // (its send queue), the largest client message, and how long a WebSocket
+  // may go without a frame from its client (pings are sent meanwhile).
+  std::size_t send_queue = 64;
+  std::size_t max_message_bytes = 64 * 1024;
+  std::chrono::milliseconds websocket_idle_timeout{60'000};
+  // An event stream (SSE) that has nothing to send says so this often.
+  std::chrono::milliseconds keep_alive{15'000};
 };
 
 // Errors: invalid_argument when `host` is not an IPv4 or IPv6 address.
@@ -34,9 +43,11 @@ void check_address(const std::string& host);
 bool is_loopback(const std::string& host);
 
 // Listens, announces {"listening": "HOST:PORT"} on `announce`, and serves
-// until SIGTERM or SIGINT; then stops accepting, lets the requests in flight
-// finish (within drain_timeout) and returns. Errors: invalid_argument (an
+// until SIGTERM or SIGINT; then stops accepting, closes the subscriptions
+// (each told where to resume), lets the requests in flight finish (within
+// drain_timeout) and returns. Errors: invalid_argument (an
 // address that does not parse), io_error (the address cannot be bound).
-void run_server(Api& api, ServerMetrics& metrics, const ServerOptions& options, std::ostream& announce);
+void run_server(Api& api, ServerMetrics& metrics, SubscriptionHub* hub, const ServerOptions& options,
+                std::ostream& announce);
 
 }  // namespace lighthouse::serve

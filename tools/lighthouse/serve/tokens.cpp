@@ -1,6 +1,7 @@
 #include "serve/tokens.h"
 
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <openssl/sha.h>
 
 #include <fstream>
@@ -109,6 +110,42 @@ std::optional<std::uint8_t> Tokens::scopes_of(std::string_view token) const {
   }
   if (!matched) return std::nullopt;
   return found;
+}
+
+std::string Sessions::open(std::uint8_t scopes) {
+  std::array<unsigned char, 32> random{};
+  if (RAND_bytes(random.data(), static_cast<int>(random.size())) != 1) {
+    throw Error(ErrorCode::internal, "no random bytes for a session ID");
+  }
+  static const char* digits = "0123456789abcdef";
+  std::string id;
+  for (unsigned char b : random) {
+    id += digits[b >> 4];
+    id += digits[b & 15];
+  }
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(mutex_);
+  std::erase_if(sessions_, [&](const Session& s) { return s.expires <= now; });
+  sessions_.push_back({digest_of(id), scopes, now + lifetime_});
+  return id;
+}
+
+std::optional<std::uint8_t> Sessions::scopes_of(std::string_view id) {
+  const auto digest = digest_of(id);
+  const auto now = std::chrono::steady_clock::now();
+  std::optional<std::uint8_t> found;
+  std::lock_guard lock(mutex_);
+  for (const Session& s : sessions_) {
+    const bool same = CRYPTO_memcmp(s.digest.data(), digest.data(), digest.size()) == 0;
+    if (same && s.expires > now) found = s.scopes;
+  }
+  return found;
+}
+
+void Sessions::end(std::string_view id) {
+  const auto digest = digest_of(id);
+  std::lock_guard lock(mutex_);
+  std::erase_if(sessions_, [&](const Session& s) { return CRYPTO_memcmp(s.digest.data(), digest.data(), digest.size()) == 0; });
 }
 
 }  // namespace lighthouse::serve

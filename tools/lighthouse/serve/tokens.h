@@ -6,7 +6,10 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstdint>
+#include <map>
+#include <mutex>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -34,6 +37,31 @@ class Tokens {
     std::uint8_t scopes;
   };
   std::vector<Entry> entries_;
+};
+
+// Browser sessions (POST /session): a random session ID, given to the
+// browser as an HttpOnly, SameSite=Strict cookie, stands for the scopes of
+// the token that opened it, until it expires or is ended. Only the IDs'
+// SHA-256 is kept, compared in constant time as the tokens are.
+class Sessions {
+ public:
+  explicit Sessions(std::chrono::seconds lifetime = std::chrono::hours(12)) : lifetime_(lifetime) {}
+  // A new session's ID (64 hexadecimal digits from the OS's random source).
+  // Errors: internal (no random bytes).
+  std::string open(std::uint8_t scopes);
+  std::optional<std::uint8_t> scopes_of(std::string_view id);
+  void end(std::string_view id);
+  std::chrono::seconds lifetime() const { return lifetime_; }
+
+ private:
+  struct Session {
+    std::array<unsigned char, 32> digest;
+    std::uint8_t scopes;
+    std::chrono::steady_clock::time_point expires;
+  };
+  std::chrono::seconds lifetime_;
+  std::mutex mutex_;
+  std::vector<Session> sessions_;
 };
 
 }  // namespace lighthouse::serve
