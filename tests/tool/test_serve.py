@@ -516,9 +516,14 @@ class TestHostileInput(ServeTestCase):
             "nothing": (b"", None),
             "half a request line": (b"GET /hea", None),
             "tls hello": (bytes.fromhex("16030100a5010000a10303") + b"\x00" * 50, 400),
-            "websocket without upgrade support": (b"GET /subscribe HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                                                  b"Connection: Upgrade\r\nSec-WebSocket-Key: abc\r\n"
-                                                  b"Sec-WebSocket-Version: 13\r\n\r\n", 404),
+            "websocket of an unknown version": (b"GET /subscribe HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                                                b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                                                b"Sec-WebSocket-Version: 12\r\n\r\n", 426),
+            "websocket without a key": (b"GET /subscribe HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                                        b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n", 400),
+            "websocket elsewhere": (b"GET /events HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                                    b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                                    b"Sec-WebSocket-Version: 13\r\n\r\n", 200),
             "wrong token": (b"GET /health HTTP/1.1\r\nAuthorization: Bearer x\r\n\r\n", 200),
             "huge target": (b"GET /" + b"a" * 10000 + b" HTTP/1.1\r\n\r\n", 431),
             "crlf injection in path": (b"GET /streams/a%0d%0aX:%20y HTTP/1.1\r\nHost: x\r\n\r\n", 200),
