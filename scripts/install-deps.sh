@@ -13,7 +13,8 @@ packages=(
   libboost1.74-dev curl python3-websockets wrk
 )
 # Node.js and npm run the second WebSocket client of the server's tests
-# (tests/tool/node, its packages pinned by package-lock.json): Debian's,
+# and the subscription benchmark (clients/node, its packages pinned by
+# package-lock.json): Debian's,
 # unless a Node.js with npm is already installed (another packaging of it
 # would conflict with Debian's).
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
@@ -41,7 +42,7 @@ fi
 
 # The Node.js test client's packages, exactly as package-lock.json pins them
 # (installed here, never while the tests run).
-node_dir="$(dirname "$0")/../tests/tool/node"
+node_dir="$(dirname "$0")/../clients/node"
 if [ ! -f "$node_dir/node_modules/.package-lock.json" ] ||
    [ "$node_dir/package-lock.json" -nt "$node_dir/node_modules/.package-lock.json" ]; then
   (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)

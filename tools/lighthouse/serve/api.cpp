@@ -189,6 +189,17 @@ Response Api::handle(const Request& request) noexcept {
   } catch (const std::exception& error) {
     response = error_response(500, "internal", std::string("internal error: ") + error.what());
   }
+  if (response.deferred) {
+    // Counted when it completes.
+    response.deferred = [this, start, route_name, deferred = std::move(response.deferred)](Response::Completion done) {
+      deferred([this, start, route_name, done = std::move(done)](Response r) {
+        metrics_.request(route_name, r.status,
+                         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+        done(std::move(r));
+      });
+    };
+    return response;
+  }
   metrics_.request(route_name, response.status,
                    std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   return response;
@@ -204,11 +215,6 @@ Response health(Store& store, bool read_only) {
   return json_response(accepts ? 200 : 503, body);
 }
 
-Response append(Store& store, const Request& r, const std::optional<std::string>& aggregate) {
-  Parameters(r, {});
-  const AppendResult result = store.append_batch(parse_append_body(r, aggregate));
-  return json_response(result.replayed ? 200 : 201, appended(result));
-}
 
 Response query_events(Store& store, const Request& r) {
   auto cursor = std::make_shared<EventCursor>(store.query(parse_query(r)));
@@ -259,6 +265,72 @@ bool allows(std::string_view allow, const std::string& method) {
 
 }  // namespace
 
+// Queued for the committer and answered once durable: the request's thread
+// goes on serving others meanwhile. What the store refuses at once (invalid,
+// limits, emergency) is thrown here as from a synchronous append.
+Response Api::append(const Request& r, const std::optional<std::string>& aggregate) {
+  Parameters(r, {});
+  auto future = std::make_shared<std::future<AppendResult>>(store_.append_batch_async(parse_append_body(r, aggregate)));
+  Response pending;
+  pending.deferred = [this, future](Response::Completion complete) {
+    waiter_.add(std::move(*future), [complete = std::move(complete)](std::future<AppendResult>& done) {
+      Response response;
+      try {
+        const AppendResult result = done.get();
+        response = json_response(result.replayed ? 200 : 201, appended(result));
+      } catch (const Error& error) {
+        response = store_error(error);
+      } catch (const std::exception& error) {
+        response = error_response(500, "internal", std::string("internal error: ") + error.what());
+      }
+      complete(std::move(response));
+    });
+  };
+  return pending;
+}
+
+AppendWaiter::AppendWaiter() : thread_([this] { run(); }) {}
+
+AppendWaiter::~AppendWaiter() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  ready_.notify_all();
+  thread_.join();
+}
+
+void AppendWaiter::add(std::future<AppendResult> future, std::function<void(std::future<AppendResult>&)> done) {
+  {
+    std::lock_guard lock(mutex_);
+    queue_.push_back({std::move(future), std::move(done)});
+  }
+  ready_.notify_one();
+}
+
+void AppendWaiter::run() {
+  for (;;) {
+    Pending next;
+    {
+      std::unique_lock lock(mutex_);
+      busy_ = false;
+      if (queue_.empty()) idle_.notify_all();
+      ready_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and everything completed
+      next = std::move(queue_.front());
+      queue_.pop_front();
+      busy_ = true;
+    }
+    next.future.wait();
+    next.done(next.future);
+  }
+}
+
+void AppendWaiter::drain() {
+  std::unique_lock lock(mutex_);
+  idle_.wait(lock, [&] { return queue_.empty() && !busy_; });
+}
+
 Response Api::route(const Request& r, std::string& name) {
   const std::string& path = r.path;
   const bool post = r.method == "POST";
@@ -288,10 +360,10 @@ Response Api::route(const Request& r, std::string& name) {
          }};
   } else if (path == "/events") {
     m = {"/events", "GET, POST", post ? Scope::append : Scope::read,
-         [&] { return post ? append(store_, r, std::nullopt) : query_events(store_, r); }, post};
+         [&] { return post ? append(r, std::nullopt) : query_events(store_, r); }, post};
   } else if (path.rfind("/streams/", 0) == 0 && path.size() > 9) {
     m = {"/streams/{aggregate}", "GET, POST", post ? Scope::append : Scope::read,
-         [&] { return post ? append(store_, r, path.substr(9)) : read_stream(store_, r, path.substr(9)); }, post};
+         [&] { return post ? append(r, path.substr(9)) : read_stream(store_, r, path.substr(9)); }, post};
   } else if (path == "/admin/emergency") {
     m = {"/admin/emergency", "POST, DELETE", Scope::admin,
          [&] { return post ? admin_->enter_emergency(r) : admin_->clear_emergency(); }, true};

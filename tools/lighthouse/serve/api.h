@@ -6,13 +6,17 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -40,6 +44,39 @@ struct Response {
   // piece to `chunk` and returns false once the body is complete. Memory
   // stays bounded by one piece whatever the result's size.
   std::function<bool(std::string& chunk)> stream;
+  // A response that is not ready yet (an append waiting for its group
+  // commit): the server calls it with a function to call, from another
+  // thread, with the response once it is. No server thread waits meanwhile.
+  using Completion = std::function<void(Response)>;
+  std::function<void(Completion)> deferred;
+};
+
+// Waits for asynchronous appends on one thread of its own, in the order they
+// were queued (the committer completes them in that order, a group at a
+// time), and calls each one's completion.
+class AppendWaiter {
+ public:
+  AppendWaiter();
+  ~AppendWaiter();  // completes what is queued first
+  AppendWaiter(const AppendWaiter&) = delete;
+  AppendWaiter& operator=(const AppendWaiter&) = delete;
+  void add(std::future<AppendResult> future, std::function<void(std::future<AppendResult>&)> done);
+  // Returns once every append queued so far is completed.
+  void drain();
+
+ private:
+  struct Pending {
+    std::future<AppendResult> future;
+    std::function<void(std::future<AppendResult>&)> done;
+  };
+  void run();
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<Pending> queue_;
+  bool busy_ = false;
+  std::condition_variable idle_;
+  bool stopping_ = false;
+  std::thread thread_;
 };
 
 class SubscriptionHub;
@@ -105,17 +142,22 @@ class Api {
   // GET /subscribe with Accept: text/event-stream: the query's fields and
   // Last-Event-ID. Errors: invalid_argument.
   static SubscriptionRequest subscription_from_query(const Request& request);
+  // Returns once every append in flight is completed (the server calls it
+  // before its io_context goes: completions are posted to it).
+  void drain_appends() { waiter_.drain(); }
 
  private:
   Response route(const Request& request, std::string& route_name);
   Response open_session(const Request& request);
   Response end_session(const Request& request);
   Response consumer(const Request& request, const std::string& name, bool checkpoint);
+  Response append(const Request& request, const std::optional<std::string>& aggregate);
   Store& store_;
   ApiOptions options_;
   ServerMetrics& metrics_;
   std::unique_ptr<Admin> admin_;
   Sessions sessions_;
+  AppendWaiter waiter_;
 };
 
 // The responses of the API (responses.cpp): errors are {"error": code,

@@ -4,6 +4,7 @@
 
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/write.hpp>
 
 #include <atomic>
@@ -214,6 +215,21 @@ awaitable<void> serve_events(beast::tcp_stream& stream, Shared& s, const Request
   stream.socket().cancel(ec);
 }
 
+// A deferred response (an append): the coroutine that awaits this waits,
+// without a thread, until the Api's completion posts the response back to
+// its strand. (A plain function, not a coroutine: g++ 12 destroys a
+// coroutine's by-value std::function argument twice.)
+awaitable<Response> complete(const net::any_io_executor& executor, std::function<void(Response::Completion)>& deferred) {
+  return net::async_initiate<decltype(use_awaitable), void(Response)>(
+      [executor](auto handler, std::function<void(Response::Completion)> start) {
+        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+        start([shared, executor](Response r) {
+          net::post(executor, [shared, r = std::move(r)]() mutable { (*shared)(std::move(r)); });
+        });
+      },
+      use_awaitable, std::move(deferred));
+}
+
 awaitable<void> session(tcp::socket socket, Shared& s) {
   beast::tcp_stream stream(std::move(socket));
   s.metrics.connection_opened();
@@ -283,6 +299,10 @@ awaitable<void> session(tcp::socket socket, Shared& s) {
       }
     } else {
       response = s.api.handle(request);
+      if (response.deferred) {
+        std::function<void(Response::Completion)> deferred = std::move(response.deferred);
+        response = co_await complete(stream.get_executor(), deferred);
+      }
     }
     const bool written = co_await write_response(stream, s, response, in.version(), keep_alive);
     --s.in_flight;
@@ -377,6 +397,7 @@ void run_server(Api& api, ServerMetrics& metrics, SubscriptionHub* hub, const Se
   for (unsigned i = 1; i < options.threads; ++i) threads.emplace_back([&] { ioc.run(); });
   ioc.run();
   for (auto& t : threads) t.join();
+  api.drain_appends();
 }
 
 }  // namespace lighthouse::serve

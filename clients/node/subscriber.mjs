@@ -1,5 +1,6 @@
 // A subscriber on `lighthouse serve` written against Node's `ws` package:
-// the second, independent WebSocket client of tests/tool/test_subscribe.py.
+// the second, independent WebSocket client of tests/tool/test_subscribe.py
+// (bench/serve_load.sh drives the server with fanout.mjs, beside it).
 // Usage: node subscriber.mjs URL FIRST_MESSAGE_JSON
 // Reads until `caught_up`, acknowledges the last event (when the first
 // message names a consumer, waits for its `checkpoint`),
