@@ -112,10 +112,41 @@ def fanout(server, subscribers, rate, seconds, stalled=False):
     return result
 
 
+def measure_round(a, bench, work, server, ids, single, batch):
+    inproc = benchmark(os.path.join(bench, "append_bench"), r"BM_AppendBatch_Sync/(1|100)/", work)
+    inproc.update(benchmark(os.path.join(bench, "group_commit_bench"), r"BM_DurableAppend_Threads/.*threads:16$", work))
+    inproc.update(benchmark(os.path.join(bench, "query_bench"), r"BM_SeekById$", work))
+    pick = lambda prefix: next(v for k, v in inproc.items() if k.startswith(prefix))
+    seek = inproc["BM_SeekById"]
+    local = {
+        "batch_1_events_per_s": pick("BM_AppendBatch_Sync/1/")["items_per_second"],
+        "batch_100_events_per_s": pick("BM_AppendBatch_Sync/100/")["items_per_second"],
+        "single_16_threads_events_per_s": pick("BM_DurableAppend_Threads")["items_per_second"],
+        "get_by_id_us": seek["real_time"] / (1000.0 if seek["time_unit"] == "ns" else 1.0),
+    }
+    url = f"http://{server.address}"
+    http = {
+        "get_by_id_c16": wrk(f"{url}/events/{ids[len(ids) // 2]}", 16, a.seconds),
+        "append_single_c16": wrk(f"{url}/streams/order-1", 16, a.seconds, single),
+        "append_batch100_c1": wrk(f"{url}/events", 1, a.seconds, batch),
+        "append_batch100_c4": wrk(f"{url}/events", 4, a.seconds, batch),
+    }
+    for name in ["append_batch100_c1", "append_batch100_c4"]:
+        http[name]["events_per_s"] = http[name]["requests_per_s"] * 100
+    http["append_single_c16"]["events_per_s"] = http["append_single_c16"]["requests_per_s"]
+    return {"in_process": local, "http": http, "ratios": {
+        "batch100_http_c1_over_in_process": http["append_batch100_c1"]["events_per_s"] / local["batch_100_events_per_s"],
+        "batch100_http_c4_over_in_process": http["append_batch100_c4"]["events_per_s"] / local["batch_100_events_per_s"],
+        "single_http_c16_over_in_process_16_threads":
+            http["append_single_c16"]["events_per_s"] / local["single_16_threads_events_per_s"],
+    }}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--build", default=os.path.join(ROOT, "build"))
     p.add_argument("--seconds", type=int, default=5, help="seconds per measurement (default 5)")
+    p.add_argument("--repeat", type=int, default=3, help="rounds of the append and read figures (default 3)")
     p.add_argument("--stall-seconds", type=int, default=40, help="the stalled-subscriber run (default 40)")
     p.add_argument("--dir", default=None, help="where the stores live (default: a temporary directory)")
     p.add_argument("--json", help="write the figures here")
@@ -132,20 +163,6 @@ def main():
     work = tempfile.mkdtemp(prefix="lighthouse-serve-load-", dir=a.dir)
     figures = {"machine": f"{os.cpu_count()} cores, shared by the server and its load clients"}
     try:
-        inproc = benchmark(os.path.join(bench, "append_bench"), r"BM_AppendBatch_Sync/(1|100)/", work)
-        inproc.update(benchmark(os.path.join(bench, "group_commit_bench"), r"BM_DurableAppend_Threads/.*threads:16$", work))
-        inproc.update(benchmark(os.path.join(bench, "query_bench"), r"BM_SeekById$", work))
-        batch1 = next(v for k, v in inproc.items() if k.startswith("BM_AppendBatch_Sync/1/"))
-        batch100 = next(v for k, v in inproc.items() if k.startswith("BM_AppendBatch_Sync/100/"))
-        threads16 = next(v for k, v in inproc.items() if k.startswith("BM_DurableAppend_Threads"))
-        seek = inproc["BM_SeekById"]
-        figures["in_process"] = {
-            "batch_1_events_per_s": batch1["items_per_second"],
-            "batch_100_events_per_s": batch100["items_per_second"],
-            "single_16_threads_events_per_s": threads16["items_per_second"],
-            "get_by_id_us": seek["real_time"] / (1000.0 if seek["time_unit"] == "ns" else 1.0),
-        }
-
         store = os.path.join(work, "store")
         subprocess.run([tool, "init", store], check=True, capture_output=True)
         server = Server(tool, store)
@@ -153,27 +170,20 @@ def main():
             ids = []
             for _ in range(100):
                 ids += [e["id"] for e in server.post("/events", [EVENT] * 100)["events"]]
-            url = f"http://{server.address}"
-            http = {}
-            http["get_by_id_c16"] = wrk(f"{url}/events/{ids[len(ids) // 2]}", 16, a.seconds)
             single = post_script(work, "single", EVENT)
             # As the in-process peer's: each event of a batch in an aggregate of its own.
             batch = post_script(work, "batch", [{**EVENT, "aggregate": f"agg-{i}"} for i in range(100)])
-            http["append_single_c16"] = wrk(f"{url}/streams/order-1", 16, a.seconds, single)
-            http["append_batch100_c1"] = wrk(f"{url}/events", 1, a.seconds, batch)
-            http["append_batch100_c4"] = wrk(f"{url}/events", 4, a.seconds, batch)
-            for name in ["append_batch100_c1", "append_batch100_c4"]:
-                http[name]["events_per_s"] = http[name]["requests_per_s"] * 100
-            http["append_single_c16"]["events_per_s"] = http["append_single_c16"]["requests_per_s"]
-            figures["http"] = http
-            figures["ratios"] = {
-                "batch100_http_c1_over_in_process": http["append_batch100_c1"]["events_per_s"] /
-                figures["in_process"]["batch_100_events_per_s"],
-                "single_http_c16_over_in_process_16_threads": http["append_single_c16"]["events_per_s"] /
-                figures["in_process"]["single_16_threads_events_per_s"],
-            }
+            # Rounds that alternate the peers, so that a disk's slow spell
+            # falls on both; the figures are each one's median.
+            rounds = []
+            for _ in range(a.repeat):
+                rounds.append(measure_round(a, bench, work, server, ids, single, batch))
+                print(json.dumps(rounds[-1]), file=sys.stderr)
+            figures["rounds"] = rounds
+            median = lambda xs: sorted(xs)[len(xs) // 2]
+            figures["ratios"] = {name: median([r["ratios"][name] for r in rounds]) for name in rounds[0]["ratios"]}
             runs = []
-            for rate in [1000, 2000, 4000, 8000, 16000]:
+            for rate in [1000, 1500, 2000, 3000, 4000]:
                 r = fanout(server, 100, rate, a.seconds)
                 runs.append(r)
                 print(json.dumps(r), file=sys.stderr)

@@ -23,7 +23,8 @@ const watchdog = setTimeout(() => { console.error('timed out'); process.exit(2);
 function subscribe(stall) {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(`ws://${address}/subscribe`, { perMessageDeflate: false });
-    ws.on('open', () => ws.send(JSON.stringify({ start: 'end' })));
+    // Only the appended type: the store's own `$health` events aside.
+    ws.on('open', () => ws.send(JSON.stringify({ start: 'end', filter: { types: ['Tick'] } })));
     ws.on('error', reject);
     ws.on('message', (data) => {
       const text = data.toString('utf8');

@@ -16,44 +16,12 @@
 #include "json_event.h"
 #include "lighthouse/error.h"
 #include "parse.h"
+#include "serve/parameters.h"
 
 namespace lighthouse::serve {
 namespace {
 
 using namespace detail;
-
-// Percent-decoding; `plus_is_space` for query strings. False on a bad escape.
-bool percent_decode(std::string_view in, bool plus_is_space, std::string& out) {
-  out.clear();
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    if (in[i] == '%') {
-      if (i + 2 >= in.size()) return false;
-      const int hi = tool::hex_digit(in[i + 1]), lo = tool::hex_digit(in[i + 2]);
-      if (hi < 0 || lo < 0) return false;
-      out += static_cast<char>(hi * 16 + lo);
-      i += 2;
-    } else if (plus_is_space && in[i] == '+') {
-      out += ' ';
-    } else {
-      out += in[i];
-    }
-  }
-  return true;
-}
-
-bool valid_utf8(std::string_view s) {
-  for (std::size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    std::size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
-    if (n == 0 || i + n > s.size()) return false;
-    for (std::size_t k = 1; k < n; ++k) {
-      if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return false;
-    }
-    if (n == 2 && c < 0xc2) return false;
-    i += n;
-  }
-  return true;
-}
 
 // The request as the Api takes it; a Response instead when the target
 // itself is malformed.

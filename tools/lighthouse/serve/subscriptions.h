@@ -72,6 +72,11 @@ class Refused : public std::runtime_error {
   std::string code;
 };
 
+// A control message {"kind": KIND, "position": ID or null}.
+std::string control_message(const char* kind, const std::optional<EventId>& position);
+// Whether `a` is a position after `b` (nothing is before everything).
+bool later(const std::optional<EventId>& a, const std::optional<EventId>& b);
+
 // Parses the first message of a WebSocket subscription. Errors:
 // invalid_argument naming the field.
 SubscriptionRequest parse_subscription(const tool::Json& message);
