@@ -536,7 +536,11 @@ class ResumeAndLoadTest(SubscriptionTest):
         # The fast ones were not slowed down by it (loopback, two cores shared
         # with the clients; a server that held the others back for it would
         # add its 3 s of slowness).
-        self.assertLess(p99(latencies), 2 * p99(baseline) + 100)
+        # Under a sanitizer (scripts/sanitize.sh, scripts/tsan.sh) the server
+        # runs 3 to 10 times slower and saturates both cores: its latencies
+        # say nothing of this, and only the above is asserted there.
+        if "ASAN_OPTIONS" not in os.environ and "TSAN_OPTIONS" not in os.environ:
+            self.assertLess(p99(latencies), 2 * p99(baseline) + 100)
 
 
 if __name__ == "__main__":
