@@ -7,10 +7,12 @@ free loopback port (test_serve.Server); every wait is bounded.
 
 import asyncio
 import gc
+import http.client
 import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -19,7 +21,7 @@ import unittest
 
 import websockets
 
-from test_serve import Server, TIMEOUT, tool
+from test_serve import Server, TIMEOUT, raw, tool
 
 STEP = 10  # seconds for one message or step
 
@@ -367,6 +369,70 @@ class EventStreamTest(SubscriptionTest):
         self.assertEqual([m["id"] for m in self.stream(server, "/subscribe?type=Placed")[:-1]], ids)
         self.assertEqual(server.json("GET", "/subscribe?consumer=c", headers={"Accept": "text/event-stream"})[0], 403)
         self.assertEqual(server.json("POST", "/consumers/c/checkpoint", {"position": ids[0]})[0], 403)
+
+
+class TlsTest(SubscriptionTest):
+    """--tls-cert/--tls-key: HTTPS and WSS with a certificate made here."""
+
+    def certificate(self):
+        cert, key = os.path.join(self.tmp.name, "cert.pem"), os.path.join(self.tmp.name, "key.pem")
+        r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+                            "-addext", "subjectAltName=IP:127.0.0.1", "-days", "2", "-keyout", key, "-out", cert],
+                           capture_output=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return cert, key
+
+    def test_https_and_wss_with_a_certificate(self):
+        cert, key = self.certificate()
+        tokens = os.path.join(self.tmp.name, "tokens")
+        with open(tokens, "w") as f:
+            f.write("reader-secret-0123456789 read,append\n")
+        server = self.serve("--tls-cert", cert, "--tls-key", key, "--token-file", tokens)
+        context = ssl.create_default_context(cafile=cert)
+        auth = {"Authorization": "Bearer reader-secret-0123456789"}
+
+        def https(method, path, body=None, headers=None):
+            conn = http.client.HTTPSConnection(server.host, server.port, context=context, timeout=TIMEOUT)
+            try:
+                conn.request(method, path, body=body, headers={**auth, **(headers or {})})
+                r = conn.getresponse()
+                return r.status, dict(r.getheaders()), r.read()
+            finally:
+                conn.close()
+        status, _, body = https("POST", "/streams/order-1", json.dumps({"type": "Placed"}).encode())
+        self.assertEqual(status, 201, body)
+        first = json.loads(body)["events"][0]["id"]
+        self.assertEqual(https("GET", "/health")[0], 200)
+        # The session cookie is marked Secure over TLS.
+        self.assertIn("Secure", https("POST", "/session")[1]["Set-Cookie"])
+
+        async def wss():
+            async with websockets.connect(f"wss://{server.address}/subscribe", ssl=context, extra_headers=auth) as ws:
+                await ws.send(json.dumps({"filter": {"types": ["Placed"]}}))
+                return await until_caught_up(ws)
+        events, _ = run(wss())
+        self.assertEqual([e["id"] for e in events], [first])
+        # Plain HTTP on the TLS port: closed without an answer; the server goes on.
+        reply = raw(server, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertFalse(reply.startswith(b"HTTP/1.1 200"), reply)
+        # A client that does not trust the certificate is refused by its own TLS.
+        with self.assertRaises(ssl.SSLError):
+            conn = http.client.HTTPSConnection(server.host, server.port, context=ssl.create_default_context(),
+                                               timeout=TIMEOUT)
+            conn.request("GET", "/health")
+        self.assertEqual(https("GET", "/health")[0], 200)
+
+    def test_bad_certificate_files_are_refused_before_serving(self):
+        cert, key = self.certificate()
+        for args, words in [(["--tls-cert", key, "--tls-key", key], "is not a PEM certificate chain"),
+                            (["--tls-cert", cert, "--tls-key", cert], "is not the PEM private key"),
+                            (["--tls-cert", cert], "go together"),
+                            (["--tls-cert", os.path.join(self.tmp.name, "missing"), "--tls-key", key], "--tls-cert")]:
+            with self.subTest(args=args):
+                r = tool("serve", self.store, "--listen", "127.0.0.1:0", *args)
+                self.assertEqual(r.returncode, 4, r.stderr)
+                self.assertIn(words, r.stderr.decode())
+                self.assertEqual(r.stdout, b"")  # it never listened
 
 
 NODE_CLIENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "clients", "node", "subscriber.mjs")

@@ -20,6 +20,7 @@ struct ServeArguments {
   double request_timeout = 30;
   std::size_t catch_up_readers = 4, max_subscriptions = 1024, send_queue = 64, live_tail_events = 16384;
   std::vector<std::string> allowed_origins;
+  std::string tls_cert, tls_key;
 };
 
 // HOST:PORT, [IPv6]:PORT. Errors: invalid_argument.
@@ -57,6 +58,11 @@ int run_serve(const ServeArguments& a) {
   options.max_body_bytes = a.max_body_bytes;
   options.request_timeout = std::chrono::milliseconds(static_cast<long long>(a.request_timeout * 1000));
   options.send_queue = a.send_queue;
+  if (a.tls_cert.empty() != a.tls_key.empty()) {
+    throw Error(ErrorCode::invalid_argument, "--tls-cert and --tls-key go together");
+  }
+  options.tls_cert = a.tls_cert;
+  options.tls_key = a.tls_key;
   Store store = open_existing(a.store, a.read_only);
   serve::ServerMetrics metrics;
   serve::HubOptions hub_options;
@@ -69,6 +75,7 @@ int run_serve(const ServeArguments& a) {
   api_options.tokens = tokens ? &*tokens : nullptr;
   api_options.hub = &hub;
   api_options.allowed_origins = a.allowed_origins;
+  api_options.tls = !a.tls_cert.empty();
   serve::Api api(store, api_options, metrics);
   serve::run_server(api, metrics, &hub, options, std::cout);
   hub.stop();
@@ -105,6 +112,8 @@ void add_serve_command(CLI::App& app, Commands& commands) {
   serve->add_option("--send-queue", a->send_queue,
                     "Messages a subscription takes from the store at once for its client (default 64)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{65536}));
+  serve->add_option("--tls-cert", a->tls_cert, "Serve HTTPS and WSS: the certificate chain (PEM); with --tls-key");
+  serve->add_option("--tls-key", a->tls_key, "The certificate's private key (PEM)");
   serve->add_option("--live-tail-events", a->live_tail_events,
                     "Latest events kept for the subscribers that are caught up (default 16384, and at most 64 MiB); "
                     "one further behind is served from the store")

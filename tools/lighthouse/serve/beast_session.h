@@ -21,6 +21,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 
 #include <atomic>
 #include <functional>
@@ -46,6 +47,7 @@ struct Shared {
   ServerMetrics& metrics;
   SubscriptionHub* hub;
   const ServerOptions& options;
+  net::ssl::context* tls;  // null: plain HTTP
   std::atomic<std::size_t> connections{0};
   std::atomic<std::size_t> in_flight{0};
   std::atomic<bool> stopping{false};
@@ -92,7 +94,9 @@ class Wakeup : public std::enable_shared_from_this<Wakeup> {
 // A subscription over WebSocket (websocket.cpp), from the upgrade request
 // on; `scopes` are those of the request's token or session (nothing: the
 // token must come in the first message).
-awaitable<void> serve_websocket(beast::tcp_stream stream, http::request<http::string_body> upgrade, Shared& s,
+// Instantiated for beast::tcp_stream and beast::ssl_stream<beast::tcp_stream>.
+template <class Stream>
+awaitable<void> serve_websocket(Stream stream, http::request<http::string_body> upgrade, Shared& s,
                                 std::optional<std::uint8_t> scopes);
 
 }  // namespace lighthouse::serve::detail

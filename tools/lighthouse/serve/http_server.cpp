@@ -61,7 +61,8 @@ std::optional<Response> to_request(const http::request<http::string_body>& in, R
   return std::nullopt;
 }
 
-awaitable<bool> write_response(beast::tcp_stream& stream, Shared& s, Response& r, unsigned version, bool keep_alive) {
+template <class Stream>
+awaitable<bool> write_response(Stream& stream, Shared& s, Response& r, unsigned version, bool keep_alive) {
   beast::error_code ec;
   const auto status = static_cast<http::status>(r.status);
   if (!r.stream) {
@@ -73,7 +74,7 @@ awaitable<bool> write_response(beast::tcp_stream& stream, Shared& s, Response& r
     res.body() = std::move(r.body);
     res.prepare_payload();
     s.metrics.response_bytes(res.body().size());
-    stream.expires_after(s.options.request_timeout);
+    beast::get_lowest_layer(stream).expires_after(s.options.request_timeout);
     co_await http::async_write(stream, res, net::redirect_error(use_awaitable, ec));
     co_return !ec;
   }
@@ -84,7 +85,7 @@ awaitable<bool> write_response(beast::tcp_stream& stream, Shared& s, Response& r
   res.keep_alive(keep_alive);
   res.chunked(true);
   http::response_serializer<http::empty_body> serializer{res};
-  stream.expires_after(s.options.request_timeout);
+  beast::get_lowest_layer(stream).expires_after(s.options.request_timeout);
   co_await http::async_write_header(stream, serializer, net::redirect_error(use_awaitable, ec));
   if (ec) co_return false;
   std::string chunk;
@@ -93,7 +94,7 @@ awaitable<bool> write_response(beast::tcp_stream& stream, Shared& s, Response& r
     more = r.stream(chunk);
     if (chunk.empty()) continue;
     s.metrics.response_bytes(chunk.size());
-    stream.expires_after(s.options.request_timeout);
+    beast::get_lowest_layer(stream).expires_after(s.options.request_timeout);
     co_await net::async_write(stream, http::make_chunk(net::buffer(chunk)), net::redirect_error(use_awaitable, ec));
     if (ec) co_return false;
   }
@@ -128,7 +129,8 @@ std::string sse_message(const Outgoing& m) {
 
 // GET /subscribe with Accept: text/event-stream: the subscription as
 // Server-Sent Events in a chunked response, until either side ends it.
-awaitable<void> serve_events(beast::tcp_stream& stream, Shared& s, const Request& request, unsigned version) {
+template <class Stream>
+awaitable<void> serve_events(Stream& stream, Shared& s, const Request& request, unsigned version) {
   auto wakeup = std::make_shared<Wakeup>(stream.get_executor());
   std::shared_ptr<Subscriber> subscriber;
   Response refusal;
@@ -153,12 +155,13 @@ awaitable<void> serve_events(beast::tcp_stream& stream, Shared& s, const Request
   res.chunked(true);
   http::response_serializer<http::empty_body> serializer{res};
   beast::error_code ec;
-  stream.expires_after(s.options.request_timeout);
+  beast::get_lowest_layer(stream).expires_after(s.options.request_timeout);
   co_await http::async_write_header(stream, serializer, net::redirect_error(use_awaitable, ec));
   // The client sends nothing more: a read that ends says it went away.
   auto gone = std::make_shared<bool>(false);
   auto byte = std::make_shared<char>();
-  stream.socket().async_read_some(net::buffer(byte.get(), 1), [gone, byte, wakeup](const beast::error_code&, std::size_t) {
+  // (Through the whole stream: over TLS the bytes are records.)
+  stream.async_read_some(net::buffer(byte.get(), 1), [gone, byte, wakeup](const beast::error_code&, std::size_t) {
     *gone = true;
     wakeup->wake_here();
   });
@@ -174,13 +177,13 @@ awaitable<void> serve_events(beast::tcp_stream& stream, Shared& s, const Request
       chunk = ": keep-alive\n\n";  // also finds a client that is gone
     }
     s.metrics.response_bytes(chunk.size());
-    stream.expires_after(s.options.request_timeout);
+    beast::get_lowest_layer(stream).expires_after(s.options.request_timeout);
     co_await net::async_write(stream, http::make_chunk(net::buffer(chunk)), net::redirect_error(use_awaitable, ec));
     if (ec) break;
   }
   if (!ec && !*gone) co_await net::async_write(stream, http::make_chunk_last(), net::redirect_error(use_awaitable, ec));
   subscriber->close();
-  stream.socket().cancel(ec);
+  beast::get_lowest_layer(stream).socket().cancel(ec);
 }
 
 // A deferred response (an append): the coroutine that awaits this waits,
@@ -198,23 +201,17 @@ awaitable<Response> complete(const net::any_io_executor& executor, std::function
       use_awaitable, std::move(deferred));
 }
 
-awaitable<void> session(tcp::socket socket, Shared& s) {
-  beast::tcp_stream stream(std::move(socket));
-  s.metrics.connection_opened();
-  struct Closed {
-    Shared& s;
-    ~Closed() {
-      s.metrics.connection_closed();
-      --s.connections;
-    }
-  } closed{s};
+// The requests of one connection, in order, until it closes; true when a
+// WebSocket took the stream over.
+template <class Stream>
+awaitable<bool> serve_requests(Stream& stream, Shared& s) {
   beast::flat_buffer buffer;
   for (;;) {
     http::request_parser<http::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(s.options.max_header_bytes));
     parser.body_limit(s.options.max_body_bytes);
     beast::error_code ec;
-    stream.expires_after(s.options.request_timeout);
+    beast::get_lowest_layer(stream).expires_after(s.options.request_timeout);
     // The header first: Beast checks its limit only while the header is
     // incomplete, so a whole header that arrived at once is measured here.
     const std::size_t header_bytes =
@@ -260,10 +257,10 @@ awaitable<void> session(tcp::socket socket, Shared& s) {
         if (websocket) {
           const auto scopes = s.api.has_credentials(request) ? std::optional<std::uint8_t>(7) : std::nullopt;
           co_await serve_websocket(std::move(stream), parser.release(), s, scopes);
-        } else {
-          co_await serve_events(stream, s, request, in.version());
+          co_return true;
         }
-        co_return;
+        co_await serve_events(stream, s, request, in.version());
+        co_return false;
       }
     } else {
       response = s.api.handle(request);
@@ -276,8 +273,36 @@ awaitable<void> session(tcp::socket socket, Shared& s) {
     --s.in_flight;
     if (!written || !keep_alive) break;
   }
-  beast::error_code ignored;
-  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  co_return false;
+}
+
+awaitable<void> session(tcp::socket socket, Shared& s) {
+  s.metrics.connection_opened();
+  struct Closed {
+    Shared& s;
+    ~Closed() {
+      s.metrics.connection_closed();
+      --s.connections;
+    }
+  } closed{s};
+  beast::error_code ec;
+  if (s.tls == nullptr) {
+    beast::tcp_stream stream(std::move(socket));
+    if (!co_await serve_requests(stream, s)) stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    co_return;
+  }
+  beast::ssl_stream<beast::tcp_stream> stream(std::move(socket), *s.tls);
+  beast::get_lowest_layer(stream).expires_after(s.options.request_timeout);
+  co_await stream.async_handshake(net::ssl::stream_base::server, net::redirect_error(use_awaitable, ec));
+  if (ec) {
+    // Not TLS (plain HTTP on a TLS port, say) or a failed handshake: closed.
+    s.metrics.request("tls handshake failed", 400);
+    co_return;
+  }
+  if (!co_await serve_requests(stream, s)) {
+    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(1));
+    co_await stream.async_shutdown(net::redirect_error(use_awaitable, ec));
+  }
 }
 
 awaitable<void> listen(tcp::acceptor& acceptor, Shared& s) {
@@ -288,6 +313,9 @@ awaitable<void> listen(tcp::acceptor& acceptor, Shared& s) {
         co_await acceptor.async_accept(net::make_strand(acceptor.get_executor()), net::redirect_error(use_awaitable, ec));
     if (ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
     if (ec) continue;  // EMFILE and the like: the next accept may succeed
+    if (s.connections.load() >= s.options.max_connections && s.tls) {
+      continue;  // closed: over TLS a word would need a handshake first
+    }
     if (s.connections.load() >= s.options.max_connections) {
       // Refused with a word rather than dropped.
       beast::tcp_stream stream(std::move(socket));
@@ -301,6 +329,26 @@ awaitable<void> listen(tcp::acceptor& acceptor, Shared& s) {
     const auto executor = socket.get_executor();
     net::co_spawn(executor, session(std::move(socket), s), net::detached);
   }
+}
+
+// The server's TLS context: TLS 1.2 and later, the certificate chain and key
+// from files. Errors: invalid_argument naming the file and OpenSSL's reason.
+net::ssl::context tls_context(const ServerOptions& options) {
+  net::ssl::context ctx(net::ssl::context::tls_server);
+  ctx.set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 | net::ssl::context::no_sslv3 |
+                  net::ssl::context::no_tlsv1 | net::ssl::context::no_tlsv1_1 | net::ssl::context::single_dh_use);
+  beast::error_code ec;
+  ctx.use_certificate_chain_file(options.tls_cert, ec);
+  if (ec) {
+    throw Error(ErrorCode::invalid_argument,
+                "--tls-cert '" + options.tls_cert.substr(0, 200) + "' is not a PEM certificate chain: " + ec.message());
+  }
+  ctx.use_private_key_file(options.tls_key, net::ssl::context::pem, ec);
+  if (ec) {
+    throw Error(ErrorCode::invalid_argument, "--tls-key '" + options.tls_key.substr(0, 200) +
+                                                 "' is not the PEM private key of the certificate: " + ec.message());
+  }
+  return ctx;
 }
 
 }  // namespace
@@ -333,7 +381,9 @@ void run_server(Api& api, ServerMetrics& metrics, SubscriptionHub* hub, const Se
     throw Error(ErrorCode::io_error, "cannot listen on " + options.host + ":" + std::to_string(options.port) + ": " +
                                          ec.message());
   }
-  Shared s{api, metrics, hub, options};
+  std::optional<net::ssl::context> tls;
+  if (!options.tls_cert.empty()) tls = tls_context(options);
+  Shared s{api, metrics, hub, options, tls ? &*tls : nullptr};
   const auto bound = acceptor.local_endpoint();
   const std::string where = (bound.address().is_v6() ? "[" + bound.address().to_string() + "]"
                                                      : bound.address().to_string()) +

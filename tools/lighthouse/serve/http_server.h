@@ -33,6 +33,8 @@ struct ServerOptions {
   std::size_t send_queue = 64;
   std::size_t max_message_bytes = 64 * 1024;
   std::chrono::milliseconds websocket_idle_timeout{60'000};
+  // TLS: the certificate chain and private key (PEM files); empty: plain HTTP.
+  std::string tls_cert, tls_key;
   // An event stream (SSE) that has nothing to send says so this often.
   std::chrono::milliseconds keep_alive{15'000};
 };
@@ -45,8 +47,9 @@ bool is_loopback(const std::string& host);
 // Listens, announces {"listening": "HOST:PORT"} on `announce`, and serves
 // until SIGTERM or SIGINT; then stops accepting, closes the subscriptions
 // (each told where to resume), lets the requests in flight finish (within
-// drain_timeout) and returns. Errors: invalid_argument (an
-// address that does not parse), io_error (the address cannot be bound).
+// drain_timeout) and returns. Errors: invalid_argument (an address that
+// does not parse, a TLS certificate or key that does not load), io_error
+// (the address cannot be bound).
 void run_server(Api& api, ServerMetrics& metrics, SubscriptionHub* hub, const ServerOptions& options,
                 std::ostream& announce);
 

@@ -3,9 +3,15 @@
 // the server sends events and control messages while the client sends
 // acknowledgements and credit. The events come from a Subscriber of the
 // hub (subscriptions.h), which bounds what the server holds for a client.
+//
+// The templates of it, instantiated for plain TCP in websocket_plain.cpp and
+// for TLS in websocket_tls.cpp: two translation units that compile at once.
+#pragma once
+
 #include "serve/beast_session.h"
 
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 
 #include <array>
 
@@ -14,15 +20,15 @@
 #include "json_event.h"
 
 namespace lighthouse::serve::detail {
-namespace {
+namespace ws {
 
 namespace websocket = beast::websocket;
 using tool::Json;
-using Socket = websocket::stream<beast::tcp_stream>;
-
 // The state both coroutines of a connection (the writer, the reader) hold.
+template <class Stream>
 struct Connection {
-  Connection(beast::tcp_stream stream, Shared& s)
+  using Socket = websocket::stream<Stream>;
+  Connection(Stream stream, Shared& s)
       : ws(std::move(stream)), shared(s), wakeup(std::make_shared<Wakeup>(ws.get_executor())) {}
   Socket ws;
   Shared& shared;
@@ -33,7 +39,7 @@ struct Connection {
   std::string refusal_code = "invalid_argument";
 };
 
-std::string error_message(const std::string& code, const std::string& message) {
+inline std::string error_message(const std::string& code, const std::string& message) {
   Json e;
   e["kind"] = "error";
   e["error"] = code;
@@ -41,6 +47,7 @@ std::string error_message(const std::string& code, const std::string& message) {
   return tool::dump(e);
 }
 
+template <class Socket>
 awaitable<bool> send_text(Socket& ws, const std::string& text) {
   beast::error_code ec;
   ws.text(true);
@@ -48,6 +55,7 @@ awaitable<bool> send_text(Socket& ws, const std::string& text) {
   co_return !ec;
 }
 
+template <class Socket>
 awaitable<void> refuse(Socket& ws, const std::string& code, const std::string& message) {
   if (co_await send_text(ws, error_message(code, message))) {
     beast::error_code ec;
@@ -57,30 +65,31 @@ awaitable<void> refuse(Socket& ws, const std::string& code, const std::string& m
 }
 
 // Client messages after the first: {"ack": ID} and {"credit": N}.
-void client_message(Connection& c, const std::string& text) {
+inline void client_message(Subscriber& subscriber, const std::string& text) {
   const Json m = tool::parse_json_text(text, true);
   if (!m.is_object() || m.empty()) throw Error(ErrorCode::invalid_argument, "a client message is {\"ack\": ID} or {\"credit\": N}");
   for (const auto& [name, value] : m.items()) {
     if (name == "ack") {
       if (!value.is_string()) throw Error(ErrorCode::invalid_argument, "'ack' is an event ID");
-      c.subscriber->acknowledge(EventId::parse(value.get_ref<const std::string&>()));
+      subscriber.acknowledge(EventId::parse(value.get_ref<const std::string&>()));
     } else if (name == "credit") {
       if (!value.is_number_unsigned()) throw Error(ErrorCode::invalid_argument, "'credit' is a number of events");
-      c.subscriber->grant(value.get<std::uint64_t>());
+      subscriber.grant(value.get<std::uint64_t>());
     } else {
       throw Error(ErrorCode::invalid_argument, "unknown client message field '" + name.substr(0, 64) + "' (ack, credit)");
     }
   }
 }
 
-awaitable<void> read_loop(std::shared_ptr<Connection> c) {
+template <class C>
+awaitable<void> read_loop(std::shared_ptr<C> c) {
   beast::flat_buffer buffer;
   for (;;) {
     beast::error_code ec;
     co_await c->ws.async_read(buffer, net::redirect_error(use_awaitable, ec));
     if (ec) break;
     try {
-      client_message(*c, beast::buffers_to_string(buffer.data()));
+      client_message(*c->subscriber, beast::buffers_to_string(buffer.data()));
     } catch (const Error& e) {
       c->refusal = e.what();
       c->refusal_code = std::string(to_string(e.code()));
@@ -93,7 +102,8 @@ awaitable<void> read_loop(std::shared_ptr<Connection> c) {
 }
 
 // The first message: what to follow, and the token when the upgrade had none.
-awaitable<bool> subscribe(Connection& c, std::optional<std::uint8_t> scopes) {
+template <class C>
+awaitable<bool> subscribe(C& c, std::optional<std::uint8_t> scopes) {
   beast::flat_buffer buffer;
   beast::error_code ec;
   co_await c.ws.async_read(buffer, net::redirect_error(use_awaitable, ec));
@@ -125,7 +135,8 @@ awaitable<bool> subscribe(Connection& c, std::optional<std::uint8_t> scopes) {
 
 // Sends what the subscriber hands out, a bounded batch at a time, until the
 // client goes or the server closes the subscription.
-awaitable<void> write_loop(Connection& c) {
+template <class C>
+awaitable<void> write_loop(C& c) {
   static const std::string prefix = "{\"kind\":\"event\",\"event\":", suffix = "}";
   const std::size_t batch = c.shared.options.send_queue;
   for (;;) {
@@ -161,11 +172,13 @@ awaitable<void> write_loop(Connection& c) {
   }
 }
 
-}  // namespace
+}  // namespace ws
 
-awaitable<void> serve_websocket(beast::tcp_stream stream, http::request<http::string_body> upgrade, Shared& s,
+template <class Stream>
+awaitable<void> serve_websocket(Stream stream, http::request<http::string_body> upgrade, Shared& s,
                                 std::optional<std::uint8_t> scopes) {
-  auto c = std::make_shared<Connection>(std::move(stream), s);
+  using namespace ws;
+  auto c = std::make_shared<Connection<Stream>>(std::move(stream), s);
   beast::get_lowest_layer(c->ws).expires_never();
   auto timeouts = websocket::stream_base::timeout::suggested(beast::role_type::server);
   timeouts.handshake_timeout = s.options.request_timeout;

@@ -1,0 +1,9 @@
+// WebSocket subscriptions over TLS (--tls-cert) (serve/websocket.h).
+#include "serve/websocket.h"
+
+namespace lighthouse::serve::detail {
+
+template awaitable<void> serve_websocket(beast::ssl_stream<beast::tcp_stream>, http::request<http::string_body>, Shared&,
+                                         std::optional<std::uint8_t>);
+
+}  // namespace lighthouse::serve::detail
