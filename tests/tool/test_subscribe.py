@@ -255,6 +255,32 @@ class HostileTest(SubscriptionTest):
         self.assertEqual(server.request("GET", "/health")[0], 200)
         self.assertEqual(len(server.lines("/events")[2]), 3)  # two events and the end line: nothing written
 
+    def test_subscriptions_over_the_maximum_are_refused(self):
+        server = self.serve("--max-subscriptions", "1")
+
+        async def go():
+            async with websockets.connect(self.url(server)) as one:
+                await one.send(json.dumps({}))
+                await until_caught_up(one)
+                async with websockets.connect(self.url(server)) as two:
+                    await two.send(json.dumps({}))
+                    m = await recv(two)
+                    self.assertEqual((m["kind"], m["error"]), ("error", "busy"))
+                    with self.assertRaises(websockets.ConnectionClosed) as closed:
+                        await recv(two)
+                    self.assertEqual(closed.exception.code, 1008)
+                status, _, body = server.json("GET", "/subscribe", headers={"Accept": "text/event-stream"})
+                self.assertEqual((status, body["error"]), (503, "busy"))
+            # Closed: the slot is free again.
+            deadline = time.monotonic() + STEP
+            while b"\nlighthouse_http_subscriptions 0\n" not in server.request("GET", "/metrics")[2]:
+                self.assertLess(time.monotonic(), deadline)
+                await asyncio.sleep(0.05)
+            async with websockets.connect(self.url(server)) as again:
+                await again.send(json.dumps({}))
+                await until_caught_up(again)
+        run(go())
+
     def test_a_silent_client_is_closed_after_the_request_timeout(self):
         server = self.serve("--request-timeout", "0.5")
 
