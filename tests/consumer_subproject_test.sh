@@ -14,7 +14,10 @@ for entry in meson.build meson_options.txt include lib; do
 done
 # No optimisation, no debug information: what is tested is that it builds
 # cleanly and works, in the least time.
-meson setup "$work/build" "$work" --wrap-mode=nodownload --buildtype=plain >"$work/setup.log" 2>&1 ||
+# The subproject as a unity build (eight sources per file): half the compile
+# time; the consumer itself is built as it is.
+meson setup "$work/build" "$work" --wrap-mode=nodownload --buildtype=plain --unity=subprojects --unity-size=8 \
+  >"$work/setup.log" 2>&1 ||
   { cat "$work/setup.log"; exit 1; }
 ninja -C "$work/build" >"$work/build.log" 2>&1 || { cat "$work/build.log"; exit 1; }
 if grep -q "warning:" "$work/build.log"; then
