@@ -388,6 +388,28 @@ class EventStreamTest(SubscriptionTest):
         self.assertEqual(server.json("GET", "/subscribe?nonsense=1", headers={"Accept": "text/event-stream"})[0], 400)
         self.assertEqual(server.json("GET", "/subscribe")[0], 400)
 
+    def test_an_event_stream_outlives_the_request_timeout(self):
+        # Keep-alive comments (every half timeout here) and no read deadline
+        # on a stream whose client rightly sends nothing.
+        server = self.serve("--request-timeout", "1")
+        conn = server.connection()
+        conn.request("GET", "/subscribe?type=Placed&start=end", headers={"Accept": "text/event-stream"})
+        resp = conn.getresponse()
+        self.assertEqual(resp.status, 200)
+        try:
+            def until(kind):
+                while True:
+                    line = resp.readline().decode()
+                    self.assertTrue(line, "the stream ended")
+                    if line.startswith("event: " + kind):
+                        return resp.readline().decode()
+            until("caught_up")
+            time.sleep(3)
+            ids = append(server, 1)
+            self.assertEqual(json.loads(until("event")[len("data: "):])["id"], ids[0])
+        finally:
+            conn.close()
+
     def test_a_read_only_server_serves_subscriptions_but_not_consumers(self):
         ids = append(self.serve(), 2)
         self.servers.pop().stop()

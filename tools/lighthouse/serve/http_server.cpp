@@ -157,14 +157,18 @@ awaitable<void> serve_events(Stream& stream, Shared& s, const Request& request, 
   beast::error_code ec;
   beast::get_lowest_layer(stream).expires_after(s.options.request_timeout);
   co_await http::async_write_header(stream, serializer, net::redirect_error(use_awaitable, ec));
-  // The client sends nothing more: a read that ends says it went away.
+  // The client sends nothing more: its socket turning readable (its close,
+  // or bytes it should not send) says it went away. A wait on the socket
+  // itself, not a read through the stream: the stream's read deadline would
+  // end a healthy stream after --request-timeout, and over TLS a read would
+  // take records the stream owns.
   auto gone = std::make_shared<bool>(false);
-  auto byte = std::make_shared<char>();
-  // (Through the whole stream: over TLS the bytes are records.)
-  stream.async_read_some(net::buffer(byte.get(), 1), [gone, byte, wakeup](const beast::error_code&, std::size_t) {
-    *gone = true;
-    wakeup->wake_here();
-  });
+  beast::get_lowest_layer(stream).socket().async_wait(tcp::socket::wait_read,
+                                                       [gone, wakeup](const beast::error_code& e) {
+                                                         if (e == net::error::operation_aborted) return;
+                                                         *gone = true;
+                                                         wakeup->wake_here();
+                                                       });
   const auto keep_alive = std::min<std::chrono::steady_clock::duration>(s.options.keep_alive, s.options.request_timeout / 2);
   for (bool more = !ec; more && !*gone;) {
     std::string chunk;
@@ -305,12 +309,12 @@ awaitable<void> session(tcp::socket socket, Shared& s) {
   }
 }
 
-awaitable<void> listen(tcp::acceptor& acceptor, Shared& s) {
+awaitable<void> listen(tcp::acceptor& acceptor, Shared& s, net::io_context& ioc) {
   for (;;) {
     beast::error_code ec;
     // Each connection on a strand of its own: a WebSocket reads and writes at once.
     tcp::socket socket =
-        co_await acceptor.async_accept(net::make_strand(acceptor.get_executor()), net::redirect_error(use_awaitable, ec));
+        co_await acceptor.async_accept(net::make_strand(ioc), net::redirect_error(use_awaitable, ec));
     if (ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
     if (ec) continue;  // EMFILE and the like: the next accept may succeed
     if (s.connections.load() >= s.options.max_connections && s.tls) {
@@ -370,8 +374,16 @@ void run_server(Api& api, ServerMetrics& metrics, SubscriptionHub* hub, const Se
   check_address(options.host);
   beast::error_code ec;
   const auto address = net::ip::make_address(options.host, ec);
+  // Declared before the io_context, so that they outlive the coroutine
+  // frames it destroys (connections still open when the drain timed out).
+  std::optional<net::ssl::context> tls;
+  if (!options.tls_cert.empty()) tls = tls_context(options);
+  Shared s{api, metrics, hub, options, tls ? &*tls : nullptr};
   net::io_context ioc(static_cast<int>(options.threads));
-  tcp::acceptor acceptor(ioc);
+  // The acceptor on a strand of its own: SIGTERM closes it on that strand,
+  // never while another thread accepts on it.
+  const auto accept_strand = net::make_strand(ioc);
+  tcp::acceptor acceptor(accept_strand);
   const tcp::endpoint endpoint(address, options.port);
   acceptor.open(endpoint.protocol(), ec);
   if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
@@ -381,9 +393,6 @@ void run_server(Api& api, ServerMetrics& metrics, SubscriptionHub* hub, const Se
     throw Error(ErrorCode::io_error, "cannot listen on " + options.host + ":" + std::to_string(options.port) + ": " +
                                          ec.message());
   }
-  std::optional<net::ssl::context> tls;
-  if (!options.tls_cert.empty()) tls = tls_context(options);
-  Shared s{api, metrics, hub, options, tls ? &*tls : nullptr};
   const auto bound = acceptor.local_endpoint();
   const std::string where = (bound.address().is_v6() ? "[" + bound.address().to_string() + "]"
                                                      : bound.address().to_string()) +
@@ -405,16 +414,23 @@ void run_server(Api& api, ServerMetrics& metrics, SubscriptionHub* hub, const Se
   signals.async_wait([&](const beast::error_code& error, int) {
     if (error) return;
     s.stopping = true;
-    acceptor.close();
+    net::post(accept_strand, [&] {
+      beast::error_code ignored;
+      acceptor.close(ignored);
+    });
     if (hub) hub->close_all();
     deadline = std::chrono::steady_clock::now() + options.drain_timeout;
     wait_drained();
   });
-  net::co_spawn(ioc, listen(acceptor, s), net::detached);
+  net::co_spawn(accept_strand, listen(acceptor, s, ioc), net::detached);
   std::vector<std::thread> threads;
   for (unsigned i = 1; i < options.threads; ++i) threads.emplace_back([&] { ioc.run(); });
   ioc.run();
   for (auto& t : threads) t.join();
+  // Before the io_context goes: no hub thread wakes a connection any more
+  // (pending acknowledgements are stored), and the appends in flight are
+  // completed (their completions are posted to it, never run).
+  if (hub) hub->stop();
   api.drain_appends();
 }
 

@@ -279,31 +279,41 @@ void Subscriber::read_chunk() {
   if (wake) wake_();
 }
 
+bool Subscriber::store_checkpoint(const EventId& position, bool forward) {
+  std::lock_guard store(store_mutex_);
+  {
+    std::lock_guard lock(mutex_);
+    if (forward && !later(position, stored_)) return false;
+  }
+  hub_.store_.set_checkpoint(request_.consumer, position);
+  std::lock_guard lock(mutex_);
+  stored_ = position;
+  if (acknowledged_ && !later(*acknowledged_, stored_)) acknowledged_.reset();
+  ++hub_.checkpoints_;
+  return true;
+}
+
+// The last acknowledgement is stored before the consumer's name is free
+// again: a client that reconnects at once reads it.
 std::optional<EventId> Subscriber::close() {
   std::optional<EventId> pending;
   {
     std::lock_guard lock(mutex_);
+    if (closed_ && released_) return request_.consumer.empty() ? through_ : stored_;
     closed_ = true;
+    released_ = true;
     pending = acknowledged_;
-    acknowledged_.reset();
   }
-  hub_.release(*this);
-  if (request_.consumer.empty()) {
-    std::lock_guard lock(mutex_);
-    return through_;
-  }
-  if (pending) {
+  if (!request_.consumer.empty() && pending) {
     try {
-      hub_.store_.set_checkpoint(request_.consumer, *pending);
-      std::lock_guard lock(mutex_);
-      stored_ = pending;
-      ++hub_.checkpoints_;
+      store_checkpoint(*pending, true);
     } catch (const Error&) {
       // The store closed or failed: the checkpoint stays where it was.
     }
   }
+  hub_.release(*this);
   std::lock_guard lock(mutex_);
-  return stored_;
+  return request_.consumer.empty() ? through_ : stored_;
 }
 
 }  // namespace lighthouse::serve

@@ -29,14 +29,15 @@ SubscriptionHub::SubscriptionHub(Store& store, HubOptions options, bool writable
   last.direction = Direction::reverse;
   last.limit = 1;
   for (const RecordedEvent& e : store_.query(last)) base_ = e.id;
-  for (std::size_t i = 0; i < std::max<std::size_t>(1, options_.catch_up_readers); ++i) {
-    readers_.emplace_back([this] { read_loop(); });
-  }
-  if (writable_) checkpointer_ = std::thread([this] { checkpoint_loop(); });
+  // The tail first: if it cannot start, no thread is left running.
   SubscribeOptions tail;
   tail.chunk_events = 512;
   tail_ = store_.subscribe({}, base_ ? SubscriptionStart::after(*base_) : SubscriptionStart::beginning(),
                            [this](const RecordedEvent& e) { on_tail_event(e); }, tail);
+  for (std::size_t i = 0; i < std::max<std::size_t>(1, options_.catch_up_readers); ++i) {
+    readers_.emplace_back([this] { read_loop(); });
+  }
+  checkpointer_ = std::thread([this] { checkpoint_loop(); });
 }
 
 SubscriptionHub::~SubscriptionHub() { stop(); }
@@ -49,10 +50,13 @@ void SubscriptionHub::stop() {
   }
   work_.notify_all();
   tick_.notify_all();
+  // The checkpointer first (it may restart the tail), then the tail: no
+  // thread of the hub wakes a connection after this returns.
+  if (checkpointer_.joinable()) checkpointer_.join();
   tail_.cancel();
   for (auto& t : readers_) t.join();
   readers_.clear();
-  if (checkpointer_.joinable()) checkpointer_.join();
+  if (writable_) store_due(true);  // the acknowledgements not stored yet
 }
 
 std::optional<EventId> SubscriptionHub::head() const { return ring_.empty() ? base_ : ring_.back()->id; }
@@ -122,13 +126,19 @@ std::shared_ptr<Subscriber> SubscriptionHub::open(SubscriptionRequest request, s
   auto s = std::shared_ptr<Subscriber>(new Subscriber(*this, std::move(request), std::move(wake)));
   std::lock_guard lock(mutex_);
   if (stopping_) throw Error(ErrorCode::closed, "the server is stopping");
+  std::erase_if(subscribers_, [](const auto& entry) { return entry.second.expired(); });
   if (subscribers_.size() >= options_.max_subscriptions) {
     throw Refused(503, "busy", "this server has its maximum of subscriptions open (--max-subscriptions)");
   }
-  if (!s->request_.consumer.empty() && !consumers_.insert(s->request_.consumer).second) {
-    throw Refused(409, "consumer_busy", "consumer '" + shown(s->request_.consumer) + "' is connected already");
+  if (!s->request_.consumer.empty()) {
+    auto& holder = consumers_[s->request_.consumer];
+    if (!holder.expired()) {
+      throw Refused(409, "consumer_busy", "consumer '" + shown(s->request_.consumer) + "' is connected already");
+    }
+    holder = s;
   }
   std::lock_guard sub(s->mutex_);
+  s->closing_ = closing_all_;  // after SIGTERM: told to close at once
   s->stored_ = checkpoint;
   if (checkpoint) {
     s->scanned_ = checkpoint;
@@ -151,8 +161,9 @@ std::shared_ptr<Subscriber> SubscriptionHub::open(SubscriptionRequest request, s
 
 void SubscriptionHub::release(Subscriber& subscriber) {
   std::lock_guard lock(mutex_);
-  if (subscribers_.erase(&subscriber) != 0 && !subscriber.request_.consumer.empty()) {
-    consumers_.erase(subscriber.request_.consumer);
+  subscribers_.erase(&subscriber);
+  if (auto it = consumers_.find(subscriber.request_.consumer); it != consumers_.end()) {
+    if (auto holder = it->second.lock(); !holder || holder.get() == &subscriber) consumers_.erase(it);
   }
 }
 
@@ -165,28 +176,22 @@ void SubscriptionHub::acknowledge(const std::string& consumer, const EventId& po
   std::shared_ptr<Subscriber> connected;
   {
     std::lock_guard lock(mutex_);
-    for (auto& [raw, weak] : subscribers_) {
-      auto s = weak.lock();
-      if (s && s->request_.consumer == consumer) connected = std::move(s);
-    }
+    if (auto it = consumers_.find(consumer); it != consumers_.end()) connected = it->second.lock();
   }
-  if (connected) connected->acknowledge(position);
-  store_.set_checkpoint(consumer, position);
-  if (connected) {
-    std::lock_guard lock(connected->mutex_);
-    if (later(position, connected->stored_)) connected->stored_ = position;
-    if (connected->acknowledged_ && !later(*connected->acknowledged_, connected->stored_)) {
-      connected->acknowledged_.reset();
-    }
+  if (!connected) {
+    store_.set_checkpoint(consumer, position);
+    ++checkpoints_;
+    return;
   }
-  std::lock_guard lock(mutex_);
-  ++checkpoints_;
+  connected->acknowledge(position);  // refuses a position after what it sent
+  connected->store_checkpoint(position, false);
 }
 
 void SubscriptionHub::close_all() {
   std::vector<std::shared_ptr<Subscriber>> all;
   {
     std::lock_guard lock(mutex_);
+    closing_all_ = true;
     for (auto& [raw, weak] : subscribers_) {
       if (auto s = weak.lock()) all.push_back(std::move(s));
     }
@@ -225,41 +230,100 @@ void SubscriptionHub::read_loop() {
 }
 
 // Acknowledged positions are stored at most once per interval each, and a
-// `checkpoint` message tells the client once its position is durable.
+// `checkpoint` message tells the client once its position is durable. The
+// same loop watches the live tail.
 void SubscriptionHub::checkpoint_loop() {
-  std::unique_lock lock(mutex_);
-  while (!stopping_) {
-    tick_.wait_for(lock, options_.checkpoint_interval);
-    if (stopping_) return;
-    std::vector<std::pair<std::shared_ptr<Subscriber>, EventId>> due;
+  for (;;) {
+    {
+      std::unique_lock lock(mutex_);
+      tick_.wait_for(lock, options_.checkpoint_interval);
+      if (stopping_) return;
+    }
+    watch_tail();
+    if (writable_) store_due(false);
+  }
+}
+
+void SubscriptionHub::store_due(bool all) {
+  std::vector<std::shared_ptr<Subscriber>> due;
+  {
+    std::lock_guard lock(mutex_);
     for (auto& [raw, weak] : subscribers_) {
       auto s = weak.lock();
       if (!s) continue;
       std::lock_guard sub(s->mutex_);
-      if (s->acknowledged_) due.emplace_back(std::move(s), *std::exchange(s->acknowledged_, std::nullopt));
+      if (s->acknowledged_ && (all || !s->released_)) due.push_back(std::move(s));
     }
-    lock.unlock();
-    for (auto& [s, position] : due) {
-      bool wake = false;
-      try {
-        store_.set_checkpoint(s->request_.consumer, position);
-        std::lock_guard sub(s->mutex_);
-        if (later(position, s->stored_)) s->stored_ = position;
+  }
+  for (auto& s : due) {
+    std::optional<EventId> position;
+    {
+      std::lock_guard sub(s->mutex_);
+      position = s->acknowledged_;
+    }
+    if (!position) continue;
+    bool wake = false;
+    try {
+      if (s->store_checkpoint(*position, true)) {
         Json c;
         c["kind"] = "checkpoint";
         c["consumer"] = s->request_.consumer;
-        c["position"] = position.to_string();
+        c["position"] = position->to_string();
+        std::lock_guard sub(s->mutex_);
         s->controls_.push_back(tool::dump(c));
         wake = std::exchange(s->waiting_, false);
-      } catch (const Error& e) {
-        std::lock_guard sub(s->mutex_);
-        s->error_ = "the checkpoint could not be stored: " + std::string(e.what());
-        wake = std::exchange(s->waiting_, false);
       }
-      if (wake) s->wake_();
+    } catch (const Error& e) {
+      std::lock_guard sub(s->mutex_);
+      s->error_ = "the checkpoint could not be stored: " + std::string(e.what());
+      wake = std::exchange(s->waiting_, false);
     }
-    lock.lock();
-    checkpoints_ += due.size();
+    if (wake) s->wake_();
+  }
+  // `due` goes here, without the hub's lock held.
+}
+
+void SubscriptionHub::watch_tail() {
+  if (tail_.running()) return;
+  std::string why = "the store's live tail stopped";
+  if (auto error = tail_.error()) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      why += std::string(": ") + e.what();
+    }
+  }
+  std::optional<EventId> from;
+  {
+    std::lock_guard lock(mutex_);
+    from = head();
+    ++tail_restarts_;
+  }
+  try {
+    SubscribeOptions tail;
+    tail.chunk_events = 512;
+    tail_ = store_.subscribe({}, from ? SubscriptionStart::after(*from) : SubscriptionStart::beginning(),
+                             [this](const RecordedEvent& e) { on_tail_event(e); }, tail);
+    return;
+  } catch (const Error& e) {
+    why += std::string("; it cannot start again: ") + e.what();
+  }
+  // No tail: every subscriber is told so and closed (clients resume later).
+  std::vector<std::shared_ptr<Subscriber>> all;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& [raw, weak] : subscribers_) {
+      if (auto s = weak.lock()) all.push_back(std::move(s));
+    }
+  }
+  for (auto& s : all) {
+    bool wake = false;
+    {
+      std::lock_guard sub(s->mutex_);
+      if (s->error_.empty()) s->error_ = why;
+      wake = std::exchange(s->waiting_, false);
+    }
+    if (wake) s->wake_();
   }
 }
 
@@ -288,7 +352,9 @@ std::string SubscriptionHub::metrics_text() const {
   metric("lighthouse_http_subscriptions_fell_behind_total", "counter",
          "Times a slow subscriber fell behind the live tail and was served from the store again.", fell_behind_);
   metric("lighthouse_http_consumer_checkpoints_total", "counter", "Consumer checkpoints stored from acknowledgements.",
-         checkpoints_);
+         checkpoints_.load());
+  metric("lighthouse_http_live_tail_restarts_total", "counter", "Times the live tail stopped and was started again.",
+         tail_restarts_);
   return out.str();
 }
 

@@ -19,6 +19,7 @@
 //   grants credit, only as many events as granted.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -125,6 +126,11 @@ class Subscriber : public std::enable_shared_from_this<Subscriber> {
   bool matches(const SharedEvent& e) const;
   void take_live(std::vector<Outgoing>& out, std::size_t& room);  // the hub's lock held
   void read_chunk();  // on a pool thread
+  // Stores `position` as the consumer's checkpoint, one store at a time per
+  // subscriber: `forward` skips one that is not after the stored one (an
+  // acknowledgement); POST /consumers/{name}/checkpoint may move it back.
+  // True when stored. Errors: the store's.
+  bool store_checkpoint(const EventId& position, bool forward);
 
   SubscriptionHub& hub_;
   const SubscriptionRequest request_;
@@ -136,6 +142,7 @@ class Subscriber : public std::enable_shared_from_this<Subscriber> {
   bool waiting_ = false;        // wake_ is owed when the ring grows
   bool closed_ = false;
   bool closing_ = false;  // the server asks it to close
+  bool released_ = false;  // close() ran
   std::deque<std::string> controls_;  // control messages sent before anything else
   std::optional<EventId> scanned_;    // every matching event up to here is handed out or ready
   std::deque<Outgoing> ready_;        // read from the store, not taken yet
@@ -147,6 +154,7 @@ class Subscriber : public std::enable_shared_from_this<Subscriber> {
   std::optional<EventId> acknowledged_;  // not stored yet
   std::optional<EventId> stored_;        // the consumer's checkpoint as stored
   std::string error_;                    // a read that failed: sent as an error, then closed
+  std::mutex store_mutex_;               // held while its checkpoint is stored; before mutex_
 };
 
 class SubscriptionHub {
@@ -183,6 +191,8 @@ class SubscriptionHub {
   void submit(std::shared_ptr<Subscriber> subscriber);
   void read_loop();
   void checkpoint_loop();
+  void store_due(bool all);  // the checkpoint loop's work; `all`: every pending one (stop)
+  void watch_tail();         // a live tail that stopped is started again from its head
   std::optional<EventId> head() const;  // the newest event the tail has seen (the lock held)
   std::size_t ring_index_after(const std::optional<EventId>& position) const;  // the lock held
 
@@ -196,10 +206,14 @@ class SubscriptionHub {
   std::size_t ring_bytes_ = 0;
   std::optional<EventId> base_;  // the newest event not in the ring (all after it are)
   std::map<Subscriber*, std::weak_ptr<Subscriber>> subscribers_;
-  std::set<std::string> consumers_;
+  // A consumer is connected while its subscriber lives (one whose
+  // connection went without close() frees its name and slot by expiring).
+  std::map<std::string, std::weak_ptr<Subscriber>> consumers_;
   std::deque<std::weak_ptr<Subscriber>> reads_;
   bool stopping_ = false;
-  std::uint64_t tail_events_ = 0, catch_up_reads_ = 0, catch_up_events_ = 0, fell_behind_ = 0, checkpoints_ = 0;
+  bool closing_all_ = false;  // SIGTERM: a subscription opened now is told to close at once
+  std::uint64_t tail_events_ = 0, catch_up_reads_ = 0, catch_up_events_ = 0, fell_behind_ = 0, tail_restarts_ = 0;
+  std::atomic<std::uint64_t> checkpoints_{0};
   std::vector<std::thread> readers_;
   std::thread checkpointer_;
   Subscription tail_;
