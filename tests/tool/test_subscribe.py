@@ -584,7 +584,14 @@ class ResumeAndLoadTest(SubscriptionTest):
             self.assertEqual(server.json("POST", "/events", body)[0], 201)
 
         async def go():
-            async with websockets.connect(self.url(server), max_size=None) as ws:
+            # A small fixed receive buffer, set before connecting (that turns
+            # the kernel's autotuning off): the 11 MB cannot all sit in the
+            # sockets' buffers, whatever this machine's tcp_rmem allows.
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+            sock.setblocking(False)
+            await asyncio.get_running_loop().sock_connect(sock, (server.host, server.port))
+            async with websockets.connect(self.url(server), max_size=None, sock=sock) as ws:
                 await ws.send(json.dumps({"start": "end", "filter": {"types": ["Big"]}}))
                 await recv(ws)  # caught_up
                 ws.transport.pause_reading()
