@@ -10,6 +10,7 @@
 #include "base64.h"
 #include "lighthouse/error.h"
 #include "lighthouse/time.h"
+#include "parse.h"
 
 namespace lighthouse::tool {
 namespace {
@@ -27,17 +28,6 @@ constexpr const char* kFields[] = {"type",
 
 [[noreturn]] void invalid(const std::string& message) {
   throw Error(ErrorCode::invalid_argument, message);
-}
-
-// A value quoted in a message: cut at a character boundary (bytes that are
-// not UTF-8 are escaped by lighthouse::Error itself).
-std::string shown(std::string_view value, std::size_t limit = 64) {
-  std::size_t end = std::min(value.size(), limit);
-  // Back up over continuation bytes so as not to split a character.
-  while (end < value.size() && end > 0 && (static_cast<unsigned char>(value[end]) & 0xc0) == 0x80) --end;
-  std::string out(value.substr(0, end));
-  if (end < value.size()) out += "...";
-  return out;
 }
 
 // "number 42", "string \"x\"", "object".

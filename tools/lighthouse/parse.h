@@ -1,8 +1,10 @@
 // The small textual inputs the tool's commands and its server share: an
-// unsigned decimal (an option's or a query parameter's value) and a
-// hexadecimal digit (percent-encoding, SHA-256 digests in token files).
+// unsigned decimal (an option's or a query parameter's value), a
+// hexadecimal digit (percent-encoding, SHA-256 digests in token files), and
+// how a value is quoted in a message.
 #pragma once
 
+#include <algorithm>
 #include <charconv>
 #include <cstdint>
 #include <string>
@@ -12,6 +14,17 @@
 
 namespace lighthouse::tool {
 
+// A value quoted in a message: cut at a character boundary (bytes that are
+// not UTF-8 are escaped by lighthouse::Error itself).
+inline std::string shown(std::string_view value, std::size_t limit = 64) {
+  std::size_t end = std::min(value.size(), limit);
+  // Back up over continuation bytes so as not to split a character.
+  while (end < value.size() && end > 0 && (static_cast<unsigned char>(value[end]) & 0xc0) == 0x80) --end;
+  std::string out(value.substr(0, end));
+  if (end < value.size()) out += "...";
+  return out;
+}
+
 // `text` as an unsigned decimal: digits only, no sign, no leading zero.
 // Errors: invalid_argument "<label> '<text>' is not an unsigned decimal number".
 inline std::uint64_t parse_decimal(const std::string& label, std::string_view text) {
@@ -19,7 +32,7 @@ inline std::uint64_t parse_decimal(const std::string& label, std::string_view te
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (text.empty() || ec != std::errc() || end != text.data() + text.size() || (text.size() > 1 && text[0] == '0')) {
     throw Error(ErrorCode::invalid_argument,
-                label + " '" + std::string(text.substr(0, 64)) + "' is not an unsigned decimal number");
+                label + " '" + shown(text) + "' is not an unsigned decimal number");
   }
   return value;
 }

@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "cli.h"
+#include "parse.h"
 #include "serve/api.h"
 #include "serve/http_server.h"
 #include "serve/subscriptions.h"
@@ -27,7 +28,7 @@ struct ServeArguments {
 void parse_listen(const std::string& text, serve::ServerOptions& options) {
   const auto colon = text.rfind(':');
   if (colon == std::string::npos || colon + 1 == text.size()) {
-    throw Error(ErrorCode::invalid_argument, "--listen '" + text.substr(0, 64) + "' is not HOST:PORT");
+    throw Error(ErrorCode::invalid_argument, "--listen '" + shown(text) + "' is not HOST:PORT");
   }
   std::string host = text.substr(0, colon);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
@@ -35,7 +36,7 @@ void parse_listen(const std::string& text, serve::ServerOptions& options) {
   const std::string digits = text.substr(colon + 1);
   auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
   if (ec != std::errc() || end != digits.data() + digits.size() || port > 65535) {
-    throw Error(ErrorCode::invalid_argument, "--listen port '" + digits.substr(0, 16) + "' is not 0 to 65535");
+    throw Error(ErrorCode::invalid_argument, "--listen port '" + shown(digits, 16) + "' is not 0 to 65535");
   }
   serve::check_address(host);
   options.host = host;
@@ -48,7 +49,7 @@ int run_serve(const ServeArguments& a) {
   std::optional<serve::Tokens> tokens;
   if (!a.token_file.empty()) tokens = serve::Tokens::load(a.token_file);
   if (!tokens && !serve::is_loopback(options.host)) {
-    throw Error(ErrorCode::invalid_argument, "--listen " + a.listen.substr(0, 64) +
+    throw Error(ErrorCode::invalid_argument, "--listen " + shown(a.listen) +
                                                  " is not a loopback address: serving beyond this machine needs "
                                                  "authentication (--token-file)");
   }

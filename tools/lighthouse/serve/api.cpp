@@ -348,7 +348,7 @@ Response Api::route(const Request& r, std::string& name) {
   }
   name = m.name;
   if (!allows(m.allow, r.method)) {
-    Response e = error_response(405, "method_not_allowed", r.method.substr(0, 16) + " is not allowed on " + shown(path));
+    Response e = error_response(405, "method_not_allowed", shown(r.method, 16) + " is not allowed on " + shown(path));
     e.headers.emplace_back("Allow", m.allow);
     return e;
   }

@@ -13,7 +13,6 @@
 #include <thread>
 #include <vector>
 
-#include "json_event.h"
 #include "lighthouse/error.h"
 #include "parse.h"
 #include "serve/parameters.h"
@@ -114,17 +113,16 @@ Response parse_failure(const beast::error_code& ec) {
 }
 
 bool header_has(const Request& r, const char* name, std::string_view token) {
-  auto it = r.headers.find(name);
-  if (it == r.headers.end()) return false;
-  std::string value = it->second;
+  auto found = header(r, name);
+  if (!found) return false;
+  std::string value = std::move(*found);
   for (char& c : value) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return value.find(token) != std::string::npos;
 }
 
 std::string sse_message(const Outgoing& m) {
   if (m.event) return "id: " + m.event->id.to_string() + "\nevent: event\ndata: " + m.event->json + "\n\n";
-  const auto kind = tool::parse_json_text(m.control, false).value("kind", std::string("control"));
-  return "event: " + kind + "\ndata: " + m.control + "\n\n";
+  return std::string("event: ") + m.kind + "\ndata: " + m.control + "\n\n";
 }
 
 // GET /subscribe with Accept: text/event-stream: the subscription as
@@ -345,11 +343,11 @@ net::ssl::context tls_context(const ServerOptions& options) {
   ctx.use_certificate_chain_file(options.tls_cert, ec);
   if (ec) {
     throw Error(ErrorCode::invalid_argument,
-                "--tls-cert '" + options.tls_cert.substr(0, 200) + "' is not a PEM certificate chain: " + ec.message());
+                "--tls-cert '" + tool::shown(options.tls_cert, 200) + "' is not a PEM certificate chain: " + ec.message());
   }
   ctx.use_private_key_file(options.tls_key, net::ssl::context::pem, ec);
   if (ec) {
-    throw Error(ErrorCode::invalid_argument, "--tls-key '" + options.tls_key.substr(0, 200) +
+    throw Error(ErrorCode::invalid_argument, "--tls-key '" + tool::shown(options.tls_key, 200) +
                                                  "' is not the PEM private key of the certificate: " + ec.message());
   }
   return ctx;
@@ -360,7 +358,7 @@ net::ssl::context tls_context(const ServerOptions& options) {
 void check_address(const std::string& host) {
   beast::error_code ec;
   net::ip::make_address(host, ec);
-  if (ec) throw Error(ErrorCode::invalid_argument, "--listen address '" + host.substr(0, 64) + "' is not an IP address");
+  if (ec) throw Error(ErrorCode::invalid_argument, "--listen address '" + tool::shown(host) + "' is not an IP address");
 }
 
 bool is_loopback(const std::string& host) {

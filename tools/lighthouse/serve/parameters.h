@@ -14,11 +14,7 @@
 
 namespace lighthouse::serve {
 
-// A text from the request, cut for an error message.
-inline std::string shown(std::string_view text) {
-  std::string out(text.substr(0, 64));
-  return out.size() < text.size() ? out + "..." : out;
-}
+using tool::shown;  // a text from the request, cut for an error message
 
 inline std::optional<std::string> header(const Request& r, const std::string& name) {
   auto it = r.headers.find(name);

@@ -7,6 +7,7 @@
 
 #include "json_event.h"
 #include "lighthouse/error.h"
+#include "parse.h"
 #include "lighthouse/time.h"
 
 namespace lighthouse::serve {
@@ -16,10 +17,7 @@ using tool::Json;
 
 [[noreturn]] void invalid(const std::string& message) { throw Error(ErrorCode::invalid_argument, message); }
 
-std::string shown(std::string_view text) {
-  std::string out(text.substr(0, 64));
-  return out.size() < text.size() ? out + "..." : out;
-}
+using tool::shown;
 
 const std::string& string_field(const Json& value, const char* name) {
   if (!value.is_string()) invalid(std::string("subscription field '") + name + "' is not a string");
@@ -72,11 +70,20 @@ void parse_start(const Json& start, SubscriptionRequest& r) {
 
 }  // namespace
 
-std::string control_message(const char* kind, const std::optional<EventId>& position) {
+Outgoing control_message(const char* kind, const std::optional<EventId>& position) {
   Json c;
   c["kind"] = kind;
   c["position"] = position ? Json(position->to_string()) : Json(nullptr);
-  return tool::dump(c);
+  return Outgoing::message(kind, tool::dump(c));
+}
+
+EventRef shared_event(const RecordedEvent& event) {
+  auto shared = std::make_shared<SharedEvent>();
+  shared->id = event.id;
+  shared->type = event.type;
+  shared->aggregate = event.aggregate;
+  shared->json = tool::recorded_event_json(event);
+  return shared;
 }
 
 bool later(const std::optional<EventId>& a, const std::optional<EventId>& b) { return a && (!b || *a > *b); }
@@ -121,9 +128,18 @@ bool Subscriber::matches(const SharedEvent& e) const {
   return true;
 }
 
-std::uint64_t Subscriber::sent() const {
-  std::lock_guard lock(mutex_);
-  return sent_;
+void Subscriber::close_with(const std::string& why) {
+  bool wake = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (why.empty()) {
+      closing_ = true;
+    } else if (error_.empty()) {
+      error_ = why;
+    }
+    wake = std::exchange(waiting_, false);
+  }
+  if (wake) wake_();
 }
 
 void Subscriber::take_live(std::vector<Outgoing>& out, std::size_t& room) {
@@ -137,8 +153,7 @@ void Subscriber::take_live(std::vector<Outgoing>& out, std::size_t& room) {
     const EventRef& e = hub_.ring_[i];
     scanned_ = e->id;
     if (!matches(*e)) continue;
-    out.push_back({e, {}, false});
-    last_sent_ = e->id;
+    out.push_back(Outgoing::of(e));
     --room;
   }
   through_ = scanned_;
@@ -152,7 +167,7 @@ std::vector<Outgoing> Subscriber::take(std::size_t max) {
     std::lock_guard lock(mutex_);
     if (closed_) return out;
     while (!controls_.empty()) {
-      out.push_back({nullptr, std::move(controls_.front()), false});
+      out.push_back(std::move(controls_.front()));
       controls_.pop_front();
     }
     if (!error_.empty() || closing_) {
@@ -161,7 +176,7 @@ std::vector<Outgoing> Subscriber::take(std::size_t max) {
       c["reason"] = error_.empty() ? "the server is stopping" : error_;
       c["resume_after"] = through_ ? Json(through_->to_string()) : Json(nullptr);
       if (!request_.consumer.empty()) c["consumer"] = request_.consumer;
-      out.push_back({nullptr, tool::dump(c), true});
+      out.push_back(Outgoing::message("closing", tool::dump(c), true));
       closed_ = true;  // nothing follows
       return out;
     }
@@ -170,8 +185,7 @@ std::vector<Outgoing> Subscriber::take(std::size_t max) {
     while (!ready_.empty() && (ready_.front().event == nullptr || room > 0)) {
       Outgoing& next = ready_.front();
       if (next.event) {
-        last_sent_ = next.event->id;
-        through_ = last_sent_;
+        through_ = next.event->id;
         --room;
       }
       out.push_back(std::move(next));
@@ -183,9 +197,7 @@ std::vector<Outgoing> Subscriber::take(std::size_t max) {
       if (mode_ == Mode::catch_up && room > 0) read = reading_ = true;
     }
     // Control messages (caught_up) carry no event and use no credit.
-    std::size_t events = granted - room;
-    sent_ += events;
-    if (credit_mode_) credit_ -= events;
+    if (credit_mode_) credit_ -= granted - room;
     if (out.empty()) waiting_ = true;
   }
   if (read) hub_.submit(shared_from_this());
@@ -241,14 +253,7 @@ void Subscriber::read_chunk() {
   try {
     EventCursor cursor = hub_.store_.query(q);
     RecordedEvent e;
-    while (cursor.next(e)) {
-      auto shared = std::make_shared<SharedEvent>();
-      shared->id = e.id;
-      shared->type = e.type;
-      shared->aggregate = e.aggregate;
-      shared->json = tool::recorded_event_json(e);
-      got.push_back({std::move(shared), {}, false});
-    }
+    while (cursor.next(e)) got.push_back(Outgoing::of(shared_event(e)));
   } catch (const Error& e) {
     error = std::string(to_string(e.code())) + ": " + e.what();
   }
@@ -271,7 +276,7 @@ void Subscriber::read_chunk() {
       for (auto& o : got) ready_.push_back(std::move(o));
       if (!full && (!hub_.base_ || (scanned_ && *scanned_ >= *hub_.base_))) {
         mode_ = Mode::live;
-        ready_.push_back({nullptr, control_message("caught_up", scanned_), false});
+        ready_.push_back(control_message("caught_up", scanned_));
       }
     }
     wake = std::exchange(waiting_, false);

@@ -7,16 +7,14 @@
 
 #include "json_event.h"
 #include "lighthouse/error.h"
+#include "parse.h"
 
 namespace lighthouse::serve {
 namespace {
 
 using tool::Json;
 
-std::string shown(std::string_view text) {
-  std::string out(text.substr(0, 64));
-  return out.size() < text.size() ? out + "..." : out;
-}
+using tool::shown;
 
 }  // namespace
 
@@ -29,11 +27,7 @@ SubscriptionHub::SubscriptionHub(Store& store, HubOptions options, bool writable
   last.direction = Direction::reverse;
   last.limit = 1;
   for (const RecordedEvent& e : store_.query(last)) base_ = e.id;
-  // The tail first: if it cannot start, no thread is left running.
-  SubscribeOptions tail;
-  tail.chunk_events = 512;
-  tail_ = store_.subscribe({}, base_ ? SubscriptionStart::after(*base_) : SubscriptionStart::beginning(),
-                           [this](const RecordedEvent& e) { on_tail_event(e); }, tail);
+  start_tail(base_);  // first: if it cannot start, no thread is left running
   for (std::size_t i = 0; i < std::max<std::size_t>(1, options_.catch_up_readers); ++i) {
     readers_.emplace_back([this] { read_loop(); });
   }
@@ -41,6 +35,22 @@ SubscriptionHub::SubscriptionHub(Store& store, HubOptions options, bool writable
 }
 
 SubscriptionHub::~SubscriptionHub() { stop(); }
+
+void SubscriptionHub::start_tail(const std::optional<EventId>& after) {
+  SubscribeOptions tail;
+  tail.chunk_events = 512;
+  tail_ = store_.subscribe({}, after ? SubscriptionStart::after(*after) : SubscriptionStart::beginning(),
+                           [this](const RecordedEvent& e) { on_tail_event(e); }, tail);
+}
+
+std::vector<std::shared_ptr<Subscriber>> SubscriptionHub::all_subscribers() const {
+  std::vector<std::shared_ptr<Subscriber>> all;
+  std::lock_guard lock(mutex_);
+  for (const auto& [raw, weak] : subscribers_) {
+    if (auto s = weak.lock()) all.push_back(std::move(s));
+  }
+  return all;
+}
 
 void SubscriptionHub::stop() {
   {
@@ -82,11 +92,7 @@ void SubscriptionHub::on_tail_event(const RecordedEvent& event) {
       return;
     }
   }
-  auto shared = std::make_shared<SharedEvent>();
-  shared->id = event.id;
-  shared->type = event.type;
-  shared->aggregate = event.aggregate;
-  shared->json = tool::recorded_event_json(event);
+  EventRef shared = shared_event(event);
   std::vector<std::shared_ptr<Subscriber>> wake;
   {
     std::lock_guard lock(mutex_);
@@ -146,7 +152,7 @@ std::shared_ptr<Subscriber> SubscriptionHub::open(SubscriptionRequest request, s
   } else if (start == SubscriptionRequest::Start::end) {
     s->scanned_ = head();
     s->mode_ = Subscriber::Mode::live;
-    s->ready_.push_back({nullptr, control_message("caught_up", s->scanned_), false});
+    s->ready_.push_back(control_message("caught_up", s->scanned_));
   } else if (start == SubscriptionRequest::Start::after) {
     s->scanned_ = start_after;
   }
@@ -188,23 +194,11 @@ void SubscriptionHub::acknowledge(const std::string& consumer, const EventId& po
 }
 
 void SubscriptionHub::close_all() {
-  std::vector<std::shared_ptr<Subscriber>> all;
   {
     std::lock_guard lock(mutex_);
     closing_all_ = true;
-    for (auto& [raw, weak] : subscribers_) {
-      if (auto s = weak.lock()) all.push_back(std::move(s));
-    }
   }
-  for (auto& s : all) {
-    bool wake = false;
-    {
-      std::lock_guard lock(s->mutex_);
-      s->closing_ = true;
-      wake = std::exchange(s->waiting_, false);
-    }
-    if (wake) s->wake_();
-  }
+  for (auto& s : all_subscribers()) s->close_with("");
 }
 
 void SubscriptionHub::submit(std::shared_ptr<Subscriber> subscriber) {
@@ -270,7 +264,7 @@ void SubscriptionHub::store_due(bool all) {
         c["consumer"] = s->request_.consumer;
         c["position"] = position->to_string();
         std::lock_guard sub(s->mutex_);
-        s->controls_.push_back(tool::dump(c));
+        s->controls_.push_back(Outgoing::message("checkpoint", tool::dump(c)));
         wake = std::exchange(s->waiting_, false);
       }
     } catch (const Error& e) {
@@ -300,31 +294,13 @@ void SubscriptionHub::watch_tail() {
     ++tail_restarts_;
   }
   try {
-    SubscribeOptions tail;
-    tail.chunk_events = 512;
-    tail_ = store_.subscribe({}, from ? SubscriptionStart::after(*from) : SubscriptionStart::beginning(),
-                             [this](const RecordedEvent& e) { on_tail_event(e); }, tail);
+    start_tail(from);
     return;
   } catch (const Error& e) {
     why += std::string("; it cannot start again: ") + e.what();
   }
   // No tail: every subscriber is told so and closed (clients resume later).
-  std::vector<std::shared_ptr<Subscriber>> all;
-  {
-    std::lock_guard lock(mutex_);
-    for (auto& [raw, weak] : subscribers_) {
-      if (auto s = weak.lock()) all.push_back(std::move(s));
-    }
-  }
-  for (auto& s : all) {
-    bool wake = false;
-    {
-      std::lock_guard sub(s->mutex_);
-      if (s->error_.empty()) s->error_ = why;
-      wake = std::exchange(s->waiting_, false);
-    }
-    if (wake) s->wake_();
-  }
+  for (auto& s : all_subscribers()) s->close_with(why);
 }
 
 std::string SubscriptionHub::metrics_text() const {

@@ -73,8 +73,6 @@ class Refused : public std::runtime_error {
   std::string code;
 };
 
-// A control message {"kind": KIND, "position": ID or null}.
-std::string control_message(const char* kind, const std::optional<EventId>& position);
 // Whether `a` is a position after `b` (nothing is before everything).
 bool later(const std::optional<EventId>& a, const std::optional<EventId>& b);
 
@@ -84,10 +82,21 @@ SubscriptionRequest parse_subscription(const tool::Json& message);
 
 // A message for the client: an event, or a control message (its JSON).
 struct Outgoing {
-  EventRef event;       // set: an event
-  std::string control;  // otherwise: {"kind": ...}
-  bool final = false;   // the `closing` message: nothing follows, close the connection
+  EventRef event;            // set: an event
+  std::string control;       // otherwise: {"kind": KIND, ...}
+  const char* kind = "event";  // "caught_up", "checkpoint", "closing" for a control message
+  bool final = false;        // the `closing` message: nothing follows, close the connection
+
+  static Outgoing of(EventRef event) { return {std::move(event), {}, "event", false}; }
+  static Outgoing message(const char* kind, std::string json, bool final = false) {
+    return {nullptr, std::move(json), kind, final};
+  }
 };
+
+// An event as the subscribers send it, encoded once.
+EventRef shared_event(const RecordedEvent& event);
+// A control message {"kind": KIND, "position": ID or null}.
+Outgoing control_message(const char* kind, const std::optional<EventId>& position);
 
 struct HubOptions {
   std::size_t catch_up_readers = 4;         // threads reading for subscribers behind the live tail
@@ -117,13 +126,14 @@ class Subscriber : public std::enable_shared_from_this<Subscriber> {
   // position after everything sent. Stores a pending acknowledgement first.
   std::optional<EventId> close();
   const std::string& consumer() const { return request_.consumer; }
-  std::uint64_t sent() const;
 
  private:
   friend class SubscriptionHub;
   enum class Mode : std::uint8_t { catch_up, live };
   Subscriber(SubscriptionHub& hub, SubscriptionRequest request, std::function<void()> wake);
   bool matches(const SharedEvent& e) const;
+  // Tells it to close (`why`: an error; empty: the server stops) and wakes it.
+  void close_with(const std::string& why);
   void take_live(std::vector<Outgoing>& out, std::size_t& room);  // the hub's lock held
   void read_chunk();  // on a pool thread
   // Stores `position` as the consumer's checkpoint, one store at a time per
@@ -143,12 +153,10 @@ class Subscriber : public std::enable_shared_from_this<Subscriber> {
   bool closed_ = false;
   bool closing_ = false;  // the server asks it to close
   bool released_ = false;  // close() ran
-  std::deque<std::string> controls_;  // control messages sent before anything else
+  std::deque<Outgoing> controls_;  // control messages sent before anything else
   std::optional<EventId> scanned_;    // every matching event up to here is handed out or ready
   std::deque<Outgoing> ready_;        // read from the store, not taken yet
-  std::optional<EventId> last_sent_;  // the last event taken
   std::optional<EventId> through_;    // the client has every matching event up to here
-  std::uint64_t sent_ = 0;
   bool credit_mode_ = false;
   std::uint64_t credit_ = 0;
   std::optional<EventId> acknowledged_;  // not stored yet
@@ -193,6 +201,8 @@ class SubscriptionHub {
   void checkpoint_loop();
   void store_due(bool all);  // the checkpoint loop's work; `all`: every pending one (stop)
   void watch_tail();         // a live tail that stopped is started again from its head
+  void start_tail(const std::optional<EventId>& after);  // Errors: the store's
+  std::vector<std::shared_ptr<Subscriber>> all_subscribers() const;
   std::optional<EventId> head() const;  // the newest event the tail has seen (the lock held)
   std::size_t ring_index_after(const std::optional<EventId>& position) const;  // the lock held
 

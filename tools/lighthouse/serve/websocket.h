@@ -18,6 +18,7 @@
 #include "lighthouse/error.h"
 #include "output.h"
 #include "json_event.h"
+#include "parse.h"
 
 namespace lighthouse::serve::detail {
 namespace ws {
@@ -76,7 +77,7 @@ inline void client_message(Subscriber& subscriber, const std::string& text) {
       if (!value.is_number_unsigned()) throw Error(ErrorCode::invalid_argument, "'credit' is a number of events");
       subscriber.grant(value.get<std::uint64_t>());
     } else {
-      throw Error(ErrorCode::invalid_argument, "unknown client message field '" + name.substr(0, 64) + "' (ack, credit)");
+      throw Error(ErrorCode::invalid_argument, "unknown client message field '" + tool::shown(name) + "' (ack, credit)");
     }
   }
 }
