@@ -354,7 +354,7 @@ class EventStreamTest(SubscriptionTest):
         try:
             while True:
                 line = resp.readline().decode()
-                self.assertTrue(line, "the stream ended")
+                self.assertTrue(line, f"the stream ended after {messages} {fields}")
                 line = line.rstrip("\n")
                 if line == "":
                     if fields:
@@ -374,6 +374,12 @@ class EventStreamTest(SubscriptionTest):
         messages = self.stream(server, "/subscribe?type=Placed")
         self.assertEqual([m["id"] for m in messages[:-1]], ids)
         self.assertEqual(json.loads(messages[0]["data"])["id"], ids[0])
+        # The client hung up (it sends nothing on a stream): the server sees
+        # it and frees the subscription.
+        deadline = time.monotonic() + STEP
+        while b"\nlighthouse_http_subscriptions 0\n" not in server.request("GET", "/metrics")[2]:
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
         self.assertEqual(json.loads(messages[-1]["data"]), {"kind": "caught_up", "position": ids[-1]})
         # An EventSource reconnects with the last ID it saw.
         messages = self.stream(server, "/subscribe?type=Placed", headers={"Last-Event-ID": ids[1]})

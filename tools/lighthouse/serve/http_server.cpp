@@ -120,6 +120,27 @@ bool header_has(const Request& r, const char* name, std::string_view token) {
   return value.find(token) != std::string::npos;
 }
 
+// Sets `gone` (and wakes) once the client of an event stream hangs up: its
+// socket turns readable and a peek finds its end, an error or bytes it should
+// not send (over TLS: its close_notify). A readiness without any of them is
+// spurious (Asio may report one) and is waited out again.
+void watch_for_hangup(tcp::socket& socket, std::shared_ptr<bool> gone, std::shared_ptr<Wakeup> wakeup) {
+  beast::error_code ec;
+  socket.non_blocking(true, ec);  // the peek must not wait
+  socket.async_wait(tcp::socket::wait_read, [&socket, gone, wakeup](const beast::error_code& e) {
+    if (e == net::error::operation_aborted) return;
+    char byte = 0;
+    beast::error_code peeked;
+    socket.receive(net::buffer(&byte, 1), tcp::socket::message_peek, peeked);
+    if (!e && peeked == net::error::would_block) {
+      watch_for_hangup(socket, gone, wakeup);
+      return;
+    }
+    *gone = true;
+    wakeup->wake_here();
+  });
+}
+
 std::string sse_message(const Outgoing& m) {
   if (m.event) return "id: " + m.event->id.to_string() + "\nevent: event\ndata: " + m.event->json + "\n\n";
   return std::string("event: ") + m.kind + "\ndata: " + m.control + "\n\n";
@@ -161,12 +182,7 @@ awaitable<void> serve_events(Stream& stream, Shared& s, const Request& request, 
   // end a healthy stream after --request-timeout, and over TLS a read would
   // take records the stream owns.
   auto gone = std::make_shared<bool>(false);
-  beast::get_lowest_layer(stream).socket().async_wait(tcp::socket::wait_read,
-                                                       [gone, wakeup](const beast::error_code& e) {
-                                                         if (e == net::error::operation_aborted) return;
-                                                         *gone = true;
-                                                         wakeup->wake_here();
-                                                       });
+  watch_for_hangup(beast::get_lowest_layer(stream).socket(), gone, wakeup);
   const auto keep_alive = std::min<std::chrono::steady_clock::duration>(s.options.keep_alive, s.options.request_timeout / 2);
   for (bool more = !ec; more && !*gone;) {
     std::string chunk;
