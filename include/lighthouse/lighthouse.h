@@ -15,4 +15,5 @@
 #include "lighthouse/store.h"
 #include "lighthouse/subscription.h"
 #include "lighthouse/time.h"
+#include "lighthouse/tracing.h"
 #include "lighthouse/version.h"

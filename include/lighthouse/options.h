@@ -11,6 +11,7 @@
 #include "lighthouse/export.h"
 #include "lighthouse/health.h"
 #include "lighthouse/sla.h"
+#include "lighthouse/tracing.h"
 
 namespace lighthouse {
 
@@ -139,6 +140,11 @@ struct Options {
 
   // Health states and degradation (see lighthouse/health.h).
   HealthOptions health;
+
+  // Spans of appends, commits, reads, deliveries and the exclusive tasks,
+  // handed to tracing.sink (see lighthouse/tracing.h). No sink: nothing is
+  // recorded, and no event gets a trace context it was not given.
+  tracing::TracingOptions tracing;
 };
 
 }  // namespace lighthouse

@@ -387,6 +387,7 @@ class LIGHTHOUSE_API Store {
   explicit Store(std::shared_ptr<Impl> impl, bool read_only_handle);
   // The store; Error(closed) on a moved-from handle.
   Impl& impl() const;
+  RepairReport repair_untraced();  // repair() inside its span
   std::shared_ptr<Impl> impl_;
   bool read_only_handle_ = false;
 };

@@ -10,6 +10,8 @@
 #include "files.h"
 #include "lighthouse/archive.h"
 #include "lighthouse/store.h"
+#include "store/archive_access.h"
+#include "task_span.h"
 
 namespace lighthouse {
 namespace fs = std::filesystem;
@@ -170,7 +172,7 @@ class SegmentsExport {
 
 }  // namespace
 
-ExportReport export_archive(const Store& store, const fs::path& dir, const ExportOptions& options) {
+static ExportReport export_untraced(const Store& store, const fs::path& dir, const ExportOptions& options) {
   check_export_options(dir, options);
   std::error_code ec;
   create_directory_for(dir, options.file_mode, ec);
@@ -204,6 +206,17 @@ ExportReport export_archive(const Store& store, const fs::path& dir, const Expor
   progress.done();
   report.seconds = progress.seconds();
   return report;
+}
+
+ExportReport export_archive(const Store& store, const fs::path& dir, const ExportOptions& options) {
+  return traced_task(store_access::options(store), "export", store.path(), [&](tracing::Span* span) {
+    ExportReport report = export_untraced(store, dir, options);
+    if (span) {
+      span->set("lighthouse.archive", dir.string());
+      span->set("lighthouse.events", static_cast<std::int64_t>(report.events));
+    }
+    return report;
+  });
 }
 
 }  // namespace lighthouse

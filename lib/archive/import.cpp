@@ -6,6 +6,7 @@
 #include "lighthouse/archive.h"
 #include "lighthouse/store.h"
 #include "store/archive_access.h"
+#include "task_span.h"
 
 namespace lighthouse {
 namespace fs = std::filesystem;
@@ -102,7 +103,7 @@ class ImportWriter {
 
 }  // namespace
 
-ImportReport import_archive(const fs::path& dir, Store& store, const ImportOptions& options) {
+static ImportReport import_untraced(const fs::path& dir, Store& store, const ImportOptions& options) {
   const StoreStats stats = store.stats();
   const ArchiveManifest manifest = archive::load_manifest(dir);
   const std::string store_chain = check_continuation(store, stats, manifest);
@@ -149,6 +150,17 @@ ImportReport import_archive(const fs::path& dir, Store& store, const ImportOptio
   progress.done();
   report.seconds = progress.seconds();
   return report;
+}
+
+ImportReport import_archive(const fs::path& dir, Store& store, const ImportOptions& options) {
+  return traced_task(store_access::options(store), "import", store.path(), [&](tracing::Span* span) {
+    ImportReport report = import_untraced(dir, store, options);
+    if (span) {
+      span->set("lighthouse.archive", dir.string());
+      span->set("lighthouse.events", static_cast<std::int64_t>(report.events));
+    }
+    return report;
+  });
 }
 
 }  // namespace lighthouse

@@ -9,6 +9,7 @@
 #include "codec/sha256.h"
 #include "lighthouse/store.h"
 #include "store/archive_access.h"
+#include "task_span.h"
 
 namespace lighthouse {
 namespace fs = std::filesystem;
@@ -47,10 +48,9 @@ std::string format1_chain_through(const Store& store, const StoreStats& stats, s
 
 }  // namespace
 
-TruncateReport Store::truncate_before(const EventId& id, const fs::path& archive_dir) {
-  store_access::refuse_read_only(*this);
+static TruncateReport truncate_untraced(Store& store, const EventId& id, const fs::path& archive_dir) {
   const auto start = std::chrono::steady_clock::now();
-  const StoreStats stats = this->stats();
+  const StoreStats stats = store.stats();
   TruncateReport report;
   report.base_sequence = stats.base_sequence;
   // The cut: the first event at or after `id`; everything before it goes.
@@ -73,7 +73,7 @@ TruncateReport Store::truncate_before(const EventId& id, const fs::path& archive
       }
       q.after_id = before;
     }
-    if (auto first_kept = query(q).next()) cut = first_kept->id.sequence;
+    if (auto first_kept = store.query(q).next()) cut = first_kept->id.sequence;
   }
   // The archive must be one even when there is nothing to drop: a wrong path
   // is the caller's mistake, not a successful no-op.
@@ -108,8 +108,8 @@ TruncateReport Store::truncate_before(const EventId& id, const fs::path& archive
   const std::string archived_chain =
       archive::verify_through(dir, manifest, stats.base_sequence, drop_to);
   const std::string store_chain = manifest.version == stats.format_version
-                                      ? chain_at(*this, drop_to)
-                                      : format1_chain_through(*this, stats, drop_to);
+                                      ? chain_at(store, drop_to)
+                                      : format1_chain_through(store, stats, drop_to);
   if (store_chain != archived_chain) {
     throw Error(ErrorCode::invalid_argument,
                 "archive '" + dir.string() + "' does not hold this store's event " +
@@ -117,7 +117,7 @@ TruncateReport Store::truncate_before(const EventId& id, const fs::path& archive
                     " (its chain differs): it is another store's archive");
   }
   for (std::uint64_t from = stats.base_sequence; from <= drop_to; from += kEventsPerTransaction) {
-    store_access::drop_events(*this, std::min(drop_to, from + kEventsPerTransaction - 1), dir.string());
+    store_access::drop_events(store, std::min(drop_to, from + kEventsPerTransaction - 1), dir.string());
   }
   report.events_dropped = drop_to - stats.base_sequence + 1;
   report.base_sequence = cut;
@@ -125,5 +125,18 @@ TruncateReport Store::truncate_before(const EventId& id, const fs::path& archive
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;
 }
+
+TruncateReport Store::truncate_before(const EventId& id, const fs::path& archive_dir) {
+  store_access::refuse_read_only(*this);
+  return traced_task(store_access::options(*this), "truncate", path(), [&](tracing::Span* span) {
+    TruncateReport report = truncate_untraced(*this, id, archive_dir);
+    if (span) {
+      span->set("lighthouse.archive", archive_dir.string());
+      span->set("lighthouse.events", static_cast<std::int64_t>(report.events_dropped));
+    }
+    return report;
+  });
+}
+
 
 }  // namespace lighthouse

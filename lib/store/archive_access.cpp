@@ -6,6 +6,8 @@
 
 namespace lighthouse::store_access {
 
+const Options& options(const Store& store) { return StoreAccess::impl(store).options(); }
+
 void refuse_read_only(const Store& store) {
   StoreAccess::impl(store).refuse_read_only(StoreAccess::read_only_handle(store));
 }

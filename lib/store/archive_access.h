@@ -11,6 +11,9 @@
 
 namespace lighthouse::store_access {
 
+// The options the store was opened with (its tracing, for the archive's spans).
+const Options& options(const Store& store);
+
 // Throws Error(read_only) iff `store` (the handle or the store) may not write.
 void refuse_read_only(const Store& store);
 

@@ -22,6 +22,7 @@
 
 #include "codec/record.h"
 #include "lighthouse/store.h"
+#include "lighthouse/tracing.h"
 
 namespace lighthouse {
 
@@ -36,6 +37,9 @@ struct AppendRequest {
   std::size_t bytes = 0;
   std::chrono::steady_clock::time_point enqueued;
   Priority priority = Priority::normal;  // the lowest of its batches'
+  // The append's span (empty without a tracing sink): started on the
+  // caller's thread, ended by the committer before the caller hears.
+  tracing::Span span;
   // Completed once, from the committer thread: `single` for requests of one
   // batch (append, append_batch), `several` for append_batches.
   // Only the promise a request uses is made (each allocates its shared state).

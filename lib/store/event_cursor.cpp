@@ -23,8 +23,16 @@ EventCursor::Impl::Impl(std::shared_ptr<Store::Impl> owner, const ReadPath& read
 }
 
 EventCursor::Impl::~Impl() {
+  end_span();
   // A query's time: planning and every chunk it read.
   if (reader_.monitor()) reader_.monitor()->record_query(spent_ns_, returned_);
+}
+
+void EventCursor::Impl::end_span() {
+  if (!span_.recording()) return;
+  span_.set("lighthouse.events_returned", static_cast<std::int64_t>(returned_));
+  span_.set("lighthouse.exhausted", exhausted_);
+  span_.end();
 }
 
 void EventCursor::Impl::add_time(std::chrono::steady_clock::time_point start) {
@@ -59,10 +67,15 @@ RecordedEvent* EventCursor::Impl::advance() {
         std::rethrow_exception(std::exchange(pending_, nullptr));
       } catch (const Error& error) {
         if (error.code() == ErrorCode::corruption) reader_.note_corruption(error.what());
+        span_.set_error(to_string(error.code()), error.what());
+        end_span();
         throw;
       }
     }
-    if (exhausted_) return nullptr;
+    if (exhausted_) {
+      end_span();
+      return nullptr;
+    }
     fill();
   }
 }

@@ -13,6 +13,7 @@
 
 #include "lighthouse/query.h"
 #include "lighthouse/store.h"
+#include "lighthouse/tracing.h"
 #include "lmdb/lmdb.h"
 #include "store/query_planner.h"
 
@@ -39,6 +40,8 @@ class EventCursor::Impl {
   const std::optional<Truncation>& truncation() const noexcept { return q_.truncation; }
   // Counts the time since `start` as the query's.
   void add_time(std::chrono::steady_clock::time_point start);
+  // The query's span, ended when the cursor is exhausted, fails or goes.
+  void trace(tracing::Span span) { span_ = std::move(span); }
 
  private:
   bool forward() const { return q_.query.direction == Direction::forward; }
@@ -69,6 +72,8 @@ class EventCursor::Impl {
   std::exception_ptr pending_;
   std::uint64_t spent_ns_ = 0;
   std::uint64_t returned_ = 0;
+  tracing::Span span_;
+  void end_span();
 };
 
 }  // namespace lighthouse

@@ -4,8 +4,16 @@
 
 #include "codec/record.h"
 #include "store/event_cursor.h"
+#include "lighthouse/tracing.h"
 
 namespace lighthouse {
+namespace {
+thread_local bool untraced_reads = false;
+}  // namespace
+
+UntracedReads::UntracedReads() noexcept : previous_(untraced_reads) { untraced_reads = true; }
+UntracedReads::~UntracedReads() { untraced_reads = previous_; }
+bool UntracedReads::active() noexcept { return untraced_reads; }
 
 ReadPath::ReadPath(const Environment& env, const Databases& dbs, const Options& options,
                    monitor::SlaMonitor* monitor, const HealthController& health)
@@ -38,11 +46,46 @@ ResolvedQuery ReadPath::plan(MDB_txn* txn, const ReadRequest& request) const {
 std::unique_ptr<EventCursor::Impl> ReadPath::open_cursor(std::shared_ptr<Store::Impl> owner,
                                                          const ReadRequest& request) const {
   const auto start = std::chrono::steady_clock::now();
-  auto lock = env_.use();
-  auto read = env_.begin_read();
-  auto cursor = std::make_unique<EventCursor::Impl>(std::move(owner), *this, plan(read->get(), request));
-  cursor->add_time(start);
-  return cursor;
+  tracing::Span span;
+  if (options_.tracing.sink && !untraced_reads) span = start_read_span(request);
+  try {
+    auto lock = env_.use();
+    auto read = env_.begin_read();
+    auto cursor = std::make_unique<EventCursor::Impl>(std::move(owner), *this, plan(read->get(), request));
+    cursor->add_time(start);
+    if (span.recording()) {
+      span.set("lighthouse.query.plan", std::string(to_string(cursor->plan().source)));
+      span.set("lighthouse.query.plan_description", cursor->plan().description);
+      span.set("lighthouse.query.estimate", static_cast<std::int64_t>(cursor->plan().estimate));
+      cursor->trace(std::move(span));
+    }
+    return cursor;
+  } catch (const Error& error) {
+    span.set_error(to_string(error.code()), error.what());
+    throw;
+  }
+}
+
+tracing::Span ReadPath::start_read_span(const ReadRequest& request) const {
+  const char* operation = request.versions ? "read_aggregate" : "query";
+  tracing::Span span(options_.tracing, operation, tracing::SpanKind::internal);
+  if (!span.recording()) return span;
+  span.set("db.system", std::string("lighthouse"));
+  span.set("db.operation.name", std::string(operation));
+  span.set("db.namespace", env_.path().string());
+  if (request.versions) {
+    span.set("lighthouse.aggregate", request.versions->aggregate);
+    span.set("lighthouse.from_version", static_cast<std::int64_t>(request.versions->from));
+  } else {
+    const Query& q = request.query;
+    if (!q.types.empty()) {
+      std::string types;
+      for (const auto& t : q.types) types += (types.empty() ? "" : ",") + t;
+      span.set("lighthouse.query.types", types);
+    }
+    if (q.aggregate) span.set("lighthouse.aggregate", *q.aggregate);
+  }
+  return span;
 }
 
 QueryPlan ReadPath::explain(const ReadRequest& request) const {

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "lighthouse/query.h"
+#include "lighthouse/tracing.h"
 #include "lighthouse/store.h"
 #include "monitor/sla_monitor.h"
 #include "store/environment.h"
@@ -38,6 +39,20 @@ struct ReadRequest {
   static ReadRequest aggregate(std::string aggregate, std::uint64_t from, std::uint64_t to) {
     return {Query{}, Versions{std::move(aggregate), from, to}};
   }
+};
+
+// While one lives, the reads this thread opens record no span: the store's
+// own reads for a subscription (whose delivery spans say what it did).
+class UntracedReads {
+ public:
+  UntracedReads() noexcept;
+  ~UntracedReads();
+  UntracedReads(const UntracedReads&) = delete;
+  UntracedReads& operator=(const UntracedReads&) = delete;
+  static bool active() noexcept;
+
+ private:
+  bool previous_;
 };
 
 class ReadPath {
@@ -69,6 +84,7 @@ class ReadPath {
   void note_corruption(const std::string& detail) const { health_.note_corruption(detail); }
 
  private:
+  tracing::Span start_read_span(const ReadRequest& request) const;
   ResolvedQuery plan(MDB_txn* txn, const ReadRequest& request) const;
 
   const Environment& env_;

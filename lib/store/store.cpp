@@ -14,6 +14,7 @@
 #include "store/store_impl.h"
 #include "store/validation.h"
 #include "store/verify.h"
+#include "task_span.h"
 
 namespace lighthouse {
 
@@ -178,17 +179,36 @@ std::string Store::persisted_metrics_text() const {
 // --- Integrity: verify, repair, backup ----------------------------------------
 
 VerifyReport Store::verify(const VerifyOptions& options) const {
-  auto lock = impl().env().use();
-  VerifyReport report = verify_store(impl().env(), impl().dbs(), options);
-  // A clean store ends the corruption trigger of the health state.
-  if (report.ok()) impl().health().clear_corruption();
-  return report;
+  return traced_task(impl().options(), "verify", impl().path(), [&](tracing::Span* span) {
+    auto lock = impl().env().use();
+    VerifyReport report = verify_store(impl().env(), impl().dbs(), options);
+    // A clean store ends the corruption trigger of the health state.
+    if (report.ok()) impl().health().clear_corruption();
+    if (span) {
+      span->set("lighthouse.events", static_cast<std::int64_t>(report.events_checked));
+      span->set("lighthouse.pages", static_cast<std::int64_t>(report.pages_checked));
+      span->set("lighthouse.problems", static_cast<std::int64_t>(report.problem_count));
+      if (!report.ok()) span->set_error("corruption", std::to_string(report.problem_count) + " problems found");
+    }
+    return report;
+  });
 }
 
 VerifyReport Store::check_file(const std::filesystem::path& path) { return check_store_file(path); }
 
 RepairReport Store::repair() {
   impl().refuse_read_only(read_only_handle_);
+  return traced_task(impl().options(), "repair", impl().path(), [&](tracing::Span* span) {
+    RepairReport report = repair_untraced();
+    if (span) {
+      span->set("lighthouse.events", static_cast<std::int64_t>(report.events_indexed));
+      if (!report.refused.empty()) span->set_error("corruption", report.refused);
+    }
+    return report;
+  });
+}
+
+RepairReport Store::repair_untraced() {
   RepairReport report;
   report.before = verify();  // the structural check first
   if (structure_damaged(report.before)) {
@@ -207,7 +227,15 @@ RepairReport Store::repair() {
 }
 
 BackupReport Store::backup(const std::filesystem::path& destination) const {
-  return backup_store(impl().env(), impl().options(), destination);
+  return traced_task(impl().options(), "backup", impl().path(), [&](tracing::Span* span) {
+    BackupReport report = backup_store(impl().env(), impl().options(), destination);
+    if (span) {
+      span->set("lighthouse.destination", destination.string());
+      span->set("lighthouse.events", static_cast<std::int64_t>(report.events));
+      span->set("lighthouse.bytes", static_cast<std::int64_t>(report.bytes));
+    }
+    return report;
+  });
 }
 
 CompactReport Store::compact(const std::filesystem::path& path) { return compact_store(path); }

@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include "monitor/log.h"
+#include "store/read_path.h"
 #include "store/store_impl.h"
 
 namespace lighthouse {
@@ -91,15 +92,22 @@ std::size_t Subscriber::read_and_deliver(Store& store) {
   // the handler never runs inside a read transaction.
   std::vector<RecordedEvent> chunk;
   {
+    const UntracedReads untraced;  // the deliveries' spans say what was read
     auto cursor = store.query(next_query());
     while (auto e = cursor.next()) chunk.push_back(std::move(*e));
   }
+  const tracing::TracingOptions& tracing = StoreAccess::impl(store).options().tracing;
   for (auto& e : chunk) {
     if (s_.stopping()) break;
+    tracing::Span span;
+    if (tracing.sink) span = delivery_span(tracing, e, store);
     try {
+      // What the handler appends is a child of its delivery.
+      const tracing::ContextScope scope(span.context());
       s_.handler(e);
     } catch (...) {
       error_ = std::current_exception();
+      span.set_error("handler", "the subscription's handler threw");
       break;
     }
     std::lock_guard lock(s_.mutex);
@@ -107,6 +115,29 @@ std::size_t Subscriber::read_and_deliver(Store& store) {
     ++s_.delivered;
   }
   return chunk.size();
+}
+
+// A delivery's span: its own trace, linked to the append that stored the
+// event — or, for a live delivery when TracingOptions says so, a child of it.
+tracing::Span Subscriber::delivery_span(const tracing::TracingOptions& tracing, const RecordedEvent& e,
+                                        const Store& store) const {
+  std::optional<tracing::SpanContext> producer;
+  if (e.trace_context) producer = tracing::SpanContext::of(*e.trace_context);
+  const double age = (static_cast<double>(tracing::now_ns()) - static_cast<double>(e.id.timestamp_ns)) / 1e9;
+  const bool child = producer && tracing.live_delivery_as_child && age <= tracing.child_within_seconds;
+  tracing::Span span(tracing, "deliver", tracing::SpanKind::consumer, child ? &*producer : tracing::Span::root);
+  if (!span.recording()) return span;
+  span.set("messaging.system", std::string("lighthouse"));
+  span.set("messaging.operation.type", std::string("process"));
+  span.set("messaging.message.id", e.id.to_string());
+  if (!s_.options.consumer.empty()) span.set("messaging.consumer.group.name", s_.options.consumer);
+  span.set("db.namespace", store.path().string());
+  span.set("lighthouse.event.type", e.type);
+  if (!e.aggregate.empty()) span.set("lighthouse.aggregate", e.aggregate);
+  span.set("lighthouse.sequence", static_cast<std::int64_t>(e.id.sequence));
+  span.set("lighthouse.delivery.age_ns", static_cast<std::int64_t>(age * 1e9));
+  if (producer && !child) span.add_link(*producer, {{"lighthouse.link", std::string("append")}});
+  return span;
 }
 
 // At most ten checkpoints a second: a consumer killed in between gets the

@@ -91,27 +91,32 @@ std::uint64_t WritePath::now_ns() const { return wall_clock_ns(options_); }
 // --- Submission (the caller's thread) --------------------------------------
 
 void WritePath::enqueue(std::unique_ptr<AppendRequest> request) {
-  for (std::size_t i = 0; i < request->batches.size(); ++i) {
-    try {
-      request->bytes += validation::check_batch(request->batches[i], options_.limits, request->allow_reserved);
-    } catch (Error& error) {
-      if (!request->one_batch) throw error.with_index(i);
-      throw;
+  try {
+    for (std::size_t i = 0; i < request->batches.size(); ++i) {
+      try {
+        request->bytes += validation::check_batch(request->batches[i], options_.limits, request->allow_reserved);
+      } catch (Error& error) {
+        if (!request->one_batch) throw error.with_index(i);
+        throw;
+      }
+      request->events += request->batches[i].events.size();
     }
-    request->events += request->batches[i].events.size();
+    validation::check_totals(request->events, request->bytes, options_.limits);
+    // The SHA-256 over each event's content, in this thread: the committer
+    // only hashes a fixed number of bytes per event.
+    request->hashes.reserve(request->events);
+    for (const Batch& batch : request->batches) {
+      for (const EventData& e : batch.events) request->hashes.push_back(codec::content_hashes(codec::RecordFields::of(e, 0)));
+    }
+    if (auto failed = env_.failed_error()) throw *failed;
+    auto lock = env_.use();  // refuses a closed store
+    health_.admit(request->priority);
+    if (!committer_) throw Error(ErrorCode::closed, "store '" + env_.path().string() + "' is not open for appends yet");
+    committer_->submit(std::move(request));
+  } catch (const Error& error) {
+    if (request) request->span.set_error(to_string(error.code()), error.what());  // ended as the request goes
+    throw;
   }
-  validation::check_totals(request->events, request->bytes, options_.limits);
-  // The SHA-256 over each event's content, in this thread: the committer
-  // only hashes a fixed number of bytes per event.
-  request->hashes.reserve(request->events);
-  for (const Batch& batch : request->batches) {
-    for (const EventData& e : batch.events) request->hashes.push_back(codec::content_hashes(codec::RecordFields::of(e, 0)));
-  }
-  if (auto failed = env_.failed_error()) throw *failed;
-  auto lock = env_.use();  // refuses a closed store
-  health_.admit(request->priority);
-  if (!committer_) throw Error(ErrorCode::closed, "store '" + env_.path().string() + "' is not open for appends yet");
-  committer_->submit(std::move(request));
 }
 
 std::future<AppendResult> WritePath::submit(Batch batch, bool allow_reserved) {
@@ -119,6 +124,7 @@ std::future<AppendResult> WritePath::submit(Batch batch, bool allow_reserved) {
   request->priority = batch.priority;
   request->batches.push_back(std::move(batch));
   request->allow_reserved = allow_reserved;
+  if (options_.tracing.sink) start_append_span(*request, "append");
   auto future = request->single.emplace().get_future();
   enqueue(std::move(request));
   return future;
@@ -131,6 +137,7 @@ std::future<std::vector<AppendResult>> WritePath::submit(std::vector<Batch> batc
   request->batches = std::move(batches);
   request->allow_reserved = allow_reserved;
   request->one_batch = false;
+  if (options_.tracing.sink) start_append_span(*request, "append_batches");
   auto future = request->several.emplace().get_future();
   enqueue(std::move(request));
   return future;
@@ -202,6 +209,8 @@ void WritePath::persist_sla(MDB_txn* txn) {
 }
 
 void WritePath::commit_group(std::vector<std::unique_ptr<AppendRequest>>& group) {
+  tracing::Span commit;
+  if (options_.tracing.sink) commit = start_commit_span(group);
   if (monitor_) {
     const auto taken = std::chrono::steady_clock::now();
     for (const auto& request : group) {
@@ -225,6 +234,7 @@ void WritePath::commit_group(std::vector<std::unique_ptr<AppendRequest>>& group)
       health_.cached_state() != HealthState::emergency) {
     health_.tick();
   }
+  if (options_.tracing.sink) end_commit_span(commit, group, out);
   measure(group, out);
   complete(group, out);
   if (monitor_) {
@@ -386,8 +396,110 @@ void WritePath::complete(std::vector<std::unique_ptr<AppendRequest>>& group, con
       if (error) with_error(error, [&](const Error& e) { monitor_->record_error(std::string(to_string(e.code()))); });
       monitor_->record_append(ns_since(group[i]->enqueued));
     }
+    if (group[i]->span.recording()) end_append_span(*group[i], error ? nullptr : &group_results_[i], error, out);
     group[i]->complete(error ? nullptr : &group_results_[i], error);
   }
+}
+
+// --- Tracing (Options::tracing.sink set) ----------------------------------------
+
+void WritePath::start_append_span(AppendRequest& request, std::string_view operation) {
+  const bool in_trace = tracing::current_context() != nullptr;
+  request.span = tracing::Span(options_.tracing, "append", tracing::SpanKind::producer);
+  if (request.span.recording()) {
+    request.span.set("db.system", std::string("lighthouse"));
+    request.span.set("db.operation.name", std::string(operation));
+    request.span.set("db.namespace", env_.path().string());
+  }
+  // The events carry the append's context (unless they carry their own),
+  // for the deliveries that link to it.
+  if (!request.span.recording() && !in_trace) return;
+  const TraceContext context = request.span.context().to_trace_context();
+  std::size_t events = 0;
+  for (Batch& batch : request.batches) {
+    for (EventData& e : batch.events) {
+      if (!e.trace_context) e.trace_context = context;
+    }
+    events += batch.events.size();
+    if (batch.events.size() == 1 && !batch.events.front().aggregate.empty() && request.batches.size() == 1) {
+      request.span.set("lighthouse.aggregate", batch.events.front().aggregate);
+    }
+  }
+  request.span.set("lighthouse.batch.events", static_cast<std::int64_t>(events));
+}
+
+tracing::Span WritePath::start_commit_span(std::vector<std::unique_ptr<AppendRequest>>& group) {
+  const std::uint64_t taken = tracing::now_ns();
+  const auto steady = std::chrono::steady_clock::now();
+  bool any = false;
+  for (auto& request : group) {
+    if (!request->span.recording()) continue;
+    any = true;
+    const auto waited = std::chrono::duration_cast<std::chrono::nanoseconds>(steady - request->enqueued).count();
+    request->span.set("lighthouse.queue_time_ns", static_cast<std::int64_t>(waited));
+    request->span.add_event("lighthouse.dequeued", taken);
+  }
+  if (!any) return {};
+  tracing::Span span = tracing::Span::recorded(options_.tracing, "commit", tracing::SpanKind::internal,
+                                               tracing::Span::root);
+  span.set_start(taken);
+  span.set("db.system", std::string("lighthouse"));
+  span.set("db.operation.name", std::string("commit"));
+  span.set("db.namespace", env_.path().string());
+  return span;
+}
+
+void WritePath::end_commit_span(tracing::Span& span, const std::vector<std::unique_ptr<AppendRequest>>& group,
+                                GroupOutcome& out) {
+  if (!span.recording()) return;
+  std::int64_t events = 0, bytes = 0;
+  for (std::size_t i = 0; i < group.size(); ++i) {
+    if (out.errors[i] || out.group_error) continue;
+    for (const auto& r : group_results_[i]) {
+      if (!r.replayed) events += static_cast<std::int64_t>(r.events.size());
+    }
+    bytes += static_cast<std::int64_t>(group[i]->bytes);
+  }
+  span.set("lighthouse.commit.appends", static_cast<std::int64_t>(group.size()));
+  span.set("lighthouse.commit.events", events);
+  span.set("lighthouse.commit.bytes", bytes);
+  span.set("lighthouse.commit.transaction_ns", static_cast<std::int64_t>(out.transaction_ns));
+  span.set("lighthouse.commit.sync_ns", static_cast<std::int64_t>(out.commit_ns));
+  span.set("lighthouse.durability",
+           std::string(options_.durability == Durability::sync ? "sync" : "no_meta_sync"));
+  if (out.group_error) {
+    with_error(out.group_error, [&](const Error& e) { span.set_error(to_string(e.code()), e.what()); });
+  }
+  out.commit_span = span.context();
+  span.end();
+}
+
+void WritePath::end_append_span(AppendRequest& request, const std::vector<AppendResult>* results,
+                                const std::exception_ptr& error, const GroupOutcome& out) {
+  tracing::Span& span = request.span;
+  span.add_link(out.commit_span, {{"lighthouse.link", std::string("commit")}});
+  if (error) {
+    with_error(error, [&](const Error& e) {
+      span.set_error(to_string(e.code()), e.what());
+      if (e.code() == ErrorCode::wrong_expected_version) {
+        span.set("lighthouse.aggregate", e.aggregate());
+        if (e.actual_version()) span.set("lighthouse.actual_version", static_cast<std::int64_t>(*e.actual_version()));
+      }
+    });
+  } else if (results != nullptr) {
+    std::int64_t events = 0;
+    bool replayed = false;
+    for (const AppendResult& r : *results) {
+      events += static_cast<std::int64_t>(r.events.size());
+      replayed = replayed || r.replayed;
+      if (!r.events.empty() && span.recording() && events == static_cast<std::int64_t>(r.events.size())) {
+        span.set("lighthouse.first_sequence", static_cast<std::int64_t>(r.events.front().id.sequence));
+      }
+    }
+    span.set("lighthouse.events", events);
+    span.set("lighthouse.replayed", replayed);
+  }
+  span.end();
 }
 
 }  // namespace lighthouse

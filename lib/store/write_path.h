@@ -84,7 +84,17 @@ class WritePath {
     std::vector<std::exception_ptr> errors;  // per request
     std::exception_ptr group_error;          // the whole transaction failed
     std::uint64_t transaction_ns = 0, commit_ns = 0;
+    tracing::SpanContext commit_span;  // valid when the commit was traced
   };
+  // Tracing (only with Options::tracing.sink): the append span, and the
+  // trace context it gives the events; the commit span of a group that
+  // carries a sampled append.
+  void start_append_span(AppendRequest& request, std::string_view operation);
+  tracing::Span start_commit_span(std::vector<std::unique_ptr<AppendRequest>>& group);
+  void end_commit_span(tracing::Span& span, const std::vector<std::unique_ptr<AppendRequest>>& group,
+                       GroupOutcome& out);
+  void end_append_span(AppendRequest& request, const std::vector<AppendResult>* results,
+                       const std::exception_ptr& error, const GroupOutcome& out);
   void enqueue(std::unique_ptr<AppendRequest> request);
   void commit_group(std::vector<std::unique_ptr<AppendRequest>>& group);
   // Writes every request of the group into one transaction and commits it,

@@ -1,0 +1,225 @@
+// Tracing: the store's operations as OpenTelemetry spans, handed finished to
+// a sink the host program sets (Options::tracing). The library has no
+// network code: `lighthouse` and `lighthouse serve` export spans over OTLP
+// (docs/tracing.md); a program with its own OpenTelemetry SDK forwards them
+// to it from its SpanSink.
+//
+// With no sink set nothing is recorded, no ID is made, and each traced
+// operation costs one branch. With a sink, the sampler decides per root
+// span; a span whose parent is known follows the parent's decision under
+// the parent-based samplers (the default).
+//
+// The parent of the store's spans is the calling thread's current context
+// (ContextScope), so a request handler that has its own span makes the
+// store's spans its children. An append whose span is sampled, or that is
+// made inside a trace (a current context, sampled or not), stores its
+// append span's context in each event's trace_context — unless the event
+// carries one — and a subscription's delivery span for that event links to
+// it: a trace viewer goes from the producer's trace to each consumer's,
+// across processes.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "lighthouse/event.h"
+#include "lighthouse/export.h"
+
+namespace lighthouse::tracing {
+
+struct LIGHTHOUSE_API TraceId {
+  std::array<std::uint8_t, 16> bytes{};
+  bool valid() const noexcept;  // not all zeros
+  std::string hex() const;      // 32 lower-case hex digits
+  friend bool operator==(const TraceId&, const TraceId&) = default;
+};
+
+struct LIGHTHOUSE_API SpanId {
+  std::array<std::uint8_t, 8> bytes{};
+  bool valid() const noexcept;
+  std::string hex() const;  // 16 lower-case hex digits
+  friend bool operator==(const SpanId&, const SpanId&) = default;
+};
+
+// A W3C Trace Context (https://www.w3.org/TR/trace-context/).
+struct LIGHTHOUSE_API SpanContext {
+  TraceId trace_id;
+  SpanId span_id;
+  std::uint8_t flags = 0;  // bit 0: sampled
+  std::string tracestate;
+  bool remote = false;  // parsed from another process
+
+  bool valid() const noexcept { return trace_id.valid() && span_id.valid(); }
+  bool sampled() const noexcept { return (flags & 1) != 0; }
+  std::string traceparent() const;  // "00-<trace>-<span>-<flags>"
+  TraceContext to_trace_context() const { return {traceparent(), tracestate}; }
+
+  // A traceparent as W3C Trace Context reads it: version 00 exactly as the
+  // event's trace_context must be (lighthouse/event.h), and — as the
+  // specification asks of a reader — a later version by its first four
+  // fields. Anything else, and an all-zero ID, is no context (nullopt):
+  // a receiver then starts a new trace. A tracestate over 512 bytes or with
+  // characters outside printable ASCII is dropped, not the traceparent.
+  static std::optional<SpanContext> parse(std::string_view traceparent, std::string_view tracestate = {});
+  static std::optional<SpanContext> of(const TraceContext& context) {
+    return parse(context.traceparent, context.tracestate);
+  }
+};
+
+// OTLP's numbering.
+enum class SpanKind : std::uint8_t { internal = 1, server = 2, client = 3, producer = 4, consumer = 5 };
+enum class StatusCode : std::uint8_t { unset = 0, ok = 1, error = 2 };
+
+using AttributeValue = std::variant<std::string, bool, std::int64_t, double>;
+struct Attribute {
+  std::string key;
+  AttributeValue value;
+};
+
+struct SpanEvent {
+  std::string name;
+  std::uint64_t time_ns = 0;  // since the Unix epoch
+  std::vector<Attribute> attributes;
+};
+
+struct SpanLink {
+  SpanContext context;
+  std::vector<Attribute> attributes;
+};
+
+// A finished span, as OTLP carries it. Times are nanoseconds since the
+// Unix epoch (the system clock).
+struct SpanData {
+  SpanContext context;
+  SpanId parent_span_id;  // all zeros: a root span
+  std::string name;
+  SpanKind kind = SpanKind::internal;
+  std::uint64_t start_ns = 0;
+  std::uint64_t end_ns = 0;
+  std::vector<Attribute> attributes;
+  std::vector<SpanEvent> events;
+  std::vector<SpanLink> links;
+  StatusCode status = StatusCode::unset;
+  std::string status_message;
+
+  const AttributeValue* attribute(std::string_view key) const noexcept;
+};
+
+// Receives every sampled span once it has ended, on the thread that ended
+// it: an appending thread, the committer, a reader, a subscription's
+// thread. It must not block or call back into the store; queue the span
+// and return (the `lighthouse` tool's exporter does: a bounded queue that
+// drops what does not fit). An exception it throws is dropped.
+class LIGHTHOUSE_API SpanSink {
+ public:
+  virtual ~SpanSink();
+  virtual void on_end(SpanData span) noexcept = 0;
+};
+
+enum class SamplerKind : std::uint8_t {
+  always_on,
+  always_off,
+  trace_id_ratio,               // a root or child span, by its trace ID
+  parent_based_always_on,       // a child as its parent; a root: sampled
+  parent_based_always_off,      // a child as its parent; a root: not
+  parent_based_trace_id_ratio,  // a child as its parent; a root by `ratio`
+};
+
+// The names of OTEL_TRACES_SAMPLER: "always_on", "always_off",
+// "traceidratio", "parentbased_always_on", "parentbased_always_off",
+// "parentbased_traceidratio". Errors: invalid_argument naming the text.
+LIGHTHOUSE_API SamplerKind parse_sampler(std::string_view name);
+LIGHTHOUSE_API std::string_view to_string(SamplerKind kind) noexcept;
+
+struct LIGHTHOUSE_API Sampler {
+  SamplerKind kind = SamplerKind::parent_based_always_on;
+  double ratio = 1.0;  // 0..1, for the ratio samplers
+
+  // Whether a new span of trace `trace` with this parent (nullptr: a root)
+  // is recorded. The ratio is applied to the trace ID's last 8 bytes, so
+  // every process sampling at one ratio keeps or drops a trace whole.
+  bool sampled(const SpanContext* parent, const TraceId& trace) const noexcept;
+};
+
+struct TracingOptions {
+  // Null: no tracing at all.
+  std::shared_ptr<SpanSink> sink;
+  Sampler sampler;
+  // A subscription's delivery span links to the append that stored the event
+  // (the consumer's trace is its own). True: a delivery made live — within
+  // `child_within_seconds` of the append — is made a child of the append
+  // span instead, in the producer's trace.
+  bool live_delivery_as_child = false;
+  double child_within_seconds = 1.0;
+};
+
+// The calling thread's current span context, for the spans the store starts
+// on this thread (nullptr: none). A scope must end on the thread that made
+// it (do not hold one across a coroutine's suspension).
+LIGHTHOUSE_API const SpanContext* current_context() noexcept;
+
+class LIGHTHOUSE_API ContextScope {
+ public:
+  explicit ContextScope(const SpanContext& context) noexcept;  // an invalid context: no parent
+  ~ContextScope();
+  ContextScope(const ContextScope&) = delete;
+  ContextScope& operator=(const ContextScope&) = delete;
+
+ private:
+  const SpanContext* previous_;
+  SpanContext context_;
+};
+
+// New random IDs (never all zeros).
+LIGHTHOUSE_API TraceId new_trace_id() noexcept;
+LIGHTHOUSE_API SpanId new_span_id() noexcept;
+LIGHTHOUSE_API std::uint64_t now_ns() noexcept;  // the system clock
+
+// A span being recorded, for a host program's own spans (the server's
+// request spans) and the store's: started with a parent (or the current
+// context, or none), ended once — by end() or its destructor — into the
+// sink if sampled. With a null sink it is empty and every call is a no-op.
+class LIGHTHOUSE_API Span {
+ public:
+  Span() = default;
+  // `parent`: nullptr for the thread's current context; pass `root` for a
+  // span with no parent whatever the current context.
+  static constexpr const SpanContext* current = nullptr;
+  static const SpanContext* const root;
+  Span(const TracingOptions& tracing, std::string_view name, SpanKind kind, const SpanContext* parent = current);
+  // Recorded whatever the sampler says (a sink must be set): a span that
+  // sampled spans link to, such as the commit of a group.
+  static Span recorded(const TracingOptions& tracing, std::string_view name, SpanKind kind,
+                       const SpanContext* parent = current);
+  ~Span();  // end()
+  Span(Span&&) noexcept;
+  Span& operator=(Span&&) noexcept;
+  Span(const Span&) = delete;
+  Span& operator=(const Span&) = delete;
+
+  // Valid when a sink is set (sampled or not): what propagates.
+  const SpanContext& context() const noexcept { return context_; }
+  bool recording() const noexcept { return data_ != nullptr; }
+
+  void set(std::string key, AttributeValue value);
+  void add_event(std::string name, std::uint64_t time_ns = 0, std::vector<Attribute> attributes = {});
+  void add_link(const SpanContext& context, std::vector<Attribute> attributes = {});
+  void set_start(std::uint64_t start_ns);
+  void set_error(std::string_view error_type, std::string message);  // status error, error.type
+  void set_ok();
+  void end(std::uint64_t end_ns = 0);
+
+ private:
+  Span(const TracingOptions& tracing, std::string_view name, SpanKind kind, const SpanContext* parent, bool force);
+  std::shared_ptr<SpanSink> sink_;
+  std::unique_ptr<SpanData> data_;
+  SpanContext context_;
+};
+
+}  // namespace lighthouse::tracing

@@ -1,0 +1,34 @@
+// The span of one of the store's long operations (verify, repair, backup,
+// export, import, truncate), when Options::tracing has a sink: `body` runs
+// with the span to describe its work in (nullptr without a sink), and an
+// Error it throws is the span's status before it goes on.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include "lighthouse/error.h"
+#include "lighthouse/options.h"
+#include "lighthouse/tracing.h"
+
+namespace lighthouse {
+
+template <class Body>
+auto traced_task(const Options& options, std::string_view task, const std::filesystem::path& store, Body&& body) {
+  if (!options.tracing.sink) return body(static_cast<tracing::Span*>(nullptr));
+  tracing::Span span(options.tracing, task, tracing::SpanKind::internal);
+  span.set("db.system", std::string("lighthouse"));
+  span.set("db.operation.name", std::string(task));
+  span.set("db.namespace", store.string());
+  try {
+    auto result = body(&span);
+    span.set_ok();
+    return result;
+  } catch (const Error& e) {
+    span.set_error(to_string(e.code()), e.what());
+    throw;
+  }
+}
+
+}  // namespace lighthouse

@@ -1,0 +1,284 @@
+#include "lighthouse/tracing.h"
+
+#include <chrono>
+#include <cmath>
+#include <random>
+#include <thread>
+
+#include "lighthouse/error.h"
+#include "text.h"
+
+namespace lighthouse::tracing {
+namespace {
+
+constexpr char kHex[] = "0123456789abcdef";
+
+template <std::size_t N>
+std::string hex_of(const std::array<std::uint8_t, N>& bytes) {
+  std::string out(2 * N, '0');
+  for (std::size_t i = 0; i < N; ++i) {
+    out[2 * i] = kHex[bytes[i] >> 4];
+    out[2 * i + 1] = kHex[bytes[i] & 0xf];
+  }
+  return out;
+}
+
+int hex_digit(char c) noexcept {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;  // upper case is not allowed by W3C Trace Context
+}
+
+template <std::size_t N>
+bool parse_hex(std::string_view text, std::array<std::uint8_t, N>& out) noexcept {
+  if (text.size() != 2 * N) return false;
+  for (std::size_t i = 0; i < N; ++i) {
+    const int hi = hex_digit(text[2 * i]), lo = hex_digit(text[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out[i] = static_cast<std::uint8_t>(hi << 4 | lo);
+  }
+  return true;
+}
+
+template <std::size_t N>
+bool any_set(const std::array<std::uint8_t, N>& bytes) noexcept {
+  for (auto b : bytes) {
+    if (b != 0) return true;
+  }
+  return false;
+}
+
+std::mt19937_64& generator() noexcept {
+  thread_local std::mt19937_64 g = [] {
+    std::random_device device;
+    std::seed_seq seed{device(), device(), device(), device(),
+                       static_cast<unsigned>(std::hash<std::thread::id>{}(std::this_thread::get_id()))};
+    return std::mt19937_64(seed);
+  }();
+  return g;
+}
+
+template <std::size_t N>
+void fill_random(std::array<std::uint8_t, N>& bytes) noexcept {
+  do {
+    for (std::size_t i = 0; i < N; i += 8) {
+      std::uint64_t v = generator()();
+      for (std::size_t k = 0; k < 8 && i + k < N; ++k, v >>= 8) bytes[i + k] = static_cast<std::uint8_t>(v);
+    }
+  } while (!any_set(bytes));
+}
+
+thread_local const SpanContext* current_ = nullptr;
+const SpanContext kRoot{};
+
+bool printable_ascii(std::string_view s) noexcept {
+  for (char c : s) {
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool TraceId::valid() const noexcept { return any_set(bytes); }
+std::string TraceId::hex() const { return hex_of(bytes); }
+bool SpanId::valid() const noexcept { return any_set(bytes); }
+std::string SpanId::hex() const { return hex_of(bytes); }
+
+std::string SpanContext::traceparent() const {
+  std::string out = "00-" + trace_id.hex() + "-" + span_id.hex() + "-00";
+  out[53] = kHex[flags >> 4];
+  out[54] = kHex[flags & 0xf];
+  return out;
+}
+
+std::optional<SpanContext> SpanContext::parse(std::string_view p, std::string_view tracestate) {
+  // version-trace-parent-flags; a version other than 00 may carry more
+  // fields after a '-', which a reader of version 00 ignores.
+  if (p.size() < 55 || p[2] != '-' || p[35] != '-' || p[52] != '-') return std::nullopt;
+  std::array<std::uint8_t, 1> version{}, flags{};
+  SpanContext c;
+  if (!parse_hex(p.substr(0, 2), version) || version[0] == 0xff) return std::nullopt;
+  if (version[0] == 0 ? p.size() != 55 : (p.size() > 55 && p[55] != '-')) return std::nullopt;
+  if (!parse_hex(p.substr(3, 32), c.trace_id.bytes) || !parse_hex(p.substr(36, 16), c.span_id.bytes) ||
+      !parse_hex(p.substr(53, 2), flags)) {
+    return std::nullopt;
+  }
+  if (!c.valid()) return std::nullopt;
+  c.flags = version[0] == 0 ? flags[0] : static_cast<std::uint8_t>(flags[0] & 1);
+  if (tracestate.size() <= 512 && printable_ascii(tracestate)) c.tracestate.assign(tracestate);
+  c.remote = true;
+  return c;
+}
+
+const AttributeValue* SpanData::attribute(std::string_view key) const noexcept {
+  for (const auto& a : attributes) {
+    if (a.key == key) return &a.value;
+  }
+  return nullptr;
+}
+
+SpanSink::~SpanSink() = default;
+
+SamplerKind parse_sampler(std::string_view name) {
+  if (name == "always_on") return SamplerKind::always_on;
+  if (name == "always_off") return SamplerKind::always_off;
+  if (name == "traceidratio") return SamplerKind::trace_id_ratio;
+  if (name == "parentbased_always_on") return SamplerKind::parent_based_always_on;
+  if (name == "parentbased_always_off") return SamplerKind::parent_based_always_off;
+  if (name == "parentbased_traceidratio") return SamplerKind::parent_based_trace_id_ratio;
+  throw Error(ErrorCode::invalid_argument,
+              "unknown sampler " + text::quoted(name) +
+                  " (always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, "
+                  "parentbased_traceidratio)");
+}
+
+std::string_view to_string(SamplerKind kind) noexcept {
+  switch (kind) {
+    case SamplerKind::always_on: return "always_on";
+    case SamplerKind::always_off: return "always_off";
+    case SamplerKind::trace_id_ratio: return "traceidratio";
+    case SamplerKind::parent_based_always_on: return "parentbased_always_on";
+    case SamplerKind::parent_based_always_off: return "parentbased_always_off";
+    case SamplerKind::parent_based_trace_id_ratio: return "parentbased_traceidratio";
+  }
+  return "unknown";
+}
+
+bool Sampler::sampled(const SpanContext* parent, const TraceId& trace) const noexcept {
+  const auto by_ratio = [&] {
+    if (ratio >= 1.0) return true;
+    if (!(ratio > 0.0)) return false;
+    std::uint64_t low = 0;
+    for (std::size_t i = 8; i < 16; ++i) low = low << 8 | trace.bytes[i];
+    // The last 8 bytes as a number below 2^63, against ratio × 2^63.
+    return static_cast<double>(low >> 1) < std::ldexp(ratio, 63);
+  };
+  const bool child = parent != nullptr && parent->valid();
+  switch (kind) {
+    case SamplerKind::always_on: return true;
+    case SamplerKind::always_off: return false;
+    case SamplerKind::trace_id_ratio: return by_ratio();
+    case SamplerKind::parent_based_always_on: return child ? parent->sampled() : true;
+    case SamplerKind::parent_based_always_off: return child ? parent->sampled() : false;
+    case SamplerKind::parent_based_trace_id_ratio: return child ? parent->sampled() : by_ratio();
+  }
+  return false;
+}
+
+const SpanContext* current_context() noexcept { return current_; }
+
+ContextScope::ContextScope(const SpanContext& context) noexcept : previous_(current_), context_(context) {
+  current_ = context_.valid() ? &context_ : nullptr;
+}
+
+ContextScope::~ContextScope() { current_ = previous_; }
+
+TraceId new_trace_id() noexcept {
+  TraceId id;
+  fill_random(id.bytes);
+  return id;
+}
+
+SpanId new_span_id() noexcept {
+  SpanId id;
+  fill_random(id.bytes);
+  return id;
+}
+
+std::uint64_t now_ns() noexcept {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+}
+
+const SpanContext* const Span::root = &kRoot;
+
+Span::Span(const TracingOptions& tracing, std::string_view name, SpanKind kind, const SpanContext* parent)
+    : Span(tracing, name, kind, parent, false) {}
+
+Span Span::recorded(const TracingOptions& tracing, std::string_view name, SpanKind kind, const SpanContext* parent) {
+  return Span(tracing, name, kind, parent, true);
+}
+
+Span::Span(const TracingOptions& tracing, std::string_view name, SpanKind kind, const SpanContext* parent, bool force) {
+  if (!tracing.sink) return;
+  if (parent == nullptr) parent = current_;
+  if (parent != nullptr && !parent->valid()) parent = nullptr;  // Span::root
+  context_.trace_id = parent ? parent->trace_id : new_trace_id();
+  context_.span_id = new_span_id();
+  if (parent) context_.tracestate = parent->tracestate;
+  if (!force && !tracing.sampler.sampled(parent, context_.trace_id)) return;
+  context_.flags = 1;
+  sink_ = tracing.sink;
+  data_ = std::make_unique<SpanData>();
+  data_->context = context_;
+  if (parent) data_->parent_span_id = parent->span_id;
+  data_->name.assign(name);
+  data_->kind = kind;
+  data_->start_ns = now_ns();
+}
+
+Span::~Span() { end(); }
+
+Span::Span(Span&& other) noexcept
+    : sink_(std::move(other.sink_)), data_(std::move(other.data_)), context_(std::move(other.context_)) {}
+
+Span& Span::operator=(Span&& other) noexcept {
+  if (this != &other) {
+    end();
+    sink_ = std::move(other.sink_);
+    data_ = std::move(other.data_);
+    context_ = std::move(other.context_);
+  }
+  return *this;
+}
+
+void Span::set(std::string key, AttributeValue value) {
+  if (!data_) return;
+  for (auto& a : data_->attributes) {
+    if (a.key == key) {
+      a.value = std::move(value);
+      return;
+    }
+  }
+  data_->attributes.push_back({std::move(key), std::move(value)});
+}
+
+void Span::add_event(std::string name, std::uint64_t time_ns, std::vector<Attribute> attributes) {
+  if (data_) data_->events.push_back({std::move(name), time_ns ? time_ns : now_ns(), std::move(attributes)});
+}
+
+void Span::add_link(const SpanContext& context, std::vector<Attribute> attributes) {
+  if (data_ && context.valid()) data_->links.push_back({context, std::move(attributes)});
+}
+
+void Span::set_start(std::uint64_t start_ns) {
+  if (data_) data_->start_ns = start_ns;
+}
+
+void Span::set_error(std::string_view error_type, std::string message) {
+  if (!data_) return;
+  data_->status = StatusCode::error;
+  data_->status_message = std::move(message);
+  set("error.type", std::string(error_type));
+}
+
+void Span::set_ok() {
+  if (data_ && data_->status == StatusCode::unset) data_->status = StatusCode::ok;
+}
+
+void Span::end(std::uint64_t end_ns) {
+  if (!data_) return;
+  data_->end_ns = end_ns ? end_ns : now_ns();
+  if (data_->end_ns < data_->start_ns) data_->end_ns = data_->start_ns;
+  auto sink = std::move(sink_);
+  SpanData finished = std::move(*data_);
+  data_.reset();
+  try {
+    sink->on_end(std::move(finished));
+  } catch (...) {
+    // on_end is noexcept; a sink that throws anyway is dropped from here.
+  }
+}
+
+}  // namespace lighthouse::tracing

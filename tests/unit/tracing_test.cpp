@@ -1,0 +1,346 @@
+// Tracing in the library: the spans a store hands its sink, their
+// parent/child structure and links, the trace context events carry, and
+// sampling.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <future>
+#include <set>
+#include <chrono>
+#include <mutex>
+#include <thread>
+
+#include "lighthouse/lighthouse.h"
+#include "support/events.h"
+#include "support/temp_dir.h"
+
+using namespace lighthouse;
+using namespace lighthouse::testing;
+using tracing::SpanContext;
+using tracing::SpanData;
+
+namespace {
+
+class RecordingSink : public tracing::SpanSink {
+ public:
+  void on_end(SpanData span) noexcept override {
+    std::lock_guard lock(mutex_);
+    spans_.push_back(std::move(span));
+  }
+  std::vector<SpanData> spans() const {
+    std::lock_guard lock(mutex_);
+    return spans_;
+  }
+  std::vector<SpanData> named(const std::string& name) const {
+    std::vector<SpanData> out;
+    for (auto& s : spans()) {
+      if (s.name == name) out.push_back(s);
+    }
+    return out;
+  }
+  void clear() {
+    std::lock_guard lock(mutex_);
+    spans_.clear();
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<SpanData> spans_;
+};
+
+Options traced(const std::shared_ptr<RecordingSink>& sink) {
+  Options o = quiet_options();
+  o.tracing.sink = sink;
+  return o;
+}
+
+std::string text_of(const SpanData& s, const char* key) {
+  const auto* v = s.attribute(key);
+  return v && std::holds_alternative<std::string>(*v) ? std::get<std::string>(*v) : "";
+}
+
+std::int64_t int_of(const SpanData& s, const char* key) {
+  const auto* v = s.attribute(key);
+  return v && std::holds_alternative<std::int64_t>(*v) ? std::get<std::int64_t>(*v) : -1;
+}
+
+SpanContext parent_context() {
+  return *SpanContext::parse("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "vendor=x");
+}
+
+}  // namespace
+
+TEST_CASE("traceparent: version 00 exactly, later versions by their first fields, the rest no context",
+          "[tracing]") {
+  const auto c = SpanContext::parse("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+  REQUIRE(c);
+  CHECK(c->trace_id.hex() == "0af7651916cd43dd8448eb211c80319c");
+  CHECK(c->span_id.hex() == "b7ad6b7169203331");
+  CHECK(c->sampled());
+  CHECK(c->remote);
+  CHECK(c->traceparent() == "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+  CHECK(SpanContext::parse("01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-what-follows"));
+  for (const char* bad : {"", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-0",
+                          "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",
+                          "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+                          "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
+                          "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                          "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra",
+                          "00_0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}) {
+    INFO(bad);
+    CHECK_FALSE(SpanContext::parse(bad));
+  }
+  // A bad tracestate is dropped, not the context.
+  const auto dropped = SpanContext::parse("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00", "a=\x01");
+  REQUIRE(dropped);
+  CHECK(dropped->tracestate.empty());
+  CHECK_FALSE(dropped->sampled());
+}
+
+TEST_CASE("samplers: parent-based follows the parent; the ratio keeps a trace whole by its ID", "[tracing]") {
+  using tracing::Sampler;
+  using tracing::SamplerKind;
+  const SpanContext sampled = parent_context();
+  SpanContext unsampled = sampled;
+  unsampled.flags = 0;
+  const Sampler ratio{SamplerKind::parent_based_trace_id_ratio, 0.25};
+  CHECK(ratio.sampled(&sampled, sampled.trace_id));
+  CHECK_FALSE(ratio.sampled(&unsampled, unsampled.trace_id));
+  int kept = 0;
+  for (int i = 0; i < 20000; ++i) {
+    const auto id = tracing::new_trace_id();
+    const bool a = ratio.sampled(nullptr, id);
+    CHECK(a == Sampler{SamplerKind::trace_id_ratio, 0.25}.sampled(&unsampled, id));  // the same trace, the same answer
+    kept += a ? 1 : 0;
+  }
+  CHECK(kept > 4500);
+  CHECK(kept < 5500);
+  CHECK_FALSE(Sampler{SamplerKind::parent_based_always_off, 1}.sampled(nullptr, sampled.trace_id));
+  CHECK(Sampler{SamplerKind::parent_based_always_off, 1}.sampled(&sampled, sampled.trace_id));
+  CHECK(Sampler{SamplerKind::always_on, 0}.sampled(&unsampled, sampled.trace_id));
+  CHECK(tracing::parse_sampler("parentbased_traceidratio") == SamplerKind::parent_based_trace_id_ratio);
+  CHECK(error_code_of([] { tracing::parse_sampler("sometimes"); }) == ErrorCode::invalid_argument);
+}
+
+TEST_CASE("an append inside a trace: its span is the caller's child, linked to its group's commit, and the "
+          "events carry its context",
+          "[tracing]") {
+  TempDir dir;
+  auto sink = std::make_shared<RecordingSink>();
+  Store store = Store::open(dir / "store", traced(sink));
+  const SpanContext parent = parent_context();
+  AppendResult appended;
+  {
+    const tracing::ContextScope scope(parent);
+    appended = store.append(event("OrderPlaced", "order-1"));
+  }
+  const auto appends = sink->named("append");
+  REQUIRE(appends.size() == 1);
+  const SpanData& a = appends.front();
+  CHECK(a.context.trace_id == parent.trace_id);
+  CHECK(a.parent_span_id == parent.span_id);
+  CHECK(a.kind == tracing::SpanKind::producer);
+  CHECK(text_of(a, "db.system") == "lighthouse");
+  CHECK(text_of(a, "db.operation.name") == "append");
+  CHECK(int_of(a, "lighthouse.events") == 1);
+  CHECK(int_of(a, "lighthouse.first_sequence") == static_cast<std::int64_t>(appended.events[0].id.sequence));
+  CHECK(int_of(a, "lighthouse.queue_time_ns") >= 0);
+  REQUIRE(a.events.size() == 1);
+  CHECK(a.events[0].name == "lighthouse.dequeued");
+  CHECK(a.start_ns <= a.events[0].time_ns);
+  CHECK(a.events[0].time_ns <= a.end_ns);
+  const auto commits = sink->named("commit");
+  REQUIRE(commits.size() == 1);
+  const SpanData& c = commits.front();
+  REQUIRE(a.links.size() == 1);
+  CHECK(a.links[0].context.span_id == c.context.span_id);
+  CHECK(a.links[0].context.trace_id == c.context.trace_id);
+  CHECK_FALSE(c.parent_span_id.valid());  // a commit is a trace of its own
+  CHECK(int_of(c, "lighthouse.commit.events") == 1);
+  CHECK(int_of(c, "lighthouse.commit.sync_ns") > 0);
+  CHECK(c.end_ns <= a.end_ns);
+  // The event holds the append span's context, the parent's tracestate kept.
+  const RecordedEvent stored = store.get(appended.events[0].id);
+  REQUIRE(stored.trace_context);
+  CHECK(stored.trace_context->traceparent == a.context.traceparent());
+  CHECK(stored.trace_context->tracestate == "vendor=x");
+  CHECK(store.verify().ok());
+}
+
+TEST_CASE("one commit span for a group, linked from every append it carried; an event's own context is kept",
+          "[tracing]") {
+  TempDir dir;
+  auto sink = std::make_shared<RecordingSink>();
+  Store store = Store::open(dir / "store", traced(sink));
+  EventData own = event("Own");
+  own.trace_context = TraceContext{"00-11111111111111111111111111111111-2222222222222222-01", ""};
+  std::vector<std::future<AppendResult>> futures;
+  futures.push_back(store.append_async(std::move(own)));
+  for (int i = 0; i < 200; ++i) futures.push_back(store.append_async(event("Many")));
+  std::vector<EventId> ids;
+  for (auto& f : futures) ids.push_back(f.get().events[0].id);
+  const auto appends = sink->named("append");
+  REQUIRE(appends.size() == 201);
+  std::set<std::string> commits_linked;
+  for (const auto& a : appends) {
+    REQUIRE(a.links.size() == 1);
+    commits_linked.insert(a.links[0].context.span_id.hex());
+  }
+  std::int64_t committed = 0;
+  std::set<std::string> commit_ids;
+  for (const auto& c : sink->named("commit")) {
+    commit_ids.insert(c.context.span_id.hex());
+    committed += int_of(c, "lighthouse.commit.events");
+  }
+  CHECK(commits_linked == commit_ids);
+  CHECK(committed == 201);
+  CHECK(commit_ids.size() < 201);  // grouped
+  CHECK(store.get(ids[0]).trace_context->traceparent == "00-11111111111111111111111111111111-2222222222222222-01");
+  // A root append (no caller context) sampled by the default sampler.
+  const auto root = store.get(ids[1]);
+  REQUIRE(root.trace_context);
+  CHECK(SpanContext::of(*root.trace_context)->sampled());
+}
+
+TEST_CASE("a failed append's span says why; validation failures too; nothing is written", "[tracing]") {
+  TempDir dir;
+  auto sink = std::make_shared<RecordingSink>();
+  Store store = Store::open(dir / "store", traced(sink));
+  store.append(event("Opened", "account-1"));
+  sink->clear();
+  CHECK(error_code_of([&] { store.append(event("Opened", "account-1"), ExpectedVersion::exact(5)); }) ==
+        ErrorCode::wrong_expected_version);
+  CHECK(error_code_of([&] { store.append(event("")); }) == ErrorCode::invalid_argument);
+  const auto appends = sink->named("append");
+  REQUIRE(appends.size() == 2);
+  CHECK(appends[0].status == tracing::StatusCode::error);
+  CHECK(text_of(appends[0], "error.type") == "wrong_expected_version");
+  CHECK(text_of(appends[0], "lighthouse.aggregate") == "account-1");
+  CHECK(int_of(appends[0], "lighthouse.actual_version") == 1);
+  CHECK(appends[0].status_message.find("account-1") != std::string::npos);
+  CHECK(appends[1].status == tracing::StatusCode::error);
+  CHECK(text_of(appends[1], "error.type") == "invalid_argument");
+  CHECK(store.stats().event_count == 1);
+}
+
+TEST_CASE("queries and aggregate reads: a span each, with the plan and the events returned", "[tracing]") {
+  TempDir dir;
+  auto sink = std::make_shared<RecordingSink>();
+  Store store = Store::open(dir / "store", traced(sink));
+  for (int i = 0; i < 5; ++i) store.append(event(i % 2 ? "A" : "B", "agg"));
+  sink->clear();
+  Query q;
+  q.types = {"A"};
+  std::size_t n = 0;
+  for (auto cursor = store.query(q); cursor.next();) ++n;
+  for (auto cursor = store.read_aggregate("agg", 2); cursor.next();) ++n;
+  const auto queries = sink->named("query");
+  REQUIRE(queries.size() == 1);
+  CHECK(text_of(queries[0], "lighthouse.query.plan") == "by_type");
+  CHECK(int_of(queries[0], "lighthouse.events_returned") == 2);
+  const auto reads = sink->named("read_aggregate");
+  REQUIRE(reads.size() == 1);
+  CHECK(text_of(reads[0], "lighthouse.aggregate") == "agg");
+  CHECK(int_of(reads[0], "lighthouse.events_returned") == 4);
+  CHECK(n == 6);
+  // A cursor dropped early ends its span with what it returned.
+  { auto cursor = store.read_aggregate("agg"); cursor.next(); }
+  CHECK(int_of(sink->named("read_aggregate").back(), "lighthouse.events_returned") == 1);
+}
+
+TEST_CASE("a delivery links to the append that stored the event; live deliveries can be its children",
+          "[tracing]") {
+  for (const bool as_child : {false, true}) {
+    DYNAMIC_SECTION("live delivery as child: " << as_child) {
+      TempDir dir;
+      auto sink = std::make_shared<RecordingSink>();
+      Options options = traced(sink);
+      options.tracing.live_delivery_as_child = as_child;
+      Store store = Store::open(dir / "store", options);
+      std::atomic<int> delivered{0};
+      Query filter;
+      filter.types = {"Shipped"};
+      Subscription sub = store.subscribe(filter, SubscriptionStart::beginning(), [&](const RecordedEvent&) { ++delivered; });
+      {
+        const tracing::ContextScope scope(parent_context());
+        store.append(event("Shipped", "order-9"));
+      }
+      for (int i = 0; i < 500 && delivered.load() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      REQUIRE(delivered.load() == 1);
+      sub.cancel();
+      const auto append = sink->named("append").at(0);
+      const auto deliveries = sink->named("deliver");
+      REQUIRE(deliveries.size() == 1);
+      const SpanData& d = deliveries[0];
+      CHECK(d.kind == tracing::SpanKind::consumer);
+      CHECK(text_of(d, "lighthouse.event.type") == "Shipped");
+      if (as_child) {
+        CHECK(d.parent_span_id == append.context.span_id);
+        CHECK(d.context.trace_id == append.context.trace_id);
+        CHECK(d.links.empty());
+      } else {
+        CHECK_FALSE(d.parent_span_id.valid());
+        CHECK(d.context.trace_id != append.context.trace_id);
+        REQUIRE(d.links.size() == 1);
+        CHECK(d.links[0].context.span_id == append.context.span_id);
+        CHECK(d.links[0].context.trace_id == append.context.trace_id);
+      }
+      CHECK(sink->named("query").empty());  // the subscription's own reads record no span
+    }
+  }
+}
+
+TEST_CASE("the exclusive tasks: verify, backup, export, import and truncate record a span each", "[tracing]") {
+  TempDir dir;
+  auto sink = std::make_shared<RecordingSink>();
+  Store store = Store::open(dir / "store", traced(sink));
+  std::vector<EventId> ids;
+  for (int i = 0; i < 10; ++i) ids.push_back(store.append(event("T")).events[0].id);
+  CHECK(store.verify().ok());
+  store.backup(dir / "backup");
+  export_archive(store, dir / "archive");
+  store.truncate_before(ids[5], dir / "archive");
+  Store other = Store::open(dir / "other", traced(sink));
+  import_archive(dir / "archive", other);
+  CHECK(int_of(sink->named("verify").at(0), "lighthouse.events") == 10);
+  CHECK(int_of(sink->named("backup").at(0), "lighthouse.events") == 10);
+  CHECK(int_of(sink->named("export").at(0), "lighthouse.events") == 10);
+  CHECK(int_of(sink->named("truncate").at(0), "lighthouse.events") == 5);
+  CHECK(int_of(sink->named("import").at(0), "lighthouse.events") == 10);
+  // A failed task's span carries its error.
+  CHECK(error_code_of([&] { export_archive(store, dir / "store" / "data.mdb"); }) != ErrorCode::internal);
+  const auto exports = sink->named("export");
+  REQUIRE(exports.size() == 2);
+  CHECK(exports[1].status == tracing::StatusCode::error);
+}
+
+TEST_CASE("no sink: no span and no trace context; ratio 0 records nothing but still propagates a caller's trace",
+          "[tracing]") {
+  TempDir dir;
+  Store plain = Store::open(dir / "plain", quiet_options());
+  {
+    const tracing::ContextScope scope(parent_context());
+    const auto id = plain.append(event("T")).events[0].id;
+    CHECK_FALSE(plain.get(id).trace_context);
+  }
+  auto sink = std::make_shared<RecordingSink>();
+  Options o = traced(sink);
+  o.tracing.sampler = {tracing::SamplerKind::trace_id_ratio, 0.0};
+  Store store = Store::open(dir / "ratio0", o);
+  const auto root = store.append(event("T")).events[0].id;
+  CHECK_FALSE(store.get(root).trace_context);  // nobody will see this trace
+  EventId inside;
+  {
+    const tracing::ContextScope scope(parent_context());
+    inside = store.append(event("T")).events[0].id;
+  }
+  const auto carried = store.get(inside).trace_context;
+  REQUIRE(carried);
+  const auto context = SpanContext::of(*carried);
+  CHECK(context->trace_id == parent_context().trace_id);
+  CHECK_FALSE(context->sampled());
+  CHECK(sink->spans().empty());
+  Options bad = quiet_options();
+  bad.tracing.sampler.ratio = 1.5;
+  CHECK(error_code_of([&] { Store::open(dir / "bad", bad); }) == ErrorCode::invalid_argument);
+}
