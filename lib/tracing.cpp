@@ -233,6 +233,10 @@ Span& Span::operator=(Span&& other) noexcept {
   return *this;
 }
 
+void Span::set_name(std::string_view name) {
+  if (data_) data_->name.assign(name);
+}
+
 void Span::set(std::string key, AttributeValue value) {
   if (!data_) return;
   for (auto& a : data_->attributes) {

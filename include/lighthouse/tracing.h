@@ -207,6 +207,7 @@ class LIGHTHOUSE_API Span {
   const SpanContext& context() const noexcept { return context_; }
   bool recording() const noexcept { return data_ != nullptr; }
 
+  void set_name(std::string_view name);
   void set(std::string key, AttributeValue value);
   void add_event(std::string name, std::uint64_t time_ns = 0, std::vector<Attribute> attributes = {});
   void add_link(const SpanContext& context, std::vector<Attribute> attributes = {});

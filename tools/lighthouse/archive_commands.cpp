@@ -1,3 +1,4 @@
+#include "tool_tracing.h"
 #include "archive_commands.h"
 
 #include <filesystem>
@@ -73,6 +74,7 @@ void run_import(const std::string& dir, const std::string& store_path, const std
   options.progress = progress_bar("import");
   // The store is created if missing: an import rebuilds a store.
   Options store_options;
+  store_options.tracing = tool_tracing().options();
   store_options.create_if_missing = true;
   store_options.check_structure_on_open = structure_check_requested();
   read_manifest(dir);  // a missing or broken archive is refused before a store is created

@@ -1,3 +1,4 @@
+#include "tool_tracing.h"
 #include "integrity_commands.h"
 #include "output.h"
 
@@ -37,6 +38,7 @@ namespace {
 // verify and repair must open a damaged store to report on it.
 Store open_for_inspection(const std::string& path, bool read_only) {
   Options options;
+  options.tracing = tool_tracing().options();
   options.create_if_missing = false;
   options.read_only = read_only;
   options.check_on_open = false;
@@ -171,6 +173,7 @@ void run_health(const std::string& path, const std::string& enter_reason, bool c
     return;
   }
   Options options;
+  options.tracing = tool_tracing().options();
   options.create_if_missing = false;
   // A short-lived process does not judge the store's triggers: it only
   // records what the operator says.

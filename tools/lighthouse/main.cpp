@@ -12,6 +12,7 @@
 #include "lighthouse/error.h"
 #include "lighthouse/faults.h"
 #include "lighthouse/version.h"
+#include "tool_tracing.h"
 
 using namespace lighthouse::tool;
 
@@ -26,6 +27,16 @@ int main(int argc, char** argv) {
   app.footer(exit_code_table());
   app.set_version_flag("--version", LIGHTHOUSE_VERSION);
   app.require_subcommand(1);
+  // Tracing's options go with any command (docs/tracing.md).
+  TracingFlags tracing_flags;
+  app.fallthrough();
+  app.add_option("--otlp-endpoint", tracing_flags.endpoint,
+                 "Export spans over OTLP/HTTP to this URL (http://HOST:PORT/v1/traces); default: "
+                 "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces")
+      ->group("Tracing");
+  app.add_option("--otlp-protocol", tracing_flags.protocol, "http/protobuf (default) or http/json")
+      ->check(CLI::IsMember({"http/protobuf", "http/json"}))
+      ->group("Tracing");
   Commands commands;
   add_store_commands(app, commands);
   add_operations_commands(app, commands);
@@ -46,16 +57,25 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& error) {
     return report_usage_error(app, error);
   }
-  try {
-    for (const Command& command : commands) {
-      if (command.app->parsed()) return command.run();
+  ToolTracing& tracing = tool_tracing();
+  const int code = [&]() -> int {
+    try {
+      for (const Command& command : commands) {
+        if (!command.app->parsed()) continue;
+        const CLI::App* parent = command.app->get_parent();
+        const bool nested = parent != nullptr && parent->get_parent() != nullptr;
+        tracing.start(tracing_flags, (nested ? parent->get_name() + " " : std::string()) + command.app->get_name());
+        return command.run();
+      }
+      return kExitUsage;  // not reached: a subcommand is required
+    } catch (const lighthouse::Error& error) {
+      std::cerr << "lighthouse: " << error.what() << '\n';
+      return exit_code_for(error.code());
+    } catch (const std::exception& error) {
+      std::cerr << "lighthouse: " << error.what() << '\n';
+      return kExitOther;
     }
-    return kExitUsage;  // not reached: a subcommand is required
-  } catch (const lighthouse::Error& error) {
-    std::cerr << "lighthouse: " << error.what() << '\n';
-    return exit_code_for(error.code());
-  } catch (const std::exception& error) {
-    std::cerr << "lighthouse: " << error.what() << '\n';
-    return kExitOther;
-  }
+  }();
+  tracing.finish(code);
+  return code;
 }

@@ -9,6 +9,7 @@
 #include "serve/subscriptions.h"
 #include "serve/tokens.h"
 #include "store_commands.h"
+#include "tool_tracing.h"
 
 namespace lighthouse::tool {
 namespace {
@@ -77,6 +78,10 @@ int run_serve(const ServeArguments& a) {
   api_options.hub = &hub;
   api_options.allowed_origins = a.allowed_origins;
   api_options.tls = !a.tls_cert.empty();
+  api_options.tracing = tool_tracing().options();
+  if (const auto* exporter = tool_tracing().exporter()) {
+    api_options.extra_metrics = [exporter] { return exporter->metrics_text(); };
+  }
   serve::Api api(store, api_options, metrics);
   serve::run_server(api, metrics, &hub, options, std::cout);
   hub.stop();

@@ -1,3 +1,4 @@
+#include "tool_tracing.h"
 #include "store_commands.h"
 #include "output.h"
 
@@ -30,6 +31,7 @@ bool structure_check_requested() { return check_structure; }
 
 Store open_existing(const std::string& path, bool read_only) {
   Options options;
+  options.tracing = tool_tracing().options();
   options.create_if_missing = false;
   options.read_only = read_only;
   options.check_structure_on_open = check_structure;
@@ -39,6 +41,7 @@ Store open_existing(const std::string& path, bool read_only) {
 void run_init(const std::string& path, std::optional<std::uint32_t> node_id, std::ostream& out) {
   if (store_exists(path)) throw std::runtime_error("a store already exists at '" + path + "'");
   Options options;
+  options.tracing = tool_tracing().options();
   options.create_if_missing = true;
   options.node_id = node_id;
   Store store = Store::open(path, options);

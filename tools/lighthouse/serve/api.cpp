@@ -178,23 +178,60 @@ Api::Api(Store& store, ApiOptions options, ServerMetrics& metrics)
 
 Api::~Api() = default;
 
+tracing::Span Api::request_span(const Request& request, std::string_view route) const {
+  if (!options_.tracing.sink) return {};
+  std::optional<tracing::SpanContext> parent;
+  if (auto tp = request.headers.find("traceparent"); tp != request.headers.end()) {
+    auto ts = request.headers.find("tracestate");
+    parent = tracing::SpanContext::parse(tp->second, ts == request.headers.end() ? "" : ts->second);
+  }
+  tracing::Span span(options_.tracing, request.method + " " + std::string(route), tracing::SpanKind::server,
+                     parent ? &*parent : tracing::Span::root);
+  span.set("http.request.method", request.method);
+  span.set("url.path", request.path);
+  span.set("http.route", std::string(route));
+  span.set("url.scheme", std::string(options_.tls ? "https" : "http"));
+  if (auto ua = request.headers.find("user-agent"); ua != request.headers.end()) span.set("user_agent.original", ua->second);
+  return span;
+}
+
+namespace {
+
+// The server span's end: the status, and the traceparent the response carries.
+void end_request_span(tracing::Span& span, const std::string& route, Response& response) {
+  if (!span.context().valid()) return;
+  response.headers.emplace_back("traceparent", span.context().traceparent());
+  span.set("http.route", route);
+  span.set("http.response.status_code", static_cast<std::int64_t>(response.status));
+  if (response.status >= 500) span.set_error(std::to_string(response.status), "HTTP " + std::to_string(response.status));
+  span.end();
+}
+
+}  // namespace
+
 Response Api::handle(const Request& request) noexcept {
   const auto start = std::chrono::steady_clock::now();
   std::string route_name = "unknown";
   Response response;
+  tracing::Span span = request_span(request, "");
   try {
+    // The store's spans of this request are the server span's children.
+    const tracing::ContextScope scope(span.context());
     response = route(request, route_name);
   } catch (const Error& error) {
     response = store_error(error);
   } catch (const std::exception& error) {
     response = error_response(500, "internal", std::string("internal error: ") + error.what());
   }
+  span.set_name(request.method + " " + route_name);
   if (response.deferred) {
     // Counted when it completes.
-    response.deferred = [this, start, route_name, deferred = std::move(response.deferred)](Response::Completion done) {
-      deferred([this, start, route_name, done = std::move(done)](Response r) {
+    auto traced = std::make_shared<tracing::Span>(std::move(span));
+    response.deferred = [this, start, route_name, traced, deferred = std::move(response.deferred)](Response::Completion done) {
+      deferred([this, start, route_name, traced, done = std::move(done)](Response r) {
         metrics_.request(route_name, r.status,
                          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+        end_request_span(*traced, route_name, r);
         done(std::move(r));
       });
     };
@@ -202,6 +239,7 @@ Response Api::handle(const Request& request) noexcept {
   }
   metrics_.request(route_name, response.status,
                    std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  end_request_span(span, route_name, response);
   return response;
 }
 
@@ -301,6 +339,7 @@ Response Api::route(const Request& r, std::string& name) {
            text.content_type = "text/plain; version=0.0.4; charset=utf-8";
            text.body = store_.metrics_text() + metrics_.text();
            if (options_.hub) text.body += options_.hub->metrics_text();
+           if (options_.extra_metrics) text.body += options_.extra_metrics();
            return text;
          }};
   } else if (path == "/stats") {

@@ -22,6 +22,7 @@
 
 #include "lighthouse/error.h"
 #include "lighthouse/store.h"
+#include "lighthouse/tracing.h"
 #include "output.h"
 #include "serve/tokens.h"
 
@@ -90,6 +91,9 @@ struct ApiOptions {
   // WebSocket upgrades, event streams and cookie-authenticated requests.
   std::vector<std::string> allowed_origins;
   bool tls = false;  // session cookies are marked Secure
+  // Request spans (the parents of the store's), from a request's traceparent.
+  tracing::TracingOptions tracing;
+  std::function<std::string()> extra_metrics;  // appended to /metrics (the exporter's counters)
 };
 
 // What the server counts for /metrics beside the store's own metrics.
@@ -126,6 +130,9 @@ class Api {
   Api& operator=(const Api&) = delete;
   // Never throws: every failure is an error response.
   Response handle(const Request& request) noexcept;
+  // A server span for `request` on `route`: the child of the request's
+  // traceparent, or a root. Empty without a sink.
+  tracing::Span request_span(const Request& request, std::string_view route) const;
 
   // Authentication, for the routes the server handles itself (/subscribe):
   // nothing when the request may go on with `scope`, else its refusal

@@ -97,6 +97,6 @@ class Wakeup : public std::enable_shared_from_this<Wakeup> {
 // Instantiated for beast::tcp_stream and beast::ssl_stream<beast::tcp_stream>.
 template <class Stream>
 awaitable<void> serve_websocket(Stream stream, http::request<http::string_body> upgrade, Shared& s,
-                                std::optional<std::uint8_t> scopes);
+                                std::optional<std::uint8_t> scopes, std::string traceparent);
 
 }  // namespace lighthouse::serve::detail

@@ -149,7 +149,8 @@ std::string sse_message(const Outgoing& m) {
 // GET /subscribe with Accept: text/event-stream: the subscription as
 // Server-Sent Events in a chunked response, until either side ends it.
 template <class Stream>
-awaitable<void> serve_events(Stream& stream, Shared& s, const Request& request, unsigned version) {
+awaitable<void> serve_events(Stream& stream, Shared& s, const Request& request, unsigned version,
+                             const std::string& traceparent) {
   auto wakeup = std::make_shared<Wakeup>(stream.get_executor());
   std::shared_ptr<Subscriber> subscriber;
   Response refusal;
@@ -170,6 +171,7 @@ awaitable<void> serve_events(Stream& stream, Shared& s, const Request& request, 
   res.set(http::field::server, "lighthouse");
   res.set(http::field::content_type, "text/event-stream");
   res.set(http::field::cache_control, "no-store");
+  if (!traceparent.empty()) res.set("traceparent", traceparent);
   res.keep_alive(false);
   res.chunked(true);
   http::response_serializer<http::empty_body> serializer{res};
@@ -267,17 +269,24 @@ awaitable<bool> serve_requests(Stream& stream, Shared& s) {
       }
       const bool websocket = header_has(request, "upgrade", "websocket");
       if (!refused && !websocket && !s.api.has_credentials(request)) refused = s.api.authorize(request, Scope::read);
+      // The handshake's span (the subscription's deliveries are not traced
+      // per client): ended as the stream starts, its context in the response.
+      tracing::Span span = s.api.request_span(request, "/subscribe");
+      span.set("http.response.status_code", static_cast<std::int64_t>(refused ? refused->status : websocket ? 101 : 200));
+      const std::string traceparent = span.context().valid() ? span.context().traceparent() : std::string();
+      span.end();
       if (refused) {
         s.metrics.request("/subscribe", refused->status);
         response = std::move(*refused);
+        if (!traceparent.empty()) response.headers.emplace_back("traceparent", traceparent);
       } else {
         --s.in_flight;
         if (websocket) {
           const auto scopes = s.api.has_credentials(request) ? std::optional<std::uint8_t>(7) : std::nullopt;
-          co_await serve_websocket(std::move(stream), parser.release(), s, scopes);
+          co_await serve_websocket(std::move(stream), parser.release(), s, scopes, traceparent);
           co_return true;
         }
-        co_await serve_events(stream, s, request, in.version());
+        co_await serve_events(stream, s, request, in.version(), traceparent);
         co_return false;
       }
     } else {

@@ -177,7 +177,7 @@ awaitable<void> write_loop(C& c) {
 
 template <class Stream>
 awaitable<void> serve_websocket(Stream stream, http::request<http::string_body> upgrade, Shared& s,
-                                std::optional<std::uint8_t> scopes) {
+                                std::optional<std::uint8_t> scopes, std::string traceparent) {
   using namespace ws;
   auto c = std::make_shared<Connection<Stream>>(std::move(stream), s);
   beast::get_lowest_layer(c->ws).expires_never();
@@ -186,8 +186,10 @@ awaitable<void> serve_websocket(Stream stream, http::request<http::string_body> 
   timeouts.idle_timeout = s.options.websocket_idle_timeout;
   timeouts.keep_alive_pings = true;
   c->ws.set_option(timeouts);
-  c->ws.set_option(websocket::stream_base::decorator(
-      [](websocket::response_type& res) { res.set(http::field::server, "lighthouse"); }));
+  c->ws.set_option(websocket::stream_base::decorator([traceparent](websocket::response_type& res) {
+    res.set(http::field::server, "lighthouse");
+    if (!traceparent.empty()) res.set("traceparent", traceparent);
+  }));
   c->ws.read_message_max(s.options.max_message_bytes);
   beast::error_code ec;
   co_await c->ws.async_accept(upgrade, net::redirect_error(use_awaitable, ec));

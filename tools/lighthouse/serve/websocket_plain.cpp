@@ -4,6 +4,6 @@
 namespace lighthouse::serve::detail {
 
 template awaitable<void> serve_websocket(beast::tcp_stream, http::request<http::string_body>, Shared&,
-                                         std::optional<std::uint8_t>);
+                                         std::optional<std::uint8_t>, std::string);
 
 }  // namespace lighthouse::serve::detail

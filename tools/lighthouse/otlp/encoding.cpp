@@ -1,0 +1,213 @@
+#include "otlp/encoding.h"
+
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "lighthouse/version.h"
+
+namespace lighthouse::tool::otlp {
+namespace {
+
+constexpr const char* kScope = "lighthouse";
+
+// --- Protobuf's wire format: varints, fixed-width and length-delimited fields.
+class Message {
+ public:
+  void varint(std::uint64_t v) {
+    while (v >= 0x80) {
+      out_.push_back(static_cast<char>((v & 0x7f) | 0x80));
+      v >>= 7;
+    }
+    out_.push_back(static_cast<char>(v));
+  }
+  void tag(unsigned field, unsigned wire) { varint(static_cast<std::uint64_t>(field) << 3 | wire); }
+  void little_endian(std::uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) out_.push_back(static_cast<char>(v >> (8 * i)));
+  }
+  // proto3 leaves a scalar at its default out; a oneof's member is written
+  // whatever its value (`even_default`).
+  void uint(unsigned field, std::uint64_t v, bool even_default = false) {
+    if (v == 0 && !even_default) return;
+    tag(field, 0);
+    varint(v);
+  }
+  void fixed64(unsigned field, std::uint64_t v) {
+    if (v == 0) return;
+    tag(field, 1);
+    little_endian(v, 8);
+  }
+  void fixed32(unsigned field, std::uint32_t v) {
+    if (v == 0) return;
+    tag(field, 5);
+    little_endian(v, 4);
+  }
+  void dbl(unsigned field, double d) {
+    std::uint64_t bits = 0;
+    std::memcpy(&bits, &d, sizeof bits);
+    tag(field, 1);
+    little_endian(bits, 8);
+  }
+  void bytes(unsigned field, std::string_view v, bool even_default = false) {
+    if (v.empty() && !even_default) return;
+    tag(field, 2);
+    varint(v.size());
+    out_.append(v);
+  }
+  void message(unsigned field, const Message& m) { bytes(field, m.out_, true); }
+  const std::string& str() const noexcept { return out_; }
+
+ private:
+  std::string out_;
+};
+
+template <std::size_t N>
+std::string_view raw(const std::array<std::uint8_t, N>& a) {
+  return {reinterpret_cast<const char*>(a.data()), N};
+}
+
+// common.v1.AnyValue: string_value 1, bool_value 2, int_value 3, double_value 4.
+Message any_value(const tracing::AttributeValue& v) {
+  Message m;
+  if (const auto* s = std::get_if<std::string>(&v)) m.bytes(1, *s, true);
+  else if (const auto* b = std::get_if<bool>(&v)) m.uint(2, *b ? 1 : 0, true);
+  else if (const auto* i = std::get_if<std::int64_t>(&v)) m.uint(3, static_cast<std::uint64_t>(*i), true);
+  else m.dbl(4, std::get<double>(v));
+  return m;
+}
+
+// common.v1.KeyValue: key 1, value 2 — repeated as field `field` of `into`.
+void attributes(Message& into, unsigned field, const std::vector<tracing::Attribute>& attrs) {
+  for (const auto& a : attrs) {
+    Message kv;
+    kv.bytes(1, a.key);
+    kv.message(2, any_value(a.value));
+    into.message(field, kv);
+  }
+}
+
+// trace.v1.Span: trace_id 1, span_id 2, trace_state 3, parent_span_id 4,
+// name 5, kind 6, start_time_unix_nano 7, end_time_unix_nano 8,
+// attributes 9, events 11, links 13, status 15, flags 16.
+Message span_message(const tracing::SpanData& s) {
+  Message m;
+  m.bytes(1, raw(s.context.trace_id.bytes));
+  m.bytes(2, raw(s.context.span_id.bytes));
+  m.bytes(3, s.context.tracestate);
+  if (s.parent_span_id.valid()) m.bytes(4, raw(s.parent_span_id.bytes));
+  m.bytes(5, s.name, true);
+  m.uint(6, static_cast<std::uint64_t>(s.kind));
+  m.fixed64(7, s.start_ns);
+  m.fixed64(8, s.end_ns);
+  attributes(m, 9, s.attributes);
+  for (const auto& e : s.events) {  // Span.Event: time_unix_nano 1, name 2, attributes 3
+    Message em;
+    em.fixed64(1, e.time_ns);
+    em.bytes(2, e.name);
+    attributes(em, 3, e.attributes);
+    m.message(11, em);
+  }
+  for (const auto& l : s.links) {  // Span.Link: trace_id 1, span_id 2, trace_state 3, attributes 4, flags 6
+    Message lm;
+    lm.bytes(1, raw(l.context.trace_id.bytes));
+    lm.bytes(2, raw(l.context.span_id.bytes));
+    lm.bytes(3, l.context.tracestate);
+    attributes(lm, 4, l.attributes);
+    lm.fixed32(6, l.context.flags);
+    m.message(13, lm);
+  }
+  if (s.status != tracing::StatusCode::unset) {  // Status: message 2, code 3
+    Message st;
+    st.bytes(2, s.status_message);
+    st.uint(3, static_cast<std::uint64_t>(s.status));
+    m.message(15, st);
+  }
+  m.fixed32(16, s.context.flags);
+  return m;
+}
+
+// --- OTLP/JSON -----------------------------------------------------------------
+
+nlohmann::json any_json(const tracing::AttributeValue& v) {
+  if (const auto* s = std::get_if<std::string>(&v)) return {{"stringValue", *s}};
+  if (const auto* b = std::get_if<bool>(&v)) return {{"boolValue", *b}};
+  if (const auto* i = std::get_if<std::int64_t>(&v)) return {{"intValue", std::to_string(*i)}};
+  return {{"doubleValue", std::get<double>(v)}};
+}
+
+nlohmann::json attributes_json(const std::vector<tracing::Attribute>& attrs) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& a : attrs) out.push_back({{"key", a.key}, {"value", any_json(a.value)}});
+  return out;
+}
+
+nlohmann::json span_json(const tracing::SpanData& s) {
+  nlohmann::json j = {{"traceId", s.context.trace_id.hex()},
+                      {"spanId", s.context.span_id.hex()},
+                      {"name", s.name},
+                      {"kind", static_cast<int>(s.kind)},
+                      {"startTimeUnixNano", std::to_string(s.start_ns)},
+                      {"endTimeUnixNano", std::to_string(s.end_ns)},
+                      {"attributes", attributes_json(s.attributes)},
+                      {"flags", s.context.flags}};
+  if (!s.context.tracestate.empty()) j["traceState"] = s.context.tracestate;
+  if (s.parent_span_id.valid()) j["parentSpanId"] = s.parent_span_id.hex();
+  if (!s.events.empty()) {
+    j["events"] = nlohmann::json::array();
+    for (const auto& e : s.events) {
+      j["events"].push_back(
+          {{"timeUnixNano", std::to_string(e.time_ns)}, {"name", e.name}, {"attributes", attributes_json(e.attributes)}});
+    }
+  }
+  if (!s.links.empty()) {
+    j["links"] = nlohmann::json::array();
+    for (const auto& l : s.links) {
+      nlohmann::json lj = {{"traceId", l.context.trace_id.hex()},
+                           {"spanId", l.context.span_id.hex()},
+                           {"attributes", attributes_json(l.attributes)},
+                           {"flags", l.context.flags}};
+      if (!l.context.tracestate.empty()) lj["traceState"] = l.context.tracestate;
+      j["links"].push_back(lj);
+    }
+  }
+  if (s.status != tracing::StatusCode::unset) {
+    j["status"] = {{"code", static_cast<int>(s.status)}};
+    if (!s.status_message.empty()) j["status"]["message"] = s.status_message;
+  }
+  return j;
+}
+
+}  // namespace
+
+// collector.trace.v1.ExportTraceServiceRequest: resource_spans 1;
+// ResourceSpans: resource 1, scope_spans 2; Resource: attributes 1;
+// ScopeSpans: scope 1, spans 2; InstrumentationScope: name 1, version 2.
+std::string encode_protobuf(const Resource& resource, const std::vector<tracing::SpanData>& spans) {
+  Message res;
+  attributes(res, 1, resource.attributes);
+  Message scope;
+  scope.bytes(1, kScope);
+  scope.bytes(2, LIGHTHOUSE_VERSION);
+  Message scope_spans;
+  scope_spans.message(1, scope);
+  for (const auto& s : spans) scope_spans.message(2, span_message(s));
+  Message resource_spans;
+  resource_spans.message(1, res);
+  resource_spans.message(2, scope_spans);
+  Message request;
+  request.message(1, resource_spans);
+  return request.str();
+}
+
+std::string encode_json(const Resource& resource, const std::vector<tracing::SpanData>& spans) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& s : spans) list.push_back(span_json(s));
+  const nlohmann::json request = {
+      {"resourceSpans",
+       {{{"resource", {{"attributes", attributes_json(resource.attributes)}}},
+         {"scopeSpans", {{{"scope", {{"name", kScope}, {"version", LIGHTHOUSE_VERSION}}}, {"spans", list}}}}}}}};
+  // Attribute values are the store's own strings: not always UTF-8 (an
+  // event type may be any bytes); replace what is not.
+  return request.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace lighthouse::tool::otlp
