@@ -168,6 +168,14 @@ bool Sampler::sampled(const SpanContext* parent, const TraceId& trace) const noe
 
 const SpanContext* current_context() noexcept { return current_; }
 
+namespace {
+thread_local bool untraced_ = false;
+}  // namespace
+
+UntracedScope::UntracedScope() noexcept : previous_(untraced_) { untraced_ = true; }
+UntracedScope::~UntracedScope() { untraced_ = previous_; }
+bool UntracedScope::active() noexcept { return untraced_; }
+
 ContextScope::ContextScope(const SpanContext& context) noexcept : previous_(current_), context_(context) {
   current_ = context_.valid() ? &context_ : nullptr;
 }

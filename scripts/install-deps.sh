@@ -10,7 +10,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev libdeflate-dev zlib1g-dev
   libxxhash-dev python3-xxhash python3-matplotlib
   libsqlite3-dev librocksdb-dev python3-msgpack gzip pigz prometheus
-  libboost1.74-dev curl python3-websockets wrk openssl
+  libboost1.74-dev curl python3-websockets wrk openssl protobuf-compiler
 )
 # Node.js and npm run the second WebSocket client of the server's tests
 # and the subscription benchmark (clients/node, its packages pinned by

@@ -64,6 +64,10 @@ struct SubscribeOptions {
   double poll_seconds = 0.05;
   // Stop (successfully) once caught up, instead of delivering live.
   bool stop_when_caught_up = false;
+  // With a tracing sink (Options::tracing): a span per delivery, linked to
+  // the append that stored the event. Off for a subscription that only
+  // relays events to consumers of its own (a server's live tail).
+  bool trace_deliveries = true;
 };
 
 // How far behind the store's last event a subscription is.

@@ -176,6 +176,21 @@ class LIGHTHOUSE_API ContextScope {
   SpanContext context_;
 };
 
+// While one lives, the queries and aggregate reads this thread opens record
+// no span: reads a program makes for its own plumbing (a server's catch-up
+// reads for its subscribers), which the spans of what they serve describe.
+class LIGHTHOUSE_API UntracedScope {
+ public:
+  UntracedScope() noexcept;
+  ~UntracedScope();
+  UntracedScope(const UntracedScope&) = delete;
+  UntracedScope& operator=(const UntracedScope&) = delete;
+  static bool active() noexcept;
+
+ private:
+  bool previous_;
+};
+
 // New random IDs (never all zeros).
 LIGHTHOUSE_API TraceId new_trace_id() noexcept;
 LIGHTHOUSE_API SpanId new_span_id() noexcept;

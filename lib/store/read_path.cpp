@@ -7,13 +7,6 @@
 #include "lighthouse/tracing.h"
 
 namespace lighthouse {
-namespace {
-thread_local bool untraced_reads = false;
-}  // namespace
-
-UntracedReads::UntracedReads() noexcept : previous_(untraced_reads) { untraced_reads = true; }
-UntracedReads::~UntracedReads() { untraced_reads = previous_; }
-bool UntracedReads::active() noexcept { return untraced_reads; }
 
 ReadPath::ReadPath(const Environment& env, const Databases& dbs, const Options& options,
                    monitor::SlaMonitor* monitor, const HealthController& health)
@@ -47,7 +40,7 @@ std::unique_ptr<EventCursor::Impl> ReadPath::open_cursor(std::shared_ptr<Store::
                                                          const ReadRequest& request) const {
   const auto start = std::chrono::steady_clock::now();
   tracing::Span span;
-  if (options_.tracing.sink && !untraced_reads) span = start_read_span(request);
+  if (options_.tracing.sink && !tracing::UntracedScope::active()) span = start_read_span(request);
   try {
     auto lock = env_.use();
     auto read = env_.begin_read();

@@ -41,19 +41,9 @@ struct ReadRequest {
   }
 };
 
-// While one lives, the reads this thread opens record no span: the store's
-// own reads for a subscription (whose delivery spans say what it did).
-class UntracedReads {
- public:
-  UntracedReads() noexcept;
-  ~UntracedReads();
-  UntracedReads(const UntracedReads&) = delete;
-  UntracedReads& operator=(const UntracedReads&) = delete;
-  static bool active() noexcept;
-
- private:
-  bool previous_;
-};
+// The store's own reads for a subscription record no span (its delivery
+// spans say what it did).
+using UntracedReads = tracing::UntracedScope;
 
 class ReadPath {
  public:

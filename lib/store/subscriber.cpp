@@ -100,7 +100,7 @@ std::size_t Subscriber::read_and_deliver(Store& store) {
   for (auto& e : chunk) {
     if (s_.stopping()) break;
     tracing::Span span;
-    if (tracing.sink) span = delivery_span(tracing, e, store);
+    if (tracing.sink && s_.options.trace_deliveries) span = delivery_span(tracing, e, store);
     try {
       // What the handler appends is a child of its delivery.
       const tracing::ContextScope scope(span.context());

@@ -31,9 +31,9 @@ def tool(*args, stdin=b""):
 class Server:
     """`lighthouse serve STORE --listen 127.0.0.1:0 ...` as a process."""
 
-    def __init__(self, store, *args):
+    def __init__(self, store, *args, env=None):
         self.proc = subprocess.Popen([TOOL, "serve", store, "--listen", "127.0.0.1:0", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         line = self.proc.stdout.readline().decode()
         if not line:
             err = self.proc.stderr.read().decode()

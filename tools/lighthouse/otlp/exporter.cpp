@@ -224,6 +224,7 @@ void BatchSpanProcessor::export_batch(std::vector<tracing::SpanData>& batch,
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
     if (left.count() <= 0) break;
     std::optional<std::chrono::milliseconds> retry_in;
+    bool no_reply = false;
     try {
       const HttpReply reply = transport_(body, std::min(left, config_.request_timeout));
       if (reply.status >= 200 && reply.status < 300) {
@@ -240,6 +241,7 @@ void BatchSpanProcessor::export_batch(std::vector<tracing::SpanData>& batch,
       // shutdown, where a collector that is down must not hold the exit up.
       std::lock_guard lock(mutex_);
       if (stopping_) break;
+      no_reply = true;
     }
     if (attempt >= 4) break;  // five attempts
     std::uniform_real_distribution<double> spread(0.8, 1.2);
@@ -249,7 +251,8 @@ void BatchSpanProcessor::export_batch(std::vector<tracing::SpanData>& batch,
     if (std::chrono::steady_clock::now() + wait >= deadline) break;
     retries_.fetch_add(1, std::memory_order_relaxed);
     std::unique_lock lock(mutex_);
-    idle_.wait_for(lock, wait);  // woken early by nothing: a retry waits its time
+    // A shutdown cuts the wait short only after a failure without reply.
+    if (idle_.wait_for(lock, wait, [&] { return no_reply && stopping_; })) break;
   }
   dropped_.fetch_add(batch.size(), std::memory_order_relaxed);
 }
@@ -261,6 +264,7 @@ void BatchSpanProcessor::shutdown() {
     stopping_ = true;
   }
   wake_.notify_all();
+  idle_.notify_all();
   if (thread_.joinable()) thread_.join();
 }
 

@@ -251,6 +251,7 @@ void Subscriber::read_chunk() {
   std::vector<Outgoing> got;
   std::string error;
   try {
+    const tracing::UntracedScope untraced;  // the hub's plumbing, not a query of a client's
     EventCursor cursor = hub_.store_.query(q);
     RecordedEvent e;
     while (cursor.next(e)) got.push_back(Outgoing::of(shared_event(e)));

@@ -26,6 +26,7 @@ SubscriptionHub::SubscriptionHub(Store& store, HubOptions options, bool writable
   Query last;
   last.direction = Direction::reverse;
   last.limit = 1;
+  const tracing::UntracedScope untraced;
   for (const RecordedEvent& e : store_.query(last)) base_ = e.id;
   start_tail(base_);  // first: if it cannot start, no thread is left running
   for (std::size_t i = 0; i < std::max<std::size_t>(1, options_.catch_up_readers); ++i) {
@@ -39,6 +40,7 @@ SubscriptionHub::~SubscriptionHub() { stop(); }
 void SubscriptionHub::start_tail(const std::optional<EventId>& after) {
   SubscribeOptions tail;
   tail.chunk_events = 512;
+  tail.trace_deliveries = false;  // a relay: the clients' streams are what it serves
   tail_ = store_.subscribe({}, after ? SubscriptionStart::after(*after) : SubscriptionStart::beginning(),
                            [this](const RecordedEvent& e) { on_tail_event(e); }, tail);
 }
