@@ -20,11 +20,15 @@ std::uint64_t count(lighthouse::EventCursor cursor) {
   return n;
 }
 
+lighthouse::tracing::TracingOptions tracing_options;
+
 class LighthouseSystem : public System {
  public:
   std::string name() const override { return "lighthouse"; }
   void open(const std::filesystem::path& dir) override {
-    store_ = std::make_unique<lighthouse::Store>(lighthouse::Store::open(dir));
+    lighthouse::Options options;
+    options.tracing = tracing_options;
+    store_ = std::make_unique<lighthouse::Store>(lighthouse::Store::open(dir, options));
   }
   void close() override { store_.reset(); }
   void append_batch(const std::vector<BenchEvent>& events) override {
@@ -74,5 +78,10 @@ class LighthouseSystem : public System {
 }  // namespace
 
 std::unique_ptr<System> make_lighthouse() { return std::make_unique<LighthouseSystem>(); }
+
+void set_lighthouse_tracing(std::shared_ptr<lighthouse::tracing::SpanSink> sink, double ratio) {
+  tracing_options.sink = std::move(sink);
+  tracing_options.sampler = {lighthouse::tracing::SamplerKind::parent_based_trace_id_ratio, ratio};
+}
 
 }  // namespace compare

@@ -26,6 +26,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "otlp/exporter.h"
 #include "system.h"
 #include "workloads.h"
 
@@ -329,7 +330,20 @@ int main(int argc, char** argv) try {
                  "rounds (default 1)")
       ->check(CLI::Range(1, 99));
   app.add_option("--json", json_path, "Write the results as JSON rows to this file");
+  double trace_sampling = -1;
+  app.add_option("--trace-sampling", trace_sampling,
+                 "Trace Lighthouse's stores at this ratio (0..1) into the tool's OTLP exporter, whose batches are "
+                 "encoded and discarded; the spans exported and dropped are reported")
+      ->check(CLI::Range(0.0, 1.0));
   CLI11_PARSE(app, argc, argv);
+  std::shared_ptr<lighthouse::tool::otlp::BatchSpanProcessor> exporter;
+  if (trace_sampling >= 0) {
+    lighthouse::tool::otlp::ExporterConfig config;
+    config.endpoint = "http://127.0.0.1:1/v1/traces";
+    exporter = std::make_shared<lighthouse::tool::otlp::BatchSpanProcessor>(
+        config, [](const std::string&, std::chrono::milliseconds) { return lighthouse::tool::otlp::HttpReply{200, {}}; });
+    set_lighthouse_tracing(exporter, trace_sampling);
+  }
   auto split = [](const std::string& s) {
     std::vector<std::string> out;
     std::stringstream in(s);
@@ -415,6 +429,14 @@ int main(int argc, char** argv) try {
   }
   run.keep_medians();
   print_table(run);
+  if (exporter) {
+    exporter->shutdown();
+    const auto c = exporter->counters();
+    std::printf("tracing at %g: %llu spans exported, %llu dropped\n", trace_sampling,
+                static_cast<unsigned long long>(c.exported), static_cast<unsigned long long>(c.dropped));
+    run.rows.push_back({"tracing: spans exported", "lighthouse", static_cast<double>(c.exported), "spans"});
+    run.rows.push_back({"tracing: spans dropped", "lighthouse", static_cast<double>(c.dropped), "spans"});
+  }
   if (!json_path.empty()) {
     nlohmann::json rows = nlohmann::json::array();
     for (const auto& r : run.rows) {

@@ -2,6 +2,8 @@
 // Lighthouse, raw LMDB with the same three B-trees, SQLite and RocksDB.
 #pragma once
 
+#include "lighthouse/tracing.h"
+
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -95,6 +97,8 @@ class AdaptedSystem : public System {
 };
 
 std::unique_ptr<System> make_lighthouse();
+// Every Lighthouse store compare opens gets this tracing (--trace-sampling).
+void set_lighthouse_tracing(std::shared_ptr<lighthouse::tracing::SpanSink> sink, double ratio);
 std::unique_ptr<System> make_lmdb();
 std::unique_ptr<System> make_sqlite();
 std::unique_ptr<System> make_rocksdb();

@@ -1,0 +1,111 @@
+// What tracing costs an append (issue 22): the hooks with no sink, and
+// pipelined appends with no sink, 1 % and 100 % sampling into the tool's
+// exporter (tools/lighthouse/otlp: its bounded queue and a thread that
+// encodes every batch as OTLP protobuf, sent to a transport that discards
+// it — the network is not what is measured).
+//
+//   ninja -C build benchmarks && ./build/bench/tracing_bench
+#include <benchmark/benchmark.h>
+
+#include <filesystem>
+#include <future>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lighthouse/lighthouse.h"
+#include "otlp/exporter.h"
+
+namespace fs = std::filesystem;
+using namespace lighthouse;
+
+namespace {
+
+// What the append path does with tracing unset: a default Span in the
+// request, one test of the sink when it is made, one when its group commits
+// and one when it completes.
+void BM_HooksWithoutSink(benchmark::State& state) {
+  const tracing::TracingOptions none;
+  for (auto _ : state) {
+    tracing::Span span;
+    benchmark::DoNotOptimize(span);
+    if (none.sink) span = tracing::Span(none, "append", tracing::SpanKind::producer);
+    benchmark::ClobberMemory();
+    if (none.sink) span.end();
+    if (span.recording()) span.end();
+  }
+}
+BENCHMARK(BM_HooksWithoutSink);
+
+// A span made, described and ended into a sink that keeps nothing.
+class NullSink : public tracing::SpanSink {
+ public:
+  void on_end(tracing::SpanData span) noexcept override { benchmark::DoNotOptimize(span); }
+};
+
+void BM_SpanRecorded(benchmark::State& state) {
+  tracing::TracingOptions t;
+  t.sink = std::make_shared<NullSink>();
+  for (auto _ : state) {
+    tracing::Span span(t, "append", tracing::SpanKind::producer);
+    span.set("db.system", std::string("lighthouse"));
+    span.set("lighthouse.events", std::int64_t{1});
+    span.end();
+  }
+}
+BENCHMARK(BM_SpanRecorded);
+
+// Async appends, 1,000 in flight per iteration, no_meta_sync (one sync per
+// group: the committer's work shows, not the disk's).
+void BM_AppendAsync(benchmark::State& state) {
+  const int mode = static_cast<int>(state.range(0));  // 0: no sink, 1: 1 %, 2: 100 %
+  const fs::path dir = fs::temp_directory_path() / ("tracing-bench-" + std::to_string(mode));
+  fs::remove_all(dir);
+  std::shared_ptr<tool::otlp::BatchSpanProcessor> exporter;
+  Options options;
+  options.durability = Durability::no_meta_sync;
+  options.health.enabled = false;
+  if (mode > 0) {
+    tool::otlp::ExporterConfig config;
+    config.endpoint = "http://127.0.0.1:1/v1/traces";
+    config.schedule_delay = std::chrono::milliseconds(200);
+    exporter = std::make_shared<tool::otlp::BatchSpanProcessor>(
+        config, [](const std::string& body, std::chrono::milliseconds) {
+          benchmark::DoNotOptimize(body.data());
+          return tool::otlp::HttpReply{200, std::nullopt};
+        });
+    options.tracing.sink = exporter;
+    options.tracing.sampler = {tracing::SamplerKind::parent_based_trace_id_ratio, mode == 1 ? 0.01 : 1.0};
+  }
+  {
+    Store store = Store::open(dir, options);
+    EventData e;
+    e.type = "OrderPlaced";
+    e.content_type = ContentType::bytes;
+    e.data.assign(256, 'x');
+    std::vector<std::future<AppendResult>> futures;
+    futures.reserve(1000);
+    for (auto _ : state) {
+      futures.clear();
+      for (int i = 0; i < 1000; ++i) {
+        EventData one = e;
+        one.aggregate = "order-" + std::to_string(i % 100);
+        futures.push_back(store.append_async(std::move(one)));
+      }
+      for (auto& f : futures) f.get();
+    }
+    state.SetItemsProcessed(state.iterations() * 1000);
+  }
+  if (exporter) {
+    exporter->shutdown();
+    const auto c = exporter->counters();
+    state.counters["spans_exported"] = static_cast<double>(c.exported);
+    state.counters["spans_dropped"] = static_cast<double>(c.dropped);
+  }
+  fs::remove_all(dir);
+}
+BENCHMARK(BM_AppendAsync)->Arg(0)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->MinTime(2.0);
+
+}  // namespace
+
+BENCHMARK_MAIN();
