@@ -223,6 +223,7 @@ Span::Span(const TracingOptions& tracing, std::string_view name, SpanKind kind, 
   if (parent) data_->parent_span_id = parent->span_id;
   data_->name.assign(name);
   data_->kind = kind;
+  data_->attributes.reserve(12);
   data_->start_ns = now_ns();
 }
 
@@ -245,7 +246,7 @@ void Span::set_name(std::string_view name) {
   if (data_) data_->name.assign(name);
 }
 
-void Span::set(std::string key, AttributeValue value) {
+void Span::set(std::string_view key, AttributeValue value) {
   if (!data_) return;
   for (auto& a : data_->attributes) {
     if (a.key == key) {
@@ -253,7 +254,7 @@ void Span::set(std::string key, AttributeValue value) {
       return;
     }
   }
-  data_->attributes.push_back({std::move(key), std::move(value)});
+  data_->attributes.push_back({key, std::move(value)});
 }
 
 void Span::add_event(std::string name, std::uint64_t time_ns, std::vector<Attribute> attributes) {

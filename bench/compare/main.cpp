@@ -434,8 +434,8 @@ int main(int argc, char** argv) try {
     const auto c = exporter->counters();
     std::printf("tracing at %g: %llu spans exported, %llu dropped\n", trace_sampling,
                 static_cast<unsigned long long>(c.exported), static_cast<unsigned long long>(c.dropped));
-    run.rows.push_back({"tracing: spans exported", "lighthouse", static_cast<double>(c.exported), "spans"});
-    run.rows.push_back({"tracing: spans dropped", "lighthouse", static_cast<double>(c.dropped), "spans"});
+    run.rows.push_back({"tracing: spans exported", "lighthouse", static_cast<double>(c.exported), "spans", false});
+    run.rows.push_back({"tracing: spans dropped", "lighthouse", static_cast<double>(c.dropped), "spans", false});
   }
   if (!json_path.empty()) {
     nlohmann::json rows = nlohmann::json::array();

@@ -77,8 +77,11 @@ enum class SpanKind : std::uint8_t { internal = 1, server = 2, client = 3, produ
 enum class StatusCode : std::uint8_t { unset = 0, ok = 1, error = 2 };
 
 using AttributeValue = std::variant<std::string, bool, std::int64_t, double>;
+// `key` is a name with static storage — a string literal, as every
+// OpenTelemetry attribute name is: spans keep the view, not a copy (a span
+// is made per append, so its attributes allocate only their values).
 struct Attribute {
-  std::string key;
+  std::string_view key;
   AttributeValue value;
 };
 
@@ -223,7 +226,7 @@ class LIGHTHOUSE_API Span {
   bool recording() const noexcept { return data_ != nullptr; }
 
   void set_name(std::string_view name);
-  void set(std::string key, AttributeValue value);
+  void set(std::string_view key, AttributeValue value);  // key: a literal (see Attribute)
   void add_event(std::string name, std::uint64_t time_ns = 0, std::vector<Attribute> attributes = {});
   void add_link(const SpanContext& context, std::vector<Attribute> attributes = {});
   void set_start(std::uint64_t start_ns);

@@ -100,7 +100,7 @@ std::size_t Subscriber::read_and_deliver(Store& store) {
   for (auto& e : chunk) {
     if (s_.stopping()) break;
     tracing::Span span;
-    if (tracing.sink && s_.options.trace_deliveries) span = delivery_span(tracing, e, store);
+    if (tracing.sink && s_.options.trace_deliveries) span = delivery_span(tracing, e);
     try {
       // What the handler appends is a child of its delivery.
       const tracing::ContextScope scope(span.context());
@@ -119,8 +119,7 @@ std::size_t Subscriber::read_and_deliver(Store& store) {
 
 // A delivery's span: its own trace, linked to the append that stored the
 // event — or, for a live delivery when TracingOptions says so, a child of it.
-tracing::Span Subscriber::delivery_span(const tracing::TracingOptions& tracing, const RecordedEvent& e,
-                                        const Store& store) const {
+tracing::Span Subscriber::delivery_span(const tracing::TracingOptions& tracing, const RecordedEvent& e) const {
   std::optional<tracing::SpanContext> producer;
   if (e.trace_context) producer = tracing::SpanContext::of(*e.trace_context);
   const double age = (static_cast<double>(tracing::now_ns()) - static_cast<double>(e.id.timestamp_ns)) / 1e9;
@@ -131,12 +130,11 @@ tracing::Span Subscriber::delivery_span(const tracing::TracingOptions& tracing, 
   span.set("messaging.operation.type", std::string("process"));
   span.set("messaging.message.id", e.id.to_string());
   if (!s_.options.consumer.empty()) span.set("messaging.consumer.group.name", s_.options.consumer);
-  span.set("db.namespace", store.path().string());
   span.set("lighthouse.event.type", e.type);
   if (!e.aggregate.empty()) span.set("lighthouse.aggregate", e.aggregate);
   span.set("lighthouse.sequence", static_cast<std::int64_t>(e.id.sequence));
   span.set("lighthouse.delivery.age_ns", static_cast<std::int64_t>(age * 1e9));
-  if (producer && !child) span.add_link(*producer, {{"lighthouse.link", std::string("append")}});
+  if (producer && !child) span.add_link(*producer);
   return span;
 }
 

@@ -71,7 +71,7 @@ class Subscriber {
   // Reads one chunk, then delivers it; returns the events read. Sets
   // `error_` when the handler throws.
   std::size_t read_and_deliver(Store& store);
-  tracing::Span delivery_span(const tracing::TracingOptions& tracing, const RecordedEvent& e, const Store& store) const;
+  tracing::Span delivery_span(const tracing::TracingOptions& tracing, const RecordedEvent& e) const;
   void checkpoint(Store& store, bool force);
   void wait_for_commit();
   void end() noexcept;

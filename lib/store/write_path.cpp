@@ -102,6 +102,14 @@ void WritePath::enqueue(std::unique_ptr<AppendRequest> request) {
       request->events += request->batches[i].events.size();
     }
     validation::check_totals(request->events, request->bytes, options_.limits);
+    if (request->stamp_trace_context) {
+      const TraceContext context = request->span.context().to_trace_context();
+      for (Batch& batch : request->batches) {
+        for (EventData& e : batch.events) {
+          if (!e.trace_context) e.trace_context = context;
+        }
+      }
+    }
     // The SHA-256 over each event's content, in this thread: the committer
     // only hashes a fixed number of bytes per event.
     request->hashes.reserve(request->events);
@@ -409,17 +417,14 @@ void WritePath::start_append_span(AppendRequest& request, std::string_view opera
   if (request.span.recording()) {
     request.span.set("db.system", std::string("lighthouse"));
     request.span.set("db.operation.name", std::string(operation));
-    request.span.set("db.namespace", env_.path().string());
   }
   // The events carry the append's context (unless they carry their own),
-  // for the deliveries that link to it.
-  if (!request.span.recording() && !in_trace) return;
-  const TraceContext context = request.span.context().to_trace_context();
+  // for the deliveries that link to it: stamped once the events' own are
+  // validated (enqueue), before their hashes are taken.
+  request.stamp_trace_context = request.span.recording() || in_trace;
+  if (!request.span.recording()) return;
   std::size_t events = 0;
   for (Batch& batch : request.batches) {
-    for (EventData& e : batch.events) {
-      if (!e.trace_context) e.trace_context = context;
-    }
     events += batch.events.size();
     if (batch.events.size() == 1 && !batch.events.front().aggregate.empty() && request.batches.size() == 1) {
       request.span.set("lighthouse.aggregate", batch.events.front().aggregate);
@@ -437,7 +442,6 @@ tracing::Span WritePath::start_commit_span(std::vector<std::unique_ptr<AppendReq
     any = true;
     const auto waited = std::chrono::duration_cast<std::chrono::nanoseconds>(steady - request->enqueued).count();
     request->span.set("lighthouse.queue_time_ns", static_cast<std::int64_t>(waited));
-    request->span.add_event("lighthouse.dequeued", taken);
   }
   if (!any) return {};
   tracing::Span span = tracing::Span::recorded(options_.tracing, "commit", tracing::SpanKind::internal,
@@ -477,7 +481,7 @@ void WritePath::end_commit_span(tracing::Span& span, const std::vector<std::uniq
 void WritePath::end_append_span(AppendRequest& request, const std::vector<AppendResult>* results,
                                 const std::exception_ptr& error, const GroupOutcome& out) {
   tracing::Span& span = request.span;
-  span.add_link(out.commit_span, {{"lighthouse.link", std::string("commit")}});
+  span.add_link(out.commit_span);
   if (error) {
     with_error(error, [&](const Error& e) {
       span.set_error(to_string(e.code()), e.what());

@@ -145,10 +145,7 @@ TEST_CASE("an append inside a trace: its span is the caller's child, linked to i
   CHECK(int_of(a, "lighthouse.events") == 1);
   CHECK(int_of(a, "lighthouse.first_sequence") == static_cast<std::int64_t>(appended.events[0].id.sequence));
   CHECK(int_of(a, "lighthouse.queue_time_ns") >= 0);
-  REQUIRE(a.events.size() == 1);
-  CHECK(a.events[0].name == "lighthouse.dequeued");
-  CHECK(a.start_ns <= a.events[0].time_ns);
-  CHECK(a.events[0].time_ns <= a.end_ns);
+  CHECK(int_of(a, "lighthouse.queue_time_ns") <= static_cast<std::int64_t>(a.end_ns - a.start_ns));
   const auto commits = sink->named("commit");
   REQUIRE(commits.size() == 1);
   const SpanData& c = commits.front();

@@ -76,11 +76,12 @@ Message any_value(const tracing::AttributeValue& v) {
 }
 
 // common.v1.KeyValue: key 1, value 2 — repeated as field `field` of `into`.
-void attributes(Message& into, unsigned field, const std::vector<tracing::Attribute>& attrs) {
-  for (const auto& a : attrs) {
+template <class Attributes>
+void attributes(Message& into, unsigned field, const Attributes& attrs) {
+  for (const auto& [key, value] : attrs) {
     Message kv;
-    kv.bytes(1, a.key);
-    kv.message(2, any_value(a.value));
+    kv.bytes(1, key);
+    kv.message(2, any_value(value));
     into.message(field, kv);
   }
 }
@@ -134,9 +135,10 @@ nlohmann::json any_json(const tracing::AttributeValue& v) {
   return {{"doubleValue", std::get<double>(v)}};
 }
 
-nlohmann::json attributes_json(const std::vector<tracing::Attribute>& attrs) {
+template <class Attributes>
+nlohmann::json attributes_json(const Attributes& attrs) {
   nlohmann::json out = nlohmann::json::array();
-  for (const auto& a : attrs) out.push_back({{"key", a.key}, {"value", any_json(a.value)}});
+  for (const auto& [key, value] : attrs) out.push_back({{"key", std::string(key)}, {"value", any_json(value)}});
   return out;
 }
 

@@ -14,7 +14,7 @@
 namespace lighthouse::tool::otlp {
 
 struct Resource {
-  std::vector<tracing::Attribute> attributes;  // service.name first
+  std::vector<std::pair<std::string, tracing::AttributeValue>> attributes;  // service.name first
 };
 
 std::string encode_protobuf(const Resource& resource, const std::vector<tracing::SpanData>& spans);

@@ -120,7 +120,7 @@ std::optional<ExporterConfig> config_from_environment(const std::string& endpoin
   if (auto r = var("OTEL_RESOURCE_ATTRIBUTES")) {
     for (auto& [k, v] : pairs("OTEL_RESOURCE_ATTRIBUTES", *r)) {
       if (k == "service.name") c.service_name = v;
-      else c.resource.push_back({k, v});
+      else c.resource.emplace_back(k, v);
     }
   }
   if (auto s = var("OTEL_SERVICE_NAME")) c.service_name = *s;
@@ -157,11 +157,11 @@ std::optional<ExporterConfig> config_from_environment(const std::string& endpoin
 
 BatchSpanProcessor::BatchSpanProcessor(ExporterConfig config, Transport transport)
     : config_(std::move(config)), transport_(std::move(transport)) {
-  resource_.attributes.push_back({"service.name", config_.service_name});
-  resource_.attributes.push_back({"telemetry.sdk.name", std::string("lighthouse")});
-  resource_.attributes.push_back({"telemetry.sdk.language", std::string("cpp")});
-  resource_.attributes.push_back({"telemetry.sdk.version", std::string(LIGHTHOUSE_VERSION)});
-  for (const auto& a : config_.resource) resource_.attributes.push_back(a);
+  resource_.attributes.emplace_back("service.name", config_.service_name);
+  resource_.attributes.emplace_back("telemetry.sdk.name", std::string("lighthouse"));
+  resource_.attributes.emplace_back("telemetry.sdk.language", std::string("cpp"));
+  resource_.attributes.emplace_back("telemetry.sdk.version", std::string(LIGHTHOUSE_VERSION));
+  for (const auto& [k, v] : config_.resource) resource_.attributes.emplace_back(k, v);
   thread_ = std::thread([this] { run(); });
 }
 

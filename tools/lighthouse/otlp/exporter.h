@@ -34,7 +34,7 @@ struct ExporterConfig {
   Encoding encoding = Encoding::protobuf;
   std::map<std::string, std::string> headers;
   std::string service_name = "lighthouse";
-  std::vector<tracing::Attribute> resource;  // OTEL_RESOURCE_ATTRIBUTES
+  std::vector<std::pair<std::string, std::string>> resource;  // OTEL_RESOURCE_ATTRIBUTES
   tracing::Sampler sampler;
   std::size_t max_queue = 2048;
   std::size_t max_batch = 512;
