@@ -220,6 +220,24 @@ class ServerSpansTest(TracingTest):
         self.assertEqual(request["attrs"]["http.response.status_code"], 409)
         self.assertNotEqual(request.get("status", {}).get("code"), 2)  # a 4xx is the client's, not the server's error
 
+    def test_the_subscribe_handshakes_take_and_return_the_trace_context(self):
+        r = self.receiver()
+        server = self.serve(r.url)
+        websocket = (b"GET /subscribe HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                     b"traceparent: " + TRACEPARENT.encode() + b"\r\n\r\n")
+        events = (b"GET /subscribe HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n"
+                  b"traceparent: " + TRACEPARENT.encode() + b"\r\n\r\n")
+        for request, status in ((websocket, b"101"), (events, b"200")):
+            with self.subTest(status=status):
+                head = raw_head(server, request)
+                self.assertIn(b" " + status + b" ", head.split(b"\r\n")[0])
+                found = re.search(rb"\r\ntraceparent: (00-[0-9a-f]{32}-[0-9a-f]{16}-01)", head, re.I)
+                self.assertIsNotNone(found, head)
+                self.assertEqual(found.group(1).decode().split("-")[1], PARENT_TRACE)
+        spans = r.wait_for(lambda s: len(named(s, "GET /subscribe")) == 2, "the handshakes' spans")
+        self.assertTrue(all(x["parentSpanId"] == PARENT_SPAN for x in named(spans, "GET /subscribe")))
+
     def test_otlp_json_carries_the_same_spans_with_hex_ids(self):
         r = self.receiver()
         server = self.serve(r.url, "--otlp-protocol", "http/json")
@@ -280,6 +298,23 @@ class ServerSpansTest(TracingTest):
         # The command's span is TRACEPARENT's child: its parent's 8 bytes, as protoc escapes them.
         parent_bytes = bytes.fromhex(PARENT_SPAN)
         self.assertIn("parent_span_id: " + protoc_bytes(parent_bytes), text)
+
+
+def raw_head(server, request):
+    """The response's head to `request` on a raw socket (the connection stays a stream)."""
+    import socket
+    s = socket.create_connection((server.host, server.port), timeout=TIMEOUT)
+    try:
+        s.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        return data.split(b"\r\n\r\n", 1)[0]
+    finally:
+        s.close()
 
 
 def protoc_bytes(b):

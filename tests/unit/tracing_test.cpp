@@ -294,12 +294,15 @@ TEST_CASE("the exclusive tasks: verify, backup, export, import and truncate reco
   std::vector<EventId> ids;
   for (int i = 0; i < 10; ++i) ids.push_back(store.append(event("T")).events[0].id);
   CHECK(store.verify().ok());
+  store.repair();
   store.backup(dir / "backup");
   export_archive(store, dir / "archive");
   store.truncate_before(ids[5], dir / "archive");
   Store other = Store::open(dir / "other", traced(sink));
   import_archive(dir / "archive", other);
   CHECK(int_of(sink->named("verify").at(0), "lighthouse.events") == 10);
+  CHECK(int_of(sink->named("repair").at(0), "lighthouse.events") == 10);
+  CHECK(sink->named("repair").at(0).status == tracing::StatusCode::ok);
   CHECK(int_of(sink->named("backup").at(0), "lighthouse.events") == 10);
   CHECK(int_of(sink->named("export").at(0), "lighthouse.events") == 10);
   CHECK(int_of(sink->named("truncate").at(0), "lighthouse.events") == 5);
