@@ -4,6 +4,7 @@
 #include <cmath>
 #include <random>
 #include <thread>
+#include <utility>
 
 #include "lighthouse/error.h"
 #include "text.h"
@@ -202,13 +203,18 @@ std::uint64_t now_ns() noexcept {
 const SpanContext* const Span::root = &kRoot;
 
 Span::Span(const TracingOptions& tracing, std::string_view name, SpanKind kind, const SpanContext* parent)
-    : Span(tracing, name, kind, parent, false) {}
+    : Span(tracing, name, kind, parent, false, false) {}
 
 Span Span::recorded(const TracingOptions& tracing, std::string_view name, SpanKind kind, const SpanContext* parent) {
-  return Span(tracing, name, kind, parent, true);
+  return Span(tracing, name, kind, parent, true, false);
 }
 
-Span::Span(const TracingOptions& tracing, std::string_view name, SpanKind kind, const SpanContext* parent, bool force) {
+Span Span::deferred(const TracingOptions& tracing, std::string_view name, SpanKind kind, const SpanContext* parent) {
+  return Span(tracing, name, kind, parent, false, true);
+}
+
+Span::Span(const TracingOptions& tracing, std::string_view name, SpanKind kind, const SpanContext* parent, bool force,
+           bool defer) {
   if (!tracing.sink) return;
   if (parent == nullptr) parent = current_;
   if (parent != nullptr && !parent->valid()) parent = nullptr;  // Span::root
@@ -217,7 +223,15 @@ Span::Span(const TracingOptions& tracing, std::string_view name, SpanKind kind, 
   if (parent) context_.tracestate = parent->tracestate;
   if (!force && !tracing.sampler.sampled(parent, context_.trace_id)) return;
   context_.flags = 1;
-  sink_ = tracing.sink;
+  sink_ = tracing.sink.get();
+  if (defer) {
+    deferred_ = true;
+    deferred_kind_ = kind;
+    deferred_name_ = name;
+    if (parent) deferred_parent_ = parent->span_id;
+    deferred_start_ = now_ns();
+    return;
+  }
   data_ = std::make_unique<SpanData>();
   data_->context = context_;
   if (parent) data_->parent_span_id = parent->span_id;
@@ -227,15 +241,41 @@ Span::Span(const TracingOptions& tracing, std::string_view name, SpanKind kind, 
   data_->start_ns = now_ns();
 }
 
+SpanData* Span::data() {
+  if (deferred_) {
+    deferred_ = false;
+    data_ = std::make_unique<SpanData>();
+    data_->context = context_;
+    data_->parent_span_id = deferred_parent_;
+    data_->name.assign(deferred_name_);
+    data_->kind = deferred_kind_;
+    data_->attributes.reserve(12);
+    data_->start_ns = deferred_start_;
+  }
+  return data_.get();
+}
+
 Span::~Span() { end(); }
 
 Span::Span(Span&& other) noexcept
-    : sink_(std::move(other.sink_)), data_(std::move(other.data_)), context_(std::move(other.context_)) {}
+    : sink_(std::exchange(other.sink_, nullptr)),
+      deferred_(std::exchange(other.deferred_, false)),
+      deferred_kind_(other.deferred_kind_),
+      deferred_name_(other.deferred_name_),
+      deferred_parent_(other.deferred_parent_),
+      deferred_start_(other.deferred_start_),
+      data_(std::move(other.data_)),
+      context_(std::move(other.context_)) {}
 
 Span& Span::operator=(Span&& other) noexcept {
   if (this != &other) {
     end();
-    sink_ = std::move(other.sink_);
+    sink_ = std::exchange(other.sink_, nullptr);
+    deferred_ = std::exchange(other.deferred_, false);
+    deferred_kind_ = other.deferred_kind_;
+    deferred_name_ = other.deferred_name_;
+    deferred_parent_ = other.deferred_parent_;
+    deferred_start_ = other.deferred_start_;
     data_ = std::move(other.data_);
     context_ = std::move(other.context_);
   }
@@ -243,12 +283,12 @@ Span& Span::operator=(Span&& other) noexcept {
 }
 
 void Span::set_name(std::string_view name) {
-  if (data_) data_->name.assign(name);
+  if (auto* d = data()) d->name.assign(name);
 }
 
 void Span::set(std::string_view key, AttributeValue value) {
-  if (!data_) return;
-  for (auto& a : data_->attributes) {
+  if (!recording()) return;
+  for (auto& a : data()->attributes) {
     if (a.key == key) {
       a.value = std::move(value);
       return;
@@ -258,33 +298,37 @@ void Span::set(std::string_view key, AttributeValue value) {
 }
 
 void Span::add_event(std::string name, std::uint64_t time_ns, std::vector<Attribute> attributes) {
-  if (data_) data_->events.push_back({std::move(name), time_ns ? time_ns : now_ns(), std::move(attributes)});
+  if (auto* d = data()) d->events.push_back({std::move(name), time_ns ? time_ns : now_ns(), std::move(attributes)});
 }
 
 void Span::add_link(const SpanContext& context, std::vector<Attribute> attributes) {
-  if (data_ && context.valid()) data_->links.push_back({context, std::move(attributes)});
+  if (!context.valid()) return;
+  if (auto* d = data()) d->links.push_back({context, std::move(attributes)});
 }
 
 void Span::set_start(std::uint64_t start_ns) {
-  if (data_) data_->start_ns = start_ns;
+  if (deferred_) deferred_start_ = start_ns;
+  else if (data_) data_->start_ns = start_ns;
 }
 
 void Span::set_error(std::string_view error_type, std::string message) {
-  if (!data_) return;
-  data_->status = StatusCode::error;
-  data_->status_message = std::move(message);
+  auto* d = data();
+  if (!d) return;
+  d->status = StatusCode::error;
+  d->status_message = std::move(message);
   set("error.type", std::string(error_type));
 }
 
 void Span::set_ok() {
-  if (data_ && data_->status == StatusCode::unset) data_->status = StatusCode::ok;
+  if (auto* d = data(); d && d->status == StatusCode::unset) d->status = StatusCode::ok;
 }
 
 void Span::end(std::uint64_t end_ns) {
-  if (!data_) return;
+  if (!recording()) return;
+  data();
   data_->end_ns = end_ns ? end_ns : now_ns();
   if (data_->end_ns < data_->start_ns) data_->end_ns = data_->start_ns;
-  auto sink = std::move(sink_);
+  SpanSink* sink = std::exchange(sink_, nullptr);
   SpanData finished = std::move(*data_);
   data_.reset();
   try {

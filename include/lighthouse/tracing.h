@@ -203,6 +203,8 @@ LIGHTHOUSE_API std::uint64_t now_ns() noexcept;  // the system clock
 // request spans) and the store's: started with a parent (or the current
 // context, or none), ended once — by end() or its destructor — into the
 // sink if sampled. With a null sink it is empty and every call is a no-op.
+// REQUIRES: the sink outlives the span (a store's options hold theirs until
+// it closes, after its last span has ended).
 class LIGHTHOUSE_API Span {
  public:
   Span() = default;
@@ -215,6 +217,12 @@ class LIGHTHOUSE_API Span {
   // sampled spans link to, such as the commit of a group.
   static Span recorded(const TracingOptions& tracing, std::string_view name, SpanKind kind,
                        const SpanContext* parent = current);
+  // Sampled and given its IDs and start now, but its data is made on the
+  // thread that first describes or ends it (the store's append spans: made
+  // by the appending thread, described and ended by the committer, so that
+  // one thread allocates what another frees less). `name`: a literal.
+  static Span deferred(const TracingOptions& tracing, std::string_view name, SpanKind kind,
+                       const SpanContext* parent = current);
   ~Span();  // end()
   Span(Span&&) noexcept;
   Span& operator=(Span&&) noexcept;
@@ -223,7 +231,7 @@ class LIGHTHOUSE_API Span {
 
   // Valid when a sink is set (sampled or not): what propagates.
   const SpanContext& context() const noexcept { return context_; }
-  bool recording() const noexcept { return data_ != nullptr; }
+  bool recording() const noexcept { return data_ != nullptr || deferred_; }
 
   void set_name(std::string_view name);
   void set(std::string_view key, AttributeValue value);  // key: a literal (see Attribute)
@@ -235,8 +243,15 @@ class LIGHTHOUSE_API Span {
   void end(std::uint64_t end_ns = 0);
 
  private:
-  Span(const TracingOptions& tracing, std::string_view name, SpanKind kind, const SpanContext* parent, bool force);
-  std::shared_ptr<SpanSink> sink_;
+  Span(const TracingOptions& tracing, std::string_view name, SpanKind kind, const SpanContext* parent, bool force,
+       bool defer);
+  SpanData* data();  // null when not recording; made now for a deferred span
+  SpanSink* sink_ = nullptr;  // not owned: no reference count touched per span
+  bool deferred_ = false;
+  SpanKind deferred_kind_ = SpanKind::internal;
+  std::string_view deferred_name_;
+  SpanId deferred_parent_;
+  std::uint64_t deferred_start_ = 0;
   std::unique_ptr<SpanData> data_;
   SpanContext context_;
 };

@@ -41,6 +41,7 @@ struct AppendRequest {
   // caller's thread, ended by the committer before the caller hears.
   tracing::Span span;
   bool stamp_trace_context = false;  // the events without one get the span's context
+  std::string_view operation;        // the span's db.operation.name (a literal)
   // Completed once, from the committer thread: `single` for requests of one
   // batch (append, append_batch), `several` for append_batches.
   // Only the promise a request uses is made (each allocates its shared state).

@@ -113,8 +113,24 @@ void WritePath::enqueue(std::unique_ptr<AppendRequest> request) {
     // The SHA-256 over each event's content, in this thread: the committer
     // only hashes a fixed number of bytes per event.
     request->hashes.reserve(request->events);
+    // The events of a traced batch share one trace context: without an
+    // idempotency key their extras hash is one, taken once.
+    const TraceContext* shared = nullptr;
+    Sha256 shared_extras{};
     for (const Batch& batch : request->batches) {
-      for (const EventData& e : batch.events) request->hashes.push_back(codec::content_hashes(codec::RecordFields::of(e, 0)));
+      for (const EventData& e : batch.events) {
+        const codec::RecordFields fields = codec::RecordFields::of(e, 0);
+        codec::ContentHashes h;
+        h.content = codec::content_hash(fields);
+        const bool plain = !e.idempotency_key && e.trace_context;
+        if (plain && shared != nullptr && *e.trace_context == *shared) {
+          h.extras = shared_extras;
+        } else {
+          h.extras = codec::extras_hash(fields);
+          if (plain) shared = &*e.trace_context, shared_extras = h.extras;
+        }
+        request->hashes.push_back(h);
+      }
     }
     if (auto failed = env_.failed_error()) throw *failed;
     auto lock = env_.use();  // refuses a closed store
@@ -413,24 +429,14 @@ void WritePath::complete(std::vector<std::unique_ptr<AppendRequest>>& group, con
 
 void WritePath::start_append_span(AppendRequest& request, std::string_view operation) {
   const bool in_trace = tracing::current_context() != nullptr;
-  request.span = tracing::Span(options_.tracing, "append", tracing::SpanKind::producer);
-  if (request.span.recording()) {
-    request.span.set("db.system", std::string("lighthouse"));
-    request.span.set("db.operation.name", std::string(operation));
-  }
+  // Described and ended by the committer (end_append_span): this thread
+  // only decides, and takes the IDs and the start.
+  request.span = tracing::Span::deferred(options_.tracing, "append", tracing::SpanKind::producer);
+  request.operation = operation;
   // The events carry the append's context (unless they carry their own),
   // for the deliveries that link to it: stamped once the events' own are
   // validated (enqueue), before their hashes are taken.
   request.stamp_trace_context = request.span.recording() || in_trace;
-  if (!request.span.recording()) return;
-  std::size_t events = 0;
-  for (Batch& batch : request.batches) {
-    events += batch.events.size();
-    if (batch.events.size() == 1 && !batch.events.front().aggregate.empty() && request.batches.size() == 1) {
-      request.span.set("lighthouse.aggregate", batch.events.front().aggregate);
-    }
-  }
-  request.span.set("lighthouse.batch.events", static_cast<std::int64_t>(events));
 }
 
 tracing::Span WritePath::start_commit_span(std::vector<std::unique_ptr<AppendRequest>>& group) {
@@ -481,6 +487,13 @@ void WritePath::end_commit_span(tracing::Span& span, const std::vector<std::uniq
 void WritePath::end_append_span(AppendRequest& request, const std::vector<AppendResult>* results,
                                 const std::exception_ptr& error, const GroupOutcome& out) {
   tracing::Span& span = request.span;
+  span.set("db.system", std::string("lighthouse"));
+  span.set("db.operation.name", std::string(request.operation));
+  span.set("lighthouse.batch.events", static_cast<std::int64_t>(request.events));
+  if (request.batches.size() == 1 && request.batches.front().events.size() == 1 &&
+      !request.batches.front().events.front().aggregate.empty()) {
+    span.set("lighthouse.aggregate", request.batches.front().events.front().aggregate);
+  }
   span.add_link(out.commit_span);
   if (error) {
     with_error(error, [&](const Error& e) {

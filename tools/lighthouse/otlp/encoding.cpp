@@ -65,25 +65,40 @@ std::string_view raw(const std::array<std::uint8_t, N>& a) {
   return {reinterpret_cast<const char*>(a.data()), N};
 }
 
-// common.v1.AnyValue: string_value 1, bool_value 2, int_value 3, double_value 4.
-Message any_value(const tracing::AttributeValue& v) {
-  Message m;
-  if (const auto* s = std::get_if<std::string>(&v)) m.bytes(1, *s, true);
-  else if (const auto* b = std::get_if<bool>(&v)) m.uint(2, *b ? 1 : 0, true);
-  else if (const auto* i = std::get_if<std::int64_t>(&v)) m.uint(3, static_cast<std::uint64_t>(*i), true);
-  else m.dbl(4, std::get<double>(v));
-  return m;
+std::size_t varint_size(std::uint64_t v) {
+  std::size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
 }
 
-// common.v1.KeyValue: key 1, value 2 — repeated as field `field` of `into`.
+// common.v1.AnyValue (string_value 1, bool_value 2, int_value 3,
+// double_value 4) inside common.v1.KeyValue (key 1, value 2), repeated as
+// field `field` of `into`: written in place, their sizes known beforehand
+// (a span has a dozen attributes; no buffer per attribute).
+void attribute(Message& into, unsigned field, std::string_view key, const tracing::AttributeValue& v) {
+  std::size_t value_size = 0;
+  if (const auto* s = std::get_if<std::string>(&v)) value_size = 1 + varint_size(s->size()) + s->size();
+  else if (std::holds_alternative<bool>(v)) value_size = 2;
+  else if (const auto* i = std::get_if<std::int64_t>(&v)) value_size = 1 + varint_size(static_cast<std::uint64_t>(*i));
+  else value_size = 9;
+  const std::size_t key_size = key.empty() ? 0 : 1 + varint_size(key.size()) + key.size();
+  into.tag(field, 2);
+  into.varint(key_size + 1 + varint_size(value_size) + value_size);
+  into.bytes(1, key);
+  into.tag(2, 2);
+  into.varint(value_size);
+  if (const auto* s = std::get_if<std::string>(&v)) into.bytes(1, *s, true);
+  else if (const auto* b = std::get_if<bool>(&v)) into.uint(2, *b ? 1 : 0, true);
+  else if (const auto* i = std::get_if<std::int64_t>(&v)) into.uint(3, static_cast<std::uint64_t>(*i), true);
+  else into.dbl(4, std::get<double>(v));
+}
+
 template <class Attributes>
 void attributes(Message& into, unsigned field, const Attributes& attrs) {
-  for (const auto& [key, value] : attrs) {
-    Message kv;
-    kv.bytes(1, key);
-    kv.message(2, any_value(value));
-    into.message(field, kv);
-  }
+  for (const auto& [key, value] : attrs) attribute(into, field, key, value);
 }
 
 // trace.v1.Span: trace_id 1, span_id 2, trace_state 3, parent_span_id 4,
@@ -191,7 +206,7 @@ std::string encode_protobuf(const Resource& resource, const std::vector<tracing:
   scope.bytes(2, LIGHTHOUSE_VERSION);
   Message scope_spans;
   scope_spans.message(1, scope);
-  for (const auto& s : spans) scope_spans.message(2, span_message(s));
+  for (const auto& s : spans) scope_spans.message(2, span_message(s));  // one buffer per span
   Message resource_spans;
   resource_spans.message(1, res);
   resource_spans.message(2, scope_spans);

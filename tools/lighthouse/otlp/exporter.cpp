@@ -1,5 +1,7 @@
 #include "otlp/exporter.h"
 
+#include <pthread.h>
+
 #include <cctype>
 #include <charconv>
 #include <cmath>
@@ -162,7 +164,10 @@ BatchSpanProcessor::BatchSpanProcessor(ExporterConfig config, Transport transpor
   resource_.attributes.emplace_back("telemetry.sdk.language", std::string("cpp"));
   resource_.attributes.emplace_back("telemetry.sdk.version", std::string(LIGHTHOUSE_VERSION));
   for (const auto& [k, v] : config_.resource) resource_.attributes.emplace_back(k, v);
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "lh-otlp");
+    run();
+  });
 }
 
 BatchSpanProcessor::~BatchSpanProcessor() { shutdown(); }
