@@ -76,6 +76,16 @@ class Receiver:
             time.sleep(0.05)
         raise AssertionError(f"the collector never received {what}: {[s['name'] for s in self.spans()]}")
 
+    def wait_requests(self, n, timeout=TIMEOUT):
+        """The first `n` requests, once that many came."""
+        deadline = time.monotonic() + timeout
+        while len(self.received()) < n and time.monotonic() < deadline:
+            time.sleep(0.02)
+        got = self.received()
+        if len(got) < n:
+            raise AssertionError(f"the collector received {len(got)} requests, not {n}")
+        return got[:n]
+
     def stop(self):
         self.proc.terminate()
         try:
@@ -419,10 +429,7 @@ class CollectorTroubleTest(TracingTest):
         server = self.serve(r.url, OTEL_BSP_SCHEDULE_DELAY="60000", OTEL_BSP_MAX_EXPORT_BATCH_SIZE="3")
         # One request: its server, append and commit spans fill one batch of 3.
         self.appends(server, 1, "first")
-        deadline = time.monotonic() + TIMEOUT
-        while len(r.received()) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        first, second = r.received()[:2]
+        first, second = r.wait_requests(2)
         self.assertEqual((first["status"], second["status"]), (503, 400))
         self.assertGreaterEqual(second["at_ms"] - first["at_ms"], 900)  # Retry-After: 1
         self.assertEqual(first["request"], second["request"])  # the same batch again
@@ -470,13 +477,27 @@ class ConfigurationTest(TracingTest):
         done = tool_run("append", self.store, stdin=event_line(), env=env)
         self.assertEqual(done.returncode, 0, done.stderr)
         spans = r.wait_for(lambda s: named(s, "append"), "spans sent to OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces")
-        self.assertEqual(r.received()[0]["path"], "/v1/traces")
+        self.assertEqual(r.wait_requests(1)[0]["path"], "/v1/traces")
         self.assertEqual(spans[0]["resource"]["service.name"], "from-env")
         self.assertEqual(spans[0]["resource"]["deployment.environment"], "test")
+        # Headers go with every request; OTEL_SDK_DISABLED turns it all off.
+        env = env_with(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=r.url, OTEL_EXPORTER_OTLP_HEADERS="x-api-key=s%20ecret, x-team=store")
+        before = len(r.received())
+        self.assertEqual(tool_run("append", self.store, stdin=event_line(), env=env).returncode, 0)
+        sent = r.wait_requests(before + 1)[-1]
+        self.assertEqual(sent["headers"]["x-api-key"], "s ecret")
+        self.assertEqual(sent["headers"]["x-team"], "store")
+        before = len(r.received())
+        env["OTEL_SDK_DISABLED"] = "true"
+        done = tool_run("append", self.store, stdin=event_line(), env=env)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        time.sleep(0.3)
+        self.assertEqual(len(r.received()), before)
         # ..._TRACES_ENDPOINT is used as given.
         env = env_with(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=base + "/custom/path")
+        before = len(r.received())
         self.assertEqual(tool_run("append", self.store, stdin=event_line(), env=env).returncode, 0)
-        self.assertEqual(r.received()[-1]["path"], "/custom/path")
+        self.assertEqual(r.wait_requests(before + 1)[-1]["path"], "/custom/path")
         # Sampling: parent-based with ratio 0 drops a root, keeps a sampled parent's trace.
         before = len(r.received())
         env = env_with(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=r.url, OTEL_TRACES_SAMPLER="parentbased_traceidratio",
