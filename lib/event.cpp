@@ -78,23 +78,14 @@ void check_trace_context(const TraceContext& context) {
     throw Error(ErrorCode::invalid_argument, "trace context: tracestate is " + std::to_string(state.size()) +
                                                  " bytes: the limit is 512");
   }
-  for (char c : state) {
-    if (c < 0x20 || c > 0x7e) {
-      throw Error(ErrorCode::invalid_argument, "trace context: tracestate " + text::quoted(state) +
-                                                   " holds a character outside printable ASCII");
-    }
+  if (!text::printable_ascii(state)) {
+    throw Error(ErrorCode::invalid_argument, "trace context: tracestate " + text::quoted(state) +
+                                                 " holds a character outside printable ASCII");
   }
 }
 
 std::string to_hex(const Sha256& digest) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(digest.size() * 2);
-  for (unsigned char b : digest) {
-    out += kDigits[b >> 4];
-    out += kDigits[b & 0xf];
-  }
-  return out;
+  return text::lower_hex({reinterpret_cast<const char*>(digest.data()), digest.size()});
 }
 
 std::string ExpectedVersion::to_string() const {

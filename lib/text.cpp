@@ -81,4 +81,22 @@ std::string escaped(std::string_view text) { return shown(text, text.size()); }
 
 std::string quoted(std::string_view text, std::size_t max_bytes) { return "'" + shown(text, max_bytes) + "'"; }
 
+std::string lower_hex(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (unsigned char b : bytes) {
+    out += kDigits[b >> 4];
+    out += kDigits[b & 0xf];
+  }
+  return out;
+}
+
+bool printable_ascii(std::string_view text) noexcept {
+  for (char c : text) {
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  return true;
+}
+
 }  // namespace lighthouse::text

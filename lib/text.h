@@ -25,4 +25,10 @@ std::string shown(std::string_view text, std::size_t max_bytes = 64);
 // shown() between single quotes.
 std::string quoted(std::string_view text, std::size_t max_bytes = 64);
 
+// `bytes` as lower-case hex digits, two per byte (digests, trace and span IDs).
+std::string lower_hex(std::string_view bytes);
+
+// Whether every byte of `text` is printable ASCII (0x20..0x7e): a W3C tracestate.
+bool printable_ascii(std::string_view text) noexcept;
+
 }  // namespace lighthouse::text

@@ -12,16 +12,9 @@
 namespace lighthouse::tracing {
 namespace {
 
-constexpr char kHex[] = "0123456789abcdef";
-
 template <std::size_t N>
 std::string hex_of(const std::array<std::uint8_t, N>& bytes) {
-  std::string out(2 * N, '0');
-  for (std::size_t i = 0; i < N; ++i) {
-    out[2 * i] = kHex[bytes[i] >> 4];
-    out[2 * i + 1] = kHex[bytes[i] & 0xf];
-  }
-  return out;
+  return text::lower_hex({reinterpret_cast<const char*>(bytes.data()), N});
 }
 
 int hex_digit(char c) noexcept {
@@ -72,12 +65,6 @@ void fill_random(std::array<std::uint8_t, N>& bytes) noexcept {
 thread_local const SpanContext* current_ = nullptr;
 const SpanContext kRoot{};
 
-bool printable_ascii(std::string_view s) noexcept {
-  for (char c : s) {
-    if (c < 0x20 || c > 0x7e) return false;
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -87,10 +74,8 @@ bool SpanId::valid() const noexcept { return any_set(bytes); }
 std::string SpanId::hex() const { return hex_of(bytes); }
 
 std::string SpanContext::traceparent() const {
-  std::string out = "00-" + trace_id.hex() + "-" + span_id.hex() + "-00";
-  out[53] = kHex[flags >> 4];
-  out[54] = kHex[flags & 0xf];
-  return out;
+  return "00-" + trace_id.hex() + "-" + span_id.hex() + "-" +
+         text::lower_hex({reinterpret_cast<const char*>(&flags), 1});
 }
 
 std::optional<SpanContext> SpanContext::parse(std::string_view p, std::string_view tracestate) {
@@ -107,7 +92,7 @@ std::optional<SpanContext> SpanContext::parse(std::string_view p, std::string_vi
   }
   if (!c.valid()) return std::nullopt;
   c.flags = version[0] == 0 ? flags[0] : static_cast<std::uint8_t>(flags[0] & 1);
-  if (tracestate.size() <= 512 && printable_ascii(tracestate)) c.tracestate.assign(tracestate);
+  if (tracestate.size() <= 512 && text::printable_ascii(tracestate)) c.tracestate.assign(tracestate);
   c.remote = true;
   return c;
 }

@@ -138,5 +138,4 @@ TruncateReport Store::truncate_before(const EventId& id, const fs::path& archive
   });
 }
 
-
 }  // namespace lighthouse

@@ -5,6 +5,7 @@
 #include "codec/record.h"
 #include "store/event_cursor.h"
 #include "lighthouse/tracing.h"
+#include "task_span.h"
 
 namespace lighthouse {
 
@@ -63,9 +64,7 @@ tracing::Span ReadPath::start_read_span(const ReadRequest& request) const {
   const char* operation = request.versions ? "read_aggregate" : "query";
   tracing::Span span(options_.tracing, operation, tracing::SpanKind::internal);
   if (!span.recording()) return span;
-  span.set("db.system", std::string("lighthouse"));
-  span.set("db.operation.name", std::string(operation));
-  span.set("db.namespace", env_.path().string());
+  describe_db_operation(span, operation, &env_.path());
   if (request.versions) {
     span.set("lighthouse.aggregate", request.versions->aggregate);
     span.set("lighthouse.from_version", static_cast<std::int64_t>(request.versions->from));

@@ -9,6 +9,7 @@
 #include "store/clock.h"
 #include "store/validation.h"
 #include "store/write_txn.h"
+#include "task_span.h"
 
 namespace lighthouse {
 namespace {
@@ -127,7 +128,10 @@ void WritePath::enqueue(std::unique_ptr<AppendRequest> request) {
           h.extras = shared_extras;
         } else {
           h.extras = codec::extras_hash(fields);
-          if (plain) shared = &*e.trace_context, shared_extras = h.extras;
+          if (plain) {
+            shared = &*e.trace_context;
+            shared_extras = h.extras;
+          }
         }
         request->hashes.push_back(h);
       }
@@ -233,10 +237,10 @@ void WritePath::persist_sla(MDB_txn* txn) {
 }
 
 void WritePath::commit_group(std::vector<std::unique_ptr<AppendRequest>>& group) {
+  const auto taken = std::chrono::steady_clock::now();
   tracing::Span commit;
-  if (options_.tracing.sink) commit = start_commit_span(group);
+  if (options_.tracing.sink) commit = start_commit_span(group, taken);
   if (monitor_) {
-    const auto taken = std::chrono::steady_clock::now();
     for (const auto& request : group) {
       monitor_->record_queue_wait(static_cast<std::uint64_t>(
           std::chrono::duration_cast<std::chrono::nanoseconds>(taken - request->enqueued).count()));
@@ -388,17 +392,24 @@ void WritePath::write_several(MDB_txn* txn, WriteTxn& write, AppendRequest& requ
   write.use_txn(txn);
 }
 
-void WritePath::measure(const std::vector<std::unique_ptr<AppendRequest>>& group, const GroupOutcome& out) {
-  if (!monitor_ || out.group_error || out.commit_ns == 0) return;
-  std::uint64_t events = 0, bytes = 0;
+WritePath::GroupTotals WritePath::committed_totals(const std::vector<std::unique_ptr<AppendRequest>>& group,
+                                                   const GroupOutcome& out) const {
+  GroupTotals t;
+  if (out.group_error) return t;
   for (std::size_t i = 0; i < group.size(); ++i) {
     if (out.errors[i]) continue;
     for (const auto& r : group_results_[i]) {
-      if (!r.replayed) events += r.events.size();
+      if (!r.replayed) t.events += r.events.size();
     }
-    bytes += group[i]->bytes;
+    t.bytes += group[i]->bytes;
   }
-  monitor_->record_group(out.transaction_ns, out.commit_ns, events, bytes);
+  return t;
+}
+
+void WritePath::measure(const std::vector<std::unique_ptr<AppendRequest>>& group, const GroupOutcome& out) {
+  if (!monitor_ || out.group_error || out.commit_ns == 0) return;
+  const GroupTotals t = committed_totals(group, out);
+  monitor_->record_group(out.transaction_ns, out.commit_ns, t.events, t.bytes);
 }
 
 void WritePath::complete(std::vector<std::unique_ptr<AppendRequest>>& group, const GroupOutcome& out) {
@@ -439,40 +450,29 @@ void WritePath::start_append_span(AppendRequest& request, std::string_view opera
   request.stamp_trace_context = request.span.recording() || in_trace;
 }
 
-tracing::Span WritePath::start_commit_span(std::vector<std::unique_ptr<AppendRequest>>& group) {
-  const std::uint64_t taken = tracing::now_ns();
-  const auto steady = std::chrono::steady_clock::now();
+tracing::Span WritePath::start_commit_span(std::vector<std::unique_ptr<AppendRequest>>& group,
+                                          std::chrono::steady_clock::time_point taken) {
   bool any = false;
   for (auto& request : group) {
     if (!request->span.recording()) continue;
     any = true;
-    const auto waited = std::chrono::duration_cast<std::chrono::nanoseconds>(steady - request->enqueued).count();
+    const auto waited = std::chrono::duration_cast<std::chrono::nanoseconds>(taken - request->enqueued).count();
     request->span.set("lighthouse.queue_time_ns", static_cast<std::int64_t>(waited));
   }
   if (!any) return {};
   tracing::Span span = tracing::Span::recorded(options_.tracing, "commit", tracing::SpanKind::internal,
                                                tracing::Span::root);
-  span.set_start(taken);
-  span.set("db.system", std::string("lighthouse"));
-  span.set("db.operation.name", std::string("commit"));
-  span.set("db.namespace", env_.path().string());
+  describe_db_operation(span, "commit", &env_.path());
   return span;
 }
 
 void WritePath::end_commit_span(tracing::Span& span, const std::vector<std::unique_ptr<AppendRequest>>& group,
                                 GroupOutcome& out) {
   if (!span.recording()) return;
-  std::int64_t events = 0, bytes = 0;
-  for (std::size_t i = 0; i < group.size(); ++i) {
-    if (out.errors[i] || out.group_error) continue;
-    for (const auto& r : group_results_[i]) {
-      if (!r.replayed) events += static_cast<std::int64_t>(r.events.size());
-    }
-    bytes += static_cast<std::int64_t>(group[i]->bytes);
-  }
+  const GroupTotals t = committed_totals(group, out);
   span.set("lighthouse.commit.appends", static_cast<std::int64_t>(group.size()));
-  span.set("lighthouse.commit.events", events);
-  span.set("lighthouse.commit.bytes", bytes);
+  span.set("lighthouse.commit.events", static_cast<std::int64_t>(t.events));
+  span.set("lighthouse.commit.bytes", static_cast<std::int64_t>(t.bytes));
   span.set("lighthouse.commit.transaction_ns", static_cast<std::int64_t>(out.transaction_ns));
   span.set("lighthouse.commit.sync_ns", static_cast<std::int64_t>(out.commit_ns));
   span.set("lighthouse.durability",
@@ -487,8 +487,7 @@ void WritePath::end_commit_span(tracing::Span& span, const std::vector<std::uniq
 void WritePath::end_append_span(AppendRequest& request, const std::vector<AppendResult>* results,
                                 const std::exception_ptr& error, const GroupOutcome& out) {
   tracing::Span& span = request.span;
-  span.set("db.system", std::string("lighthouse"));
-  span.set("db.operation.name", std::string(request.operation));
+  describe_db_operation(span, request.operation, nullptr);  // per append: no copy of the path
   span.set("lighthouse.batch.events", static_cast<std::int64_t>(request.events));
   if (request.batches.size() == 1 && request.batches.front().events.size() == 1 &&
       !request.batches.front().events.front().aggregate.empty()) {
@@ -507,11 +506,11 @@ void WritePath::end_append_span(AppendRequest& request, const std::vector<Append
     std::int64_t events = 0;
     bool replayed = false;
     for (const AppendResult& r : *results) {
-      events += static_cast<std::int64_t>(r.events.size());
-      replayed = replayed || r.replayed;
-      if (!r.events.empty() && span.recording() && events == static_cast<std::int64_t>(r.events.size())) {
+      if (events == 0 && !r.events.empty()) {
         span.set("lighthouse.first_sequence", static_cast<std::int64_t>(r.events.front().id.sequence));
       }
+      events += static_cast<std::int64_t>(r.events.size());
+      replayed = replayed || r.replayed;
     }
     span.set("lighthouse.events", events);
     span.set("lighthouse.replayed", replayed);

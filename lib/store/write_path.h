@@ -90,7 +90,14 @@ class WritePath {
   // trace context it gives the events; the commit span of a group that
   // carries a sampled append.
   void start_append_span(AppendRequest& request, std::string_view operation);
-  tracing::Span start_commit_span(std::vector<std::unique_ptr<AppendRequest>>& group);
+  tracing::Span start_commit_span(std::vector<std::unique_ptr<AppendRequest>>& group,
+                                  std::chrono::steady_clock::time_point taken);
+  // Events (not replayed) and bytes of the requests a group committed.
+  struct GroupTotals {
+    std::uint64_t events = 0, bytes = 0;
+  };
+  GroupTotals committed_totals(const std::vector<std::unique_ptr<AppendRequest>>& group,
+                               const GroupOutcome& out) const;
   void end_commit_span(tracing::Span& span, const std::vector<std::unique_ptr<AppendRequest>>& group,
                        GroupOutcome& out);
   void end_append_span(AppendRequest& request, const std::vector<AppendResult>* results,

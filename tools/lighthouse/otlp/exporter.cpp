@@ -23,7 +23,7 @@ std::uint64_t number(const std::string& variable, const std::string& text, std::
   std::uint64_t v = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
   if (ec != std::errc() || end != text.data() + text.size() || v < lo || v > hi) {
-    bad(variable, "is " + shown(text) + ": it must be a whole number from " + std::to_string(lo) + " to " +
+    bad(variable, "is '" + shown(text) + "': it must be a whole number from " + std::to_string(lo) + " to " +
                       std::to_string(hi));
   }
   return v;
@@ -60,7 +60,7 @@ std::vector<std::pair<std::string, std::string>> pairs(const std::string& variab
     if (trimmed(item).empty()) continue;
     const auto eq = item.find('=');
     if (eq == std::string::npos || trimmed(item.substr(0, eq)).empty()) {
-      bad(variable, "holds " + shown(item) + ", not KEY=VALUE");
+      bad(variable, "holds '" + shown(item) + "', not KEY=VALUE");
     }
     out.emplace_back(trimmed(item.substr(0, eq)), percent_decoded(trimmed(item.substr(eq + 1))));
   }
@@ -69,10 +69,10 @@ std::vector<std::pair<std::string, std::string>> pairs(const std::string& variab
 
 void check_endpoint(const std::string& where, const std::string& url) {
   if (url.rfind("https://", 0) == 0) {
-    bad(where, "is " + shown(url) + ": https endpoints are not supported; send to a collector over http:// "
+    bad(where, "is '" + shown(url) + "': https endpoints are not supported; send to a collector over http:// "
                                     "(one on this machine, or an agent beside it)");
   }
-  if (url.rfind("http://", 0) != 0 || url.size() == 7) bad(where, "is " + shown(url) + ": it must be http://HOST[:PORT][/PATH]");
+  if (url.rfind("http://", 0) != 0 || url.size() == 7) bad(where, "is '" + shown(url) + "': it must be http://HOST[:PORT][/PATH]");
 }
 
 }  // namespace
@@ -107,7 +107,7 @@ std::optional<ExporterConfig> config_from_environment(const std::string& endpoin
   }
   if (protocol.empty() || protocol == "http/protobuf") c.encoding = Encoding::protobuf;
   else if (protocol == "http/json") c.encoding = Encoding::json;
-  else bad(protocol_source, "is " + shown(protocol) + ": it must be http/protobuf or http/json (gRPC is not supported)");
+  else bad(protocol_source, "is '" + shown(protocol) + "': it must be http/protobuf or http/json (gRPC is not supported)");
 
   for (const char* name : {"OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"}) {
     if (auto h = var(name)) {
@@ -140,7 +140,7 @@ std::optional<ExporterConfig> config_from_environment(const std::string& endpoin
       char* end = nullptr;
       const double v = std::strtod(a->c_str(), &end);
       if (end != a->c_str() + a->size() || !(v >= 0 && v <= 1)) {
-        bad("OTEL_TRACES_SAMPLER_ARG", "is " + shown(*a) + ": the sampling ratio must be a number from 0 to 1");
+        bad("OTEL_TRACES_SAMPLER_ARG", "is '" + shown(*a) + "': the sampling ratio must be a number from 0 to 1");
       }
       c.sampler.ratio = v;
     }
@@ -173,11 +173,9 @@ BatchSpanProcessor::BatchSpanProcessor(ExporterConfig config, Transport transpor
 BatchSpanProcessor::~BatchSpanProcessor() { shutdown(); }
 
 void BatchSpanProcessor::on_end(tracing::SpanData span) noexcept {
-  std::unique_lock lock(mutex_, std::try_to_lock);
-  // Never wait for the exporter's thread: a span that finds the lock taken
-  // waits for it (the thread holds it only to move spans), one that finds
-  // the queue full is dropped.
-  if (!lock.owns_lock()) lock.lock();
+  // The exporter's thread holds the lock only to move spans out: a span
+  // never waits for an export, and one that finds the queue full is dropped.
+  std::lock_guard lock(mutex_);
   if (stopping_ || queue_.size() >= config_.max_queue) {
     dropped_.fetch_add(1, std::memory_order_relaxed);
     return;

@@ -189,7 +189,7 @@ tracing::Span Api::request_span(const Request& request, std::string_view route) 
                      parent ? &*parent : tracing::Span::root);
   span.set("http.request.method", request.method);
   span.set("url.path", request.path);
-  span.set("http.route", std::string(route));
+  if (!route.empty()) span.set("http.route", std::string(route));  // else known once routed
   span.set("url.scheme", std::string(options_.tls ? "https" : "http"));
   if (auto ua = request.headers.find("user-agent"); ua != request.headers.end()) span.set("user_agent.original", ua->second);
   return span;
