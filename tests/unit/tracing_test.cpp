@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <filesystem>
 #include <future>
 #include <set>
 #include <chrono>
@@ -343,4 +344,17 @@ TEST_CASE("no sink: no span and no trace context; ratio 0 records nothing but st
   Options bad = quiet_options();
   bad.tracing.sampler.ratio = 1.5;
   CHECK(error_code_of([&] { Store::open(dir / "bad", bad); }) == ErrorCode::invalid_argument);
+  bad = quiet_options();
+  bad.tracing.child_within_seconds = -1;
+  CHECK(error_code_of([&] { Store::open(dir / "bad", bad); }) == ErrorCode::invalid_argument);
+  bad = quiet_options();
+  bad.tracing.sampler.kind = static_cast<tracing::SamplerKind>(9);
+  std::string message;
+  try {
+    Store::open(dir / "bad", bad);
+  } catch (const Error& e) {
+    message = e.what();
+  }
+  CHECK(message.find("tracing.sampler.kind") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(dir / "bad"));  // nothing written
 }
