@@ -11,6 +11,7 @@ packages=(
   libxxhash-dev python3-xxhash python3-matplotlib
   libsqlite3-dev librocksdb-dev python3-msgpack gzip pigz prometheus
   libboost1.74-dev curl python3-websockets wrk openssl protobuf-compiler
+  nats-server libnats-dev
 )
 # Node.js and npm run the second WebSocket client of the server's tests
 # and the subscription benchmark (clients/node, its packages pinned by

@@ -17,11 +17,6 @@ namespace lighthouse {
 namespace fs = std::filesystem;
 namespace {
 
-// The largest record an event within `max_event_bytes` can make: the content,
-// its MessagePack headers (at most 5 bytes per metadata string, and a
-// metadata entry has at least 2 bytes of content), and a fixed envelope.
-std::uint64_t max_record_bytes(std::uint64_t max_event_bytes) { return 4 * max_event_bytes + 4096; }
-
 void check_export_options(const fs::path& dir, const ExportOptions& options) {
   if (options.segment_bytes < 1024) {
     throw Error(ErrorCode::invalid_argument,
@@ -66,7 +61,7 @@ void check_belongs(const Store& store, const StoreStats& stats, const ArchiveMan
 // The manifest this export extends: a new one, or the archive's own.
 ArchiveManifest manifest_for(const Store& store, const StoreStats& stats, const fs::path& dir,
                              const ExportOptions& options, bool fresh) {
-  const std::uint64_t max_record = max_record_bytes(store.options().limits.max_event_bytes);
+  const std::uint64_t max_record = archive::max_record_bytes(store.options().limits.max_event_bytes);
   ArchiveManifest manifest;
   if (fresh) {
     manifest.version = stats.format_version;  // its records are the store's format

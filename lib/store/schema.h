@@ -61,6 +61,11 @@ inline constexpr std::string_view kSlaReport = "sla_report";        // JSON, by 
 inline constexpr std::string_view kHealth = "health";               // JSON (absent: healthy)
 // "consumer/NAME": a subscription consumer's checkpoint, an event key (20 bytes).
 inline constexpr std::string_view kConsumerPrefix = "consumer/";
+// "replication/...": what lib/replication keeps (docs/replication.md). The
+// core reads one key: a store that holds kReplicaOf is a read replica, and
+// refuses appends and writes no `$health.*` events of its own.
+inline constexpr std::string_view kReplicationPrefix = "replication/";
+inline constexpr std::string_view kReplicaOf = "replication/replica_of";  // UTF-8: what it follows
 }  // namespace meta
 
 // --- Integers, big-endian --------------------------------------------------

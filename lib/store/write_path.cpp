@@ -40,6 +40,7 @@ const char* to_string(ExclusiveTask task) noexcept {
     case ExclusiveTask::import: return "import";
     case ExclusiveTask::truncation: return "truncation";
     case ExclusiveTask::checkpoint: return "checkpoint";
+    case ExclusiveTask::replication: return "replication";
     case ExclusiveTask::health: return "health";
   }
   return "task";
@@ -217,6 +218,12 @@ std::string WritePath::write_health(const monitor::HealthRecord& record, const H
   batch.events.push_back(std::move(event));
   std::string id;
   write_exclusive([&](MDB_txn* txn) {
+    std::string_view replica_of;
+    if (lmdb::get(txn, dbs_.meta, schema::meta::kReplicaOf, replica_of)) {
+      // A read replica's log is its primary's: its state is recorded, no event.
+      lmdb::put(txn, dbs_.meta, schema::meta::kHealth, monitor::encode_health(record));
+      return;
+    }
     WriteTxn write(txn, dbs_, options_, node_id_, now_ns());
     const AppendResult result = write.write(batch);
     write.finish();
@@ -335,11 +342,23 @@ void WritePath::write_group(std::vector<std::unique_ptr<AppendRequest>>& group, 
 bool WritePath::write_requests(MDB_txn* txn, std::vector<std::unique_ptr<AppendRequest>>& group, GroupOutcome& out) {
   // The health state, as every process on the store sees it now.
   const monitor::HealthRecord health = health_.read_and_adopt(txn);
+  // A read replica (lib/replication) takes its events from its primary only.
+  std::optional<Error> replica;
+  std::string_view replica_of;
+  if (lmdb::get(txn, dbs_.meta, schema::meta::kReplicaOf, replica_of)) {
+    replica.emplace(ErrorCode::read_only, "store '" + env_.path().string() + "' is a read replica of " +
+                                              std::string(replica_of) +
+                                              ": append to the primary, or promote this store (`lighthouse promote`)");
+  }
   WriteTxn write(txn, dbs_, options_, node_id_, now_ns());
   for (std::size_t i = 0; i < group.size(); ++i) {
     AppendRequest& request = *group[i];
     group_results_[i].clear();
     out.errors[i] = nullptr;
+    if (replica) {
+      out.errors[i] = std::make_exception_ptr(*replica);
+      continue;
+    }
     if (auto refused = health_.refusal(health, request.priority)) {
       out.errors[i] = std::make_exception_ptr(*refused);
       continue;

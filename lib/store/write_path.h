@@ -28,7 +28,7 @@
 namespace lighthouse {
 
 // The work the committer runs alone, by name.
-enum class ExclusiveTask { repair, import, truncation, checkpoint, health };
+enum class ExclusiveTask { repair, import, truncation, checkpoint, health, replication };
 const char* to_string(ExclusiveTask task) noexcept;
 
 class WritePath {

@@ -27,6 +27,7 @@ void add_store_commands(CLI::App& app, Commands& commands);       // init, appen
 void add_operations_commands(CLI::App& app, Commands& commands);  // verify, repair, backup, sla, health, metrics, compact
 void add_archive_commands(CLI::App& app, Commands& commands);     // export, import, archive verify|list, truncate
 void add_serve_command(CLI::App& app, Commands& commands);        // serve
+void add_replication_commands(CLI::App& app, Commands& commands);  // replicate, replica, promote
 
 // Shared pieces of the families' wiring.
 // The STORE positional of most subcommands, bound to `path`.

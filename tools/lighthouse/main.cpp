@@ -42,6 +42,9 @@ int main(int argc, char** argv) {
   add_operations_commands(app, commands);
   add_archive_commands(app, commands);
   add_serve_command(app, commands);
+#ifdef LIGHTHOUSE_WITH_REPLICATION
+  add_replication_commands(app, commands);
+#endif
   refuse_empty_values(app);
 
   if (argc > 1 && argv[1][0] != '-') {

@@ -1,0 +1,76 @@
+#include "store/replication_access.h"
+
+#include "store/store_impl.h"
+#include "store/write_txn.h"
+
+namespace lighthouse::replication_access {
+namespace {
+
+std::string key_of(std::string_view name) { return std::string(schema::meta::kReplicationPrefix) + std::string(name); }
+
+void put_entries(MDB_txn* txn, const Databases& dbs, const std::vector<Entry>& entries) {
+  for (const auto& [name, value] : entries) {
+    const std::string key = key_of(name);
+    if (value) {
+      lmdb::put(txn, dbs.meta, key, *value);
+      continue;
+    }
+    MDB_val k = lmdb::val(key);
+    const lmdb::InLmdb inside(txn);
+    const int rc = mdb_del(txn, dbs.meta, &k, nullptr);
+    if (rc != MDB_NOTFOUND) lmdb::check(rc, "removing a replication key");
+  }
+}
+
+}  // namespace
+
+std::optional<std::string> read(const Store& store, std::string_view name) {
+  Store::Impl& impl = StoreAccess::impl(store);
+  auto lock = impl.env().use();
+  auto txn = impl.env().begin_read();
+  std::string_view value;
+  if (!lmdb::get(txn->get(), impl.dbs().meta, key_of(name), value)) return std::nullopt;
+  return std::string(value);
+}
+
+void refuse_writes_if_read_only(const Store& store) {
+  StoreAccess::impl(store).refuse_read_only(StoreAccess::read_only_handle(store));
+}
+
+void write(Store& store, const std::vector<Entry>& entries) {
+  Store::Impl& impl = StoreAccess::impl(store);
+  impl.refuse_read_only(StoreAccess::read_only_handle(store));
+  WritePath& writer = impl.writer();
+  writer.run_exclusive(ExclusiveTask::replication, [&] {
+    writer.write_exclusive([&](MDB_txn* txn) { put_entries(txn, impl.dbs(), entries); });
+  });
+}
+
+void apply(Store& store, const std::vector<RecordedEvent>& events, const std::vector<Entry>& entries) {
+  Store::Impl& impl = StoreAccess::impl(store);
+  impl.refuse_read_only(StoreAccess::read_only_handle(store));
+  WritePath& writer = impl.writer();
+  writer.run_exclusive(ExclusiveTask::replication, [&] {
+    writer.write_exclusive([&](MDB_txn* txn) {
+      std::string_view replica_of;
+      if (!lmdb::get(txn, impl.dbs().meta, schema::meta::kReplicaOf, replica_of)) {
+        throw Error(ErrorCode::invalid_argument,
+                    "store '" + impl.path().string() + "' is not a read replica (it was promoted): it takes no events from a stream");
+      }
+      {
+        WriteTxn write(txn, impl.dbs(), impl.options(), impl.node_id(), 0);
+        write.import(events);
+        write.finish();
+      }
+      put_entries(txn, impl.dbs(), entries);
+    });
+  });
+}
+
+AppendResult append_own(Store& store, Batch batch) {
+  Store::Impl& impl = StoreAccess::impl(store);
+  impl.refuse_read_only(StoreAccess::read_only_handle(store));
+  return impl.writer().submit(std::move(batch), true).get();
+}
+
+}  // namespace lighthouse::replication_access

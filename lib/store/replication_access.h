@@ -1,0 +1,51 @@
+// What the replication layer (lib/replication) may ask of a store beyond the
+// public API, as archive_access.h is for the archive layer. lib/store knows
+// nothing of NATS: it keeps lib/replication's keys in `meta` (under
+// schema::meta::kReplicationPrefix) and obeys one of them, kReplicaOf.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "lighthouse/export.h"
+#include "lighthouse/store.h"
+
+namespace lighthouse::replication_access {
+
+// The value of `meta` key "replication/<name>" in one read snapshot, if any.
+// Errors: closed, io_error.
+LIGHTHOUSE_API std::optional<std::string> read(const Store& store, std::string_view name);
+
+// Throws Error(read_only) iff `store` (the handle or the store) may not write.
+LIGHTHOUSE_API void refuse_writes_if_read_only(const Store& store);
+
+// Sets (a value) or removes (nullopt) keys "replication/<name>" in one
+// synced write transaction, an exclusive task of the committer.
+// Errors: read_only, store_failed, corruption (damage mark), closed, io_error.
+using Entry = std::pair<std::string, std::optional<std::string>>;
+LIGHTHOUSE_API void write(Store& store, const std::vector<Entry>& entries);
+
+// Writes events received from the primary as they are (IDs, checksums,
+// chain: as an archive's import, WriteTxn::import), and `entries`, in one
+// synced write transaction, if the store is still a read replica (holds
+// kReplicaOf). Errors: invalid_argument (not a replica; an event that does
+// not follow the store's last), corruption (the chain does not follow), read_only, closed, io_error.
+LIGHTHOUSE_API void apply(Store& store, const std::vector<RecordedEvent>& events, const std::vector<Entry>& entries = {});
+
+// Appends the store's own event (a '$' type: `$replication.promoted`).
+// Errors: those of Store::append_batch.
+LIGHTHOUSE_API AppendResult append_own(Store& store, Batch batch);
+
+// The message of an event: its archive record (docs/archive-format.md),
+// self-contained — ID, sequence, every field, checksum and chain.
+LIGHTHOUSE_API std::string encode_message(const RecordedEvent& event);
+// The largest message an event of `store` can make (its largest record).
+LIGHTHOUSE_API std::uint64_t max_message_bytes(const Store& store);
+// Decodes a message and checks its checksum; throws Error(corruption)
+// naming `where` otherwise.
+LIGHTHOUSE_API RecordedEvent decode_message(std::string_view bytes, const std::string& where);
+
+}  // namespace lighthouse::replication_access
