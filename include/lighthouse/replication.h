@@ -104,6 +104,10 @@ struct ReplicaOptions {
 struct ReplicaStatus {
   std::uint64_t applied = 0;      // the replica's last sequence
   std::uint64_t stream_last = 0;  // the stream's last sequence, as last seen
+  // Times the replica read the stream's state (it does when no message
+  // came for a while): applied == stream_last after a read that followed
+  // the last event applied means caught up.
+  std::uint64_t stream_checks = 0;
   std::uint64_t lag() const noexcept { return stream_last > applied ? stream_last - applied : 0; }
   std::string last_error;  // the last transient error
   std::string stopped_reason;  // set when it stopped for good

@@ -55,7 +55,8 @@ void check_prefix(const Store& store, const Connection& connection, const Stream
 
 // Applies the stream's messages after the store's last event, up to `until`
 // (0: forever, until `stopping`), through an ordered consumer. Calls
-// `applied(last, stream_last)` after each transaction.
+// `applied(last, stream_last, false)` after each transaction, and
+// `applied(last, stream_last, true)` after reading the stream's state.
 template <typename Stopping, typename Applied>
 void follow(Store& store, const Connection& connection, const StreamOptions& options, std::size_t batch_size,
             std::uint64_t until, Stopping stopping, Applied applied) {
@@ -91,15 +92,25 @@ void follow(Store& store, const Connection& connection, const StreamOptions& opt
     }
     last = batch.back().id.sequence;
     batch.clear();
-    applied(last, stream_last);
+    applied(last, stream_last, false);
   };
   const auto timeout_ms = static_cast<std::int64_t>(options.timeout_seconds * 1000);
   Clock::time_point quiet_since = Clock::now();
+  Clock::time_point refreshed = Clock::now() - std::chrono::seconds(1);
   while (!stopping()) {
     natsMsg* msg = nullptr;
     s = natsSubscription_NextMsg(&msg, sub, 100);
     if (s == NATS_TIMEOUT) {
       flush();
+      // Quiet: the stream's last sequence from the stream itself (a stalled
+      // consumer must not look caught up).
+      if (Clock::now() - refreshed >= std::chrono::milliseconds(200)) {
+        refreshed = Clock::now();
+        if (const std::optional<StreamState> state = connection.stream_state(options.stream)) {
+          stream_last = state->last;
+          applied(last, stream_last, true);
+        }
+      }
       if (until != 0 && Clock::now() - quiet_since > std::chrono::milliseconds(timeout_ms)) {
         throw Error(ErrorCode::io_error, "no message of " + describe(options) + " after sequence " +
                                              std::to_string(last) + " within the timeout (the stream ends at " +
@@ -215,8 +226,9 @@ class Replica::Impl {
     while (!stopping_) {
       try {
         follow(*store_, *connection_, options_.nats, options_.apply_batch, 0, [this] { return stopping_.load(); },
-               [this](std::uint64_t applied, std::uint64_t stream_last) {
+               [this](std::uint64_t applied, std::uint64_t stream_last, bool checked) {
                  std::lock_guard lock(mutex_);
+                 if (checked) ++status_.stream_checks;
                  status_.applied = applied;
                  status_.stream_last = std::max(stream_last, applied);
                  changed_.notify_all();
@@ -285,7 +297,7 @@ PromoteReport promote(Store& store, const StreamOptions& options) {
                                                  describe(options) + ": it is not that stream's replica");
   }
   try {
-    follow(store, connection, options, 2048, state->last, [] { return false; }, [](std::uint64_t, std::uint64_t) {});
+    follow(store, connection, options, 2048, state->last, [] { return false; }, [](std::uint64_t, std::uint64_t, bool) {});
   } catch (const StopForGood& s) {
     throw Error(ErrorCode::corruption, "promotion refused: " + s.reason);
   }

@@ -66,9 +66,9 @@ class NatsCluster:
                     + cluster)
 
     def start(self, i, wait=True):
-        log = open(os.path.join(self.dir, f"n{i}.log"), "ab")
-        self.procs[i] = subprocess.Popen([NATS_SERVER, "-c", os.path.join(self.dir, f"n{i}.conf")],
-                                         stdout=log, stderr=log)
+        with open(os.path.join(self.dir, f"n{i}.log"), "ab") as log:
+            self.procs[i] = subprocess.Popen([NATS_SERVER, "-c", os.path.join(self.dir, f"n{i}.conf")],
+                                             stdout=log, stderr=log)
         if wait:
             self.wait_ready([i])
 
@@ -109,20 +109,51 @@ class NatsCluster:
                     raise AssertionError(f"nats node {i} not ready: see {self.dir}/n{i}.log")
                 time.sleep(0.1)
 
-    def stream_info(self, name):
-        """The stream's state as the first live node reports it (None: no stream)."""
-        for i in range(self.n):
-            if not self.procs[i]:
-                continue
-            try:
-                j = self.jsz(i, "?streams=true")
-            except OSError:
-                continue
-            for acc in j.get("account_details", []):
-                for s in acc.get("stream_detail", []):
-                    if s["name"] == name:
-                        return s
-        return None
+    def stream_info(self, name, timeout=10):
+        """The stream's state as its leader reports it (a follower that was
+        just restarted may be behind), or None when no node knows the stream."""
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = None
+            for i in range(self.n):
+                if not self.procs[i]:
+                    continue
+                try:
+                    j = self.jsz(i, "?streams=true")
+                except OSError:
+                    continue
+                for acc in j.get("account_details", []):
+                    for s in acc.get("stream_detail", []):
+                        if s["name"] != name:
+                            continue
+                        seen = s
+                        if self.n == 1 or (s.get("cluster") or {}).get("leader") == f"n{i}":
+                            return s
+            if seen is None or time.monotonic() > deadline:
+                return seen
+            time.sleep(0.1)
+
+    def wait_stream_on_every_node(self, name, last_seq, timeout=60):
+        """Until every live node holds the stream up to `last_seq` (a restarted
+        node has caught up)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            behind = []
+            for i in range(self.n):
+                if not self.procs[i]:
+                    continue
+                try:
+                    details = [s for acc in self.jsz(i, "?streams=true").get("account_details", [])
+                               for s in acc.get("stream_detail", []) if s["name"] == name]
+                except OSError:
+                    details = []
+                if not details or details[0]["state"]["last_seq"] != last_seq:
+                    behind.append(i)
+            if not behind:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"nodes {behind} did not catch up on stream {name}")
+            time.sleep(0.1)
 
     def stream_leader(self, name, timeout=20):
         deadline = time.monotonic() + timeout

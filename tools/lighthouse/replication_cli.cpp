@@ -158,16 +158,19 @@ int run_replica(const ReplicaArguments& a) {
   auto last_line = Clock::now();
   auto quiet_since = Clock::now();
   std::uint64_t last_applied = replica.status().applied;
+  std::uint64_t checks_then = replica.status().stream_checks;
   bool signalled = false;
   for (;;) {
     const replication::ReplicaStatus s = replica.status();
     if (s.applied != last_applied) {
       last_applied = s.applied;
+      checks_then = s.stream_checks;
       quiet_since = Clock::now();
     }
-    // Caught up: nothing pending, and nothing new for 0.3 s.
-    const bool caught_up = a.stream.until_caught_up && s.lag() == 0 &&
-                           Clock::now() - quiet_since >= std::chrono::milliseconds(300);
+    // Caught up: nothing new for 0.5 s, and the stream's last sequence,
+    // read since (the replica reads it when quiet), applied.
+    const bool caught_up = a.stream.until_caught_up && s.lag() == 0 && s.stream_checks >= checks_then + 2 &&
+                           Clock::now() - quiet_since >= std::chrono::milliseconds(500);
     if (!s.running || caught_up || signalled) break;
     if (a.stream.status_interval > 0 &&
         Clock::now() - last_line >= std::chrono::duration<double>(a.stream.status_interval)) {

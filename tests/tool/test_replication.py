@@ -1,0 +1,326 @@
+"""Replication into NATS JetStream (docs/replication.md), against a real
+three-node cluster of nats-server processes on loopback ports
+(nats_cluster.py), started and stopped by the tests. The tool's path comes
+from LIGHTHOUSE_TOOL; every process and wait is bounded in time.
+"""
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+from nats_cluster import NatsCluster, publish_raw
+
+TOOL = os.environ.get("LIGHTHOUSE_TOOL", "")
+TIMEOUT = 60
+
+
+def tool(*args, stdin=b"", timeout=TIMEOUT):
+    return subprocess.run([TOOL, *args], input=stdin, capture_output=True, timeout=timeout)
+
+
+def events(n, start=0, prefix="order"):
+    return "".join(json.dumps({"type": "order.placed", "aggregate": f"{prefix}-{i % 97}", "data": {"i": i}}) + "\n"
+                   for i in range(start, start + n)).encode()
+
+
+def status_lines(out):
+    return [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
+
+
+class ReplicationTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.cluster = NatsCluster().__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cluster.close()
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="lh-repl-")
+        self.stream = "s" + self.id().rsplit(".", 1)[1][5:30].replace("_", "")
+        for i in range(self.cluster.n):
+            if self.cluster.procs[i] is None:
+                self.cluster.start(i)
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def store(self, name, n=0):
+        path = os.path.join(self.dir, name)
+        r = tool("init", path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        if n:
+            self.append(path, n)
+        return path
+
+    def append(self, path, n, start=0):
+        r = tool("append", path, stdin=events(n, start))
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def replicate(self, path, *args, expect=0):
+        r = tool("replicate", path, "--nats", self.cluster.urls, "--stream", self.stream, "--until-caught-up",
+                 "--status-interval", "0", *args)
+        self.assertEqual(r.returncode, expect, r.stderr.decode() + r.stdout.decode())
+        return status_lines(r.stdout)[-1], r.stderr.decode()
+
+    def replica(self, path, *args, expect=0):
+        r = tool("replica", path, "--nats", self.cluster.urls, "--stream", self.stream, "--until-caught-up",
+                 "--status-interval", "0", "--wait-seconds", "20", *args)
+        self.assertEqual(r.returncode, expect, r.stderr.decode() + r.stdout.decode())
+        return status_lines(r.stdout)[-1], r.stderr.decode()
+
+    def listing(self, path):
+        r = tool("query", path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout
+
+    def stats(self, path):
+        return json.loads(tool("stats", path).stdout)
+
+    def stream_state(self):
+        info = self.cluster.stream_info(self.stream)
+        return info["state"] if info else None
+
+    def assert_exact_replica(self, primary, replica, count):
+        a, b = self.listing(primary), self.listing(replica)
+        self.assertEqual(len(a.splitlines()), count)
+        self.assertEqual(a, b, "the replica's listing differs from the primary's")
+        r = tool("verify", replica)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        state = self.stream_state()
+        self.assertEqual((state["first_seq"], state["last_seq"], state["messages"]), (1, count, count))
+
+    # --- the promises ------------------------------------------------------
+
+    def test_100000_events_replicate_with_the_streams_sequences_equal_to_the_stores(self):
+        primary = self.store("p", 100_000)
+        status, _ = self.replicate(primary)
+        self.assertEqual((status["confirmed"], status["persisted"], status["lag"]), (100_000, 100_000, 0))
+        state = self.stream_state()
+        self.assertEqual((state["first_seq"], state["last_seq"], state["messages"]), (1, 100_000, 100_000))
+        info = self.cluster.stream_info(self.stream)
+        self.assertEqual(len(info["cluster"]["replicas"]), 2, "R=3: a leader and two replicas")
+        # The replica checks each message's stream sequence against its event's.
+        replica = os.path.join(self.dir, "r")
+        status, _ = self.replica(replica)
+        self.assertEqual(status["applied"], 100_000)
+        self.assert_exact_replica(primary, replica, 100_000)
+        # Running again publishes nothing: the confirmed position was stored.
+        status, _ = self.replicate(primary)
+        self.assertEqual(status["published"], 0)
+
+    def test_a_replica_refuses_appends_naming_the_primary_and_writes_no_events_of_its_own(self):
+        primary = self.store("p", 300)
+        self.replicate(primary)
+        replica = os.path.join(self.dir, "r")
+        self.replica(replica)
+        r = tool("append", replica, stdin=events(1))
+        self.assertEqual(r.returncode, 6, r.stderr)
+        self.assertIn(f"is a read replica of stream '{self.stream}' at nats://", r.stderr.decode())
+        self.assertIn("lighthouse promote", r.stderr.decode())
+        r = tool("health", replica, "--enter-emergency", "testing the replica's own health")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # An emergency on a replica is recorded in its meta, not as an event.
+        self.assertEqual(self.stats(replica)["event_count"], 300)
+        self.assert_exact_replica(primary, replica, 300)
+        # The primary goes on; the replica follows from where it was.
+        self.append(primary, 50, 300)
+        self.replicate(primary)
+        status, _ = self.replica(replica)
+        self.assertEqual(status["applied"], 350)
+        self.assert_exact_replica(primary, replica, 350)
+        # A replica has no replicator.
+        r = tool("replicate", replica, "--nats", self.cluster.urls, "--stream", self.stream)
+        self.assertEqual(r.returncode, 4, r.stderr)
+        self.assertIn("is a read replica", r.stderr.decode())
+
+    def test_a_message_planted_out_of_turn_stops_the_replicator_and_the_store_says_why(self):
+        primary = self.store("p", 100)
+        self.replicate(primary)
+        publish_raw(self.cluster.url(1), "lighthouse." + self.stream, b"not an event")
+        self.append(primary, 10, 100)
+        status, err = self.replicate(primary, expect=6)
+        self.assertEqual(status["state"], "stopped")
+        self.assertEqual(status["confirmed"], 100)
+        self.assertFalse(status["fenced"])
+        self.assertIn("at sequence 101 a message that is not a Lighthouse event", status["stopped_reason"])
+        self.assertIn("planted out of turn", err)
+        self.assertEqual(self.stream_state()["last_seq"], 101, "nothing published after the planted message")
+        health = json.loads(tool("health", primary).stdout)
+        self.assertEqual(health["state"], "emergency")
+        self.assertIn("planted out of turn", json.dumps(health))
+
+    def test_a_promoted_replica_continues_the_stream_and_fences_the_stale_primary(self):
+        primary = self.store("p", 200)
+        self.replicate(primary)
+        replica = os.path.join(self.dir, "r")
+        self.replica(replica)
+        # The primary takes appends its replicator has not sent (async mode) ...
+        self.append(primary, 7, 200)
+        # ... when the replica is promoted.
+        r = tool("promote", replica, "--nats", self.cluster.urls, "--stream", self.stream, "--status-interval", "0")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        report = status_lines(r.stdout)[0]
+        self.assertEqual(report["stream_last"], 200)
+        self.assertEqual(self.stream_state()["last_seq"], 201, "the promoted event moves the stream on")
+        promoted = json.loads(tool("get", replica, report["promoted_event"]).stdout)
+        self.assertEqual(promoted["type"], "$replication.promoted")
+        # The new primary takes appends and replicates them.
+        self.append(replica, 20, 1000)
+        status, _ = self.replicate(replica)
+        self.assertEqual(status["confirmed"], 221)
+        # The stale primary comes back: fenced, in emergency, its 7 events named.
+        status, err = self.replicate(primary, expect=6)
+        self.assertTrue(status["fenced"])
+        self.assertEqual(status["unreplicated"], 7)
+        self.assertIn("fenced", err)
+        self.assertIn("promotion of a replica", err)
+        self.assertIn("events 201 to 207 (7)", err)
+        self.assertIn("lighthouse replica", err)
+        r = tool("append", primary, stdin=events(1))
+        self.assertEqual(r.returncode, 6)
+        self.assertIn("emergency", r.stderr.decode())
+        self.assertEqual(self.stream_state()["last_seq"], 221, "the stale primary published nothing")
+        # A new replica of the stream is the new primary, exactly.
+        again = os.path.join(self.dir, "r2")
+        self.replica(again)
+        self.assert_exact_replica(replica, again, 221)
+        # The stale primary cannot follow the stream either: its log forked.
+        r = tool("replica", primary, "--nats", self.cluster.urls, "--stream", self.stream, "--until-caught-up")
+        self.assertEqual(r.returncode, 4, r.stderr)
+        self.assertIn("not a prefix of the stream", r.stderr.decode())
+
+    def test_sigkill_of_the_streams_leader_node_during_replication_loses_and_duplicates_nothing(self):
+        primary = self.store("p", 30_000)
+        self.replicate(primary, "--window", "64")  # creates the stream; then more events
+        self.append(primary, 30_000, 30_000)
+        proc = subprocess.Popen([TOOL, "replicate", primary, "--nats", self.cluster.urls, "--stream", self.stream,
+                                 "--until-caught-up", "--status-interval", "0", "--timeout", "2"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(0.3)
+        leader = self.cluster.stream_leader(self.stream)
+        self.cluster.kill(leader)
+        out, err = proc.communicate(timeout=90)
+        self.assertEqual(proc.returncode, 0, err)
+        self.assertEqual(status_lines(out)[-1]["confirmed"], 60_000)
+        self.cluster.start(leader)
+        self.cluster.wait_stream_on_every_node(self.stream, 60_000)
+        replica = os.path.join(self.dir, "r")
+        self.replica(replica)
+        self.assert_exact_replica(primary, replica, 60_000)
+
+    def test_sigkill_of_the_replicator_and_of_the_primary_at_random_moments_keeps_the_stream_exact(self):
+        primary = self.store("p", 10)
+        rng = random.Random(23)
+        appended = 10
+        for cycle in range(20):
+            writer = subprocess.Popen([TOOL, "append", primary], stdin=subprocess.PIPE,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            replicator = subprocess.Popen([TOOL, "replicate", primary, "--nats", self.cluster.urls,
+                                           "--stream", self.stream, "--status-interval", "0"],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                writer.stdin.write(events(2000, appended))
+                writer.stdin.close()
+            except BrokenPipeError:
+                pass
+            time.sleep(rng.uniform(0.05, 0.6))
+            for p in (writer, replicator) if cycle % 2 else (replicator, writer):
+                p.send_signal(signal.SIGKILL)
+            writer.wait(timeout=10)
+            replicator.wait(timeout=10)
+            appended += 2000
+        status, _ = self.replicate(primary)
+        count = self.stats(primary)["event_count"]
+        self.assertEqual(status["confirmed"], count)
+        replica = os.path.join(self.dir, "r")
+        self.replica(replica)
+        self.assert_exact_replica(primary, replica, count)
+
+    def test_appends_go_on_while_the_cluster_is_unreachable_and_replication_catches_up(self):
+        primary = self.store("p", 100)
+        proc = subprocess.Popen([TOOL, "replicate", primary, "--nats", self.cluster.urls, "--stream", self.stream,
+                                 "--status-interval", "0.2", "--timeout", "1"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 30
+            while (self.stream_state() or {}).get("last_seq") != 100:
+                self.assertLess(time.monotonic(), deadline)
+                time.sleep(0.1)
+            for i in range(self.cluster.n):
+                self.cluster.stop(i)
+            t = time.monotonic()
+            self.append(primary, 500, 100)  # async mode: local appends do not wait for the stream
+            self.assertLess(time.monotonic() - t, 10)
+            time.sleep(1.5)
+            for i in range(self.cluster.n):
+                self.cluster.start(i, wait=False)
+            self.cluster.wait_ready()
+            deadline = time.monotonic() + 60
+            while (self.stream_state() or {}).get("last_seq") != 600:
+                self.assertLess(time.monotonic(), deadline, "replication did not catch up")
+                time.sleep(0.2)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=30)
+        self.assertEqual(proc.returncode, 0, err)
+        lines = status_lines(out)
+        self.assertTrue(any("last_error" in s for s in lines), "the outage was reported")
+        self.assertEqual(lines[-1]["confirmed"], 600)
+        replica = os.path.join(self.dir, "r")
+        self.replica(replica)
+        self.assert_exact_replica(primary, replica, 600)
+
+    def test_a_replica_can_start_from_an_archive_of_the_primary(self):
+        primary = self.store("p", 500)
+        self.replicate(primary)
+        archive = os.path.join(self.dir, "archive")
+        self.assertEqual(tool("export", primary, archive).returncode, 0)
+        self.append(primary, 100, 500)
+        self.replicate(primary)
+        replica = os.path.join(self.dir, "r")
+        self.assertEqual(tool("init", replica).returncode, 0)
+        r = tool("import", archive, replica)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        status, _ = self.replica(replica)
+        self.assertEqual(status["applied"], 600)
+        self.assert_exact_replica(primary, replica, 600)
+
+    def test_bad_configurations_are_refused_clearly_and_write_nothing(self):
+        primary = self.store("p", 5)
+        cases = [
+            (["--stream", "a.b"], 4, "bad stream name"),
+            (["--stream", "ok", "--window", "0"], 4, "--window"),
+            (["--stream", "ok", "--replicas", "7"], 4, "--replicas"),
+            (["--stream", "ok", "--subject", "a.*"], 4, "bad subject"),
+        ]
+        for args, code, text in cases:
+            r = tool("replicate", primary, "--nats", self.cluster.urls, *args)
+            self.assertEqual(r.returncode, code, (args, r.stderr))
+            self.assertIn(text, r.stderr.decode())
+        r = tool("replicate", primary, "--nats", "nats://127.0.0.1:1", "--stream", "ok", "--timeout", "0.5")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("connecting to stream 'ok' at nats://127.0.0.1:1", r.stderr.decode())
+        r = tool("promote", primary, "--nats", self.cluster.urls, "--stream", "ok")
+        self.assertEqual(r.returncode, 4, r.stderr)
+        self.assertIn("is not a read replica", r.stderr.decode())
+        self.assertIsNone(self.cluster.stream_info("ok"), "no stream was created")
+
+    def test_a_server_whose_max_payload_is_below_the_largest_record_is_refused(self):
+        with NatsCluster(nodes=1, max_payload=1024 * 1024) as small:
+            primary = self.store("p", 5)
+            r = tool("replicate", primary, "--nats", small.urls, "--stream", "small", "--replicas", "1")
+            self.assertEqual(r.returncode, 4, r.stderr)
+            self.assertIn("max_payload is 1048576 bytes, below the largest record", r.stderr.decode())
+            self.assertIsNone(small.stream_info("small"))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
