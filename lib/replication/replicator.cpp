@@ -353,10 +353,19 @@ class Replicator::Impl {
       }
       std::size_t sent = 0;
       if (in_flight.size() < options_.window) {
+        // One event more than the window takes: whether the store holds
+        // more than what is published now (so that the status's store_last
+        // is true, and `--until-caught-up` does not end early).
+        const std::size_t room = options_.window - in_flight.size();
         Query q;
         q.from_sequence = next;
-        q.limit = options_.window - in_flight.size();
+        q.limit = room + 1;
+        std::uint64_t beyond = 0;
         for (const RecordedEvent& event : store_.query(q)) {
+          if (sent == room) {
+            beyond = event.id.sequence;
+            break;
+          }
           if (event.id.sequence != next) {
             throw StopForGood{"the store has no event of sequence " + std::to_string(next) + " (next: " +
                                   std::to_string(event.id.sequence) + ")",
@@ -367,9 +376,9 @@ class Replicator::Impl {
           ++next;
           ++sent;
         }
-        if (sent > 0) {
+        if (sent > 0 || beyond > 0) {
           std::lock_guard lock(mutex_);
-          status_.store_last = next - 1;
+          status_.store_last = std::max(next - 1, beyond);
           status_.published += sent;
         }
       }
