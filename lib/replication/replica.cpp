@@ -24,7 +24,7 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-struct StopForGood {
+struct ReplicaStop {
   std::string reason;
 };
 
@@ -88,7 +88,7 @@ void follow(Store& store, const Connection& connection, const StreamOptions& opt
       access::apply(store, batch);
     } catch (const Error& e) {
       if (e.code() == ErrorCode::io_error || e.code() == ErrorCode::closed) throw;
-      throw StopForGood{e.what()};
+      throw ReplicaStop{e.what()};
     }
     last = batch.back().id.sequence;
     batch.clear();
@@ -134,7 +134,7 @@ void follow(Store& store, const Connection& connection, const StreamOptions& opt
     }
     if (seq != expected) {
       natsMsg_Destroy(msg);
-      throw StopForGood{describe(options) + " has no message at sequence " + std::to_string(expected) +
+      throw ReplicaStop{describe(options) + " has no message at sequence " + std::to_string(expected) +
                         " (the next is " + std::to_string(seq) + "): a stream of a store's log has no gaps"};
     }
     const std::string where = describe(options) + ", message " + std::to_string(seq);
@@ -144,11 +144,11 @@ void follow(Store& store, const Connection& connection, const StreamOptions& opt
           std::string_view(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg))), where);
     } catch (const Error& e) {
       natsMsg_Destroy(msg);
-      throw StopForGood{e.what()};
+      throw ReplicaStop{e.what()};
     }
     natsMsg_Destroy(msg);
     if (event.id.sequence != seq) {
-      throw StopForGood{where + " holds event " + event.id.to_string() + " of another sequence"};
+      throw ReplicaStop{where + " holds event " + event.id.to_string() + " of another sequence"};
     }
     batch.push_back(std::move(event));
     stream_last = seq + pending;
@@ -233,7 +233,7 @@ class Replica::Impl {
                  status_.stream_last = std::max(stream_last, applied);
                  changed_.notify_all();
                });
-      } catch (const StopForGood& s) {
+      } catch (const ReplicaStop& s) {
         std::lock_guard lock(mutex_);
         status_.stopped_reason = "the replica stopped: " + s.reason;
         status_.running = false;
@@ -298,7 +298,7 @@ PromoteReport promote(Store& store, const StreamOptions& options) {
   }
   try {
     follow(store, connection, options, 2048, state->last, [] { return false; }, [](std::uint64_t, std::uint64_t, bool) {});
-  } catch (const StopForGood& s) {
+  } catch (const ReplicaStop& s) {
     throw Error(ErrorCode::corruption, "promotion refused: " + s.reason);
   }
   check_prefix(store, connection, options);

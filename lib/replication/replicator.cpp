@@ -41,7 +41,7 @@ std::string_view to_string(ReplicatorStatus::State state) noexcept {
 namespace {
 
 // The replicator stops for good: the stream is not this store's log.
-struct StopForGood {
+struct ReplicatorStop {
   std::string reason;
   bool fenced = false;
   std::uint64_t from_sequence = 0;  // the first of this store's events the stream does not hold
@@ -218,7 +218,7 @@ class Replicator::Impl {
         set_state(ReplicatorStatus::State::replicating);
         backoff = std::chrono::milliseconds(100);
         pump();
-      } catch (const StopForGood& s) {
+      } catch (const ReplicatorStop& s) {
         stop_for_good(s);
         return;
       } catch (const std::exception& e) {
@@ -258,7 +258,7 @@ class Replicator::Impl {
     const std::string& name = options_.nats.stream;
     const StreamState state = *connection_->stream_state(name);
     if (state.last < confirmed_) {
-      throw StopForGood{"stream '" + name + "' ends at sequence " + std::to_string(state.last) +
+      throw ReplicatorStop{"stream '" + name + "' ends at sequence " + std::to_string(state.last) +
                             ", before this store's confirmed position " + std::to_string(confirmed_) +
                             ": it lost events it had acknowledged (was it deleted and created again?)",
                         false, state.last + 1};
@@ -271,18 +271,18 @@ class Replicator::Impl {
     for (std::uint64_t seq = confirmed_ + 1; seq <= state.last && !stopping_; ++seq) {
       const std::optional<StreamMessage> message = connection_->message(name, seq);
       if (!message) {
-        throw StopForGood{"stream '" + name + "' has no message at sequence " + std::to_string(seq) +
+        throw ReplicatorStop{"stream '" + name + "' has no message at sequence " + std::to_string(seq) +
                               ", which it had: the stream is not this store's log",
                           false, seq};
       }
       std::optional<RecordedEvent> event = cursor.next();
       if (!event || event->id.sequence != seq) {
-        throw StopForGood{describe_foreign(*message, "it holds events this store does not have (the store ends at " +
+        throw ReplicatorStop{describe_foreign(*message, "it holds events this store does not have (the store ends at " +
                                                         std::to_string(seq - 1) + ")"),
                           true, seq};
       }
       if (access::encode_message(*event) != message->data) {
-        throw StopForGood{describe_foreign(*message, "it differs from this store's event " + event->id.to_string()),
+        throw ReplicatorStop{describe_foreign(*message, "it differs from this store's event " + event->id.to_string()),
                           is_lighthouse_event(*message), seq};
       }
       confirmed_ = seq;
@@ -367,7 +367,7 @@ class Replicator::Impl {
             break;
           }
           if (event.id.sequence != next) {
-            throw StopForGood{"the store has no event of sequence " + std::to_string(next) + " (next: " +
+            throw ReplicatorStop{"the store has no event of sequence " + std::to_string(next) + " (next: " +
                                   std::to_string(event.id.sequence) + ")",
                               false, next};
           }
@@ -432,7 +432,7 @@ class Replicator::Impl {
     status_.persisted = persisted_;
   }
 
-  void stop_for_good(const StopForGood& s) {
+  void stop_for_good(const ReplicatorStop& s) {
     std::uint64_t last = 0;
     std::string unreplicated;
     try {
