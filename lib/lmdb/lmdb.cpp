@@ -80,6 +80,15 @@ bool Cursor::seek(MDB_val& key, MDB_val& value, MDB_cursor_op op) {
   return true;
 }
 
+bool del(MDB_txn* txn, MDB_dbi dbi, std::string_view key, std::string_view what) {
+  MDB_val k = val(key);
+  const InLmdb inside(txn);
+  const int rc = mdb_del(txn, dbi, &k, nullptr);
+  if (rc == MDB_NOTFOUND) return false;
+  check(rc, what);
+  return true;
+}
+
 bool get(MDB_txn* txn, MDB_dbi dbi, std::string_view key, std::string_view& out) {
   MDB_val k = val(key);
   MDB_val v;

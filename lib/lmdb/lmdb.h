@@ -106,6 +106,8 @@ class Cursor {
 bool get(MDB_txn* txn, MDB_dbi dbi, std::string_view key, std::string_view& out);
 void put(MDB_txn* txn, MDB_dbi dbi, std::string_view key, std::string_view value,
          unsigned flags = 0);
+// mdb_del of `key` (all its values); returns false when it was absent.
+bool del(MDB_txn* txn, MDB_dbi dbi, std::string_view key, std::string_view what);
 std::uint64_t entries(MDB_txn* txn, MDB_dbi dbi);
 
 }  // namespace lighthouse::lmdb

@@ -48,11 +48,13 @@ void check_stream_options(const StreamOptions& o) {
 
 std::string subject_of(const StreamOptions& o) { return o.subject.empty() ? "lighthouse." + o.stream : o.subject; }
 
-std::string describe(const StreamOptions& o) {
+std::string joined_servers(const StreamOptions& o) {
   std::string servers;
   for (const std::string& s : o.servers) servers += (servers.empty() ? "" : ",") + s;
-  return "stream '" + o.stream + "' at " + servers;
+  return servers;
 }
+
+std::string describe(const StreamOptions& o) { return "stream '" + o.stream + "' at " + joined_servers(o); }
 
 std::string nats_failure(const std::string& what, natsStatus s, jsErrCode code) {
   std::string text = what + ": " + natsStatus_GetText(s);

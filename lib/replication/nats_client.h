@@ -20,6 +20,7 @@ namespace lighthouse::replication {
 void check_stream_options(const StreamOptions& options);
 std::string subject_of(const StreamOptions& options);
 std::string describe(const StreamOptions& options);  // "stream 'S' at nats://..."
+std::string joined_servers(const StreamOptions& options);  // "nats://a,nats://b"
 
 // `what` failed with `s` (and the JetStream error code): the message.
 std::string nats_failure(const std::string& what, natsStatus s, jsErrCode code = static_cast<jsErrCode>(0));

@@ -452,7 +452,7 @@ class Replicator::Impl {
     std::string reason = "replication stopped: " + s.reason + unreplicated;
     if (s.fenced) {
       reason += "; to rejoin as a replica, move this store aside and run `lighthouse replica NEW_STORE --nats " +
-                servers() + " --stream " + options_.nats.stream + "`";
+                joined_servers(options_.nats) + " --stream " + options_.nats.stream + "`";
     }
     try {
       store_.enter_emergency(reason);
@@ -464,12 +464,6 @@ class Replicator::Impl {
     status_.unreplicated = last >= s.from_sequence ? last - s.from_sequence + 1 : 0;
     status_.state = ReplicatorStatus::State::stopped;
     changed_.notify_all();
-  }
-
-  std::string servers() const {
-    std::string out;
-    for (const std::string& s : options_.nats.servers) out += (out.empty() ? "" : ",") + s;
-    return out;
   }
 
   Store store_;

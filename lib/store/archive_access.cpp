@@ -24,12 +24,7 @@ void end_import(Store& store) {
   WritePath& writer = StoreAccess::impl(store).writer();
   const Databases& dbs = StoreAccess::impl(store).dbs();
   writer.run_exclusive(ExclusiveTask::import, [&] {
-    writer.write_exclusive([&](MDB_txn* t) {
-      MDB_val k = lmdb::val(schema::meta::kImportInProgress);
-      const lmdb::InLmdb inside(t);
-      const int rc = mdb_del(t, dbs.meta, &k, nullptr);
-      if (rc != MDB_NOTFOUND) lmdb::check(rc, "clearing the import mark");
-    });
+    writer.write_exclusive([&](MDB_txn* t) { lmdb::del(t, dbs.meta, schema::meta::kImportInProgress, "clearing the import mark"); });
   });
 }
 

@@ -13,12 +13,9 @@ void put_entries(MDB_txn* txn, const Databases& dbs, const std::vector<Entry>& e
     const std::string key = key_of(name);
     if (value) {
       lmdb::put(txn, dbs.meta, key, *value);
-      continue;
+    } else {
+      lmdb::del(txn, dbs.meta, key, "removing a replication key");
     }
-    MDB_val k = lmdb::val(key);
-    const lmdb::InLmdb inside(txn);
-    const int rc = mdb_del(txn, dbs.meta, &k, nullptr);
-    if (rc != MDB_NOTFOUND) lmdb::check(rc, "removing a replication key");
   }
 }
 
@@ -38,8 +35,8 @@ void refuse_writes_if_read_only(const Store& store) {
 }
 
 void write(Store& store, const std::vector<Entry>& entries) {
+  refuse_writes_if_read_only(store);
   Store::Impl& impl = StoreAccess::impl(store);
-  impl.refuse_read_only(StoreAccess::read_only_handle(store));
   WritePath& writer = impl.writer();
   writer.run_exclusive(ExclusiveTask::replication, [&] {
     writer.write_exclusive([&](MDB_txn* txn) { put_entries(txn, impl.dbs(), entries); });
@@ -47,13 +44,12 @@ void write(Store& store, const std::vector<Entry>& entries) {
 }
 
 void apply(Store& store, const std::vector<RecordedEvent>& events, const std::vector<Entry>& entries) {
+  refuse_writes_if_read_only(store);
   Store::Impl& impl = StoreAccess::impl(store);
-  impl.refuse_read_only(StoreAccess::read_only_handle(store));
   WritePath& writer = impl.writer();
   writer.run_exclusive(ExclusiveTask::replication, [&] {
     writer.write_exclusive([&](MDB_txn* txn) {
-      std::string_view replica_of;
-      if (!lmdb::get(txn, impl.dbs().meta, schema::meta::kReplicaOf, replica_of)) {
+      if (!schema::read_replica_of(txn, impl.dbs())) {
         throw Error(ErrorCode::invalid_argument,
                     "store '" + impl.path().string() + "' is not a read replica (it was promoted): it takes no events from a stream");
       }
@@ -68,8 +64,8 @@ void apply(Store& store, const std::vector<RecordedEvent>& events, const std::ve
 }
 
 AppendResult append_own(Store& store, Batch batch) {
+  refuse_writes_if_read_only(store);
   Store::Impl& impl = StoreAccess::impl(store);
-  impl.refuse_read_only(StoreAccess::read_only_handle(store));
   return impl.writer().submit(std::move(batch), true).get();
 }
 

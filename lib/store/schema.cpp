@@ -163,6 +163,12 @@ std::optional<Sha256> read_digest(MDB_txn* txn, const Databases& dbs, std::strin
   return digest_of(*value);
 }
 
+std::optional<std::string_view> read_replica_of(MDB_txn* txn, const Databases& dbs) {
+  std::string_view value;
+  if (!lmdb::get(txn, dbs.meta, meta::kReplicaOf, value)) return std::nullopt;
+  return value;
+}
+
 std::optional<EventId> read_checkpoint(MDB_txn* txn, const Databases& dbs, std::string_view consumer) {
   const std::string key = consumer_key(consumer);
   std::string_view value;

@@ -132,6 +132,9 @@ std::uint64_t read_u64(MDB_txn* txn, const Databases& dbs, std::string_view key,
 std::uint32_t read_u32(MDB_txn* txn, const Databases& dbs, std::string_view key, std::uint32_t missing);
 std::optional<Sha256> read_digest(MDB_txn* txn, const Databases& dbs, std::string_view key);
 std::optional<EventId> read_checkpoint(MDB_txn* txn, const Databases& dbs, std::string_view consumer);
+// What a read replica follows (meta::kReplicaOf), or nothing for a store
+// that is not one. The view lives as long as `txn`.
+std::optional<std::string_view> read_replica_of(MDB_txn* txn, const Databases& dbs);
 // The size a `meta` value of `key` must have (0: any).
 std::size_t meta_value_size(std::string_view key) noexcept;
 

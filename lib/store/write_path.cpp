@@ -218,8 +218,7 @@ std::string WritePath::write_health(const monitor::HealthRecord& record, const H
   batch.events.push_back(std::move(event));
   std::string id;
   write_exclusive([&](MDB_txn* txn) {
-    std::string_view replica_of;
-    if (lmdb::get(txn, dbs_.meta, schema::meta::kReplicaOf, replica_of)) {
+    if (schema::read_replica_of(txn, dbs_)) {
       // A read replica's log is its primary's: its state is recorded, no event.
       lmdb::put(txn, dbs_.meta, schema::meta::kHealth, monitor::encode_health(record));
       return;
@@ -344,10 +343,9 @@ bool WritePath::write_requests(MDB_txn* txn, std::vector<std::unique_ptr<AppendR
   const monitor::HealthRecord health = health_.read_and_adopt(txn);
   // A read replica (lib/replication) takes its events from its primary only.
   std::optional<Error> replica;
-  std::string_view replica_of;
-  if (lmdb::get(txn, dbs_.meta, schema::meta::kReplicaOf, replica_of)) {
+  if (const std::optional<std::string_view> replica_of = schema::read_replica_of(txn, dbs_)) {
     replica.emplace(ErrorCode::read_only, "store '" + env_.path().string() + "' is a read replica of " +
-                                              std::string(replica_of) +
+                                              std::string(*replica_of) +
                                               ": append to the primary, or promote this store (`lighthouse promote`)");
   }
   WriteTxn write(txn, dbs_, options_, node_id_, now_ns());
