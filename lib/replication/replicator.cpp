@@ -88,10 +88,6 @@ class Replicator::Impl {
     confirmed_ = keys::parse_sequence(access::read(store_, confirmed_key_), "the confirmed position");
     persisted_ = confirmed_;
     store_id_ = access::read(store_, keys::kStoreId).value_or("");
-    if (store_id_.empty()) {
-      store_id_ = keys::new_store_id();
-      access::write(store_, {{std::string(keys::kStoreId), store_id_}});
-    }
     const StoreStats stats = store_.stats();
     if (stats.base_sequence > confirmed_ + 1) {
       throw Error(ErrorCode::invalid_argument,
@@ -116,6 +112,11 @@ class Replicator::Impl {
                       "`max_payload: 8MB`) or lower Options::limits.max_event_bytes");
     }
     ensure_stream();
+    // Written only once everything was accepted: a refused start writes nothing.
+    if (store_id_.empty()) {
+      store_id_ = keys::new_store_id();
+      access::write(store_, {{std::string(keys::kStoreId), store_id_}});
+    }
     thread_ = std::thread([this] { run(); });
   }
 

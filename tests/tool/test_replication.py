@@ -295,6 +295,9 @@ class ReplicationTest(unittest.TestCase):
 
     def test_bad_configurations_are_refused_clearly_and_write_nothing(self):
         primary = self.store("p", 5)
+        data = os.path.join(primary, "data.mdb")
+        with open(data, "rb") as f:
+            before = f.read()
         cases = [
             (["--stream", "a.b"], 4, "bad stream name"),
             (["--stream", "ok", "--window", "0"], 4, "--window"),
@@ -312,6 +315,8 @@ class ReplicationTest(unittest.TestCase):
         self.assertEqual(r.returncode, 4, r.stderr)
         self.assertIn("is not a read replica", r.stderr.decode())
         self.assertIsNone(self.cluster.stream_info("ok"), "no stream was created")
+        with open(data, "rb") as f:
+            self.assertEqual(f.read(), before, "a refused start wrote to the store")
 
     def test_a_server_whose_max_payload_is_below_the_largest_record_is_refused(self):
         with NatsCluster(nodes=1, max_payload=1024 * 1024) as small:
