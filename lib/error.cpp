@@ -21,6 +21,7 @@ std::string_view to_string(ErrorCode code) noexcept {
     case ErrorCode::internal: return "internal";
     case ErrorCode::degraded: return "degraded";
     case ErrorCode::emergency: return "emergency";
+    case ErrorCode::replication_pending: return "replication_pending";
   }
   return "unknown";
 }

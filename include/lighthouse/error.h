@@ -30,6 +30,7 @@ enum class ErrorCode : int {
   internal,                  // a bug in Lighthouse or an unexpected LMDB result
   degraded,                  // the store sheds load: this append's priority is too low
   emergency,                 // the store is in emergency: appends are refused
+  replication_pending,       // quorum mode: durable here, not yet acknowledged by the stream in time
 };
 
 // Returns the stable, lower-case name of `code` ("wrong_expected_version").

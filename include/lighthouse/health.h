@@ -51,6 +51,7 @@ LIGHTHOUSE_API std::optional<Priority> parse_priority(std::string_view name) noe
 //   an I/O error or MDB_PANIC in this process → emergency at once
 //   corruption met by this process while writing or reading → degraded,
 //        until repair() or a clean verify()
+//   replication lag (a replicator in this process) over its thresholds
 struct HealthOptions {
   // Evaluate the triggers. Off: the state changes only by hand, but the
   // process still obeys the state in the store.
@@ -78,6 +79,12 @@ struct HealthOptions {
   // degraded_max_group_events events (bounded latency for what is admitted).
   Priority degraded_min_priority = Priority::normal;
   std::size_t degraded_max_group_events = 1024;
+
+  // Replication (lighthouse/replication.h): the replicator of this process
+  // reports its lag — the age of the oldest event the stream has not
+  // acknowledged — at or above which these states are proposed.
+  double replication_lag_warning_seconds = 10.0;
+  double replication_lag_degraded_seconds = 60.0;
 };
 
 // The state recorded in the store.

@@ -145,6 +145,14 @@ struct Options {
   // handed to tracing.sink (see lighthouse/tracing.h). No sink: nothing is
   // recorded, and no event gets a trace context it was not given.
   tracing::TracingOptions tracing;
+
+  // Quorum replication (docs/replication.md, lighthouse/replication.h): on a
+  // store a replicator runs in `quorum` mode, an append completes only once
+  // the stream acknowledged its events, or fails with
+  // Error(replication_pending) after this many seconds (its events are
+  // durable here and will be replicated; a retry with the same idempotency
+  // key returns them). Readers see events up to the acknowledged position.
+  double quorum_timeout_seconds = 5.0;
 };
 
 }  // namespace lighthouse

@@ -30,14 +30,26 @@ struct StreamOptions {
   double timeout_seconds = 5;
 };
 
+// async: an append is acknowledged once durable in the store; the
+// replicator follows. quorum: an append completes once the stream
+// acknowledged its events (or fails with Error(replication_pending) after
+// Options::quorum_timeout_seconds), and the store's readers see events up to
+// the acknowledged position only — in every process (docs/replication.md).
+enum class ReplicationMode : std::uint8_t { async, quorum };
+LIGHTHOUSE_API std::string_view to_string(ReplicationMode mode) noexcept;
+
 struct ReplicatorOptions {
   StreamOptions nats;
+  // Starting a replicator in async mode takes a store out of quorum mode.
+  ReplicationMode mode = ReplicationMode::async;
   // Replicas (R) of the stream the replicator creates when it is missing.
   int replicas = 3;
   // Publishes in flight (pipelined) at most.
   std::size_t window = 1024;
   // The confirmed position is stored in the store's meta (durably) when it
-  // moved by this many events or this many seconds since it was last stored.
+  // moved by this many events or this many seconds since it was last stored
+  // (in quorum mode: at most 10 ms, for the other processes' appends and
+  // readers).
   std::uint64_t persist_every_events = 10'000;
   double persist_every_seconds = 1.0;
 };
@@ -50,6 +62,12 @@ struct ReplicatorStatus {
   std::uint64_t store_last = 0;       // the store's last sequence, as last seen
   std::uint64_t published = 0;        // publishes sent since start
   std::uint64_t reconciliations = 0;  // comparisons with the stream after an error or at start
+  // The age of the oldest event the stream has not acknowledged (0: none),
+  // as last measured (once a second). A health trigger of the store:
+  // HealthOptions::replication_lag_warning_seconds / _degraded_seconds.
+  double lag_seconds = 0;
+  ReplicationMode mode = ReplicationMode::async;
+  std::uint64_t appends_waiting = 0;  // quorum mode: appends of this process waiting for the stream
   std::string last_error;             // the last transient error (reconnects, timeouts)
   // Set when the replicator stopped for good: the stream holds at some
   // sequence a message that is not this store's event.

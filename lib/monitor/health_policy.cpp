@@ -98,6 +98,16 @@ Proposal propose(const HealthInputs& in, const HealthOptions& o) {
     else if (f <= o.disk_free_degraded) raise_to(p, HealthState::degraded, what);
     else if (f <= o.disk_free_warning) raise_to(p, HealthState::warning, what);
   }
+  if (in.replication_lag_seconds) {
+    const double lag = *in.replication_lag_seconds;
+    p.figures["replication_lag_seconds"] = lag;
+    p.figures["replication_lag_events"] = static_cast<double>(in.replication_lag_events);
+    const std::string what = "replication to stream '" + in.replication_stream + "' lags " +
+                             std::to_string(in.replication_lag_events) + " events, the oldest unacknowledged " +
+                             std::to_string(lag).substr(0, 6) + " s old";
+    if (lag >= o.replication_lag_degraded_seconds) raise_to(p, HealthState::degraded, what);
+    else if (lag >= o.replication_lag_warning_seconds) raise_to(p, HealthState::warning, what);
+  }
   return p;
 }
 

@@ -28,6 +28,11 @@ struct HealthInputs {
   std::uint64_t disk_free_bytes = 0;
   std::string failure;     // an I/O error or MDB_PANIC in this process
   std::string corruption;  // corruption met by this process
+  // The replicator of this process (when one runs): its stream, its lag in
+  // events and the age of the oldest unacknowledged event.
+  std::string replication_stream;
+  std::uint64_t replication_lag_events = 0;
+  std::optional<double> replication_lag_seconds;
 };
 
 struct Proposal {

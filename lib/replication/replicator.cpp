@@ -38,6 +38,10 @@ std::string_view to_string(ReplicatorStatus::State state) noexcept {
   return "unknown";
 }
 
+std::string_view to_string(ReplicationMode mode) noexcept {
+  return mode == ReplicationMode::quorum ? "quorum" : "async";
+}
+
 namespace {
 
 // The replicator stops for good: the stream is not this store's log.
@@ -117,12 +121,29 @@ class Replicator::Impl {
       store_id_ = keys::new_store_id();
       access::write(store_, {{std::string(keys::kStoreId), store_id_}});
     }
+    if (quorum()) {
+      access::enter_quorum(store_, confirmed_, [wakeup = wakeup_] {
+        {
+          std::lock_guard lock(wakeup->mutex);
+          wakeup->poked = true;
+        }
+        wakeup->changed.notify_all();
+      });
+    } else {
+      access::leave_quorum(store_);
+    }
     thread_ = std::thread([this] { run(); });
   }
 
   ReplicatorStatus status() const {
-    std::lock_guard lock(mutex_);
-    return status_;
+    ReplicatorStatus s;
+    {
+      std::lock_guard lock(mutex_);
+      s = status_;
+    }
+    s.mode = options_.mode;
+    if (quorum()) s.appends_waiting = access::appends_waiting(store_);
+    return s;
   }
 
   bool wait_confirmed(std::uint64_t sequence, double seconds) const {
@@ -140,8 +161,10 @@ class Replicator::Impl {
 
   void stop() {
     stopping_ = true;
-    acks_changed_.notify_all();
+    wakeup_->changed.notify_all();
     if (thread_.joinable()) thread_.join();
+    if (quorum()) access::detach_quorum(store_);
+    access::clear_lag(store_);
     if (connection_) {
       drain();
       connection_.reset();
@@ -173,10 +196,10 @@ class Replicator::Impl {
     }
     natsMsg_Destroy(msg);
     {
-      std::lock_guard lock(self->acks_mutex_);
+      std::lock_guard lock(self->wakeup_->mutex);
       self->acks_.push_back(std::move(ack));
     }
-    self->acks_changed_.notify_all();
+    self->wakeup_->changed.notify_all();
   }
 
   void set_state(ReplicatorStatus::State state) {
@@ -210,7 +233,11 @@ class Replicator::Impl {
     }
   }
 
+  bool quorum() const noexcept { return options_.mode == ReplicationMode::quorum; }
+
   void run() {
+    // The replicator reads what it has yet to publish: past the mark.
+    access::read_past_high_water();
     auto backoff = std::chrono::milliseconds(100);
     while (!stopping_) {
       try {
@@ -228,8 +255,9 @@ class Replicator::Impl {
           status_.last_error = e.what();
         }
         drain();
-        std::unique_lock lock(acks_mutex_);
-        acks_changed_.wait_for(lock, backoff, [&] { return stopping_.load(); });
+        report_lag();
+        std::unique_lock lock(wakeup_->mutex);
+        wakeup_->changed.wait_for(lock, backoff, [&] { return stopping_.load(); });
         backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
       }
     }
@@ -246,7 +274,7 @@ class Replicator::Impl {
     jsPubOptions_Init(&po);
     po.MaxWait = static_cast<std::int64_t>(options_.nats.timeout_seconds * 1000);
     (void)js_PublishAsyncComplete(connection_->js(), &po);
-    std::lock_guard lock(acks_mutex_);
+    std::lock_guard lock(wakeup_->mutex);
     acks_.clear();
   }
 
@@ -322,8 +350,9 @@ class Replicator::Impl {
     std::string bytes;
     const auto timeout = std::chrono::duration<double>(options_.nats.timeout_seconds);
     while (!stopping_) {
+      report_lag();
       {
-        std::lock_guard lock(acks_mutex_);
+        std::lock_guard lock(wakeup_->mutex);
         acks.swap(acks_);
       }
       for (const Ack& ack : acks) {
@@ -384,10 +413,41 @@ class Replicator::Impl {
         }
       }
       if (sent == 0) {
-        std::unique_lock lock(acks_mutex_);
-        acks_changed_.wait_for(lock, std::chrono::milliseconds(in_flight.empty() ? 2 : 20),
-                               [&] { return stopping_.load() || !acks_.empty(); });
+        std::unique_lock lock(wakeup_->mutex);
+        wakeup_->changed.wait_for(lock, std::chrono::milliseconds(in_flight.empty() ? 2 : 20),
+                                  [&] { return stopping_.load() || !acks_.empty() || wakeup_->poked; });
+        wakeup_->poked = false;
       }
+    }
+  }
+
+  // Once a second: the lag (events, and the age of the oldest event the
+  // stream has not acknowledged) to the status and the store's health.
+  void report_lag() {
+    const auto t = Clock::now();
+    if (t - lag_reported_at_ < std::chrono::seconds(1)) return;
+    lag_reported_at_ = t;
+    try {
+      const std::uint64_t last = store_.stats().last_sequence;
+      double seconds = 0;
+      if (last > confirmed_) {
+        Query q;
+        q.from_sequence = confirmed_ + 1;
+        q.limit = 1;
+        const auto now_ns = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                           std::chrono::system_clock::now().time_since_epoch())
+                                                           .count());
+        for (const RecordedEvent& e : store_.query(q)) {
+          if (now_ns > e.id.timestamp_ns) seconds = static_cast<double>(now_ns - e.id.timestamp_ns) / 1e9;
+        }
+      }
+      const std::uint64_t lag = last > confirmed_ ? last - confirmed_ : 0;
+      access::note_lag(store_, options_.nats.stream, lag, seconds);
+      std::lock_guard lock(mutex_);
+      status_.store_last = std::max(status_.store_last, last);
+      status_.lag_seconds = seconds;
+    } catch (const std::exception&) {
+      // The store is closing: the next report, if any, says more.
     }
   }
 
@@ -412,21 +472,28 @@ class Replicator::Impl {
   }
 
   void publish_status() {
-    std::lock_guard lock(mutex_);
-    status_.confirmed = confirmed_;
-    if (status_.store_last < confirmed_) status_.store_last = confirmed_;
-    changed_.notify_all();
+    {
+      std::lock_guard lock(mutex_);
+      status_.confirmed = confirmed_;
+      if (status_.store_last < confirmed_) status_.store_last = confirmed_;
+      changed_.notify_all();
+    }
+    // Quorum mode: the appends this covers complete, readers see it.
+    if (quorum()) access::advance_high_water(store_, confirmed_);
   }
 
   // Stores the confirmed position: when `now`, or in bounded steps.
   void persist(bool now) {
     if (confirmed_ == persisted_) return;
     const auto t = Clock::now();
+    const double every = quorum() ? std::min(options_.persist_every_seconds, 0.01) : options_.persist_every_seconds;
     if (!now && confirmed_ - persisted_ < options_.persist_every_events &&
-        t - persisted_at_ < std::chrono::duration<double>(options_.persist_every_seconds)) {
+        t - persisted_at_ < std::chrono::duration<double>(every)) {
       return;
     }
-    access::write(store_, {{confirmed_key_, std::to_string(confirmed_)}});
+    std::vector<access::Entry> entries{{confirmed_key_, std::to_string(confirmed_)}};
+    if (quorum()) entries.emplace_back(std::string(keys::kHighWater), std::to_string(confirmed_));
+    access::write(store_, entries);
     persisted_ = confirmed_;
     persisted_at_ = t;
     std::lock_guard lock(mutex_);
@@ -459,6 +526,8 @@ class Replicator::Impl {
       store_.enter_emergency(reason);
     } catch (const std::exception&) {
     }
+    if (quorum()) access::detach_quorum(store_);
+    access::clear_lag(store_);
     std::lock_guard lock(mutex_);
     status_.stopped_reason = reason;
     status_.fenced = s.fenced;
@@ -475,14 +544,21 @@ class Replicator::Impl {
   // The replicator's thread only.
   std::uint64_t confirmed_ = 0, persisted_ = 0;
   Clock::time_point persisted_at_ = Clock::now();
+  Clock::time_point lag_reported_at_{};
 
   std::atomic<bool> stopping_{false};
   std::thread thread_;
   mutable std::mutex mutex_;
   mutable std::condition_variable changed_;
   ReplicatorStatus status_;
-  std::mutex acks_mutex_;
-  std::condition_variable acks_changed_;
+  // Shared with the store's gate (quorum mode): it pokes the pump when an
+  // append waits, and may do so while this replicator stops.
+  struct Wakeup {
+    std::mutex mutex;  // guards acks_ and poked
+    std::condition_variable changed;
+    bool poked = false;
+  };
+  const std::shared_ptr<Wakeup> wakeup_ = std::make_shared<Wakeup>();
   std::deque<Ack> acks_;
 };
 

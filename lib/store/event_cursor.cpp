@@ -111,6 +111,15 @@ bool EventCursor::Impl::offer(std::string_view key, std::string_view value) {
   ++visits_;
   try {
     const EventId id = schema::decode_event_key(key, "a stored event");
+    // Past the replication high-water mark (quorum mode): every later
+    // event of a forward walk is too (sequences grow with keys and versions).
+    if (id.sequence > q_.max_sequence) {
+      if (forward()) {
+        finish();
+        return false;
+      }
+      return visits_ < kChunkVisits;
+    }
     // The fast check comes before anything is decoded or decompressed; the
     // SHA-256 (`full`, or a format-1 record's only check) only for the
     // events the query returns.

@@ -137,6 +137,11 @@ void HealthController::clear_corruption() const {
   corruption_.clear();
 }
 
+void HealthController::note_replication_lag(std::optional<ReplicationLag> lag) {
+  std::lock_guard lock(mutex_);
+  replication_lag_ = std::move(lag);
+}
+
 monitor::HealthInputs HealthController::inputs() {
   monitor::HealthInputs in;
   if (monitor_) {
@@ -164,6 +169,11 @@ monitor::HealthInputs HealthController::inputs() {
   in.failure = env_.failure();
   std::lock_guard lock(mutex_);
   in.corruption = corruption_;
+  if (replication_lag_) {
+    in.replication_stream = replication_lag_->stream;
+    in.replication_lag_events = replication_lag_->events;
+    in.replication_lag_seconds = replication_lag_->seconds;
+  }
   return in;
 }
 

@@ -62,6 +62,13 @@ class HealthController {
   // verify() clears it (only in a process that writes).
   void note_corruption(const std::string& detail) const;
   void clear_corruption() const;
+  // The lag of this process's replicator (a trigger), or nothing once it stopped.
+  struct ReplicationLag {
+    std::string stream;
+    std::uint64_t events = 0;
+    double seconds = 0;
+  };
+  void note_replication_lag(std::optional<ReplicationLag> lag);
   HealthState cached_state() const noexcept { return static_cast<HealthState>(cache_.load(std::memory_order_relaxed)); }
   std::size_t group_bound(HealthState state) const;
 
@@ -115,6 +122,7 @@ class HealthController {
   monitor::Hysteresis hysteresis_{3, 10};
   monitor::Proposal proposal_;
   mutable std::string corruption_;
+  std::optional<ReplicationLag> replication_lag_;
   // A transition this process could not write (its store failed): it holds
   // here, and status() reports it, until a later one is written.
   std::optional<monitor::HealthRecord> unrecorded_;

@@ -30,6 +30,9 @@ struct ResolvedQuery {
   QueryPlan plan;
   ReadCheck verify_on_read = ReadCheck::fast;
   std::optional<Truncation> truncation;
+  // Quorum mode: the replication high-water mark, past which nothing is
+  // read (store/replication_gate.h).
+  std::uint64_t max_sequence = UINT64_MAX;
 
   // Returns true iff `key` lies within [lo, hi).
   bool in_range(std::string_view key) const {

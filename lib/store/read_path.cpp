@@ -10,8 +10,8 @@
 namespace lighthouse {
 
 ReadPath::ReadPath(const Environment& env, const Databases& dbs, const Options& options,
-                   monitor::SlaMonitor* monitor, const HealthController& health)
-    : env_(env), dbs_(dbs), options_(options), monitor_(monitor), health_(health) {}
+                   monitor::SlaMonitor* monitor, const HealthController& health, const ReplicationGate& gate)
+    : env_(env), dbs_(dbs), options_(options), monitor_(monitor), health_(health), gate_(gate) {}
 
 RecordedEvent ReadPath::get(const EventId& id) const {
   auto lock = env_.use();
@@ -20,6 +20,10 @@ RecordedEvent ReadPath::get(const EventId& id) const {
   std::string_view value;
   if (!lmdb::get(read->get(), dbs_.events, schema::key_view(key), value)) {
     throw Error(ErrorCode::not_found, "no event " + id.to_string());
+  }
+  if (const auto cap = gate_.read_cap(read->get()); cap && id.sequence > *cap) {
+    throw Error(ErrorCode::not_found, "no event " + id.to_string() + " yet: the stream has not acknowledged it (quorum replication, high-water mark " +
+                                          std::to_string(*cap) + ")");
   }
   try {
     return codec::read_record(id, value, options_.verify_on_read);
@@ -30,11 +34,11 @@ RecordedEvent ReadPath::get(const EventId& id) const {
 }
 
 ResolvedQuery ReadPath::plan(MDB_txn* txn, const ReadRequest& request) const {
-  if (request.versions) {
-    return plan_aggregate(txn, dbs_, request.versions->aggregate, request.versions->from, request.versions->to,
-                          options_);
-  }
-  return plan_query(txn, dbs_, request.query, options_);
+  ResolvedQuery q = request.versions ? plan_aggregate(txn, dbs_, request.versions->aggregate, request.versions->from,
+                                                      request.versions->to, options_)
+                                     : plan_query(txn, dbs_, request.query, options_);
+  if (const auto cap = gate_.read_cap(txn)) q.max_sequence = *cap;
+  return q;
 }
 
 std::unique_ptr<EventCursor::Impl> ReadPath::open_cursor(std::shared_ptr<Store::Impl> owner,

@@ -21,6 +21,7 @@
 #include "store/environment.h"
 #include "store/health_controller.h"
 #include "store/query_planner.h"
+#include "store/replication_gate.h"
 #include "store/schema.h"
 
 namespace lighthouse {
@@ -48,10 +49,11 @@ using UntracedReads = tracing::UntracedScope;
 class ReadPath {
  public:
   ReadPath(const Environment& env, const Databases& dbs, const Options& options, monitor::SlaMonitor* monitor,
-           const HealthController& health);
+           const HealthController& health, const ReplicationGate& gate);
 
   // The event with `id`, checked as Options::verify_on_read says
-  // is off. Errors: not_found, corruption, closed, io_error.
+  // is off. Errors: not_found (also an event past the replication
+  // high-water mark of a store in quorum mode), corruption, closed, io_error.
   RecordedEvent get(const EventId& id) const;
 
   // A cursor over what `request` selects. `owner` is the store the cursor
@@ -82,6 +84,7 @@ class ReadPath {
   const Options& options_;
   monitor::SlaMonitor* const monitor_;
   const HealthController& health_;
+  const ReplicationGate& gate_;
 };
 
 }  // namespace lighthouse

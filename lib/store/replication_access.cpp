@@ -6,6 +6,8 @@
 namespace lighthouse::replication_access {
 namespace {
 
+constexpr std::string_view kHighWaterName = schema::meta::kHighWater.substr(schema::meta::kReplicationPrefix.size());
+
 std::string key_of(std::string_view name) { return std::string(schema::meta::kReplicationPrefix) + std::string(name); }
 
 void put_entries(MDB_txn* txn, const Databases& dbs, const std::vector<Entry>& entries) {
@@ -62,6 +64,30 @@ void apply(Store& store, const std::vector<RecordedEvent>& events, const std::ve
     });
   });
 }
+
+void enter_quorum(Store& store, std::uint64_t mark, std::function<void()> wake) {
+  write(store, {{std::string(kHighWaterName), std::to_string(mark)}});
+  StoreAccess::impl(store).gate().attach(mark, std::move(wake));
+}
+
+void leave_quorum(Store& store) {
+  if (!read(store, kHighWaterName)) return;
+  write(store, {{std::string(kHighWaterName), std::nullopt}});
+}
+
+void advance_high_water(Store& store, std::uint64_t mark) { StoreAccess::impl(store).gate().advance(mark); }
+
+void detach_quorum(Store& store) noexcept { StoreAccess::impl(store).gate().detach(); }
+
+void note_lag(Store& store, const std::string& stream, std::uint64_t events, double seconds) {
+  StoreAccess::impl(store).health().note_replication_lag(HealthController::ReplicationLag{stream, events, seconds});
+}
+
+void clear_lag(Store& store) noexcept { StoreAccess::impl(store).health().note_replication_lag(std::nullopt); }
+
+std::size_t appends_waiting(const Store& store) { return StoreAccess::impl(store).gate().held(); }
+
+void read_past_high_water() noexcept { UncappedReads::set_active(); }
 
 AppendResult append_own(Store& store, Batch batch) {
   refuse_writes_if_read_only(store);

@@ -1,9 +1,12 @@
 // What the replication layer (lib/replication) may ask of a store beyond the
 // public API, as archive_access.h is for the archive layer. lib/store knows
 // nothing of NATS: it keeps lib/replication's keys in `meta` (under
-// schema::meta::kReplicationPrefix) and obeys one of them, kReplicaOf.
+// schema::meta::kReplicationPrefix) and obeys two of them, kReplicaOf and
+// kHighWater (quorum mode).
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -38,6 +41,27 @@ LIGHTHOUSE_API void apply(Store& store, const std::vector<RecordedEvent>& events
 // Appends the store's own event (a '$' type: `$replication.promoted`).
 // Errors: those of Store::append_batch.
 LIGHTHOUSE_API AppendResult append_own(Store& store, Batch batch);
+
+// Quorum mode (store/replication_gate.h). enter_quorum stores the
+// high-water mark `mark` in `meta` (the store is in quorum mode from then
+// on, for every process) and attaches this process's replicator: it moves
+// the mark (advance_high_water) as acknowledgements arrive and is woken by
+// `wake` when an append waits. leave_quorum removes the mark (async mode);
+// detach_quorum is the replicator's stop. Errors: those of write().
+LIGHTHOUSE_API void enter_quorum(Store& store, std::uint64_t mark, std::function<void()> wake);
+LIGHTHOUSE_API void leave_quorum(Store& store);
+LIGHTHOUSE_API void advance_high_water(Store& store, std::uint64_t mark);
+LIGHTHOUSE_API void detach_quorum(Store& store) noexcept;
+// The lag of this process's replicator, a health trigger
+// (HealthOptions::replication_lag_*); nothing: it stopped.
+LIGHTHOUSE_API void note_lag(Store& store, const std::string& stream, std::uint64_t events, double seconds);
+LIGHTHOUSE_API void clear_lag(Store& store) noexcept;
+// Appends of this process waiting for the stream now (quorum mode).
+LIGHTHOUSE_API std::size_t appends_waiting(const Store& store);
+
+// Reads of the calling thread see past the high-water mark from now on (the
+// replicator reads what it has yet to publish).
+LIGHTHOUSE_API void read_past_high_water() noexcept;
 
 // The message of an event: its archive record (docs/archive-format.md),
 // self-contained — ID, sequence, every field, checksum and chain.

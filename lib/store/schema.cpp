@@ -169,6 +169,22 @@ std::optional<std::string_view> read_replica_of(MDB_txn* txn, const Databases& d
   return value;
 }
 
+std::optional<std::uint64_t> read_high_water(MDB_txn* txn, const Databases& dbs) {
+  std::string_view value;
+  if (!lmdb::get(txn, dbs.meta, meta::kHighWater, value)) return std::nullopt;
+  std::uint64_t n = 0;
+  bool ok = !value.empty() && value.size() <= 20;
+  for (char c : value) {
+    if (c < '0' || c > '9' || n > (UINT64_MAX - 9) / 10) {
+      ok = false;
+      break;
+    }
+    n = n * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  if (!ok) damaged("meta '" + std::string(meta::kHighWater) + "' is not a sequence number");
+  return n;
+}
+
 std::optional<EventId> read_checkpoint(MDB_txn* txn, const Databases& dbs, std::string_view consumer) {
   const std::string key = consumer_key(consumer);
   std::string_view value;

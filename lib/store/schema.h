@@ -62,10 +62,12 @@ inline constexpr std::string_view kHealth = "health";               // JSON (abs
 // "consumer/NAME": a subscription consumer's checkpoint, an event key (20 bytes).
 inline constexpr std::string_view kConsumerPrefix = "consumer/";
 // "replication/...": what lib/replication keeps (docs/replication.md). The
-// core reads one key: a store that holds kReplicaOf is a read replica, and
-// refuses appends and writes no `$health.*` events of its own.
+// core reads two keys: a store that holds kReplicaOf is a read replica, and
+// refuses appends and writes no `$health.*` events of its own; a store that
+// holds kHighWater is in quorum mode (store/replication_gate.h).
 inline constexpr std::string_view kReplicationPrefix = "replication/";
 inline constexpr std::string_view kReplicaOf = "replication/replica_of";  // UTF-8: what it follows
+inline constexpr std::string_view kHighWater = "replication/high_water";  // decimal: the acknowledged sequence
 }  // namespace meta
 
 // --- Integers, big-endian --------------------------------------------------
@@ -135,6 +137,9 @@ std::optional<EventId> read_checkpoint(MDB_txn* txn, const Databases& dbs, std::
 // What a read replica follows (meta::kReplicaOf), or nothing for a store
 // that is not one. The view lives as long as `txn`.
 std::optional<std::string_view> read_replica_of(MDB_txn* txn, const Databases& dbs);
+// The replication high-water mark (meta::kHighWater) of a store in quorum
+// mode, or nothing. Error(corruption) when it is not a decimal number.
+std::optional<std::uint64_t> read_high_water(MDB_txn* txn, const Databases& dbs);
 // The size a `meta` value of `key` must have (0: any).
 std::size_t meta_value_size(std::string_view key) noexcept;
 

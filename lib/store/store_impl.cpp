@@ -115,10 +115,11 @@ Store::Impl::Impl(fs::path canonical_path, const Options& options)
     monitor_ = std::make_unique<monitor::SlaMonitor>(options_.sla, std::move(now));
   }
   health_ = std::make_unique<HealthController>(*env_, identity_.dbs, options_, monitor_.get(), health_effects());
-  reader_ = std::make_unique<ReadPath>(*env_, identity_.dbs, options_, monitor_.get(), *health_);
+  gate_ = std::make_unique<ReplicationGate>(*env_, identity_.dbs, options_, [this] { hub_.notify(); });
+  reader_ = std::make_unique<ReadPath>(*env_, identity_.dbs, options_, monitor_.get(), *health_, *gate_);
   if (!options_.read_only) {
     writer_ = std::make_unique<WritePath>(*env_, identity_.dbs, options_, identity_.node_id, monitor_.get(), *health_,
-                                          [this] { hub_.notify(); });
+                                          *gate_, [this] { hub_.notify(); });
     checkpoints_ = std::make_unique<Checkpoints>(*writer_, identity_.dbs);
   }
   // The recorded state is adopted (and a failure of an ended process
@@ -152,6 +153,8 @@ void Store::Impl::shutdown() noexcept {
   registry::release(path_, this, [this] {
     // Queued appends are committed (or failed) before the environment closes.
     if (writer_) writer_->stop();
+    // Appends still waiting for the stream fail (replication_pending).
+    gate_->stop();
     env_->close();
   });
 }

@@ -6,6 +6,7 @@
 //   Databases         the named databases (store/schema.h: their codecs)
 //   SlaMonitor        timings of transactions, appends and queries
 //   HealthController  the health state, its triggers and transitions
+//   ReplicationGate   quorum replication: held appends, the readers' cap
 //   ReadPath          get and every cursor (query, read_aggregate, ...)
 //   WritePath         appends and the exclusive tasks, on the committer
 //   Checkpoints       the consumers' stored positions
@@ -25,6 +26,7 @@
 #include "store/environment.h"
 #include "store/health_controller.h"
 #include "store/read_path.h"
+#include "store/replication_gate.h"
 #include "store/schema.h"
 #include "store/subscription_hub.h"
 #include "store/write_path.h"
@@ -65,6 +67,7 @@ class Store::Impl {
   HealthController& health() noexcept { return *health_; }
   const ReadPath& reader() const noexcept { return *reader_; }
   SubscriptionHub& hub() noexcept { return hub_; }
+  ReplicationGate& gate() noexcept { return *gate_; }
   // The parts of a store that can write. Error(read_only) when it cannot.
   WritePath& writer() const;
   Checkpoints& checkpoints() const;
@@ -95,6 +98,7 @@ class Store::Impl {
   schema::Identity identity_;
   std::unique_ptr<monitor::SlaMonitor> monitor_;  // null when Options::monitor is off
   std::unique_ptr<HealthController> health_;
+  std::unique_ptr<ReplicationGate> gate_;
   std::unique_ptr<ReadPath> reader_;
   SubscriptionHub hub_;
   std::unique_ptr<WritePath> writer_;         // null when read-only

@@ -217,6 +217,10 @@ void check_options(const Options& o) {
                    ": it must be low, normal, high or critical");
   }
   at_least("health.degraded_max_group_events", h.degraded_max_group_events, 1);
+  in_range("health.replication_lag_warning_seconds", h.replication_lag_warning_seconds, 0, 1e9);
+  in_range("health.replication_lag_degraded_seconds", h.replication_lag_degraded_seconds,
+           h.replication_lag_warning_seconds, 1e9);
+  in_range("quorum_timeout_seconds", o.quorum_timeout_seconds, 0.001, 86'400);
   in_range("tracing.sampler.ratio", o.tracing.sampler.ratio, 0, 1);
   at_most("tracing.sampler.kind", static_cast<std::uint64_t>(o.tracing.sampler.kind),
           static_cast<std::uint64_t>(tracing::SamplerKind::parent_based_trace_id_ratio));

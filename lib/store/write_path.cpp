@@ -47,13 +47,15 @@ const char* to_string(ExclusiveTask task) noexcept {
 }
 
 WritePath::WritePath(Environment& env, const Databases& dbs, const Options& options, std::uint32_t node_id,
-                     monitor::SlaMonitor* monitor, HealthController& health, std::function<void()> committed)
+                     monitor::SlaMonitor* monitor, HealthController& health, ReplicationGate& gate,
+                     std::function<void()> committed)
     : env_(env),
       dbs_(dbs),
       options_(options),
       node_id_(node_id),
       monitor_(monitor),
       health_(health),
+      gate_(gate),
       committed_(std::move(committed)) {}
 
 void WritePath::start() {
@@ -347,6 +349,8 @@ bool WritePath::write_requests(MDB_txn* txn, std::vector<std::unique_ptr<AppendR
     replica.emplace(ErrorCode::read_only, "store '" + env_.path().string() + "' is a read replica of " +
                                               std::string(*replica_of) +
                                               ": append to the primary, or promote this store (`lighthouse promote`)");
+  } else {
+    out.quorum = gate_.quorum_mode(txn);
   }
   WriteTxn write(txn, dbs_, options_, node_id_, now_ns());
   for (std::size_t i = 0; i < group.size(); ++i) {
@@ -449,7 +453,11 @@ void WritePath::complete(std::vector<std::unique_ptr<AppendRequest>>& group, con
       monitor_->record_append(ns_since(group[i]->enqueued));
     }
     if (group[i]->span.recording()) end_append_span(*group[i], error ? nullptr : &group_results_[i], error, out);
-    group[i]->complete(error ? nullptr : &group_results_[i], error);
+    if (out.quorum && !error) {
+      gate_.complete_or_hold(*group[i], group_results_[i]);  // once the stream acknowledged it
+    } else {
+      group[i]->complete(error ? nullptr : &group_results_[i], error);
+    }
   }
 }
 

@@ -23,6 +23,7 @@
 #include "store/committer.h"
 #include "store/environment.h"
 #include "store/health_controller.h"
+#include "store/replication_gate.h"
 #include "store/schema.h"
 
 namespace lighthouse {
@@ -36,7 +37,8 @@ class WritePath {
   // `committed` is called after every commit that wrote events (appends,
   // health events, imports): the subscriptions of this process look again.
   WritePath(Environment& env, const Databases& dbs, const Options& options, std::uint32_t node_id,
-            monitor::SlaMonitor* monitor, HealthController& health, std::function<void()> committed);
+            monitor::SlaMonitor* monitor, HealthController& health, ReplicationGate& gate,
+            std::function<void()> committed);
   ~WritePath();  // stop()
   // Starts the committer thread: appends and exclusive tasks are taken from
   // then on (the store's opening writes before it, on its own thread).
@@ -85,6 +87,7 @@ class WritePath {
     std::exception_ptr group_error;          // the whole transaction failed
     std::uint64_t transaction_ns = 0, commit_ns = 0;
     tracing::SpanContext commit_span;  // valid when the commit was traced
+    bool quorum = false;               // the store is in quorum mode: appends wait for the stream
   };
   // Tracing (only with Options::tracing.sink): the append span, and the
   // trace context it gives the events; the commit span of a group that
@@ -124,6 +127,7 @@ class WritePath {
   const std::uint32_t node_id_;
   monitor::SlaMonitor* const monitor_;  // null when Options::monitor is off
   HealthController& health_;
+  ReplicationGate& gate_;
   const std::function<void()> committed_;
 
   std::atomic<std::uint64_t> commits_{0};

@@ -17,6 +17,7 @@ constexpr Row kRows[] = {
     {kExitCorruption, "corruption"},
     {kExitRefused, "refused: the store does not accept this write (read-only, degraded, emergency)"},
     {kExitNotFound, "not found: no such store or event"},
+    {kExitPending, "replication pending: the append is durable here, but the stream did not acknowledge it in time (quorum mode); retry with the same idempotency key"},
 };
 
 }  // namespace
@@ -37,6 +38,8 @@ ExitCode exit_code_for(ErrorCode code) noexcept {
       return kExitRefused;
     case ErrorCode::not_found:
       return kExitNotFound;
+    case ErrorCode::replication_pending:
+      return kExitPending;
     case ErrorCode::unsupported_format:
     case ErrorCode::already_open:
     case ErrorCode::store_failed:

@@ -17,6 +17,7 @@ enum ExitCode : int {
   kExitCorruption = 5,
   kExitRefused = 6,
   kExitNotFound = 7,
+  kExitPending = 8,
 };
 
 // The exit code for a failure with `code`.

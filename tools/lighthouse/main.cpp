@@ -11,7 +11,9 @@
 #include "exit_codes.h"
 #include "lighthouse/error.h"
 #include "lighthouse/faults.h"
+#include "lighthouse/options.h"
 #include "lighthouse/version.h"
+#include "store_commands.h"
 #include "tool_tracing.h"
 
 using namespace lighthouse::tool;
@@ -37,6 +39,12 @@ int main(int argc, char** argv) {
   app.add_option("--otlp-protocol", tracing_flags.protocol, "http/protobuf (default) or http/json")
       ->check(CLI::IsMember({"http/protobuf", "http/json"}))
       ->group("Tracing");
+  double quorum_timeout = lighthouse::Options{}.quorum_timeout_seconds;
+  app.add_option("--quorum-timeout", quorum_timeout,
+                 "Seconds an append waits for the stream's acknowledgement on a store replicated in quorum mode, "
+                 "before it fails with exit code 8 (default 5)")
+      ->check(CLI::Range(0.001, 86400.0))
+      ->group("Replication");
   Commands commands;
   add_store_commands(app, commands);
   add_operations_commands(app, commands);
@@ -60,6 +68,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& error) {
     return report_usage_error(app, error);
   }
+  set_quorum_timeout(quorum_timeout);
   ToolTracing& tracing = tool_tracing();
   const int code = [&]() -> int {
     try {

@@ -12,6 +12,7 @@
 #include "cli.h"
 #include "exit_codes.h"
 #include "lighthouse/replication.h"
+#include "replication_cli.h"
 #include "store_commands.h"
 #include "tool_tracing.h"
 
@@ -70,13 +71,16 @@ bool wait_for_signal(const sigset_t& signals, double seconds) {
 
 Json replicator_json(const replication::ReplicatorStatus& s) {
   Json j{{"role", "primary"},
+         {"mode", std::string(replication::to_string(s.mode))},
          {"state", std::string(replication::to_string(s.state))},
          {"confirmed", s.confirmed},
          {"persisted", s.persisted},
          {"store_last", s.store_last},
          {"lag", s.lag()},
+         {"lag_seconds", s.lag_seconds},
          {"published", s.published},
          {"reconciliations", s.reconciliations}};
+  if (s.mode == replication::ReplicationMode::quorum) j["appends_waiting"] = s.appends_waiting;
   if (!s.last_error.empty()) j["last_error"] = s.last_error;
   if (!s.stopped_reason.empty()) {
     j["stopped_reason"] = s.stopped_reason;
@@ -114,11 +118,17 @@ int run_replicator(replication::Replicator& replicator, const StreamArguments& a
   return kExitSuccess;
 }
 
-replication::ReplicatorOptions replicator_options(const StreamArguments& a, int replicas, std::size_t window) {
+replication::ReplicationMode parse_mode(const std::string& mode) {
+  return mode == "quorum" ? replication::ReplicationMode::quorum : replication::ReplicationMode::async;
+}
+
+replication::ReplicatorOptions replicator_options(const StreamArguments& a, int replicas, std::size_t window,
+                                                  const std::string& mode) {
   replication::ReplicatorOptions o;
   o.nats = stream_options(a);
   o.replicas = replicas;
   o.window = window;
+  o.mode = parse_mode(mode);
   return o;
 }
 
@@ -126,12 +136,22 @@ struct ReplicateArguments {
   StreamArguments stream;
   int replicas = 3;
   std::size_t window = 1024;
+  std::string mode = "async";
 };
+
+CLI::Option* add_mode_option(CLI::App& command, std::string& mode) {
+  return command
+      .add_option("--mode", mode,
+                  "async (default): appends are acknowledged once durable here; quorum: once the stream "
+                  "acknowledged them, and readers see only what it acknowledged")
+      ->check(CLI::IsMember({"async", "quorum"}));
+}
 
 int run_replicate(const ReplicateArguments& a) {
   const sigset_t signals = block_signals();
   Store store = open_existing(a.stream.store, false);
-  replication::Replicator replicator = replication::Replicator::start(store, replicator_options(a.stream, a.replicas, a.window));
+  replication::Replicator replicator =
+      replication::Replicator::start(store, replicator_options(a.stream, a.replicas, a.window, a.mode));
   return run_replicator(replicator, a.stream, signals);
 }
 
@@ -194,6 +214,7 @@ struct PromoteArguments {
   bool replicate = false;
   int replicas = 3;
   std::size_t window = 1024;
+  std::string mode = "async";
 };
 
 int run_promote(PromoteArguments a) {
@@ -210,11 +231,99 @@ int run_promote(PromoteArguments a) {
   // The promoted event is published before the command returns (so the
   // stream moves on at once); with --replicate, the replicator goes on.
   if (!a.replicate) a.stream.until_caught_up = true;
-  replication::Replicator replicator = replication::Replicator::start(store, replicator_options(a.stream, a.replicas, a.window));
+  replication::Replicator replicator =
+      replication::Replicator::start(store, replicator_options(a.stream, a.replicas, a.window, a.mode));
   return run_replicator(replicator, a.stream, signals);
 }
 
+// Prometheus text of one sample line.
+void metric(std::string& out, const char* name, const char* type, const char* help, const std::string& labels,
+            double value) {
+  out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + "{" + labels +
+         "} ";
+  char number[32];
+  std::snprintf(number, sizeof number, "%.17g", value);
+  out += number;
+  out += "\n";
+}
+
+class ServerReplicatorImpl final : public ServerReplicator {
+ public:
+  ServerReplicatorImpl(replication::Replicator replicator, std::string stream)
+      : replicator_(std::move(replicator)), stream_(std::move(stream)) {}
+  std::string metrics_text() const override {
+    const replication::ReplicatorStatus s = replicator_.status();
+    std::string labels = "stream=\"" + stream_ + "\",mode=\"" + std::string(replication::to_string(s.mode)) + "\"";
+    std::string out;
+    metric(out, "lighthouse_replication_confirmed_sequence", "gauge",
+           "The last sequence the stream acknowledged (the replication high-water mark).", labels,
+           static_cast<double>(s.confirmed));
+    metric(out, "lighthouse_replication_lag_events", "gauge", "Events of the store the stream has not acknowledged.",
+           labels, static_cast<double>(s.lag()));
+    metric(out, "lighthouse_replication_lag_seconds", "gauge",
+           "Age of the oldest event the stream has not acknowledged (0: none).", labels, s.lag_seconds);
+    metric(out, "lighthouse_replication_published_total", "counter", "Publishes sent to the stream.", labels,
+           static_cast<double>(s.published));
+    metric(out, "lighthouse_replication_reconciliations_total", "counter",
+           "Comparisons of the stream with the store, at start and after an error.", labels,
+           static_cast<double>(s.reconciliations));
+    metric(out, "lighthouse_replication_appends_waiting", "gauge",
+           "Appends waiting for the stream's acknowledgement (quorum mode).", labels,
+           static_cast<double>(s.appends_waiting));
+    out += "# HELP lighthouse_replication_state The replicator's state (1: the one it is in).\n"
+           "# TYPE lighthouse_replication_state gauge\n";
+    using State = replication::ReplicatorStatus::State;
+    for (State state : {State::connecting, State::reconciling, State::replicating, State::stopped}) {
+      out += "lighthouse_replication_state{" + labels + ",state=\"" + std::string(replication::to_string(state)) +
+             "\"} " + (s.state == state ? "1" : "0") + "\n";
+    }
+    return out;
+  }
+  std::string status_line() const override { return replicator_json(replicator_.status()).dump(); }
+  void stop() override { replicator_.stop(); }
+
+ private:
+  replication::Replicator replicator_;
+  std::string stream_;
+};
+
 }  // namespace
+
+void add_server_replication_options(CLI::App& serve, ServerReplicationArguments& a) {
+  auto* nats = serve.add_option("--nats", a.nats, "Replicate the store into NATS JetStream: server URLs, comma-separated")
+                   ->group("Replication");
+  auto* stream = serve.add_option("--stream", a.stream, "The JetStream stream of the store's log (with --nats)")
+                     ->group("Replication");
+  nats->needs(stream);
+  stream->needs(nats);
+  serve.add_option("--subject", a.subject, "The stream's one subject (default: lighthouse.STREAM)")
+      ->needs(nats)
+      ->group("Replication");
+  add_mode_option(serve, a.mode)->needs(nats)->group("Replication");
+  serve.add_option("--replicas", a.replicas, "Replicas of a stream it creates (default 3)")
+      ->check(CLI::Range(1, 5))
+      ->needs(nats)
+      ->group("Replication");
+  serve.add_option("--window", a.window, "Publishes in flight at most (default 1024)")
+      ->check(CLI::Range(1, 65536))
+      ->needs(nats)
+      ->group("Replication");
+  serve.add_option("--nats-timeout", a.timeout, "Seconds for each JetStream request and acknowledgement (default 5)")
+      ->check(CLI::Range(0.01, 3600.0))
+      ->needs(nats)
+      ->group("Replication");
+}
+
+std::unique_ptr<ServerReplicator> start_server_replicator(Store& store, const ServerReplicationArguments& a) {
+  if (a.nats.empty()) return nullptr;
+  StreamArguments s;
+  s.nats = a.nats;
+  s.stream = a.stream;
+  s.subject = a.subject;
+  s.timeout = a.timeout;
+  return std::make_unique<ServerReplicatorImpl>(
+      replication::Replicator::start(store, replicator_options(s, a.replicas, a.window, a.mode)), a.stream);
+}
 
 void add_replication_commands(CLI::App& app, Commands& commands) {
   auto replicate_args = std::make_shared<ReplicateArguments>();
@@ -224,6 +333,7 @@ void add_replication_commands(CLI::App& app, Commands& commands) {
       ->check(CLI::Range(1, 5));
   replicate->add_option("--window", replicate_args->window, "Publishes in flight at most (default 1024)")
       ->check(CLI::Range(1, 65536));
+  add_mode_option(*replicate, replicate_args->mode);
   commands.push_back({replicate, [replicate_args] { return run_replicate(*replicate_args); }});
 
   auto replica_args = std::make_shared<ReplicaArguments>();
@@ -240,6 +350,7 @@ void add_replication_commands(CLI::App& app, Commands& commands) {
   promote->add_flag("--replicate", promote_args->replicate, "Go on replicating after the promotion (until a signal)");
   promote->add_option("--window", promote_args->window, "Publishes in flight at most (default 1024)")
       ->check(CLI::Range(1, 65536));
+  add_mode_option(*promote, promote_args->mode);
   commands.push_back({promote, [promote_args] { return run_promote(*promote_args); }});
 }
 

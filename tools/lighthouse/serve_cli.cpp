@@ -4,6 +4,9 @@
 
 #include "cli.h"
 #include "parse.h"
+#ifdef LIGHTHOUSE_WITH_REPLICATION
+#include "replication_cli.h"
+#endif
 #include "serve/api.h"
 #include "serve/http_server.h"
 #include "serve/subscriptions.h"
@@ -23,6 +26,9 @@ struct ServeArguments {
   std::size_t catch_up_readers = 4, max_subscriptions = 1024, send_queue = 64, live_tail_events = 16384;
   std::vector<std::string> allowed_origins;
   std::string tls_cert, tls_key;
+#ifdef LIGHTHOUSE_WITH_REPLICATION
+  ServerReplicationArguments replication;
+#endif
 };
 
 // HOST:PORT, [IPv6]:PORT. Errors: invalid_argument.
@@ -66,6 +72,16 @@ int run_serve(const ServeArguments& a) {
   options.tls_cert = a.tls_cert;
   options.tls_key = a.tls_key;
   Store store = open_existing(a.store, a.read_only);
+#ifdef LIGHTHOUSE_WITH_REPLICATION
+  if (a.read_only && !a.replication.nats.empty()) {
+    throw Error(ErrorCode::invalid_argument,
+                "--read-only and --nats exclude each other: a read-only server has no replicator (a read replica "
+                "follows its stream with `lighthouse replica`)");
+  }
+  // Before the first request: in quorum mode no append is answered, and no
+  // reader sees an event, before the stream acknowledged it.
+  std::unique_ptr<ServerReplicator> replicator = start_server_replicator(store, a.replication);
+#endif
   serve::ServerMetrics metrics;
   serve::HubOptions hub_options;
   hub_options.catch_up_readers = a.catch_up_readers;
@@ -79,11 +95,26 @@ int run_serve(const ServeArguments& a) {
   api_options.allowed_origins = a.allowed_origins;
   api_options.tls = !a.tls_cert.empty();
   api_options.tracing = tool_tracing().options();
-  if (const auto* exporter = tool_tracing().exporter()) {
-    api_options.extra_metrics = [exporter] { return exporter->metrics_text(); };
+  const auto* exporter = tool_tracing().exporter();
+#ifdef LIGHTHOUSE_WITH_REPLICATION
+  const ServerReplicator* replication = replicator.get();
+#else
+  const void* replication = nullptr;
+#endif
+  if (exporter != nullptr || replication != nullptr) {
+    api_options.extra_metrics = [exporter, replication] {
+      std::string text = exporter != nullptr ? exporter->metrics_text() : std::string();
+#ifdef LIGHTHOUSE_WITH_REPLICATION
+      if (replication != nullptr) text += replication->metrics_text();
+#endif
+      return text;
+    };
   }
   serve::Api api(store, api_options, metrics);
   serve::run_server(api, metrics, &hub, options, std::cout);
+#ifdef LIGHTHOUSE_WITH_REPLICATION
+  if (replicator) replicator->stop();  // stores the confirmed position
+#endif
   hub.stop();
   return 0;
 }
@@ -127,6 +158,9 @@ void add_serve_command(CLI::App& app, Commands& commands) {
   serve->add_option("--allow-origin", a->allowed_origins,
                     "An Origin (scheme://host[:port]) allowed besides the server's own for WebSocket upgrades, event "
                     "streams and session cookies; repeatable");
+#ifdef LIGHTHOUSE_WITH_REPLICATION
+  add_server_replication_options(*serve, a->replication);
+#endif
   footer_with_exit_codes(*serve,
                          "Prints {\"listening\": \"HOST:PORT\"} once it listens, then serves until SIGTERM or SIGINT: "
                          "it stops accepting, lets requests in flight finish, closes the store and exits 0. The API "

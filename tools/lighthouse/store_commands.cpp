@@ -24,7 +24,10 @@ bool store_exists(const std::string& path) {
 
 namespace {
 bool check_structure = false;
+double quorum_timeout = Options{}.quorum_timeout_seconds;
 }  // namespace
+
+void set_quorum_timeout(double seconds) { quorum_timeout = seconds; }
 
 void check_structure_on_open(bool on) { check_structure = on; }
 bool structure_check_requested() { return check_structure; }
@@ -35,6 +38,7 @@ Store open_existing(const std::string& path, bool read_only) {
   options.create_if_missing = false;
   options.read_only = read_only;
   options.check_structure_on_open = check_structure;
+  options.quorum_timeout_seconds = quorum_timeout;
   return Store::open(path, options);
 }
 

@@ -15,6 +15,8 @@ namespace lighthouse::tool {
 // for the structural check of the whole file on open.
 Store open_existing(const std::string& path, bool read_only);
 void check_structure_on_open(bool on);
+// Options::quorum_timeout_seconds of every store the tool opens (--quorum-timeout).
+void set_quorum_timeout(double seconds);
 bool structure_check_requested();
 
 // Creates a store and prints its path, node id and format version. Refuses

@@ -30,6 +30,7 @@ Response store_error(const Error& e) {
     case ErrorCode::read_only: status = 403; break;
     case ErrorCode::degraded: status = 429; break;
     case ErrorCode::emergency:
+    case ErrorCode::replication_pending:
     case ErrorCode::corruption:
     case ErrorCode::unsupported_format:
     case ErrorCode::already_open:
@@ -47,7 +48,7 @@ Response store_error(const Error& e) {
   }
   if (e.index()) body["index"] = *e.index();
   Response r = json_response(status, body);
-  if (e.code() == ErrorCode::degraded) r.headers.emplace_back("Retry-After", "1");
+  if (e.code() == ErrorCode::degraded || e.code() == ErrorCode::replication_pending) r.headers.emplace_back("Retry-After", "1");
   if (e.code() == ErrorCode::emergency) r.headers.emplace_back("Retry-After", "5");
   return r;
 }
