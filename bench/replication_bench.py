@@ -12,12 +12,19 @@ three-node JetStream cluster on loopback started here (tests/tool/nats_cluster.p
      last sequence (`lighthouse stats`) less the replica's last applied (its
      status line 60 ms later), p50/p99 in events and in ms at that rate.
 
+  4. quorum-mode append latency against local durable appends: `lighthouse
+     serve` on a fresh store, without replication, with `--mode async` and
+     with `--mode quorum`; one client appends one event per request on a
+     keep-alive connection (--appends of them), p50/p99/mean per append,
+     and 8 clients at once (events/s).
+
 Whole processes are timed (start-up included, about 10 ms). Usage:
-  bench/replication_bench.py [--events N] [--rate R] [--seconds D]
+  bench/replication_bench.py [--events N] [--rate R] [--seconds D] [--appends K] [--only-quorum]
 with LIGHTHOUSE_TOOL pointing at the tool (default build/tools/lighthouse).
 """
 
 import argparse
+import http.client
 import json
 import os
 import shutil
@@ -30,6 +37,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "tool"))
 from nats_cluster import NatsCluster  # noqa: E402
+from test_serve import Server  # noqa: E402
 
 TOOL = os.environ.get("LIGHTHOUSE_TOOL", os.path.join(HERE, "..", "build", "tools", "lighthouse"))
 
@@ -52,15 +60,68 @@ def percentile(values, p):
     return values[min(len(values) - 1, int(p / 100 * len(values)))]
 
 
+def post_latencies(server, n, tag):
+    """n appends of one event each on one keep-alive connection: seconds each."""
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=60)
+    out = []
+    body = json.dumps({"type": "payment.taken", "data": {"amount": 1}}).encode()
+    for i in range(n):
+        t = time.perf_counter()
+        conn.request("POST", f"/streams/{tag}-{i % 100}", body=body, headers={"Content-Type": "application/json"})
+        r = conn.getresponse()
+        r.read()
+        if r.status != 201:
+            raise SystemExit(f"append answered {r.status}")
+        out.append(time.perf_counter() - t)
+    conn.close()
+    return out
+
+
+def concurrent_rate(server, clients, n, tag):
+    threads = [threading.Thread(target=post_latencies, args=(server, n, f"{tag}{c}")) for c in range(clients)]
+    t = time.monotonic()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return clients * n / (time.monotonic() - t)
+
+
+def quorum_latency(cluster, work, appends):
+    rows = []
+    for name, args in (("local durable (no replication)", []),
+                       ("async replication", ["--nats", cluster.urls, "--stream", "lat-async", "--mode", "async"]),
+                       ("quorum replication", ["--nats", cluster.urls, "--stream", "lat-quorum", "--mode", "quorum"])):
+        store = os.path.join(work, "lat-" + name.split()[0])
+        run("init", store)
+        server = Server(store, *args)
+        try:
+            post_latencies(server, 100, "warm")
+            lat = post_latencies(server, appends, "one")
+            rate = concurrent_rate(server, 8, appends // 8, "many")
+        finally:
+            server.stop()
+        rows.append((name, percentile(lat, 50), percentile(lat, 99), sum(lat) / len(lat), rate))
+    base = rows[0]
+    for name, p50, p99, mean, rate in rows:
+        print(f"append latency, {name}: p50 {p50 * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms, mean {mean * 1000:.2f} ms "
+              f"({mean / base[3]:.2f}x local); 8 clients: {rate:,.0f} appends/s ({rate / base[4]:.2f}x local)")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=200_000)
     ap.add_argument("--rate", type=int, default=10_000)
     ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--appends", type=int, default=2000)
+    ap.add_argument("--only-quorum", action="store_true", help="only the quorum latency figures (4)")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="lh-replbench-")
     try:
         with NatsCluster() as cluster:
+            quorum_latency(cluster, work, a.appends)
+            if a.only_quorum:
+                return
             primary = os.path.join(work, "p")
             run("init", primary)
             for start in range(0, a.events, 100_000):

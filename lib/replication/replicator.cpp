@@ -372,10 +372,10 @@ class Replicator::Impl {
         ++confirmed_;
         moved = true;
       }
-      if (moved) {
-        publish_status();
-        persist(false);
-      }
+      if (moved) publish_status();
+      // Also when nothing moved: a step held back by the bound is stored
+      // once the bound passed.
+      persist(false);
       const auto now = Clock::now();
       if (!in_flight.empty() && now - in_flight.begin()->second > timeout) {
         throw Error(ErrorCode::io_error, "no acknowledgement of event " + std::to_string(in_flight.begin()->first) +

@@ -15,6 +15,7 @@ import time
 import unittest
 
 from nats_cluster import NatsCluster, publish_raw
+from test_serve import Server
 
 TOOL = os.environ.get("LIGHTHOUSE_TOOL", "")
 TIMEOUT = 60
@@ -277,6 +278,8 @@ class ReplicationTest(unittest.TestCase):
         self.assertEqual(proc.returncode, 0, err)
         lines = status_lines(out)
         self.assertTrue(any("last_error" in s for s in lines), "the outage was reported")
+        # Its lag too: the age of the oldest event the stream had not acknowledged.
+        self.assertTrue(any(s["lag"] > 0 and s["lag_seconds"] > 0.5 for s in lines), lines)
         self.assertEqual(lines[-1]["confirmed"], 600)
         replica = os.path.join(self.dir, "r")
         self.replica(replica)
@@ -329,6 +332,125 @@ class ReplicationTest(unittest.TestCase):
             self.assertEqual(r.returncode, 4, r.stderr)
             self.assertIn("max_payload is 1048576 bytes, below the largest record", r.stderr.decode())
             self.assertIsNone(small.stream_info("small"))
+
+    # --- quorum mode -------------------------------------------------------
+
+    def query_sequences(self, path):
+        return [json.loads(line)["sequence"] for line in self.listing(path).decode().splitlines()]
+
+    def test_quorum_appends_through_the_server_wait_for_the_stream_fail_clearly_in_a_partition_and_succeed_after(self):
+        primary = self.store("p", 3)
+        server = Server(primary, "--nats", self.cluster.urls, "--stream", self.stream, "--mode", "quorum",
+                        "--nats-timeout", "1", "--quorum-timeout", "2")
+        try:
+            first = server.json("POST", "/streams/pay", {"type": "payment.taken", "data": 1},
+                                {"Idempotency-Key": "pay-1"})
+            self.assertEqual(first[0], 201, first)
+            seq = first[2]["events"][0]["sequence"]
+            self.assertEqual(seq, 4)
+            # Answered only once the stream held it (and the three before it).
+            self.assertEqual(self.stream_state()["last_seq"], 4)
+            self.assertEqual([e["sequence"] for e in server.lines("/streams/pay")[2] if "sequence" in e], [4])
+            # Another process reads the mark the replicator stores every 10 ms.
+            deadline = time.monotonic() + 5
+            while self.query_sequences(primary) != [1, 2, 3, 4]:
+                self.assertLess(time.monotonic(), deadline, self.query_sequences(primary))
+                time.sleep(0.02)
+
+            # A partition: every node of the cluster stopped.
+            for i in range(self.cluster.n):
+                self.cluster.stop(i)
+            t = time.monotonic()
+            pending = server.json("POST", "/streams/pay", {"type": "payment.taken", "data": 2},
+                                  {"Idempotency-Key": "pay-2"})
+            waited = time.monotonic() - t
+            self.assertEqual(pending[0], 503, pending)
+            self.assertEqual(pending[1].get("Retry-After"), "1")
+            body = pending[2]
+            self.assertEqual(body["error"], "replication_pending")
+            self.assertIn("event 5", body["message"])
+            self.assertIn("is durable in store", body["message"])
+            self.assertIn("within 2 s", body["message"])
+            self.assertIn("same idempotency key", body["message"])
+            self.assertGreaterEqual(waited, 1.9)
+            self.assertLess(waited, 10)
+            pending_id = body["message"].split("(first ID ", 1)[1].split(")", 1)[0]
+            # Durable here, seen by no reader: not the server's, not another process's.
+            self.assertEqual(self.stats(primary)["last_sequence"], 5)
+            self.assertEqual(self.query_sequences(primary), [1, 2, 3, 4])
+            status, _, listed = server.lines("/streams/pay")
+            self.assertEqual(status, 200)
+            self.assertEqual([e["sequence"] for e in listed if "sequence" in e], [4])
+            self.assertEqual(server.json("GET", "/events/" + pending_id)[0], 404)
+            # An append of another process waits on the mark in meta, and fails the same way.
+            r = tool("--quorum-timeout", "1", "append", primary, stdin=events(1))
+            self.assertEqual(r.returncode, 8, r.stderr)
+            self.assertIn("is durable in store", r.stderr.decode())
+            self.assertIn("(no replicator of this process: the mark is read from the store)", r.stderr.decode())
+            metrics = server.request("GET", "/metrics")[2].decode()
+            self.assertIn(f'lighthouse_replication_confirmed_sequence{{stream="{self.stream}",mode="quorum"}} 4',
+                          metrics)
+            self.assertIn(f'lighthouse_replication_lag_events{{stream="{self.stream}",mode="quorum"}} 2', metrics)
+
+            for i in range(self.cluster.n):
+                self.cluster.start(i, wait=False)
+            self.cluster.wait_ready()
+            # The retry with the same key returns the event the first try stored.
+            deadline = time.monotonic() + 60
+            while True:
+                retry = server.json("POST", "/streams/pay", {"type": "payment.taken", "data": 2},
+                                    {"Idempotency-Key": "pay-2"})
+                if retry[0] != 503 or time.monotonic() > deadline:
+                    break
+            self.assertEqual(retry[0], 200, retry)
+            self.assertTrue(retry[2]["replayed"])
+            self.assertEqual(retry[2]["events"][0]["id"], pending_id)
+            self.assertEqual(self.query_sequences(primary), [1, 2, 3, 4, 5, 6])
+            self.assertEqual(server.json("GET", "/events/" + pending_id)[0], 200)
+            after = server.json("POST", "/streams/pay", {"type": "payment.taken", "data": 3})
+            self.assertEqual(after[0], 201, after)
+            self.assertEqual(self.stream_state()["last_seq"], 7)
+        finally:
+            self.assertEqual(server.stop(), 0)
+        replica = os.path.join(self.dir, "r")
+        self.replica(replica)
+        self.assert_exact_replica(primary, replica, 7)
+
+    def test_a_quorum_replicator_in_its_own_process_gates_the_appends_and_readers_of_others(self):
+        primary = self.store("p", 2)
+        proc = subprocess.Popen([TOOL, "replicate", primary, "--nats", self.cluster.urls, "--stream", self.stream,
+                                 "--mode", "quorum", "--status-interval", "0.2"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 30
+            while (self.stream_state() or {}).get("last_seq") != 2:
+                self.assertLess(time.monotonic(), deadline)
+                time.sleep(0.05)
+            # `lighthouse append` in another process returns once the stream holds its events.
+            r = tool("append", primary, stdin=events(5, 2))
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(self.stream_state()["last_seq"], 7)
+            self.assertEqual(self.query_sequences(primary), list(range(1, 8)))
+            os.kill(proc.pid, signal.SIGSTOP)  # the replicator frozen: nothing is acknowledged
+            try:
+                r = tool("--quorum-timeout", "0.5", "append", primary, stdin=events(1, 7))
+                self.assertEqual(r.returncode, 8, r.stderr)
+                self.assertEqual(self.query_sequences(primary), list(range(1, 8)))
+            finally:
+                os.kill(proc.pid, signal.SIGCONT)
+            deadline = time.monotonic() + 30
+            while self.query_sequences(primary) != list(range(1, 9)):
+                self.assertLess(time.monotonic(), deadline, "the mark did not move on")
+                time.sleep(0.05)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=30)
+        self.assertEqual(proc.returncode, 0, err)
+        self.assertEqual(status_lines(out)[-1]["mode"], "quorum")
+        # Starting it in async mode takes the store out of quorum mode.
+        self.replicate(primary)
+        self.append(primary, 1, 8)
+        self.assertEqual(self.query_sequences(primary), list(range(1, 10)))
 
 
 if __name__ == "__main__":

@@ -187,3 +187,31 @@ TEST_CASE("quorum mode: closing the store fails the appends still waiting, which
   }
   CHECK(Store::open(dir / "s").stats().last_sequence == 1);
 }
+
+TEST_CASE("the replicator's lag is a health trigger: warning, then degraded, and healthy once it stopped") {
+  TempDir dir;
+  Options o;
+  o.health.window_seconds = 0;  // evaluated when asked
+  o.health.enter_after = 1;
+  o.health.leave_after = 1;
+  o.health.replication_lag_warning_seconds = 10;
+  o.health.replication_lag_degraded_seconds = 60;
+  o.monitor = false;
+  Store store = Store::open(dir / "s", o);
+  store.append(event("a"));
+  rep::note_lag(store, "orders", 3, 2.0);
+  CHECK(store.evaluate_health().state == HealthState::healthy);
+  rep::note_lag(store, "orders", 40, 12.5);
+  HealthStatus s = store.evaluate_health();
+  CHECK(s.state == HealthState::warning);
+  CHECK(s.reason.find("replication to stream 'orders' lags 40 events, the oldest unacknowledged 12.5") !=
+        std::string::npos);
+  rep::note_lag(store, "orders", 900, 75);
+  CHECK(store.evaluate_health().state == HealthState::degraded);
+  // The transition is recorded as a `$health.degraded` event with the figures.
+  Query q;
+  q.types = {"$health.degraded"};
+  CHECK(sequences(store.query(q)).size() == 1);
+  rep::clear_lag(store);
+  CHECK(store.evaluate_health().state == HealthState::healthy);
+}
