@@ -327,6 +327,21 @@ class ReplicationTest(unittest.TestCase):
         r = tool("promote", primary, "--nats", self.cluster.urls, "--stream", "ok")
         self.assertEqual(r.returncode, 4, r.stderr)
         self.assertIn("is not a read replica", r.stderr.decode())
+        serve_cases = [
+            (["--nats", self.cluster.urls], 2, "--nats requires --stream"),
+            (["--stream", "ok"], 2, "--stream requires --nats"),
+            (["--read-only", "--nats", self.cluster.urls, "--stream", "ok"], 2, "--read-only excludes --nats"),
+            (["--nats", self.cluster.urls, "--stream", "ok", "--mode", "eventual"], 4, "--mode"),
+            (["--nats", self.cluster.urls, "--stream", "a b"], 4, "bad stream name"),
+        ]
+        for args, code, text in serve_cases:
+            r = tool("serve", primary, "--listen", "127.0.0.1:0", *args)
+            self.assertEqual(r.returncode, code, (args, r.stderr))
+            self.assertIn(text, r.stderr.decode())
+        r = tool("replicate", primary, "--nats", self.cluster.urls, "--stream", "ok", "--mode", "sync")
+        self.assertEqual(r.returncode, 4, r.stderr)
+        r = tool("--quorum-timeout", "-1", "append", primary, stdin=events(1))
+        self.assertEqual(r.returncode, 4, r.stderr)
         self.assertIsNone(self.cluster.stream_info("ok"), "no stream was created")
         with open(data, "rb") as f:
             self.assertEqual(f.read(), before, "a refused start wrote to the store")

@@ -73,11 +73,6 @@ int run_serve(const ServeArguments& a) {
   options.tls_key = a.tls_key;
   Store store = open_existing(a.store, a.read_only);
 #ifdef LIGHTHOUSE_WITH_REPLICATION
-  if (a.read_only && !a.replication.nats.empty()) {
-    throw Error(ErrorCode::invalid_argument,
-                "--read-only and --nats exclude each other: a read-only server has no replicator (a read replica "
-                "follows its stream with `lighthouse replica`)");
-  }
   // Before the first request: in quorum mode no append is answered, and no
   // reader sees an event, before the stream acknowledged it.
   std::unique_ptr<ServerReplicator> replicator = start_server_replicator(store, a.replication);
@@ -160,6 +155,9 @@ void add_serve_command(CLI::App& app, Commands& commands) {
                     "streams and session cookies; repeatable");
 #ifdef LIGHTHOUSE_WITH_REPLICATION
   add_server_replication_options(*serve, a->replication);
+  // A read-only server has no replicator (a read replica follows its stream
+  // with `lighthouse replica`).
+  exclude_each_other({serve->get_option("--read-only"), serve->get_option("--nats")});
 #endif
   footer_with_exit_codes(*serve,
                          "Prints {\"listening\": \"HOST:PORT\"} once it listens, then serves until SIGTERM or SIGINT: "
