@@ -13,6 +13,7 @@
 //     5); memory growth of a query over all of it
 // Systems take turns workload by workload; --repeat N runs the write
 // workloads N times and reports each figure's median.
+#include <atomic>
 #include <malloc.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -335,9 +336,22 @@ int main(int argc, char** argv) try {
                  "Trace Lighthouse's stores at this ratio (0..1) into the tool's OTLP exporter, whose batches are "
                  "encoded and discarded; the spans exported and dropped are reported")
       ->check(CLI::Range(0.0, 1.0));
+  std::string trace_sink = "otlp";
+  app.add_option("--trace-sink", trace_sink,
+                 "otlp (default): the tool's exporter, as above; discard: a sink that counts each span and frees it "
+                 "on the thread that ended it (the library's own cost, without an exporter)")
+      ->check(CLI::IsMember({"otlp", "discard"}));
   CLI11_PARSE(app, argc, argv);
   std::shared_ptr<lighthouse::tool::otlp::BatchSpanProcessor> exporter;
-  if (trace_sampling >= 0) {
+  struct CountingSink final : lighthouse::tracing::SpanSink {
+    std::atomic<std::uint64_t> spans{0};
+    void on_end(lighthouse::tracing::SpanData) noexcept override { spans.fetch_add(1, std::memory_order_relaxed); }
+  };
+  std::shared_ptr<CountingSink> counting;
+  if (trace_sampling >= 0 && trace_sink == "discard") {
+    counting = std::make_shared<CountingSink>();
+    set_lighthouse_tracing(counting, trace_sampling);
+  } else if (trace_sampling >= 0) {
     lighthouse::tool::otlp::ExporterConfig config;
     config.endpoint = "http://127.0.0.1:1/v1/traces";
     exporter = std::make_shared<lighthouse::tool::otlp::BatchSpanProcessor>(
@@ -429,6 +443,10 @@ int main(int argc, char** argv) try {
   }
   run.keep_medians();
   print_table(run);
+  if (counting) {
+    std::printf("tracing at %g into a discarding sink: %llu spans\n", trace_sampling,
+                static_cast<unsigned long long>(counting->spans.load()));
+  }
   if (exporter) {
     exporter->shutdown();
     const auto c = exporter->counters();
