@@ -717,12 +717,14 @@ class ResumeAndLoadTest(SubscriptionTest):
         self.assertGreater(int(fell[0].split()[1]), 0)
         # The fast ones were not slowed down by it (loopback, two cores shared
         # with the clients; a server that held the others back for it would
-        # add its 3 s of slowness).
+        # add its 3 s of slowness: the margin, 1 s, is a third of that — at
+        # 100 ms a loaded machine failed it by 0.4 ms, with the baseline p99
+        # itself at 80 ms).
         # Under a sanitizer (scripts/sanitize.sh, scripts/tsan.sh) the server
         # runs 3 to 10 times slower and saturates both cores: its latencies
         # say nothing of this, and only the above is asserted there.
         if "ASAN_OPTIONS" not in os.environ and "TSAN_OPTIONS" not in os.environ:
-            self.assertLess(p99(latencies), 2 * p99(baseline) + 100)
+            self.assertLess(p99(latencies), 2 * p99(baseline) + 1000)
 
 
 if __name__ == "__main__":
