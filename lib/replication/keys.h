@@ -21,10 +21,6 @@ inline constexpr std::string_view kReplicaStream = "replica_stream";  // the str
 // for the new primary's duplicates.
 inline constexpr std::string_view kStoreId = "store_id";
 
-// Quorum mode: the stream's acknowledged position, which the store's
-// appends wait for and its readers stop at (schema::meta::kHighWater).
-inline constexpr std::string_view kHighWater = "high_water";
-
 // The confirmed position in `stream`: a decimal sequence.
 inline std::string confirmed(const std::string& stream) { return "confirmed/" + stream; }
 

@@ -492,7 +492,7 @@ class Replicator::Impl {
       return;
     }
     std::vector<access::Entry> entries{{confirmed_key_, std::to_string(confirmed_)}};
-    if (quorum()) entries.emplace_back(std::string(keys::kHighWater), std::to_string(confirmed_));
+    if (quorum()) entries.emplace_back(std::string(access::kHighWater), std::to_string(confirmed_));
     access::write(store_, entries);
     persisted_ = confirmed_;
     persisted_at_ = t;

@@ -6,7 +6,7 @@
 namespace lighthouse::replication_access {
 namespace {
 
-constexpr std::string_view kHighWaterName = schema::meta::kHighWater.substr(schema::meta::kReplicationPrefix.size());
+static_assert(schema::meta::kHighWater.substr(schema::meta::kReplicationPrefix.size()) == kHighWater);
 
 std::string key_of(std::string_view name) { return std::string(schema::meta::kReplicationPrefix) + std::string(name); }
 
@@ -66,13 +66,13 @@ void apply(Store& store, const std::vector<RecordedEvent>& events, const std::ve
 }
 
 void enter_quorum(Store& store, std::uint64_t mark, std::function<void()> wake) {
-  write(store, {{std::string(kHighWaterName), std::to_string(mark)}});
+  write(store, {{std::string(kHighWater), std::to_string(mark)}});
   StoreAccess::impl(store).gate().attach(mark, std::move(wake));
 }
 
 void leave_quorum(Store& store) {
-  if (!read(store, kHighWaterName)) return;
-  write(store, {{std::string(kHighWaterName), std::nullopt}});
+  if (!read(store, kHighWater)) return;
+  write(store, {{std::string(kHighWater), std::nullopt}});
 }
 
 void advance_high_water(Store& store, std::uint64_t mark) { StoreAccess::impl(store).gate().advance(mark); }
@@ -87,7 +87,7 @@ void clear_lag(Store& store) noexcept { StoreAccess::impl(store).health().note_r
 
 std::size_t appends_waiting(const Store& store) { return StoreAccess::impl(store).gate().held(); }
 
-void read_past_high_water() noexcept { UncappedReads::set_active(); }
+void read_past_high_water() noexcept { ReplicationGate::read_past_mark(); }
 
 AppendResult append_own(Store& store, Batch batch) {
   refuse_writes_if_read_only(store);

@@ -42,6 +42,10 @@ LIGHTHOUSE_API void apply(Store& store, const std::vector<RecordedEvent>& events
 // Errors: those of Store::append_batch.
 LIGHTHOUSE_API AppendResult append_own(Store& store, Batch batch);
 
+// The name (under "replication/") of the high-water mark that puts a store
+// in quorum mode (schema::meta::kHighWater).
+inline constexpr std::string_view kHighWater = "high_water";
+
 // Quorum mode (store/replication_gate.h). enter_quorum stores the
 // high-water mark `mark` in `meta` (the store is in quorum mode from then
 // on, for every process) and attaches this process's replicator: it moves

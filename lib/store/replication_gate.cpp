@@ -7,9 +7,9 @@
 
 namespace lighthouse {
 
-thread_local bool UncappedReads::active_ = false;
-
 namespace {
+
+thread_local bool reads_past_mark = false;  // ReplicationGate::read_past_mark
 
 // While appends wait and no replicator of this process moves the mark.
 constexpr auto kPollInterval = std::chrono::milliseconds(2);
@@ -78,10 +78,7 @@ void ReplicationGate::release(Held& held) {
 }
 
 void ReplicationGate::fail(Held& held, const std::string& why) {
-  std::uint64_t last = held.first;
-  for (const AppendResult& r : held.results) {
-    for (const AppendedEvent& e : r.events) last = std::max(last, e.id.sequence);
-  }
+  const std::uint64_t last = held.last;
   std::string first_id;
   for (const AppendResult& r : held.results) {
     if (!r.events.empty()) {
@@ -104,7 +101,7 @@ void ReplicationGate::fail(Held& held, const std::string& why) {
 }
 
 std::optional<std::uint64_t> ReplicationGate::read_cap(MDB_txn* txn) const {
-  if (UncappedReads::active()) return std::nullopt;
+  if (reads_past_mark) return std::nullopt;
   const std::optional<std::uint64_t> stored = schema::read_high_water(txn, dbs_);
   if (!stored) return std::nullopt;
   // This process's replicator may know of later acknowledgements than
@@ -138,6 +135,7 @@ void ReplicationGate::complete_or_hold(AppendRequest& request, std::vector<Appen
   held.several = std::move(request.several);
   held.results = std::move(results);
   held.first = first;
+  held.last = last;
   std::function<void()> wake;
   {
     std::lock_guard lock(mutex_);
@@ -219,6 +217,8 @@ void ReplicationGate::stop() noexcept {
   if (thread_.joinable()) thread_.join();
   for (auto& entry : left) fail(entry.second, "the store closed before the stream acknowledged it");
 }
+
+void ReplicationGate::read_past_mark() noexcept { reads_past_mark = true; }
 
 std::size_t ReplicationGate::held() const {
   std::lock_guard lock(mutex_);

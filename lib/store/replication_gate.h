@@ -61,8 +61,11 @@ class ReplicationGate {
   std::uint64_t mark() const noexcept { return mark_.load(std::memory_order_acquire); }
 
   // Reads: the last sequence a reader in `txn` may see, or nothing when the
-  // store is not in quorum mode. Readers that bypass it: UncappedReads.
+  // store is not in quorum mode or the thread reads past the mark.
   std::optional<std::uint64_t> read_cap(MDB_txn* txn) const;
+  // Reads of the calling thread see every event from now on, past the mark:
+  // the replicator's (it must read what it has yet to publish).
+  static void read_past_mark() noexcept;
 
   // The committer, in a group's write transaction: whether the store is in
   // quorum mode (the mark in `meta` is adopted as it is read).
@@ -86,7 +89,7 @@ class ReplicationGate {
     std::optional<std::promise<AppendResult>> single;
     std::optional<std::promise<std::vector<AppendResult>>> several;
     std::vector<AppendResult> results;
-    std::uint64_t first = 0;  // the first and last sequence of its events
+    std::uint64_t first = 0, last = 0;  // the first and last sequence of its events
   };
   static void release(Held& held);
   void fail(Held& held, const std::string& why);
@@ -109,23 +112,6 @@ class ReplicationGate {
   bool attached_ = false;
   bool stopping_ = false;
   std::thread thread_;  // from the first hold
-};
-
-// Reads of this thread see every event, past the high-water mark: the
-// replicator's own (it must read what it has yet to publish).
-class UncappedReads {
- public:
-  UncappedReads() noexcept : previous_(active_) { active_ = true; }
-  ~UncappedReads() { active_ = previous_; }
-  UncappedReads(const UncappedReads&) = delete;
-  UncappedReads& operator=(const UncappedReads&) = delete;
-  static bool active() noexcept { return active_; }
-  // For the rest of the calling thread's life.
-  static void set_active() noexcept { active_ = true; }
-
- private:
-  static thread_local bool active_;
-  bool previous_;
 };
 
 }  // namespace lighthouse
