@@ -87,6 +87,17 @@ class ReplicationTest(unittest.TestCase):
     def stats(self, path):
         return json.loads(tool("stats", path).stdout)
 
+    def wait_for(self, check, seconds, what, every=0.05):
+        """Polls `check` until it holds; fails after `seconds` saying `what`."""
+        deadline = time.monotonic() + seconds
+        while not check():
+            self.assertLess(time.monotonic(), deadline, what() if callable(what) else what)
+            time.sleep(every)
+
+    def wait_stream_last(self, n, seconds):
+        self.wait_for(lambda: (self.stream_state() or {}).get("last_seq") == n, seconds,
+                      f"the stream did not reach sequence {n}")
+
     def stream_state(self):
         info = self.cluster.stream_info(self.stream)
         return info["state"] if info else None
@@ -261,10 +272,7 @@ class ReplicationTest(unittest.TestCase):
                                  "--status-interval", "0.2", "--timeout", "1"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            deadline = time.monotonic() + 30
-            while (self.stream_state() or {}).get("last_seq") != 100:
-                self.assertLess(time.monotonic(), deadline)
-                time.sleep(0.1)
+            self.wait_stream_last(100, 30)
             for i in range(self.cluster.n):
                 self.cluster.stop(i)
             t = time.monotonic()
@@ -274,10 +282,8 @@ class ReplicationTest(unittest.TestCase):
             for i in range(self.cluster.n):
                 self.cluster.start(i, wait=False)
             self.cluster.wait_ready()
-            deadline = time.monotonic() + 60
-            while (self.stream_state() or {}).get("last_seq") != 600:
-                self.assertLess(time.monotonic(), deadline, "replication did not catch up")
-                time.sleep(0.2)
+            self.wait_for(lambda: (self.stream_state() or {}).get("last_seq") == 600, 60,
+                          "replication did not catch up", every=0.2)
         finally:
             proc.send_signal(signal.SIGTERM)
             out, err = proc.communicate(timeout=30)
@@ -373,10 +379,8 @@ class ReplicationTest(unittest.TestCase):
             self.assertEqual(self.stream_state()["last_seq"], 4)
             self.assertEqual([e["sequence"] for e in server.lines("/streams/pay")[2] if "sequence" in e], [4])
             # Another process reads the mark the replicator stores every 10 ms.
-            deadline = time.monotonic() + 5
-            while self.query_sequences(primary) != [1, 2, 3, 4]:
-                self.assertLess(time.monotonic(), deadline, self.query_sequences(primary))
-                time.sleep(0.02)
+            self.wait_for(lambda: self.query_sequences(primary) == [1, 2, 3, 4], 5,
+                          lambda: self.query_sequences(primary), every=0.02)
 
             # A partition: every node of the cluster stopped.
             for i in range(self.cluster.n):
@@ -428,10 +432,8 @@ class ReplicationTest(unittest.TestCase):
             self.assertEqual(retry[2]["events"][0]["id"], pending_id)
             # Every reader sees both pending events once the stream has them
             # (another process through the mark stored every 10 ms).
-            deadline = time.monotonic() + 10
-            while self.query_sequences(primary) != [1, 2, 3, 4, 5, 6]:
-                self.assertLess(time.monotonic(), deadline, self.query_sequences(primary))
-                time.sleep(0.02)
+            self.wait_for(lambda: self.query_sequences(primary) == [1, 2, 3, 4, 5, 6], 10,
+                          lambda: self.query_sequences(primary), every=0.02)
             self.assertEqual(server.json("GET", "/events/" + pending_id)[0], 200)
             after = server.json("POST", "/streams/pay", {"type": "payment.taken", "data": 3})
             self.assertEqual(after[0], 201, after)
@@ -448,10 +450,7 @@ class ReplicationTest(unittest.TestCase):
                                  "--mode", "quorum", "--status-interval", "0.2"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            deadline = time.monotonic() + 30
-            while (self.stream_state() or {}).get("last_seq") != 2:
-                self.assertLess(time.monotonic(), deadline)
-                time.sleep(0.05)
+            self.wait_stream_last(2, 30)
             # `lighthouse append` in another process returns once the stream holds its events.
             r = tool("append", primary, stdin=events(5, 2))
             self.assertEqual(r.returncode, 0, r.stderr)
@@ -464,10 +463,7 @@ class ReplicationTest(unittest.TestCase):
                 self.assertEqual(self.query_sequences(primary), list(range(1, 8)))
             finally:
                 os.kill(proc.pid, signal.SIGCONT)
-            deadline = time.monotonic() + 30
-            while self.query_sequences(primary) != list(range(1, 9)):
-                self.assertLess(time.monotonic(), deadline, "the mark did not move on")
-                time.sleep(0.05)
+            self.wait_for(lambda: self.query_sequences(primary) == list(range(1, 9)), 30, "the mark did not move on")
         finally:
             proc.send_signal(signal.SIGTERM)
             out, err = proc.communicate(timeout=30)
@@ -501,10 +497,7 @@ class ReplicationTest(unittest.TestCase):
         threads = [threading.Thread(target=client, args=(c,)) for c in range(4)]
         for t in threads:
             t.start()
-        deadline = time.monotonic() + 30
-        while len(acknowledged) < 300:
-            self.assertLess(time.monotonic(), deadline)
-            time.sleep(0.01)
+        self.wait_for(lambda: len(acknowledged) >= 300, 30, "300 appends were not acknowledged", every=0.01)
         server.proc.kill()  # SIGKILL of the primary in the middle of its appends
         server.proc.wait(timeout=30)
         stop.set()

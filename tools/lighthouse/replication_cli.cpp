@@ -69,6 +69,20 @@ bool wait_for_signal(const sigset_t& signals, double seconds) {
   return sigtimedwait(&signals, nullptr, &t) > 0;
 }
 
+// Stops a replicator or a replica, prints its last status line and returns
+// the exit code: 6 (with the reason on stderr) when it stopped for good.
+template <typename Runner, typename ToJson>
+int stop_and_report(Runner& runner, ToJson to_json) {
+  runner.stop();
+  const auto s = runner.status();
+  std::cout << to_json(s).dump() << '\n' << std::flush;
+  if (!s.stopped_reason.empty()) {
+    std::cerr << "lighthouse: " << s.stopped_reason << '\n';
+    return kExitRefused;
+  }
+  return kExitSuccess;
+}
+
 Json replicator_json(const replication::ReplicatorStatus& s) {
   Json j{{"role", "primary"},
          {"mode", std::string(replication::to_string(s.mode))},
@@ -108,14 +122,7 @@ int run_replicator(replication::Replicator& replicator, const StreamArguments& a
     }
     signalled = wait_for_signal(signals, tick);
   }
-  replicator.stop();
-  const replication::ReplicatorStatus s = replicator.status();
-  std::cout << replicator_json(s).dump() << '\n' << std::flush;
-  if (!s.stopped_reason.empty()) {
-    std::cerr << "lighthouse: " << s.stopped_reason << '\n';
-    return kExitRefused;
-  }
-  return kExitSuccess;
+  return stop_and_report(replicator, replicator_json);
 }
 
 replication::ReplicationMode parse_mode(const std::string& mode) {
@@ -199,22 +206,12 @@ int run_replica(const ReplicaArguments& a) {
     }
     signalled = wait_for_signal(signals, 0.05);
   }
-  replica.stop();
-  const replication::ReplicaStatus s = replica.status();
-  std::cout << replica_json(s).dump() << '\n' << std::flush;
-  if (!s.stopped_reason.empty()) {
-    std::cerr << "lighthouse: " << s.stopped_reason << '\n';
-    return kExitRefused;
-  }
-  return kExitSuccess;
+  return stop_and_report(replica, replica_json);
 }
 
-struct PromoteArguments {
-  StreamArguments stream;
+// Its replicator's arguments, and whether it goes on replicating.
+struct PromoteArguments : ReplicateArguments {
   bool replicate = false;
-  int replicas = 3;
-  std::size_t window = 1024;
-  std::string mode = "async";
 };
 
 int run_promote(PromoteArguments a) {
