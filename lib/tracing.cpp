@@ -74,8 +74,22 @@ bool SpanId::valid() const noexcept { return any_set(bytes); }
 std::string SpanId::hex() const { return hex_of(bytes); }
 
 std::string SpanContext::traceparent() const {
-  return "00-" + trace_id.hex() + "-" + span_id.hex() + "-" +
-         text::lower_hex({reinterpret_cast<const char*>(&flags), 1});
+  // Written in place, one allocation: it is made for every traced append.
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out(55, '-');
+  char* p = out.data();
+  const auto put = [&p](std::uint8_t b) {
+    *p++ = kDigits[b >> 4];
+    *p++ = kDigits[b & 15];
+  };
+  put(0);
+  ++p;
+  for (auto b : trace_id.bytes) put(b);
+  ++p;
+  for (auto b : span_id.bytes) put(b);
+  ++p;
+  put(flags);
+  return out;
 }
 
 std::optional<SpanContext> SpanContext::parse(std::string_view p, std::string_view tracestate) {
@@ -217,25 +231,23 @@ Span::Span(const TracingOptions& tracing, std::string_view name, SpanKind kind, 
     deferred_start_ = now_ns();
     return;
   }
-  data_ = std::make_unique<SpanData>();
+  data_.reset(new SpanData);  // default-initialized: its inline room is not zeroed first
   data_->context = context_;
   if (parent) data_->parent_span_id = parent->span_id;
   data_->name.assign(name);
   data_->kind = kind;
-  data_->attributes.reserve(12);
   data_->start_ns = now_ns();
 }
 
 SpanData* Span::data() {
   if (deferred_) {
     deferred_ = false;
-    data_ = std::make_unique<SpanData>();
+    data_.reset(new SpanData);  // default-initialized: its inline room is not zeroed first
     data_->context = context_;
     data_->parent_span_id = deferred_parent_;
     data_->name.assign(deferred_name_);
     data_->kind = deferred_kind_;
-    data_->attributes.reserve(12);
-    data_->start_ns = deferred_start_;
+      data_->start_ns = deferred_start_;
   }
   return data_.get();
 }
@@ -274,7 +286,8 @@ void Span::set_name(std::string_view name) {
 void Span::set(std::string_view key, AttributeValue value) {
   if (!recording()) return;
   for (auto& a : data()->attributes) {
-    if (a.key == key) {
+    // Keys are literals: the same literal is mostly the same pointer.
+    if ((a.key.data() == key.data() && a.key.size() == key.size()) || a.key == key) {
       a.value = std::move(value);
       return;
     }
@@ -314,10 +327,13 @@ void Span::end(std::uint64_t end_ns) {
   data_->end_ns = end_ns ? end_ns : now_ns();
   if (data_->end_ns < data_->start_ns) data_->end_ns = data_->start_ns;
   SpanSink* sink = std::exchange(sink_, nullptr);
-  SpanData finished = std::move(*data_);
-  data_.reset();
+  // The sink's argument is moved from the span's data, which this thread
+  // then frees: its attributes and link are inline (InlineVector), so
+  // nothing of the span's own is left for the sink's thread to free but its
+  // longer strings.
+  std::unique_ptr<SpanData> data = std::move(data_);
   try {
-    sink->on_end(std::move(finished));
+    sink->on_end(std::move(*data));
   } catch (...) {
     // on_end is noexcept; a sink that throws anyway is dropped from here.
   }

@@ -20,11 +20,16 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
+#include <new>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -85,6 +90,134 @@ struct Attribute {
   AttributeValue value;
 };
 
+// A vector that holds its first N elements in itself and only the rest on
+// the heap: a span's attributes and links, so that the spans made per
+// append allocate nothing for them and nothing is freed by another thread
+// (a sink's exporter) than the one that made it. Iterators are pointers;
+// they are invalidated by any insertion, as a std::vector's may be.
+template <class T, std::size_t N>
+class InlineVector {
+ public:
+  using value_type = T;
+  using size_type = std::size_t;
+  using iterator = T*;
+  using const_iterator = const T*;
+
+  InlineVector() noexcept = default;
+  InlineVector(std::initializer_list<T> items) {
+    reserve(items.size());
+    for (const T& item : items) push_back(item);
+  }
+  InlineVector(const InlineVector& other) {
+    reserve(other.size_);
+    for (const T& item : other) push_back(item);
+  }
+  InlineVector(InlineVector&& other) noexcept { take(other); }
+  InlineVector& operator=(const InlineVector& other) {
+    if (this != &other) {
+      clear();
+      reserve(other.size_);
+      for (const T& item : other) push_back(item);
+    }
+    return *this;
+  }
+  InlineVector& operator=(InlineVector&& other) noexcept {
+    if (this != &other) {
+      clear();
+      release();
+      take(other);
+    }
+    return *this;
+  }
+  ~InlineVector() {
+    clear();
+    release();
+  }
+
+  T* begin() noexcept { return data_; }
+  T* end() noexcept { return data_ + size_; }
+  const T* begin() const noexcept { return data_; }
+  const T* end() const noexcept { return data_ + size_; }
+  T* data() noexcept { return data_; }
+  const T* data() const noexcept { return data_; }
+  std::size_t size() const noexcept { return size_; }
+  std::size_t capacity() const noexcept { return capacity_; }
+  bool empty() const noexcept { return size_ == 0; }
+  T& operator[](std::size_t i) noexcept { return data_[i]; }
+  const T& operator[](std::size_t i) const noexcept { return data_[i]; }
+  T& front() noexcept { return data_[0]; }
+  const T& front() const noexcept { return data_[0]; }
+  T& back() noexcept { return data_[size_ - 1]; }
+  const T& back() const noexcept { return data_[size_ - 1]; }
+
+  void push_back(const T& item) { emplace_back(item); }
+  void push_back(T&& item) { emplace_back(std::move(item)); }
+  template <class... Args>
+  T& emplace_back(Args&&... args) {
+    if (size_ == capacity_) {
+      T item(std::forward<Args>(args)...);  // args may refer to an element
+      grow(capacity_ * 2);
+      return *::new (static_cast<void*>(data_ + size_++)) T(std::move(item));
+    }
+    return *::new (static_cast<void*>(data_ + size_++)) T(std::forward<Args>(args)...);
+  }
+  void reserve(std::size_t n) {
+    if (n > capacity_) grow(n);
+  }
+  void clear() noexcept {
+    for (std::size_t i = 0; i < size_; ++i) data_[i].~T();
+    size_ = 0;
+  }
+
+  friend bool operator==(const InlineVector& a, const InlineVector& b) {
+    if (a.size_ != b.size_) return false;
+    for (std::size_t i = 0; i < a.size_; ++i) {
+      if (!(a.data_[i] == b.data_[i])) return false;
+    }
+    return true;
+  }
+
+ private:
+  static_assert(N > 0 && std::is_nothrow_move_constructible_v<T>);
+  T* inline_data() noexcept { return std::launder(reinterpret_cast<T*>(inline_)); }
+  bool on_heap() const noexcept { return capacity_ > N; }
+  void grow(std::size_t n) {
+    T* bigger = static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{alignof(T)}));
+    for (std::size_t i = 0; i < size_; ++i) {
+      ::new (static_cast<void*>(bigger + i)) T(std::move(data_[i]));
+      data_[i].~T();
+    }
+    release();
+    data_ = bigger;
+    capacity_ = n;
+  }
+  void release() noexcept {
+    if (on_heap()) ::operator delete(data_, std::align_val_t{alignof(T)});
+    data_ = inline_data();
+    capacity_ = N;
+  }
+  // REQUIRES: this is empty and holds no heap block.
+  void take(InlineVector& other) noexcept {
+    if (other.on_heap()) {
+      data_ = other.data_;
+      capacity_ = other.capacity_;
+      size_ = other.size_;
+      other.data_ = other.inline_data();
+      other.capacity_ = N;
+      other.size_ = 0;
+      return;
+    }
+    for (std::size_t i = 0; i < other.size_; ++i) ::new (static_cast<void*>(data_ + i)) T(std::move(other.data_[i]));
+    size_ = other.size_;
+    other.clear();
+  }
+
+  alignas(T) unsigned char inline_[N * sizeof(T)];
+  T* data_ = inline_data();
+  std::size_t size_ = 0;
+  std::size_t capacity_ = N;
+};
+
 struct SpanEvent {
   std::string name;
   std::uint64_t time_ns = 0;  // since the Unix epoch
@@ -96,6 +229,8 @@ struct SpanLink {
   std::vector<Attribute> attributes;
 };
 
+inline constexpr std::size_t kInlineAttributes = 12;
+
 // A finished span, as OTLP carries it. Times are nanoseconds since the
 // Unix epoch (the system clock).
 struct SpanData {
@@ -105,9 +240,11 @@ struct SpanData {
   SpanKind kind = SpanKind::internal;
   std::uint64_t start_ns = 0;
   std::uint64_t end_ns = 0;
-  std::vector<Attribute> attributes;
+  // Inline room for the store's own spans' attributes and link; more go to
+  // the heap.
+  InlineVector<Attribute, kInlineAttributes> attributes;
   std::vector<SpanEvent> events;
-  std::vector<SpanLink> links;
+  InlineVector<SpanLink, 1> links;
   StatusCode status = StatusCode::unset;
   std::string status_message;
 

@@ -42,6 +42,10 @@ struct AppendRequest {
   tracing::Span span;
   bool stamp_trace_context = false;  // the events without one get the span's context
   std::string_view operation;        // the span's db.operation.name (a literal)
+  // A one-event append's aggregate, for its span: copied on the caller's
+  // thread, so that the committer, describing the span after the group's
+  // commit, does not reach into the events again (by then out of its cache).
+  std::string span_aggregate;
   // Completed once, from the committer thread: `single` for requests of one
   // batch (append, append_batch), `several` for append_batches.
   // Only the promise a request uses is made (each allocates its shared state).

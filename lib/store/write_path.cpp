@@ -107,12 +107,16 @@ void WritePath::enqueue(std::unique_ptr<AppendRequest> request) {
     }
     validation::check_totals(request->events, request->bytes, options_.limits);
     if (request->stamp_trace_context) {
-      const TraceContext context = request->span.context().to_trace_context();
+      TraceContext context = request->span.context().to_trace_context();
+      EventData* last = nullptr;  // gets the context itself, the others a copy
       for (Batch& batch : request->batches) {
         for (EventData& e : batch.events) {
-          if (!e.trace_context) e.trace_context = context;
+          if (e.trace_context) continue;
+          if (last != nullptr) last->trace_context = context;
+          last = &e;
         }
       }
+      if (last != nullptr) last->trace_context = std::move(context);
     }
     // The SHA-256 over each event's content, in this thread: the committer
     // only hashes a fixed number of bytes per event.
@@ -247,7 +251,7 @@ void WritePath::persist_sla(MDB_txn* txn) {
 void WritePath::commit_group(std::vector<std::unique_ptr<AppendRequest>>& group) {
   const auto taken = std::chrono::steady_clock::now();
   tracing::Span commit;
-  if (options_.tracing.sink) commit = start_commit_span(group, taken);
+  if (options_.tracing.sink) commit = start_commit_span(group);
   if (monitor_) {
     for (const auto& request : group) {
       monitor_->record_queue_wait(static_cast<std::uint64_t>(
@@ -256,6 +260,7 @@ void WritePath::commit_group(std::vector<std::unique_ptr<AppendRequest>>& group)
   }
   if (group_results_.size() < group.size()) group_results_.resize(group.size());
   GroupOutcome out;
+  out.taken = taken;
   out.errors.resize(group.size());
   if (auto failed = env_.failed_error()) {
     out.group_error = std::make_exception_ptr(*failed);
@@ -434,6 +439,7 @@ void WritePath::measure(const std::vector<std::unique_ptr<AppendRequest>>& group
 }
 
 void WritePath::complete(std::vector<std::unique_ptr<AppendRequest>>& group, const GroupOutcome& out) {
+  std::uint64_t ended_ns = 0;
   for (std::size_t i = 0; i < group.size(); ++i) {
     std::exception_ptr error = out.errors[i];
     // Corruption met while checking a request is a health trigger: looked at
@@ -452,7 +458,10 @@ void WritePath::complete(std::vector<std::unique_ptr<AppendRequest>>& group, con
       if (error) with_error(error, [&](const Error& e) { monitor_->record_error(std::string(to_string(e.code()))); });
       monitor_->record_append(ns_since(group[i]->enqueued));
     }
-    if (group[i]->span.recording()) end_append_span(*group[i], error ? nullptr : &group_results_[i], error, out);
+    if (group[i]->span.recording()) {
+      if (ended_ns == 0) ended_ns = tracing::now_ns();  // the group's append spans end together
+      end_append_span(*group[i], error ? nullptr : &group_results_[i], error, out, ended_ns);
+    }
     if (out.quorum && !error) {
       gate_.complete_or_hold(*group[i], group_results_[i]);  // once the stream acknowledged it
     } else {
@@ -473,17 +482,16 @@ void WritePath::start_append_span(AppendRequest& request, std::string_view opera
   // for the deliveries that link to it: stamped once the events' own are
   // validated (enqueue), before their hashes are taken.
   request.stamp_trace_context = request.span.recording() || in_trace;
+  if (request.span.recording() && request.batches.size() == 1 && request.batches.front().events.size() == 1) {
+    request.span_aggregate = request.batches.front().events.front().aggregate;
+  }
 }
 
-tracing::Span WritePath::start_commit_span(std::vector<std::unique_ptr<AppendRequest>>& group,
-                                          std::chrono::steady_clock::time_point taken) {
-  bool any = false;
-  for (auto& request : group) {
-    if (!request->span.recording()) continue;
-    any = true;
-    const auto waited = std::chrono::duration_cast<std::chrono::nanoseconds>(taken - request->enqueued).count();
-    request->span.set("lighthouse.queue_time_ns", static_cast<std::int64_t>(waited));
-  }
+tracing::Span WritePath::start_commit_span(const std::vector<std::unique_ptr<AppendRequest>>& group) {
+  // The append spans are left alone until their requests complete: each is
+  // then described and ended in turn (end_append_span), so that the
+  // committer has one span's data in hand at a time, not a group's.
+  const bool any = std::any_of(group.begin(), group.end(), [](const auto& r) { return r->span.recording(); });
   if (!any) return {};
   tracing::Span span = tracing::Span::recorded(options_.tracing, "commit", tracing::SpanKind::internal,
                                                tracing::Span::root);
@@ -510,14 +518,14 @@ void WritePath::end_commit_span(tracing::Span& span, const std::vector<std::uniq
 }
 
 void WritePath::end_append_span(AppendRequest& request, const std::vector<AppendResult>* results,
-                                const std::exception_ptr& error, const GroupOutcome& out) {
+                                const std::exception_ptr& error, const GroupOutcome& out, std::uint64_t end_ns) {
   tracing::Span& span = request.span;
   describe_db_operation(span, request.operation, nullptr);  // per append: no copy of the path
   span.set("lighthouse.batch.events", static_cast<std::int64_t>(request.events));
-  if (request.batches.size() == 1 && request.batches.front().events.size() == 1 &&
-      !request.batches.front().events.front().aggregate.empty()) {
-    span.set("lighthouse.aggregate", request.batches.front().events.front().aggregate);
-  }
+  span.set("lighthouse.queue_time_ns",
+           static_cast<std::int64_t>(
+               std::chrono::duration_cast<std::chrono::nanoseconds>(out.taken - request.enqueued).count()));
+  if (!request.span_aggregate.empty()) span.set("lighthouse.aggregate", std::move(request.span_aggregate));
   span.add_link(out.commit_span);
   if (error) {
     with_error(error, [&](const Error& e) {
@@ -540,7 +548,7 @@ void WritePath::end_append_span(AppendRequest& request, const std::vector<Append
     span.set("lighthouse.events", events);
     span.set("lighthouse.replayed", replayed);
   }
-  span.end();
+  span.end(end_ns);
 }
 
 }  // namespace lighthouse

@@ -87,14 +87,14 @@ class WritePath {
     std::exception_ptr group_error;          // the whole transaction failed
     std::uint64_t transaction_ns = 0, commit_ns = 0;
     tracing::SpanContext commit_span;  // valid when the commit was traced
+    std::chrono::steady_clock::time_point taken;  // when the committer took the group
     bool quorum = false;               // the store is in quorum mode: appends wait for the stream
   };
   // Tracing (only with Options::tracing.sink): the append span, and the
   // trace context it gives the events; the commit span of a group that
   // carries a sampled append.
   void start_append_span(AppendRequest& request, std::string_view operation);
-  tracing::Span start_commit_span(std::vector<std::unique_ptr<AppendRequest>>& group,
-                                  std::chrono::steady_clock::time_point taken);
+  tracing::Span start_commit_span(const std::vector<std::unique_ptr<AppendRequest>>& group);
   // Events (not replayed) and bytes of the requests a group committed.
   struct GroupTotals {
     std::uint64_t events = 0, bytes = 0;
@@ -104,7 +104,7 @@ class WritePath {
   void end_commit_span(tracing::Span& span, const std::vector<std::unique_ptr<AppendRequest>>& group,
                        GroupOutcome& out);
   void end_append_span(AppendRequest& request, const std::vector<AppendResult>* results,
-                       const std::exception_ptr& error, const GroupOutcome& out);
+                       const std::exception_ptr& error, const GroupOutcome& out, std::uint64_t end_ns);
   void enqueue(std::unique_ptr<AppendRequest> request);
   void commit_group(std::vector<std::unique_ptr<AppendRequest>>& group);
   // Writes every request of the group into one transaction and commits it,

@@ -13,6 +13,7 @@ struct Meter {
   bool on;
   long long live;
   long long peak;
+  long long count;
 };
 thread_local Meter meter{};
 
@@ -30,6 +31,7 @@ void* allocate(std::size_t n, std::size_t alignment, bool nothrow) {
     throw std::bad_alloc();
   }
   if (meter.on) {
+    ++meter.count;
     meter.live += static_cast<long long>(malloc_usable_size(p));
     if (meter.live > meter.peak) meter.peak = meter.live;
   }
@@ -75,8 +77,9 @@ void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcep
 
 namespace lighthouse::testing {
 
-AllocationMeter::AllocationMeter() { meter = Meter{true, 0, 0}; }
+AllocationMeter::AllocationMeter() { meter = Meter{true, 0, 0, 0}; }
 AllocationMeter::~AllocationMeter() { meter.on = false; }
 std::size_t AllocationMeter::peak() const { return static_cast<std::size_t>(meter.peak); }
+std::size_t AllocationMeter::allocations() const { return static_cast<std::size_t>(meter.count); }
 
 }  // namespace lighthouse::testing

@@ -19,6 +19,8 @@ class AllocationMeter {
   // The most bytes live at once since construction (allocated on this
   // thread and not yet freed), as malloc_usable_size counts them.
   std::size_t peak() const;
+  // How many allocations this thread made since construction.
+  std::size_t allocations() const;
 };
 
 }  // namespace lighthouse::testing

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "lighthouse/lighthouse.h"
+#include "support/allocation_meter.h"
 #include "support/events.h"
 #include "support/temp_dir.h"
 
@@ -357,4 +358,104 @@ TEST_CASE("no sink: no span and no trace context; ratio 0 records nothing but st
   }
   CHECK(message.find("tracing.sampler.kind") != std::string::npos);
   CHECK_FALSE(std::filesystem::exists(dir / "bad"));  // nothing written
+}
+
+TEST_CASE("a span's attributes and link are held inline: describing and ending one allocates only its data",
+          "[tracing]") {
+  // A sink that keeps nothing: what the span itself allocates is counted.
+  struct Discard : tracing::SpanSink {
+    std::size_t attributes = 0, links = 0;
+    void on_end(SpanData span) noexcept override {
+      attributes = span.attributes.size();
+      links = span.links.size();
+    }
+  };
+  auto sink = std::make_shared<Discard>();
+  tracing::TracingOptions t;
+  t.sink = sink;
+  const SpanContext commit = parent_context();
+  std::size_t allocations = 0;
+  {
+    AllocationMeter meter;
+    tracing::Span span = tracing::Span::deferred(t, "append", tracing::SpanKind::producer);
+    // The store's append span: its attributes, a short string value each
+    // (held in the string itself), and the link to its commit.
+    span.set("db.system", std::string("lighthouse"));
+    span.set("db.operation.name", std::string("append"));
+    span.set("lighthouse.batch.events", std::int64_t{1});
+    span.set("lighthouse.queue_time_ns", std::int64_t{1200});
+    span.set("lighthouse.aggregate", std::string("order-1"));
+    span.set("lighthouse.first_sequence", std::int64_t{7});
+    span.set("lighthouse.events", std::int64_t{1});
+    span.set("lighthouse.replayed", false);
+    span.set("lighthouse.actual_version", std::int64_t{3});
+    span.set("error.type", std::string("conflict"));
+    span.add_link(commit);
+    span.end();
+    allocations = meter.allocations();
+  }
+  CHECK(sink->attributes == 10);
+  CHECK(sink->links == 1);
+  CHECK(allocations == 1);  // the span's data; a vector each for attributes and links would be two more
+}
+
+TEST_CASE("a span with more attributes than its inline room keeps them all, in order", "[tracing]") {
+  auto sink = std::make_shared<RecordingSink>();
+  tracing::TracingOptions t;
+  t.sink = sink;
+  static const char* const keys[] = {"k00", "k01", "k02", "k03", "k04", "k05", "k06", "k07", "k08", "k09",
+                                     "k10", "k11", "k12", "k13", "k14", "k15", "k16", "k17", "k18", "k19"};
+  static_assert(std::size(keys) > tracing::kInlineAttributes);
+  {
+    tracing::Span span(t, "many", tracing::SpanKind::internal);
+    for (std::size_t i = 0; i < std::size(keys); ++i) span.set(keys[i], static_cast<std::int64_t>(i));
+    span.set("k03", std::string("replaced, not added"));
+    for (int i = 0; i < 3; ++i) span.add_link(parent_context());
+  }
+  const auto spans = sink->named("many");
+  REQUIRE(spans.size() == 1);
+  const SpanData& s = spans[0];
+  REQUIRE(s.attributes.size() == std::size(keys));
+  for (std::size_t i = 0; i < std::size(keys); ++i) {
+    CHECK(s.attributes[i].key == keys[i]);
+    if (i != 3) CHECK(std::get<std::int64_t>(s.attributes[i].value) == static_cast<std::int64_t>(i));
+  }
+  CHECK(text_of(s, "k03") == "replaced, not added");
+  CHECK(s.links.size() == 3);
+}
+
+TEST_CASE("InlineVector: copies and moves, within its inline room and beyond it", "[tracing]") {
+  using Strings = tracing::InlineVector<std::string, 2>;
+  const std::string long_text(100, 'x');  // on the heap: a copy must not share it
+  for (std::size_t n : {0u, 1u, 2u, 3u, 9u}) {
+    INFO(n);
+    Strings a;
+    for (std::size_t i = 0; i < n; ++i) a.push_back(long_text + std::to_string(i));
+    CHECK(a.size() == n);
+    CHECK(a.capacity() >= n);
+    Strings copy = a;
+    CHECK(copy == a);
+    Strings moved = std::move(a);
+    CHECK(moved == copy);
+    CHECK(a.empty());  // NOLINT(bugprone-use-after-move): moved-from is empty, and usable
+    a.emplace_back("again");
+    CHECK(a.size() == 1);
+    CHECK(a.front() == "again");
+    Strings assigned;
+    assigned.push_back("old");
+    assigned = copy;
+    CHECK(assigned == copy);
+    assigned = std::move(moved);
+    CHECK(assigned == copy);
+    // An element of its own, pushed when the room is full, is copied first.
+    if (n > 0) {
+      Strings self = copy;
+      while (self.size() < self.capacity()) self.push_back("fill");
+      self.push_back(self.front());
+      CHECK(self.back() == copy.front());
+    }
+    copy.clear();
+    CHECK(copy.empty());
+    if (n > 0) CHECK_FALSE(copy == assigned);
+  }
 }

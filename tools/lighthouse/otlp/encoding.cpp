@@ -54,7 +54,18 @@ class Message {
     out_.append(v);
   }
   void message(unsigned field, const Message& m) { bytes(field, m.out_, true); }
+  // A length-delimited field whose content, `size` bytes, the caller
+  // appends next (no buffer of its own for a message that holds the rest).
+  void header(unsigned field, std::size_t size) {
+    tag(field, 2);
+    varint(size);
+  }
+  void append(std::string_view raw) { out_.append(raw); }
+  void clear() noexcept { out_.clear(); }
+  void reserve(std::size_t n) { out_.reserve(n); }
+  std::size_t size() const noexcept { return out_.size(); }
   const std::string& str() const noexcept { return out_; }
+  std::string take() noexcept { return std::move(out_); }
 
  private:
   std::string out_;
@@ -104,8 +115,7 @@ void attributes(Message& into, unsigned field, const Attributes& attrs) {
 // trace.v1.Span: trace_id 1, span_id 2, trace_state 3, parent_span_id 4,
 // name 5, kind 6, start_time_unix_nano 7, end_time_unix_nano 8,
 // attributes 9, events 11, links 13, status 15, flags 16.
-Message span_message(const tracing::SpanData& s) {
-  Message m;
+void span_message(Message& m, const tracing::SpanData& s) {
   m.bytes(1, raw(s.context.trace_id.bytes));
   m.bytes(2, raw(s.context.span_id.bytes));
   m.bytes(3, s.context.tracestate);
@@ -138,7 +148,6 @@ Message span_message(const tracing::SpanData& s) {
     m.message(15, st);
   }
   m.fixed32(16, s.context.flags);
-  return m;
 }
 
 // --- OTLP/JSON -----------------------------------------------------------------
@@ -199,20 +208,38 @@ nlohmann::json span_json(const tracing::SpanData& s) {
 // ResourceSpans: resource 1, scope_spans 2; Resource: attributes 1;
 // ScopeSpans: scope 1, spans 2; InstrumentationScope: name 1, version 2.
 std::string encode_protobuf(const Resource& resource, const std::vector<tracing::SpanData>& spans) {
+  // The spans are written once, each through one scratch buffer, into the
+  // body of ScopeSpans; the messages around it are headers whose sizes are
+  // then known.
   Message res;
   attributes(res, 1, resource.attributes);
   Message scope;
   scope.bytes(1, kScope);
   scope.bytes(2, LIGHTHOUSE_VERSION);
-  Message scope_spans;
-  scope_spans.message(1, scope);
-  for (const auto& s : spans) scope_spans.message(2, span_message(s));  // one buffer per span
-  Message resource_spans;
-  resource_spans.message(1, res);
-  resource_spans.message(2, scope_spans);
+  Message spans_body;
+  spans_body.reserve(spans.size() * 512);
+  Message one;
+  for (const auto& s : spans) {
+    one.clear();
+    span_message(one, s);
+    spans_body.message(2, one);
+  }
+  Message scope_header;
+  scope_header.message(1, scope);
+  const std::size_t scope_spans_size = scope_header.size() + spans_body.size();
+  Message resource_header;
+  resource_header.message(1, res);
+  Message lengths;  // the size of ScopeSpans' header in ResourceSpans
+  lengths.header(2, scope_spans_size);
+  const std::size_t resource_spans_size = resource_header.size() + lengths.size() + scope_spans_size;
   Message request;
-  request.message(1, resource_spans);
-  return request.str();
+  request.reserve(resource_spans_size + 16);
+  request.header(1, resource_spans_size);  // ExportTraceServiceRequest.resource_spans
+  request.append(resource_header.str());   // ResourceSpans.resource
+  request.header(2, scope_spans_size);     // ResourceSpans.scope_spans
+  request.append(scope_header.str());      // ScopeSpans.scope
+  request.append(spans_body.str());        // ScopeSpans.spans
+  return request.take();
 }
 
 std::string encode_json(const Resource& resource, const std::vector<tracing::SpanData>& spans) {

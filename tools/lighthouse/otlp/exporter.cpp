@@ -173,15 +173,29 @@ BatchSpanProcessor::BatchSpanProcessor(ExporterConfig config, Transport transpor
 BatchSpanProcessor::~BatchSpanProcessor() { shutdown(); }
 
 void BatchSpanProcessor::on_end(tracing::SpanData span) noexcept {
-  // The exporter's thread holds the lock only to move spans out: a span
-  // never waits for an export, and one that finds the queue full is dropped.
+  // The exporter's thread holds the lock only to take a chunk of spans and
+  // to give it back: a span never waits for an export, and one that finds
+  // the queue full is dropped.
   std::lock_guard lock(mutex_);
-  if (stopping_ || queue_.size() >= config_.max_queue) {
+  if (stopping_ || queued_ >= config_.max_queue) {
     dropped_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  queue_.push_back(std::move(span));
-  if (queue_.size() == config_.max_batch) wake_.notify_one();
+  try {
+    if (queue_.empty() || queue_.back().size() >= config_.max_batch) {
+      if (spare_.empty()) {
+        queue_.emplace_back().reserve(std::min<std::size_t>(config_.max_batch, 1024));
+      } else {
+        queue_.push_back(std::move(spare_.back()));
+        spare_.pop_back();
+      }
+    }
+    queue_.back().push_back(std::move(span));
+  } catch (const std::bad_alloc&) {
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  if (++queued_ == config_.max_batch) wake_.notify_one();
 }
 
 void BatchSpanProcessor::run() {
@@ -189,7 +203,7 @@ void BatchSpanProcessor::run() {
   std::chrono::steady_clock::time_point shutdown_deadline{};
   for (;;) {
     wake_.wait_for(lock, config_.schedule_delay,
-                   [this] { return stopping_ || queue_.size() >= config_.max_batch; });
+                   [this] { return stopping_ || queued_ >= config_.max_batch; });
     if (stopping_ && shutdown_deadline == std::chrono::steady_clock::time_point{}) {
       shutdown_deadline = std::chrono::steady_clock::now() + config_.export_timeout;
     }
@@ -197,29 +211,34 @@ void BatchSpanProcessor::run() {
       if (stopping_) return;
       continue;
     }
-    std::vector<tracing::SpanData> batch;
-    const std::size_t n = std::min(queue_.size(), config_.max_batch);
-    batch.reserve(n);
-    for (std::size_t i = 0; i < n; ++i) {
-      batch.push_back(std::move(queue_.front()));
-      queue_.pop_front();
-    }
+    // The front chunk is full unless it is the only one.
+    std::vector<tracing::SpanData> batch = std::move(queue_.front());
+    queue_.pop_front();
+    queued_ -= batch.size();
     const bool at_shutdown = stopping_;
     lock.unlock();
+    const std::size_t spans = batch.size();
     const auto now = std::chrono::steady_clock::now();
-    if (at_shutdown && now >= shutdown_deadline) {
-      dropped_.fetch_add(batch.size(), std::memory_order_relaxed);  // out of time
+    std::string body;
+    const bool out_of_time = at_shutdown && now >= shutdown_deadline;
+    if (!out_of_time) {
+      body = config_.encoding == Encoding::json ? encode_json(resource_, batch) : encode_protobuf(resource_, batch);
+    }
+    batch.clear();  // the chunk keeps its room for the spans to come
+    lock.lock();
+    spare_.push_back(std::move(batch));
+    lock.unlock();
+    if (out_of_time) {
+      dropped_.fetch_add(spans, std::memory_order_relaxed);
     } else {
-      export_batch(batch, at_shutdown ? shutdown_deadline : now + config_.export_timeout);
+      export_batch(body, spans, at_shutdown ? shutdown_deadline : now + config_.export_timeout);
     }
     lock.lock();
   }
 }
 
-void BatchSpanProcessor::export_batch(std::vector<tracing::SpanData>& batch,
+void BatchSpanProcessor::export_batch(const std::string& body, std::size_t spans,
                                       std::chrono::steady_clock::time_point deadline) {
-  const std::string body =
-      config_.encoding == Encoding::json ? encode_json(resource_, batch) : encode_protobuf(resource_, batch);
   thread_local std::mt19937 jitter(std::random_device{}());
   std::chrono::milliseconds backoff{1000};
   for (int attempt = 0;; ++attempt) {
@@ -231,7 +250,7 @@ void BatchSpanProcessor::export_batch(std::vector<tracing::SpanData>& batch,
     try {
       const HttpReply reply = transport_(body, std::min(left, config_.request_timeout));
       if (reply.status >= 200 && reply.status < 300) {
-        exported_.fetch_add(batch.size(), std::memory_order_relaxed);
+        exported_.fetch_add(spans, std::memory_order_relaxed);
         return;
       }
       failed_.fetch_add(1, std::memory_order_relaxed);
@@ -257,7 +276,7 @@ void BatchSpanProcessor::export_batch(std::vector<tracing::SpanData>& batch,
     // A shutdown cuts the wait short only after a failure without reply.
     if (idle_.wait_for(lock, wait, [&] { return no_reply && stopping_; })) break;
   }
-  dropped_.fetch_add(batch.size(), std::memory_order_relaxed);
+  dropped_.fetch_add(spans, std::memory_order_relaxed);
 }
 
 void BatchSpanProcessor::shutdown() {

@@ -86,7 +86,7 @@ class BatchSpanProcessor : public tracing::SpanSink {
 
  private:
   void run();
-  void export_batch(std::vector<tracing::SpanData>& batch, std::chrono::steady_clock::time_point deadline);
+  void export_batch(const std::string& body, std::size_t spans, std::chrono::steady_clock::time_point deadline);
 
   const ExporterConfig config_;
   const Transport transport_;
@@ -94,7 +94,13 @@ class BatchSpanProcessor : public tracing::SpanSink {
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::condition_variable idle_;
-  std::deque<tracing::SpanData> queue_;
+  // The queue, in chunks of at most max_batch spans: an append's span is
+  // moved into room a chunk already has, and the exporter's thread takes a
+  // whole chunk, encodes it, and gives it back cleared to `spare_` — once
+  // warm, queueing a span allocates nothing.
+  std::deque<std::vector<tracing::SpanData>> queue_;
+  std::vector<std::vector<tracing::SpanData>> spare_;
+  std::size_t queued_ = 0;
   bool stopping_ = false;
   bool flushing_ = false;
   std::atomic<std::uint64_t> exported_{0}, dropped_{0}, failed_{0}, retries_{0};
