@@ -42,21 +42,59 @@ bool any_set(const std::array<std::uint8_t, N>& bytes) noexcept {
   return false;
 }
 
-std::mt19937_64& generator() noexcept {
-  thread_local std::mt19937_64 g = [] {
-    std::random_device device;
-    std::seed_seq seed{device(), device(), device(), device(),
-                       static_cast<unsigned>(std::hash<std::thread::id>{}(std::this_thread::get_id()))};
-    return std::mt19937_64(seed);
-  }();
+// xoshiro256** (Blackman and Vigna), one per thread, seeded from
+// std::random_device: IDs are made per append, and a Mersenne Twister's
+// 2.5 KB of state and its refills cost more than the rest of the ID.
+// W3C Trace Context asks for random IDs, and the ratio sampler for
+// uniform low bytes; not for a cryptographic generator.
+class IdGenerator {
+ public:
+  IdGenerator() noexcept {
+    std::uint64_t seed = 0;
+    try {
+      std::random_device device;
+      seed = static_cast<std::uint64_t>(device()) << 32 ^ device();
+    } catch (...) {
+      // No random device: the clock and the thread (IDs stay distinct per thread).
+    }
+    seed ^= static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+    seed ^= static_cast<std::uint64_t>(std::hash<std::thread::id>{}(std::this_thread::get_id())) << 1;
+    for (auto& word : state_) word = split_mix(seed);
+  }
+  std::uint64_t next() noexcept {
+    const std::uint64_t result = rotl(state_[1] * 5, 7) * 9;
+    const std::uint64_t t = state_[1] << 17;
+    state_[2] ^= state_[0];
+    state_[3] ^= state_[1];
+    state_[1] ^= state_[2];
+    state_[0] ^= state_[3];
+    state_[2] ^= t;
+    state_[3] = rotl(state_[3], 45);
+    return result;
+  }
+
+ private:
+  static std::uint64_t rotl(std::uint64_t x, int k) noexcept { return x << k | x >> (64 - k); }
+  static std::uint64_t split_mix(std::uint64_t& x) noexcept {
+    std::uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+  std::uint64_t state_[4];
+};
+
+IdGenerator& generator() noexcept {
+  thread_local IdGenerator g;
   return g;
 }
 
 template <std::size_t N>
 void fill_random(std::array<std::uint8_t, N>& bytes) noexcept {
+  IdGenerator& g = generator();
   do {
     for (std::size_t i = 0; i < N; i += 8) {
-      std::uint64_t v = generator()();
+      std::uint64_t v = g.next();
       for (std::size_t k = 0; k < 8 && i + k < N; ++k, v >>= 8) bytes[i + k] = static_cast<std::uint8_t>(v);
     }
   } while (!any_set(bytes));

@@ -84,7 +84,8 @@ Sha256 extras_hash(const RecordFields& f) {
   // Most events have neither: their extras hash is one constant.
   static const Sha256 kNone = sha256(std::string_view("\x92\xc0\xc0", 3));
   if (f.idempotency_key == nullptr && f.trace_context == nullptr) return kNone;
-  StringBuffer buf;
+  thread_local StringBuffer buf;  // a traced append's extras, per event: no allocation once warm
+  buf.bytes.clear();
   Packer pk(buf);
   pk.pack_array(2);
   pack_idempotency_key(pk, f.idempotency_key);
