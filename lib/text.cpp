@@ -81,14 +81,18 @@ std::string escaped(std::string_view text) { return shown(text, text.size()); }
 
 std::string quoted(std::string_view text, std::size_t max_bytes) { return "'" + shown(text, max_bytes) + "'"; }
 
-std::string lower_hex(std::string_view bytes) {
+char* write_lower_hex(char* out, std::string_view bytes) noexcept {
   static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
   for (unsigned char b : bytes) {
-    out += kDigits[b >> 4];
-    out += kDigits[b & 0xf];
+    *out++ = kDigits[b >> 4];
+    *out++ = kDigits[b & 0xf];
   }
+  return out;
+}
+
+std::string lower_hex(std::string_view bytes) {
+  std::string out(bytes.size() * 2, '\0');
+  write_lower_hex(out.data(), bytes);
   return out;
 }
 

@@ -27,6 +27,9 @@ std::string quoted(std::string_view text, std::size_t max_bytes = 64);
 
 // `bytes` as lower-case hex digits, two per byte (digests, trace and span IDs).
 std::string lower_hex(std::string_view bytes);
+// The same digits written at `out` (room for 2 × bytes.size()); returns the
+// end of what was written.
+char* write_lower_hex(char* out, std::string_view bytes) noexcept;
 
 // Whether every byte of `text` is printable ASCII (0x20..0x7e): a W3C tracestate.
 bool printable_ascii(std::string_view text) noexcept;

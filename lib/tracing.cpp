@@ -113,20 +113,11 @@ std::string SpanId::hex() const { return hex_of(bytes); }
 
 std::string SpanContext::traceparent() const {
   // Written in place, one allocation: it is made for every traced append.
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out(55, '-');
-  char* p = out.data();
-  const auto put = [&p](std::uint8_t b) {
-    *p++ = kDigits[b >> 4];
-    *p++ = kDigits[b & 15];
-  };
-  put(0);
-  ++p;
-  for (auto b : trace_id.bytes) put(b);
-  ++p;
-  for (auto b : span_id.bytes) put(b);
-  ++p;
-  put(flags);
+  std::string out = "00-";
+  out.resize(55, '-');
+  char* p = text::write_lower_hex(out.data() + 3, {reinterpret_cast<const char*>(trace_id.bytes.data()), 16});
+  p = text::write_lower_hex(p + 1, {reinterpret_cast<const char*>(span_id.bytes.data()), 8});
+  text::write_lower_hex(p + 1, {reinterpret_cast<const char*>(&flags), 1});
   return out;
 }
 

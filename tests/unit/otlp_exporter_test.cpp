@@ -1,8 +1,8 @@
 // The tool's OTLP exporter (tools/lighthouse/otlp/exporter.h) as a span
 // sink: its bounded queue, counted in spans while the exporter's thread
 // holds a batch in a request, and its batches of at most max_batch spans.
-// The transport is the test's: it counts the spans of each request by
-// decoding nothing but the count the exporter reports, and can be held.
+// The transport is the test's: it counts the requests and their sizes (the
+// spans are counted by the exporter's own counters), and can be held.
 #include <catch2/catch.hpp>
 
 #include <chrono>

@@ -53,12 +53,15 @@ class Message {
     varint(v.size());
     out_.append(v);
   }
-  void message(unsigned field, const Message& m) { bytes(field, m.out_, true); }
   // A length-delimited field whose content, `size` bytes, the caller
   // appends next (no buffer of its own for a message that holds the rest).
   void header(unsigned field, std::size_t size) {
     tag(field, 2);
     varint(size);
+  }
+  void message(unsigned field, const Message& m) {
+    header(field, m.out_.size());
+    out_.append(m.out_);
   }
   void append(std::string_view raw) { out_.append(raw); }
   void clear() noexcept { out_.clear(); }
@@ -229,9 +232,9 @@ std::string encode_protobuf(const Resource& resource, const std::vector<tracing:
   const std::size_t scope_spans_size = scope_header.size() + spans_body.size();
   Message resource_header;
   resource_header.message(1, res);
-  Message lengths;  // the size of ScopeSpans' header in ResourceSpans
-  lengths.header(2, scope_spans_size);
-  const std::size_t resource_spans_size = resource_header.size() + lengths.size() + scope_spans_size;
+  // ResourceSpans: its resource, then ScopeSpans' tag (field 2: one byte), length and body.
+  const std::size_t resource_spans_size =
+      resource_header.size() + 1 + varint_size(scope_spans_size) + scope_spans_size;
   Message request;
   request.reserve(resource_spans_size + 16);
   request.header(1, resource_spans_size);  // ExportTraceServiceRequest.resource_spans
