@@ -1,5 +1,6 @@
 #include "lighthouse/tracing.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <random>
@@ -306,6 +307,25 @@ Span& Span::operator=(Span&& other) noexcept {
     context_ = std::move(other.context_);
   }
   return *this;
+}
+
+void Span::start_deferred(SpanData& data, std::uint64_t end_ns) const {
+  data.context = context_;
+  data.parent_span_id = deferred_parent_;
+  data.name.assign(deferred_name_);
+  data.kind = deferred_kind_;
+  data.start_ns = deferred_start_;
+  data.end_ns = std::max(end_ns ? end_ns : now_ns(), deferred_start_);
+}
+
+void Span::merge(SpanData&& more) {
+  for (Attribute& a : more.attributes) set(a.key, std::move(a.value));
+  for (SpanEvent& e : more.events) data_->events.push_back(std::move(e));
+  for (SpanLink& l : more.links) data_->links.push_back(std::move(l));
+  if (more.status != StatusCode::unset) {
+    data_->status = more.status;
+    data_->status_message = std::move(more.status_message);
+  }
 }
 
 void Span::set_name(std::string_view name) {

@@ -378,11 +378,42 @@ class LIGHTHOUSE_API Span {
   void set_error(std::string_view error_type, std::string message);  // status error, error.type
   void set_ok();
   void end(std::uint64_t end_ns = 0);
+  // Ends the span (at end_ns; 0: now) with `describe(SpanData&)` writing
+  // its attributes, links and status straight into the data the sink gets:
+  // for a deferred span not described before, that data is made in the
+  // sink's argument itself — no heap block, no copy, no search for earlier
+  // keys (so describe must not add one key twice: it pushes, as
+  // `attributes.emplace_back(key, value)`). A span described before gets
+  // what describe writes as set() and add_link() would. The store ends each
+  // append span this way on its committer.
+  template <class Describe>
+  void end_described(std::uint64_t end_ns, Describe&& describe) {
+    if (!recording()) return;
+    if (!deferred_) {
+      SpanData more;
+      describe(more);
+      merge(std::move(more));
+      end(end_ns);
+      return;
+    }
+    sink_->on_end(described(end_ns, describe));  // a prvalue: made in the argument
+    sink_ = nullptr;
+    deferred_ = false;
+  }
 
  private:
   Span(const TracingOptions& tracing, std::string_view name, SpanKind kind, const SpanContext* parent, bool force,
        bool defer);
   SpanData* data();  // null when not recording; made now for a deferred span
+  void start_deferred(SpanData& data, std::uint64_t end_ns) const;
+  void merge(SpanData&& more);
+  template <class Describe>
+  SpanData described(std::uint64_t end_ns, Describe& describe) const {
+    SpanData data;  // returned in place (the sink's argument)
+    start_deferred(data, end_ns);
+    describe(data);
+    return data;
+  }
   SpanSink* sink_ = nullptr;  // not owned: no reference count touched per span
   bool deferred_ = false;
   SpanKind deferred_kind_ = SpanKind::internal;

@@ -519,36 +519,45 @@ void WritePath::end_commit_span(tracing::Span& span, const std::vector<std::uniq
 
 void WritePath::end_append_span(AppendRequest& request, const std::vector<AppendResult>* results,
                                 const std::exception_ptr& error, const GroupOutcome& out, std::uint64_t end_ns) {
-  tracing::Span& span = request.span;
-  describe_db_operation(span, request.operation, nullptr);  // per append: no copy of the path
-  span.set("lighthouse.batch.events", static_cast<std::int64_t>(request.events));
-  span.set("lighthouse.queue_time_ns",
-           static_cast<std::int64_t>(
-               std::chrono::duration_cast<std::chrono::nanoseconds>(out.taken - request.enqueued).count()));
-  if (!request.span_aggregate.empty()) span.set("lighthouse.aggregate", std::move(request.span_aggregate));
-  span.add_link(out.commit_span);
-  if (error) {
-    with_error(error, [&](const Error& e) {
-      span.set_error(to_string(e.code()), e.what());
-      if (e.code() == ErrorCode::wrong_expected_version) {
-        span.set("lighthouse.aggregate", e.aggregate());
-        if (e.actual_version()) span.set("lighthouse.actual_version", static_cast<std::int64_t>(*e.actual_version()));
+  // Written straight into the data the sink gets (Span::end_described):
+  // each key once, so pushed, not looked up.
+  request.span.end_described(end_ns, [&](tracing::SpanData& d) {
+    auto& a = d.attributes;
+    a.emplace_back("db.system", std::string("lighthouse"));  // as describe_db_operation, without the path
+    a.emplace_back("db.operation.name", std::string(request.operation));
+    a.emplace_back("lighthouse.batch.events", static_cast<std::int64_t>(request.events));
+    a.emplace_back("lighthouse.queue_time_ns",
+                   static_cast<std::int64_t>(
+                       std::chrono::duration_cast<std::chrono::nanoseconds>(out.taken - request.enqueued).count()));
+    bool aggregate = !request.span_aggregate.empty();
+    if (aggregate) a.emplace_back("lighthouse.aggregate", std::move(request.span_aggregate));
+    if (out.commit_span.valid()) d.links.emplace_back(tracing::SpanLink{out.commit_span, {}});
+    if (error) {
+      with_error(error, [&](const Error& e) {
+        d.status = tracing::StatusCode::error;
+        d.status_message = e.what();
+        a.emplace_back("error.type", std::string(to_string(e.code())));
+        if (e.code() == ErrorCode::wrong_expected_version) {
+          if (!aggregate) a.emplace_back("lighthouse.aggregate", e.aggregate());
+          if (e.actual_version()) {
+            a.emplace_back("lighthouse.actual_version", static_cast<std::int64_t>(*e.actual_version()));
+          }
+        }
+      });
+    } else if (results != nullptr) {
+      std::int64_t events = 0;
+      bool replayed = false;
+      for (const AppendResult& r : *results) {
+        if (events == 0 && !r.events.empty()) {
+          a.emplace_back("lighthouse.first_sequence", static_cast<std::int64_t>(r.events.front().id.sequence));
+        }
+        events += static_cast<std::int64_t>(r.events.size());
+        replayed = replayed || r.replayed;
       }
-    });
-  } else if (results != nullptr) {
-    std::int64_t events = 0;
-    bool replayed = false;
-    for (const AppendResult& r : *results) {
-      if (events == 0 && !r.events.empty()) {
-        span.set("lighthouse.first_sequence", static_cast<std::int64_t>(r.events.front().id.sequence));
-      }
-      events += static_cast<std::int64_t>(r.events.size());
-      replayed = replayed || r.replayed;
+      a.emplace_back("lighthouse.events", events);
+      a.emplace_back("lighthouse.replayed", replayed);
     }
-    span.set("lighthouse.events", events);
-    span.set("lighthouse.replayed", replayed);
-  }
-  span.end(end_ns);
+  });
 }
 
 }  // namespace lighthouse
