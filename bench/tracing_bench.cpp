@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "lighthouse/lighthouse.h"
+#include "otlp/encoding.h"
 #include "otlp/exporter.h"
 
 namespace fs = std::filesystem;
@@ -54,6 +55,56 @@ void BM_SpanRecorded(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_SpanRecorded);
+
+// The committer's append span (Span::end_described, as WritePath ends it)
+// into a sink that keeps nothing.
+void BM_AppendSpanDescribed(benchmark::State& state) {
+  tracing::TracingOptions t;
+  t.sink = std::make_shared<NullSink>();
+  const tracing::SpanContext commit{tracing::new_trace_id(), tracing::new_span_id(), 1, {}, false};
+  for (auto _ : state) {
+    tracing::Span span = tracing::Span::deferred(t, "append", tracing::SpanKind::producer);
+    span.end_described(0, [&](tracing::SpanData& d) {
+      d.attributes.emplace_back("db.system", std::string("lighthouse"));
+      d.attributes.emplace_back("db.operation.name", std::string("append"));
+      d.attributes.emplace_back("lighthouse.batch.events", std::int64_t{1});
+      d.attributes.emplace_back("lighthouse.queue_time_ns", std::int64_t{123456});
+      d.attributes.emplace_back("lighthouse.aggregate", std::string("order-1234567"));
+      d.links.emplace_back(tracing::SpanLink{commit, {}});
+      d.attributes.emplace_back("lighthouse.first_sequence", std::int64_t{987654});
+      d.attributes.emplace_back("lighthouse.events", std::int64_t{1});
+      d.attributes.emplace_back("lighthouse.replayed", false);
+    });
+  }
+}
+BENCHMARK(BM_AppendSpanDescribed);
+
+// The exporter's encoding of one batch of 512 store-shaped append spans as
+// OTLP protobuf (its thread's work per batch): time per span.
+void BM_EncodeProtobuf(benchmark::State& state) {
+  const tracing::SpanContext commit{tracing::new_trace_id(), tracing::new_span_id(), 1, {}, false};
+  std::vector<tracing::SpanData> spans(512);
+  for (auto& d : spans) {
+    d.context = {tracing::new_trace_id(), tracing::new_span_id(), 1, {}, false};
+    d.name = "append";
+    d.kind = tracing::SpanKind::producer;
+    d.start_ns = tracing::now_ns();
+    d.end_ns = d.start_ns + 2'500'000;
+    d.attributes.emplace_back("db.system", std::string("lighthouse"));
+    d.attributes.emplace_back("db.operation.name", std::string("append"));
+    d.attributes.emplace_back("lighthouse.batch.events", std::int64_t{1});
+    d.attributes.emplace_back("lighthouse.queue_time_ns", std::int64_t{1'234'567});
+    d.attributes.emplace_back("lighthouse.aggregate", std::string("order-1234567"));
+    d.attributes.emplace_back("lighthouse.first_sequence", std::int64_t{987'654});
+    d.attributes.emplace_back("lighthouse.events", std::int64_t{1});
+    d.attributes.emplace_back("lighthouse.replayed", false);
+    d.links.emplace_back(tracing::SpanLink{commit, {}});
+  }
+  const tool::otlp::Resource resource{{{"service.name", std::string("bench")}}};
+  for (auto _ : state) benchmark::DoNotOptimize(tool::otlp::encode_protobuf(resource, spans));
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * spans.size()));
+}
+BENCHMARK(BM_EncodeProtobuf);
 
 // Async appends, 1,000 in flight per iteration, no_meta_sync (one sync per
 // group: the committer's work shows, not the disk's).

@@ -1,5 +1,6 @@
 #include "otlp/encoding.h"
 
+#include <algorithm>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -13,65 +14,86 @@ constexpr const char* kScope = "lighthouse";
 // --- Protobuf's wire format: varints, fixed-width and length-delimited fields.
 class Message {
  public:
-  void varint(std::uint64_t v) {
-    while (v >= 0x80) {
-      out_.push_back(static_cast<char>((v & 0x7f) | 0x80));
-      v >>= 7;
-    }
-    out_.push_back(static_cast<char>(v));
-  }
-  void tag(unsigned field, unsigned wire) { varint(static_cast<std::uint64_t>(field) << 3 | wire); }
-  void little_endian(std::uint64_t v, int bytes) {
-    for (int i = 0; i < bytes; ++i) out_.push_back(static_cast<char>(v >> (8 * i)));
-  }
   // proto3 leaves a scalar at its default out; a oneof's member is written
   // whatever its value (`even_default`).
   void uint(unsigned field, std::uint64_t v, bool even_default = false) {
     if (v == 0 && !even_default) return;
-    tag(field, 0);
-    varint(v);
+    char* p = room(20);
+    p = put_varint(p, static_cast<std::uint64_t>(field) << 3);
+    used(put_varint(p, v));
   }
   void fixed64(unsigned field, std::uint64_t v) {
     if (v == 0) return;
-    tag(field, 1);
-    little_endian(v, 8);
+    little_endian(field, 1, v, 8);
   }
   void fixed32(unsigned field, std::uint32_t v) {
     if (v == 0) return;
-    tag(field, 5);
-    little_endian(v, 4);
+    little_endian(field, 5, v, 4);
   }
   void dbl(unsigned field, double d) {
     std::uint64_t bits = 0;
     std::memcpy(&bits, &d, sizeof bits);
-    tag(field, 1);
-    little_endian(bits, 8);
+    little_endian(field, 1, bits, 8);
   }
   void bytes(unsigned field, std::string_view v, bool even_default = false) {
     if (v.empty() && !even_default) return;
-    tag(field, 2);
-    varint(v.size());
-    out_.append(v);
+    header(field, v.size());
+    append(v);
   }
   // A length-delimited field whose content, `size` bytes, the caller
   // appends next (no buffer of its own for a message that holds the rest).
   void header(unsigned field, std::size_t size) {
-    tag(field, 2);
-    varint(size);
+    char* p = room(20);
+    p = put_varint(p, static_cast<std::uint64_t>(field) << 3 | 2);
+    used(put_varint(p, size));
   }
   void message(unsigned field, const Message& m) {
-    header(field, m.out_.size());
-    out_.append(m.out_);
+    header(field, m.size_);
+    append(m.view());
   }
-  void append(std::string_view raw) { out_.append(raw); }
-  void clear() noexcept { out_.clear(); }
-  void reserve(std::size_t n) { out_.reserve(n); }
-  std::size_t size() const noexcept { return out_.size(); }
-  const std::string& str() const noexcept { return out_; }
-  std::string take() noexcept { return std::move(out_); }
+  void append(std::string_view raw) {
+    if (raw.empty()) return;
+    char* p = room(raw.size());
+    std::memcpy(p, raw.data(), raw.size());
+    used(p + raw.size());
+  }
+  void clear() noexcept { size_ = 0; }
+  void reserve(std::size_t n) {
+    if (n > out_.size()) out_.resize(n);
+  }
+  std::size_t size() const noexcept { return size_; }
+  std::string_view view() const noexcept { return {out_.data(), size_}; }
+  std::string take() {
+    out_.resize(size_);
+    size_ = 0;
+    return std::move(out_);
+  }
 
  private:
+  // The bytes are written through a pointer into `out_`, which is kept
+  // larger than what is written (`size_`): a span is some forty small
+  // pieces, each without a string's own bookkeeping.
+  char* room(std::size_t n) {
+    if (out_.size() - size_ < n) out_.resize(std::max(out_.size() * 2, size_ + n + 256));
+    return out_.data() + size_;
+  }
+  void used(char* end) noexcept { size_ = static_cast<std::size_t>(end - out_.data()); }
+  static char* put_varint(char* out, std::uint64_t v) noexcept {
+    while (v >= 0x80) {
+      *out++ = static_cast<char>((v & 0x7f) | 0x80);
+      v >>= 7;
+    }
+    *out++ = static_cast<char>(v);
+    return out;
+  }
+  void little_endian(unsigned field, unsigned wire, std::uint64_t v, int bytes) {
+    char* p = put_varint(room(18), static_cast<std::uint64_t>(field) << 3 | wire);
+    for (int i = 0; i < bytes; ++i) *p++ = static_cast<char>(v >> (8 * i));
+    used(p);
+  }
+
   std::string out_;
+  std::size_t size_ = 0;
 };
 
 template <std::size_t N>
@@ -99,11 +121,9 @@ void attribute(Message& into, unsigned field, std::string_view key, const tracin
   else if (const auto* i = std::get_if<std::int64_t>(&v)) value_size = 1 + varint_size(static_cast<std::uint64_t>(*i));
   else value_size = 9;
   const std::size_t key_size = key.empty() ? 0 : 1 + varint_size(key.size()) + key.size();
-  into.tag(field, 2);
-  into.varint(key_size + 1 + varint_size(value_size) + value_size);
+  into.header(field, key_size + 1 + varint_size(value_size) + value_size);
   into.bytes(1, key);
-  into.tag(2, 2);
-  into.varint(value_size);
+  into.header(2, value_size);
   if (const auto* s = std::get_if<std::string>(&v)) into.bytes(1, *s, true);
   else if (const auto* b = std::get_if<bool>(&v)) into.uint(2, *b ? 1 : 0, true);
   else if (const auto* i = std::get_if<std::int64_t>(&v)) into.uint(3, static_cast<std::uint64_t>(*i), true);
@@ -219,9 +239,12 @@ std::string encode_protobuf(const Resource& resource, const std::vector<tracing:
   Message scope;
   scope.bytes(1, kScope);
   scope.bytes(2, LIGHTHOUSE_VERSION);
-  Message spans_body;
-  spans_body.reserve(spans.size() * 512);
-  Message one;
+  // Scratch kept by the thread (the exporter's) from batch to batch: a
+  // batch's body is some 100 KB, which a new buffer would take from fresh
+  // pages each time.
+  thread_local Message spans_body;
+  thread_local Message one;
+  spans_body.clear();
   for (const auto& s : spans) {
     one.clear();
     span_message(one, s);
@@ -238,10 +261,10 @@ std::string encode_protobuf(const Resource& resource, const std::vector<tracing:
   Message request;
   request.reserve(resource_spans_size + 16);
   request.header(1, resource_spans_size);  // ExportTraceServiceRequest.resource_spans
-  request.append(resource_header.str());   // ResourceSpans.resource
+  request.append(resource_header.view());   // ResourceSpans.resource
   request.header(2, scope_spans_size);     // ResourceSpans.scope_spans
-  request.append(scope_header.str());      // ScopeSpans.scope
-  request.append(spans_body.str());        // ScopeSpans.spans
+  request.append(scope_header.view());      // ScopeSpans.scope
+  request.append(spans_body.view());        // ScopeSpans.spans
   return request.take();
 }
 
