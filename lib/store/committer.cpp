@@ -42,6 +42,12 @@ void Committer::stop() noexcept {
   }
   wake_.notify_one();
   if (thread_.joinable()) thread_.join();
+  std::vector<std::unique_ptr<AppendRequest>> retired;
+  {
+    std::lock_guard lock(mutex_);
+    retired.swap(retired_);
+  }
+  retired.clear();  // their spans end now, while the store's sink is there
 }
 
 std::size_t Committer::backlog() const {

@@ -38,8 +38,22 @@ struct AppendRequest {
   std::chrono::steady_clock::time_point enqueued;
   Priority priority = Priority::normal;  // the lowest of its batches'
   // The append's span (empty without a tracing sink): started on the
-  // caller's thread, ended by the committer before the caller hears.
+  // caller's thread. The committer only records what the span reports
+  // (`span_outcome`, a few words in the request it has in hand) as it
+  // completes the request; the span is described and ended when the request
+  // is freed (~AppendRequest) — by the next submit()'s thread or by the
+  // committer once nothing is queued, off its path; at the latest by stop().
   tracing::Span span;
+  struct SpanOutcome {
+    std::uint64_t end_ns = 0;
+    std::int64_t queue_ns = 0;
+    tracing::SpanContext commit;  // the group's commit span, when traced
+    std::exception_ptr error;     // null: the request committed
+    std::int64_t events = 0;
+    std::optional<std::uint64_t> first_sequence;
+    bool replayed = false;
+  };
+  std::optional<SpanOutcome> span_outcome;
   bool stamp_trace_context = false;  // the events without one get the span's context
   std::string_view operation;        // the span's db.operation.name (a literal)
   // A one-event append's aggregate, for its span: copied on the caller's
@@ -56,6 +70,11 @@ struct AppendRequest {
   // (repair), with no append of this process in between.
   std::function<void()> task;
   std::optional<std::promise<void>> task_done;
+
+  AppendRequest() = default;
+  AppendRequest(const AppendRequest&) = delete;
+  AppendRequest& operator=(const AppendRequest&) = delete;
+  ~AppendRequest();  // ends the span from span_outcome (write_path.cpp)
 
   void complete(std::vector<AppendResult>* results, std::exception_ptr error) {
     if (one_batch) {
@@ -123,7 +142,8 @@ class Committer {
   std::deque<std::unique_ptr<AppendRequest>> queue_;
   // Completed requests, freed by the next submit() on its caller's thread
   // (which allocated most of them) or by the committer before it sleeps:
-  // freeing a group of thousands is then off the committer's critical path.
+  // freeing a group of thousands, and ending their append spans, is then
+  // off the committer's critical path. stop() frees what is left.
   std::vector<std::unique_ptr<AppendRequest>> retired_;
   bool stopping_ = false;
   // The thread's id, set by the thread itself: readable while another thread

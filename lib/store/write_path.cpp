@@ -460,7 +460,7 @@ void WritePath::complete(std::vector<std::unique_ptr<AppendRequest>>& group, con
     }
     if (group[i]->span.recording()) {
       if (ended_ns == 0) ended_ns = tracing::now_ns();  // the group's append spans end together
-      end_append_span(*group[i], error ? nullptr : &group_results_[i], error, out, ended_ns);
+      record_span_outcome(*group[i], error ? nullptr : &group_results_[i], error, out, ended_ns);
     }
     if (out.quorum && !error) {
       gate_.complete_or_hold(*group[i], group_results_[i]);  // once the stream acknowledged it
@@ -474,8 +474,9 @@ void WritePath::complete(std::vector<std::unique_ptr<AppendRequest>>& group, con
 
 void WritePath::start_append_span(AppendRequest& request, std::string_view operation) {
   const bool in_trace = tracing::current_context() != nullptr;
-  // Described and ended by the committer (end_append_span): this thread
-  // only decides, and takes the IDs and the start.
+  // This thread only decides, and takes the IDs and the start; the
+  // committer records the outcome (record_span_outcome) and the span is
+  // described and ended when its request is freed (~AppendRequest).
   request.span = tracing::Span::deferred(options_.tracing, "append", tracing::SpanKind::producer);
   request.operation = operation;
   // The events carry the append's context (unless they carry their own),
@@ -488,9 +489,8 @@ void WritePath::start_append_span(AppendRequest& request, std::string_view opera
 }
 
 tracing::Span WritePath::start_commit_span(const std::vector<std::unique_ptr<AppendRequest>>& group) {
-  // The append spans are left alone until their requests complete: each is
-  // then described and ended in turn (end_append_span), so that the
-  // committer has one span's data in hand at a time, not a group's.
+  // The append spans' data is not made here: each is made, described and
+  // ended in turn when its request is freed, one span's data at a time.
   const bool any = std::any_of(group.begin(), group.end(), [](const auto& r) { return r->span.recording(); });
   if (!any) return {};
   tracing::Span span = tracing::Span::recorded(options_.tracing, "commit", tracing::SpanKind::internal,
@@ -517,47 +517,59 @@ void WritePath::end_commit_span(tracing::Span& span, const std::vector<std::uniq
   span.end();
 }
 
-void WritePath::end_append_span(AppendRequest& request, const std::vector<AppendResult>* results,
-                                const std::exception_ptr& error, const GroupOutcome& out, std::uint64_t end_ns) {
-  // Written straight into the data the sink gets (Span::end_described):
-  // each key once, so pushed, not looked up.
-  request.span.end_described(end_ns, [&](tracing::SpanData& d) {
-    auto& a = d.attributes;
-    a.emplace_back("db.system", std::string("lighthouse"));  // as describe_db_operation, without the path
-    a.emplace_back("db.operation.name", std::string(request.operation));
-    a.emplace_back("lighthouse.batch.events", static_cast<std::int64_t>(request.events));
-    a.emplace_back("lighthouse.queue_time_ns",
-                   static_cast<std::int64_t>(
-                       std::chrono::duration_cast<std::chrono::nanoseconds>(out.taken - request.enqueued).count()));
-    bool aggregate = !request.span_aggregate.empty();
-    if (aggregate) a.emplace_back("lighthouse.aggregate", std::move(request.span_aggregate));
-    if (out.commit_span.valid()) d.links.emplace_back(tracing::SpanLink{out.commit_span, {}});
-    if (error) {
-      with_error(error, [&](const Error& e) {
-        d.status = tracing::StatusCode::error;
-        d.status_message = e.what();
-        a.emplace_back("error.type", std::string(to_string(e.code())));
-        if (e.code() == ErrorCode::wrong_expected_version) {
-          if (!aggregate) a.emplace_back("lighthouse.aggregate", e.aggregate());
-          if (e.actual_version()) {
-            a.emplace_back("lighthouse.actual_version", static_cast<std::int64_t>(*e.actual_version()));
-          }
-        }
-      });
-    } else if (results != nullptr) {
-      std::int64_t events = 0;
-      bool replayed = false;
-      for (const AppendResult& r : *results) {
-        if (events == 0 && !r.events.empty()) {
-          a.emplace_back("lighthouse.first_sequence", static_cast<std::int64_t>(r.events.front().id.sequence));
-        }
-        events += static_cast<std::int64_t>(r.events.size());
-        replayed = replayed || r.replayed;
-      }
-      a.emplace_back("lighthouse.events", events);
-      a.emplace_back("lighthouse.replayed", replayed);
+void WritePath::record_span_outcome(AppendRequest& request, const std::vector<AppendResult>* results,
+                                    const std::exception_ptr& error, const GroupOutcome& out, std::uint64_t end_ns) {
+  AppendRequest::SpanOutcome& o = request.span_outcome.emplace();
+  o.end_ns = end_ns;
+  o.queue_ns = static_cast<std::int64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(out.taken - request.enqueued).count());
+  if (out.commit_span.valid()) o.commit = out.commit_span;
+  o.error = error;
+  if (!error && results != nullptr) {
+    for (const AppendResult& r : *results) {
+      if (!o.first_sequence && !r.events.empty()) o.first_sequence = r.events.front().id.sequence;
+      o.events += static_cast<std::int64_t>(r.events.size());
+      o.replayed = o.replayed || r.replayed;
     }
-  });
+  }
+}
+
+AppendRequest::~AppendRequest() {
+  if (!span_outcome || !span.recording()) return;  // any other span ends as a member
+  const SpanOutcome& o = *span_outcome;
+  try {
+    // Written straight into the data the sink gets (Span::end_described):
+    // each key once, so pushed, not looked up.
+    span.end_described(o.end_ns, [&](tracing::SpanData& d) {
+      auto& a = d.attributes;
+      a.emplace_back("db.system", std::string("lighthouse"));  // as describe_db_operation, without the path
+      a.emplace_back("db.operation.name", std::string(operation));
+      a.emplace_back("lighthouse.batch.events", static_cast<std::int64_t>(events));
+      a.emplace_back("lighthouse.queue_time_ns", o.queue_ns);
+      const bool aggregate = !span_aggregate.empty();
+      if (aggregate) a.emplace_back("lighthouse.aggregate", std::move(span_aggregate));
+      if (o.commit.valid()) d.links.emplace_back(tracing::SpanLink{o.commit, {}});
+      if (o.error) {
+        with_error(o.error, [&](const Error& e) {
+          d.status = tracing::StatusCode::error;
+          d.status_message = e.what();
+          a.emplace_back("error.type", std::string(to_string(e.code())));
+          if (e.code() == ErrorCode::wrong_expected_version) {
+            if (!aggregate) a.emplace_back("lighthouse.aggregate", e.aggregate());
+            if (e.actual_version()) {
+              a.emplace_back("lighthouse.actual_version", static_cast<std::int64_t>(*e.actual_version()));
+            }
+          }
+        });
+      } else {
+        if (o.first_sequence) a.emplace_back("lighthouse.first_sequence", static_cast<std::int64_t>(*o.first_sequence));
+        a.emplace_back("lighthouse.events", o.events);
+        a.emplace_back("lighthouse.replayed", o.replayed);
+      }
+    });
+  } catch (...) {
+    // Out of memory while describing it: the span ends (as a member) undescribed.
+  }
 }
 
 }  // namespace lighthouse

@@ -103,8 +103,10 @@ class WritePath {
                                const GroupOutcome& out) const;
   void end_commit_span(tracing::Span& span, const std::vector<std::unique_ptr<AppendRequest>>& group,
                        GroupOutcome& out);
-  void end_append_span(AppendRequest& request, const std::vector<AppendResult>* results,
-                       const std::exception_ptr& error, const GroupOutcome& out, std::uint64_t end_ns);
+  // What an append's span reports, recorded in the request as the committer
+  // completes it (the span itself ends when the request is freed).
+  static void record_span_outcome(AppendRequest& request, const std::vector<AppendResult>* results,
+                                  const std::exception_ptr& error, const GroupOutcome& out, std::uint64_t end_ns);
   void enqueue(std::unique_ptr<AppendRequest> request);
   void commit_group(std::vector<std::unique_ptr<AppendRequest>>& group);
   // Writes every request of the group into one transaction and commits it,

@@ -40,6 +40,18 @@ class RecordingSink : public tracing::SpanSink {
     }
     return out;
   }
+  // An append's span reaches the sink once its request is freed, just after
+  // the append returns (by the committer once nothing is queued, or the next
+  // append's thread): waited for, up to 10 s.
+  std::vector<SpanData> wait_named(const std::string& name, std::size_t count) const {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    auto found = named(name);
+    while (found.size() < count && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      found = named(name);
+    }
+    return found;
+  }
   void clear() {
     std::lock_guard lock(mutex_);
     spans_.clear();
@@ -136,7 +148,7 @@ TEST_CASE("an append inside a trace: its span is the caller's child, linked to i
     const tracing::ContextScope scope(parent);
     appended = store.append(event("OrderPlaced", "order-1"));
   }
-  const auto appends = sink->named("append");
+  const auto appends = sink->wait_named("append", 1);
   REQUIRE(appends.size() == 1);
   const SpanData& a = appends.front();
   CHECK(a.context.trace_id == parent.trace_id);
@@ -178,7 +190,7 @@ TEST_CASE("one commit span for a group, linked from every append it carried; an 
   for (int i = 0; i < 200; ++i) futures.push_back(store.append_async(event("Many")));
   std::vector<EventId> ids;
   for (auto& f : futures) ids.push_back(f.get().events[0].id);
-  const auto appends = sink->named("append");
+  const auto appends = sink->wait_named("append", 201);
   REQUIRE(appends.size() == 201);
   std::set<std::string> commits_linked;
   for (const auto& a : appends) {
@@ -206,17 +218,22 @@ TEST_CASE("a failed append's span says why; validation failures too; nothing is 
   auto sink = std::make_shared<RecordingSink>();
   Store store = Store::open(dir / "store", traced(sink));
   store.append(event("Opened", "account-1"));
+  REQUIRE(sink->wait_named("append", 1).size() == 1);
   sink->clear();
   CHECK(error_code_of([&] { store.append(event("Opened", "account-1"), ExpectedVersion::exact(5)); }) ==
         ErrorCode::wrong_expected_version);
   CHECK(error_code_of([&] { store.append(event("")); }) == ErrorCode::invalid_argument);
-  const auto appends = sink->named("append");
+  // The conflict's span ends as its request is freed, the invalid append's
+  // at once (it never reached the committer): in either order.
+  auto appends = sink->wait_named("append", 2);
   REQUIRE(appends.size() == 2);
+  if (text_of(appends[0], "error.type") != "wrong_expected_version") std::swap(appends[0], appends[1]);
   CHECK(appends[0].status == tracing::StatusCode::error);
   CHECK(text_of(appends[0], "error.type") == "wrong_expected_version");
   CHECK(text_of(appends[0], "lighthouse.aggregate") == "account-1");
   CHECK(int_of(appends[0], "lighthouse.actual_version") == 1);
   CHECK(appends[0].status_message.find("account-1") != std::string::npos);
+  CHECK(int_of(appends[0], "lighthouse.events") == -1);  // nothing committed: no result attributes
   CHECK(appends[1].status == tracing::StatusCode::error);
   CHECK(text_of(appends[1], "error.type") == "invalid_argument");
   CHECK(store.stats().event_count == 1);
@@ -267,7 +284,7 @@ TEST_CASE("a delivery links to the append that stored the event; live deliveries
       for (int i = 0; i < 500 && delivered.load() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
       REQUIRE(delivered.load() == 1);
       sub.cancel();
-      const auto append = sink->named("append").at(0);
+      const auto append = sink->wait_named("append", 1).at(0);
       const auto deliveries = sink->named("deliver");
       REQUIRE(deliveries.size() == 1);
       const SpanData& d = deliveries[0];
@@ -397,6 +414,72 @@ TEST_CASE("a span's attributes and link are held inline: describing and ending o
   CHECK(sink->attributes == 10);
   CHECK(sink->links == 1);
   CHECK(allocations == 1);  // the span's data; a vector each for attributes and links would be two more
+}
+
+TEST_CASE("end_described: a deferred span's data is made in the sink's argument, with no allocation; a span "
+          "described before gets set() semantics",
+          "[tracing]") {
+  struct Keep : tracing::SpanSink {
+    std::vector<SpanData> spans;
+    void on_end(SpanData span) noexcept override { spans.push_back(std::move(span)); }
+  };
+  auto sink = std::make_shared<Keep>();
+  sink->spans.reserve(4);  // the sink's own room, before the meter
+  tracing::TracingOptions t;
+  t.sink = sink;
+  const SpanContext commit = parent_context();
+  std::size_t allocations = 0;
+  {
+    tracing::Span span = tracing::Span::deferred(t, "append", tracing::SpanKind::producer);
+    AllocationMeter meter;
+    span.end_described(0, [&](SpanData& d) {
+      d.attributes.emplace_back("db.system", std::string("lighthouse"));
+      d.attributes.emplace_back("lighthouse.events", std::int64_t{1});
+      d.links.emplace_back(tracing::SpanLink{commit, {}});
+    });
+    allocations = meter.allocations();
+    CHECK_FALSE(span.recording());
+    span.end();  // ended once: nothing more reaches the sink
+  }
+  CHECK(allocations == 0);
+  REQUIRE(sink->spans.size() == 1);
+  const SpanData& a = sink->spans[0];
+  CHECK(a.name == "append");
+  CHECK(a.kind == tracing::SpanKind::producer);
+  CHECK(a.end_ns >= a.start_ns);
+  REQUIRE(a.attributes.size() == 2);
+  CHECK(a.attributes[0].key == "db.system");
+  CHECK(int_of(a, "lighthouse.events") == 1);
+  REQUIRE(a.links.size() == 1);
+  CHECK(a.links[0].context.span_id == commit.span_id);
+  {
+    tracing::Span span = tracing::Span::deferred(t, "append", tracing::SpanKind::producer);
+    span.set("lighthouse.events", std::int64_t{5});
+    span.set_error("early", "refused before the committer");
+    span.end_described(0, [&](SpanData& d) {
+      d.attributes.emplace_back("lighthouse.events", std::int64_t{7});  // replaces the earlier value
+      d.attributes.emplace_back("lighthouse.replayed", true);
+      d.links.emplace_back(tracing::SpanLink{commit, {}});
+    });
+  }
+  REQUIRE(sink->spans.size() == 2);
+  const SpanData& b = sink->spans[1];
+  CHECK(b.attributes.size() == 3);  // lighthouse.events once, error.type, lighthouse.replayed
+  CHECK(int_of(b, "lighthouse.events") == 7);
+  CHECK(text_of(b, "error.type") == "early");
+  CHECK(b.status == tracing::StatusCode::error);
+  CHECK(b.links.size() == 1);
+}
+
+TEST_CASE("every append's span has reached the sink when close() returns", "[tracing]") {
+  TempDir dir;
+  auto sink = std::make_shared<RecordingSink>();
+  Store store = Store::open(dir / "store", traced(sink));
+  std::vector<std::future<AppendResult>> futures;
+  for (int i = 0; i < 2000; ++i) futures.push_back(store.append_async(event("Many")));
+  store.close();  // while appends are queued: they commit first
+  CHECK(sink->named("append").size() == 2000);
+  for (auto& f : futures) CHECK(f.get().events.size() == 1);
 }
 
 TEST_CASE("a span with more attributes than its inline room keeps them all, in order", "[tracing]") {
