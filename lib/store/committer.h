@@ -54,7 +54,9 @@ struct AppendRequest {
     bool replayed = false;
   };
   std::optional<SpanOutcome> span_outcome;
-  bool stamp_trace_context = false;  // the events without one get the span's context
+  bool stamp_trace_context = false;  // the events without one get the span's context:
+  std::optional<TraceContext> trace_context;  // that context, set by enqueue
+  const TraceContext* stamp() const noexcept { return trace_context ? &*trace_context : nullptr; }
   std::string_view operation;        // the span's db.operation.name (a literal)
   // A one-event append's aggregate, for its span: copied on the caller's
   // thread, so that the committer, describing the span after the group's

@@ -106,37 +106,32 @@ void WritePath::enqueue(std::unique_ptr<AppendRequest> request) {
       request->events += request->batches[i].events.size();
     }
     validation::check_totals(request->events, request->bytes, options_.limits);
-    if (request->stamp_trace_context) {
-      TraceContext context = request->span.context().to_trace_context();
-      EventData* last = nullptr;  // gets the context itself, the others a copy
-      for (Batch& batch : request->batches) {
-        for (EventData& e : batch.events) {
-          if (e.trace_context) continue;
-          if (last != nullptr) last->trace_context = context;
-          last = &e;
-        }
-      }
-      if (last != nullptr) last->trace_context = std::move(context);
-    }
+    // The events without a context of their own carry the append's: held
+    // once in the request (not copied into each event), written into each
+    // record by the committer.
+    if (request->stamp_trace_context) request->trace_context = request->span.context().to_trace_context();
+    const TraceContext* stamp = request->stamp();
     // The SHA-256 over each event's content, in this thread: the committer
     // only hashes a fixed number of bytes per event.
     request->hashes.reserve(request->events);
-    // The events of a traced batch share one trace context: without an
+    // The events of a traced append share one trace context: without an
     // idempotency key their extras hash is one, taken once.
     const TraceContext* shared = nullptr;
     Sha256 shared_extras{};
     for (const Batch& batch : request->batches) {
       for (const EventData& e : batch.events) {
-        const codec::RecordFields fields = codec::RecordFields::of(e, 0);
+        codec::RecordFields fields = codec::RecordFields::of(e, 0);
+        if (fields.trace_context == nullptr) fields.trace_context = stamp;
         codec::ContentHashes h;
         h.content = codec::content_hash(fields);
-        const bool plain = !e.idempotency_key && e.trace_context;
-        if (plain && shared != nullptr && *e.trace_context == *shared) {
+        const TraceContext* context = fields.trace_context;
+        const bool plain = !e.idempotency_key && context != nullptr;
+        if (plain && shared != nullptr && (context == shared || *context == *shared)) {
           h.extras = shared_extras;
         } else {
           h.extras = codec::extras_hash(fields);
           if (plain) {
-            shared = &*e.trace_context;
+            shared = context;
             shared_extras = h.extras;
           }
         }
@@ -376,7 +371,7 @@ bool WritePath::write_requests(MDB_txn* txn, std::vector<std::unique_ptr<AppendR
     }
     // Checks precede writes, so a failing batch has written nothing.
     try {
-      group_results_[i].push_back(write.write(request.batches.front(), request.hashes.data()));
+      group_results_[i].push_back(write.write(request.batches.front(), request.hashes.data(), request.stamp()));
     } catch (const Error& error) {
       if (!is_request_error(error)) throw;
       out.errors[i] = std::current_exception();
@@ -397,7 +392,8 @@ void WritePath::write_several(MDB_txn* txn, WriteTxn& write, AppendRequest& requ
     std::size_t offset = 0;
     for (std::size_t k = 0; k < request.batches.size(); ++k) {
       try {
-        group_results_[index].push_back(write.write(request.batches[k], request.hashes.data() + offset));
+        group_results_[index].push_back(
+            write.write(request.batches[k], request.hashes.data() + offset, request.stamp()));
         offset += request.batches[k].events.size();
       } catch (Error& error) {
         if (!is_request_error(error)) throw;

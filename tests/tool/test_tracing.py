@@ -438,9 +438,10 @@ class CollectorTroubleTest(TracingTest):
         time.sleep(1.5)
         self.assertEqual(len(r.received()), 2)
         self.assertEqual(self.metric(server, "lighthouse_trace_spans_dropped_total"), 3)
-        # The next batch goes through (200).
+        # The next batch goes through (200): which spans fill it depends on the
+        # order they ended in (an append span ends once its request is freed).
         self.appends(server, 1, "second")
-        r.wait_for(lambda s: named(s, "append"), "the next batch")
+        r.wait_for(lambda s: len(s) >= 3, "the next batch")
         self.assertGreaterEqual(self.metric(server, "lighthouse_trace_spans_exported_total"), 3)
 
     def test_a_slow_collector_does_not_slow_appends(self):

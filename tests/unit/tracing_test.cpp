@@ -213,6 +213,46 @@ TEST_CASE("one commit span for a group, linked from every append it carried; an 
   CHECK(SpanContext::of(*root.trace_context)->sampled());
 }
 
+TEST_CASE("every event of a traced batch carries its append's context, held once per append; an event's own "
+          "is kept",
+          "[tracing]") {
+  TempDir dir;
+  auto sink = std::make_shared<RecordingSink>();
+  Store store = Store::open(dir / "store", traced(sink));
+  const std::string own = "00-11111111111111111111111111111111-2222222222222222-01";
+  std::vector<EventData> events;
+  for (int i = 0; i < 5; ++i) events.push_back(event("Batched", "order-7"));
+  events[2].trace_context = TraceContext{own, "mine=1"};
+  const AppendResult one = store.append_batch(std::move(events));
+  Batch a, b;
+  a.events = {event("First"), event("Second")};
+  b.events = {event("Third")};
+  b.events[0].trace_context = TraceContext{own, ""};
+  const auto several = store.append_batches({std::move(a), std::move(b)});
+  const auto appends = sink->wait_named("append", 2);
+  REQUIRE(appends.size() == 2);
+  const auto context_of_span = [&](const char* operation) {
+    for (const auto& s : appends) {
+      if (text_of(s, "db.operation.name") == operation) return s.context.traceparent();
+    }
+    return std::string();
+  };
+  const std::string batch_context = context_of_span("append");
+  const std::string batches_context = context_of_span("append_batches");
+  REQUIRE_FALSE(batch_context.empty());
+  REQUIRE_FALSE(batches_context.empty());
+  for (std::size_t i = 0; i < one.events.size(); ++i) {
+    const auto stored = store.get(one.events[i].id).trace_context;
+    REQUIRE(stored);
+    CHECK(stored->traceparent == (i == 2 ? own : batch_context));
+    CHECK(stored->tracestate == (i == 2 ? "mine=1" : ""));
+  }
+  CHECK(store.get(several[0].events[0].id).trace_context->traceparent == batches_context);
+  CHECK(store.get(several[0].events[1].id).trace_context->traceparent == batches_context);
+  CHECK(store.get(several[1].events[0].id).trace_context->traceparent == own);
+  CHECK(store.verify().ok());  // the checksums cover the contexts as stored
+}
+
 TEST_CASE("a failed append's span says why; validation failures too; nothing is written", "[tracing]") {
   TempDir dir;
   auto sink = std::make_shared<RecordingSink>();
