@@ -252,10 +252,12 @@ struct SpanData {
 };
 
 // Receives every sampled span once it has ended, on the thread that ended
-// it: an appending thread, the committer, a reader, a subscription's
-// thread. It must not block or call back into the store; queue the span
-// and return (the `lighthouse` tool's exporter does: a bounded queue that
-// drops what does not fit). An exception it throws is dropped.
+// it: an appending thread (an append span ends on the thread that frees
+// its request: the next appending thread or the committer once idle), the
+// committer, a reader, a subscription's thread. It must not block or call
+// back into the store; queue the span and return (the `lighthouse` tool's
+// exporter does: a bounded queue that drops what does not fit). on_end is
+// noexcept: it must not throw (an exception leaving it ends the program).
 class LIGHTHOUSE_API SpanSink {
  public:
   virtual ~SpanSink();
@@ -356,8 +358,9 @@ class LIGHTHOUSE_API Span {
                        const SpanContext* parent = current);
   // Sampled and given its IDs and start now, but its data is made on the
   // thread that first describes or ends it (the store's append spans: made
-  // by the appending thread, described and ended by the committer, so that
-  // one thread allocates what another frees less). `name`: a literal.
+  // by the appending thread, their outcome recorded by the committer, and
+  // described and ended — end_described — when their request is freed).
+  // `name`: a literal.
   static Span deferred(const TracingOptions& tracing, std::string_view name, SpanKind kind,
                        const SpanContext* parent = current);
   ~Span();  // end()

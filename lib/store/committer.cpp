@@ -30,6 +30,7 @@ void Committer::submit(std::unique_ptr<AppendRequest> request) {
     std::lock_guard lock(mutex_);
     if (stopping_) throw Error(ErrorCode::closed, "the store is closing");
     queue_.push_back(std::move(request));
+    queued_.store(queue_.size(), std::memory_order_relaxed);
     retired.swap(retired_);
   }
   wake_.notify_one();
@@ -74,10 +75,20 @@ void Committer::run() {
     {
       std::unique_lock lock(mutex_);
       if (queue_.empty() && !retired_.empty()) {
-        // Nothing to commit and nobody submitting: free them here, unlocked.
+        // Nothing to commit and nobody submitting: free them here, unlocked
+        // (ending their append spans), until an append comes; what is left
+        // then goes back for the submitters to free.
         idle_retired.swap(retired_);
         lock.unlock();
-        idle_retired.clear();
+        std::size_t freed = 0;
+        while (freed < idle_retired.size()) {
+          idle_retired[freed++].reset();
+          if (freed % 16 == 0 && queued_.load(std::memory_order_relaxed) != 0) break;
+        }
+        if (freed < idle_retired.size()) {
+          lock.lock();
+          for (std::size_t i = freed; i < idle_retired.size(); ++i) retired_.push_back(std::move(idle_retired[i]));
+        }
         continue;
       }
       auto ready = [this] { return stopping_ || !queue_.empty(); };
@@ -102,6 +113,7 @@ void Committer::run() {
         group.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
+      queued_.store(queue_.size(), std::memory_order_relaxed);
       if (observe_) {
         const auto oldest = queue_.empty() ? group.front()->enqueued : queue_.front()->enqueued;
         observe_(queue_.size(), static_cast<std::uint64_t>(

@@ -142,6 +142,7 @@ class Committer {
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<std::unique_ptr<AppendRequest>> queue_;
+  std::atomic<std::size_t> queued_{0};  // queue_.size(), read unlocked while the committer frees
   // Completed requests, freed by the next submit() on its caller's thread
   // (which allocated most of them) or by the committer before it sleeps:
   // freeing a group of thousands, and ending their append spans, is then
