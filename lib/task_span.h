@@ -25,6 +25,13 @@ inline void describe_db_operation(tracing::Span& span, std::string_view operatio
   if (store != nullptr) span.set("db.namespace", store->string());
 }
 
+// The same two, pushed into the data of a span being ended by
+// Span::end_described (the store's append spans).
+inline void describe_db_operation(tracing::SpanData& data, std::string_view operation) {
+  data.attributes.emplace_back("db.system", std::string("lighthouse"));
+  data.attributes.emplace_back("db.operation.name", std::string(operation));
+}
+
 template <class Body>
 auto traced_task(const Options& options, std::string_view task, const std::filesystem::path& store, Body&& body) {
   if (!options.tracing.sink) return body(static_cast<tracing::Span*>(nullptr));

@@ -54,8 +54,8 @@ struct AppendRequest {
     bool replayed = false;
   };
   std::optional<SpanOutcome> span_outcome;
-  bool stamp_trace_context = false;  // the events without one get the span's context:
-  std::optional<TraceContext> trace_context;  // that context, set by enqueue
+  // The span's context, which the events without one of their own carry.
+  std::optional<TraceContext> trace_context;
   const TraceContext* stamp() const noexcept { return trace_context ? &*trace_context : nullptr; }
   std::string_view operation;        // the span's db.operation.name (a literal)
   // A one-event append's aggregate, for its span: copied on the caller's

@@ -106,10 +106,9 @@ void WritePath::enqueue(std::unique_ptr<AppendRequest> request) {
       request->events += request->batches[i].events.size();
     }
     validation::check_totals(request->events, request->bytes, options_.limits);
-    // The events without a context of their own carry the append's: held
-    // once in the request (not copied into each event), written into each
-    // record by the committer.
-    if (request->stamp_trace_context) request->trace_context = request->span.context().to_trace_context();
+    // The events without a context of their own carry the append's
+    // (start_append_span): held once in the request, not copied into each
+    // event, and written into each record by the committer.
     const TraceContext* stamp = request->stamp();
     // The SHA-256 over each event's content, in this thread: the committer
     // only hashes a fixed number of bytes per event.
@@ -476,9 +475,9 @@ void WritePath::start_append_span(AppendRequest& request, std::string_view opera
   request.span = tracing::Span::deferred(options_.tracing, "append", tracing::SpanKind::producer);
   request.operation = operation;
   // The events carry the append's context (unless they carry their own),
-  // for the deliveries that link to it: stamped once the events' own are
-  // validated (enqueue), before their hashes are taken.
-  request.stamp_trace_context = request.span.recording() || in_trace;
+  // for the deliveries that link to it: held in the request, hashed with
+  // each event by enqueue and written into each record by the committer.
+  if (request.span.recording() || in_trace) request.trace_context = request.span.context().to_trace_context();
   if (request.span.recording() && request.batches.size() == 1 && request.batches.front().events.size() == 1) {
     request.span_aggregate = request.batches.front().events.front().aggregate;
   }
@@ -519,7 +518,7 @@ void WritePath::record_span_outcome(AppendRequest& request, const std::vector<Ap
   o.end_ns = end_ns;
   o.queue_ns = static_cast<std::int64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(out.taken - request.enqueued).count());
-  if (out.commit_span.valid()) o.commit = out.commit_span;
+  o.commit = out.commit_span;  // invalid when the commit was not traced
   o.error = error;
   if (!error && results != nullptr) {
     for (const AppendResult& r : *results) {
@@ -538,8 +537,7 @@ AppendRequest::~AppendRequest() {
     // each key once, so pushed, not looked up.
     span.end_described(o.end_ns, [&](tracing::SpanData& d) {
       auto& a = d.attributes;
-      a.emplace_back("db.system", std::string("lighthouse"));  // as describe_db_operation, without the path
-      a.emplace_back("db.operation.name", std::string(operation));
+      describe_db_operation(d, operation);
       a.emplace_back("lighthouse.batch.events", static_cast<std::int64_t>(events));
       a.emplace_back("lighthouse.queue_time_ns", o.queue_ns);
       const bool aggregate = !span_aggregate.empty();

@@ -18,9 +18,7 @@ class Message {
   // whatever its value (`even_default`).
   void uint(unsigned field, std::uint64_t v, bool even_default = false) {
     if (v == 0 && !even_default) return;
-    char* p = room(20);
-    p = put_varint(p, static_cast<std::uint64_t>(field) << 3);
-    used(put_varint(p, v));
+    tagged_varint(field, 0, v);
   }
   void fixed64(unsigned field, std::uint64_t v) {
     if (v == 0) return;
@@ -42,11 +40,7 @@ class Message {
   }
   // A length-delimited field whose content, `size` bytes, the caller
   // appends next (no buffer of its own for a message that holds the rest).
-  void header(unsigned field, std::size_t size) {
-    char* p = room(20);
-    p = put_varint(p, static_cast<std::uint64_t>(field) << 3 | 2);
-    used(put_varint(p, size));
-  }
+  void header(unsigned field, std::size_t size) { tagged_varint(field, 2, size); }
   void message(unsigned field, const Message& m) {
     header(field, m.size_);
     append(m.view());
@@ -85,6 +79,10 @@ class Message {
     }
     *out++ = static_cast<char>(v);
     return out;
+  }
+  void tagged_varint(unsigned field, unsigned wire, std::uint64_t v) {
+    char* p = put_varint(room(20), static_cast<std::uint64_t>(field) << 3 | wire);
+    used(put_varint(p, v));
   }
   void little_endian(unsigned field, unsigned wire, std::uint64_t v, int bytes) {
     char* p = put_varint(room(18), static_cast<std::uint64_t>(field) << 3 | wire);
@@ -261,10 +259,10 @@ std::string encode_protobuf(const Resource& resource, const std::vector<tracing:
   Message request;
   request.reserve(resource_spans_size + 16);
   request.header(1, resource_spans_size);  // ExportTraceServiceRequest.resource_spans
-  request.append(resource_header.view());   // ResourceSpans.resource
+  request.append(resource_header.view());  // ResourceSpans.resource
   request.header(2, scope_spans_size);     // ResourceSpans.scope_spans
-  request.append(scope_header.view());      // ScopeSpans.scope
-  request.append(spans_body.view());        // ScopeSpans.spans
+  request.append(scope_header.view());     // ScopeSpans.scope
+  request.append(spans_body.view());       // ScopeSpans.spans
   return request.take();
 }
 
