@@ -11,6 +11,7 @@
 #include "codec/record_internal.h"
 #include "codec/sha256.h"
 #include "lighthouse/error.h"
+#include "text.h"
 
 namespace lighthouse::codec {
 
@@ -47,6 +48,43 @@ bool is_format1(std::string_view bytes) noexcept {
   return bytes.size() >= 2 && static_cast<unsigned char>(bytes[0]) == 0x9b && bytes[1] == 0x01;
 }
 
+// A traceparent of version 00 ("00-<32 hex>-<16 hex>-<2 hex>", lower case,
+// as validation requires) in its 25 bytes: trace ID ‖ parent ID ‖ flags.
+constexpr std::size_t kTraceparentBytes = 25;
+constexpr std::size_t kTraceparentText = 55;
+
+int hex_value(char c) noexcept {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+// False when `text` is not in the one form the bytes give back exactly.
+bool traceparent_bytes(std::string_view text, char (&out)[kTraceparentBytes]) noexcept {
+  if (text.size() != kTraceparentText || text[0] != '0' || text[1] != '0' || text[2] != '-' || text[35] != '-' ||
+      text[52] != '-') {
+    return false;
+  }
+  std::size_t at = 3;
+  for (std::size_t i = 0; i < kTraceparentBytes; ++i, at += 2) {
+    if (at == 35 || at == 52) ++at;  // the dashes
+    const int hi = hex_value(text[at]), lo = hex_value(text[at + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out[i] = static_cast<char>(hi << 4 | lo);
+  }
+  return true;
+}
+
+void traceparent_text(std::string_view bytes, std::string& out) {
+  out.assign(kTraceparentText, '-');
+  out[0] = out[1] = '0';
+  text::write_lower_hex(out.data() + 3, bytes.substr(0, 16));
+  text::write_lower_hex(out.data() + 36, bytes.substr(16, 8));
+  text::write_lower_hex(out.data() + 53, bytes.substr(24, 1));
+}
+
+// What the extras hash covers: [traceparent text, tracestate], whichever
+// form the record stores it in.
 void pack_trace_context(Packer& pk, const TraceContext* context) {
   if (context == nullptr) {
     pk.pack_nil();
@@ -54,6 +92,24 @@ void pack_trace_context(Packer& pk, const TraceContext* context) {
   }
   pk.pack_array(2);
   pack_str(pk, context->traceparent);
+  pack_str(pk, context->tracestate);
+}
+
+// What a record stores: [bin 25, tracestate]. A traceparent not of that one
+// form (none passes validation) is stored as its text, the form records had
+// before 2026-12, which are read as well.
+void pack_stored_trace_context(Packer& pk, const TraceContext* context) {
+  if (context == nullptr) {
+    pk.pack_nil();
+    return;
+  }
+  pk.pack_array(2);
+  char bytes[kTraceparentBytes];
+  if (traceparent_bytes(context->traceparent, bytes)) {
+    pack_bin(pk, std::string_view(bytes, sizeof bytes));
+  } else {
+    pack_str(pk, context->traceparent);
+  }
   pack_str(pk, context->tracestate);
 }
 
@@ -167,7 +223,7 @@ void pack_record_fields(StringBuffer& buf, const RecordFields& f, const EncodeOp
   pack_idempotency_key(pk, f.idempotency_key);
   if (format != kRecordFormat1) {
     pk.pack_uint32(f.schema_version);
-    pack_trace_context(pk, f.trace_context);
+    pack_stored_trace_context(pk, f.trace_context);
   }
 }
 
@@ -246,11 +302,14 @@ void decode_trailer(MsgpackReader& r, const EventId& id, unsigned format, Record
     if (!r.nil()) {
       std::uint32_t n = 0;
       std::string_view parent, state;
-      if (!r.array(n) || n != 2 || !r.str(parent) || !r.str(state)) {
-        corrupt(id, "trace context is neither nil nor a pair of strings");
+      bool binary = false;
+      if (!r.array(n) || n != 2 || !((binary = r.bin(parent)) || r.str(parent)) || !r.str(state) ||
+          (binary && parent.size() != kTraceparentBytes)) {
+        corrupt(id, "trace context is neither nil nor a traceparent (25 bytes or its text) and a tracestate");
       }
       e.trace_context.emplace();
-      e.trace_context->traceparent.assign(parent);
+      if (binary) traceparent_text(parent, e.trace_context->traceparent);
+      else e.trace_context->traceparent.assign(parent);
       e.trace_context->tracestate.assign(state);
     }
   }

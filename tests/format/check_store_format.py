@@ -16,7 +16,7 @@ import msgpack
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lighthouse_format import (chain_next, checksum_v2, content_hash, extras_hash,  # noqa: E402
-                               split_stored)
+                               split_stored, trace_context_text)
 
 
 def check(condition, detail="check failed"):
@@ -57,8 +57,12 @@ def main():
             check(len(rec) == 13 and rec[0] == 2, rec[:2])
             check(rec[1] == 0, "compressed record in the demo store")
             check(rec[9] >= 1, "schema version")
-            trace = rec[10]
-            check(trace is None or (len(trace) == 2 and all(isinstance(t, str) for t in trace)), trace)
+            stored_trace = rec[10]
+            # [bin 25, str]: this writer stores the traceparent in its 25 bytes.
+            check(stored_trace is None or (len(stored_trace) == 2 and isinstance(stored_trace[0], bytes) and
+                                           len(stored_trace[0]) == 25 and isinstance(stored_trace[1], str)),
+                  stored_trace)
+            trace = trace_context_text(stored_trace)
             content = content_hash(rec[2], rec[3], rec[5], rec[6], rec[7])
             checksum = checksum_v2(key, content, extras_hash(rec[8], trace), rec[4], rec[9])
             check(checksum == rec[11], f"checksum of {event_id} differs")

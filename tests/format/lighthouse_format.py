@@ -37,6 +37,20 @@ def checksum_v1(event_id, type_, aggregate, version, content_type, metadata, dat
                                          sorted_metadata(metadata), data], use_bin_type=True)).digest()
 
 
+def trace_context_text(stored):
+    """A record's trace context (field 10) as the checksum covers it: [traceparent text, tracestate].
+    The traceparent is stored in its 25 bytes (trace ID, parent ID, flags), or as text by writers
+    before 2026-12."""
+    if stored is None:
+        return None
+    parent, state = stored
+    if isinstance(parent, bytes):
+        if len(parent) != 25:
+            raise ValueError(f"a stored traceparent of {len(parent)} bytes, not 25")
+        parent = f"00-{parent[:16].hex()}-{parent[16:24].hex()}-{parent[24:].hex()}"
+    return [parent, state]
+
+
 def chain_next(previous, checksum):
     return hashlib.sha256(previous + checksum).digest()
 

@@ -336,3 +336,54 @@ TEST_CASE("format 2: a flipped byte anywhere in a record is detected on read", "
     CHECK_FALSE(codec::fast_check_matches(EventId{1, 3, 3}, good));
   }
 }
+
+namespace {
+
+// A format-2 record with its packed part replaced, and its fast check made again.
+std::string with_packed(const EventId& id, std::string packed) {
+  const EventId::Key key = id.to_key();
+  const std::uint64_t check = codec::fast_check({reinterpret_cast<const char*>(key.data()), key.size()}, packed);
+  for (int shift = 56; shift >= 0; shift -= 8) packed.push_back(static_cast<char>(check >> shift & 0xff));
+  return packed;
+}
+
+}  // namespace
+
+TEST_CASE("format 2: a traceparent is stored in its 25 bytes; one stored as text still reads and verifies",
+          "[record]") {
+  RecordedEvent e = sample();
+  const std::string parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  e.trace_context = TraceContext{parent, "a=b"};
+  e.checksum = codec::event_checksum(e);
+  const std::string record = codec::encode_record(e, {});
+  // Field 10: [bin 25 (trace ID ‖ parent ID ‖ flags), tracestate].
+  const std::string compact = std::string("\x92\xc4\x19", 3) +
+                              "\x0a\xf7\x65\x19\x16\xcd\x43\xdd\x84\x48\xeb\x21\x1c\x80\x31\x9c"
+                              "\xb7\xad\x6b\x71\x69\x20\x33\x31\x01" "\xa3" "a=b";
+  const std::size_t at = record.find(compact);
+  REQUIRE(at != std::string::npos);
+  const RecordedEvent back = codec::read_record(e.id, record, ReadCheck::full);
+  CHECK(back.trace_context == e.trace_context);
+  // The checksum covers the text, whichever form is stored (docs/formats.md):
+  // the extras hash is SHA-256 of [nil, [traceparent, tracestate]].
+  CHECK(codec::extras_hash(codec::RecordFields::of(e)) ==
+        codec::sha256(std::string("\x92\xc0\x92\xd9\x37", 5) + parent + "\xa3" "a=b"));
+
+  // The form records had before: [str traceparent, tracestate]; the checksum
+  // covers the text in both, so the same checksum verifies it.
+  std::string packed = record.substr(0, record.size() - codec::kFastCheckBytes);
+  packed.replace(at, 3 + 25, std::string("\x92\xd9\x37", 3) + parent);
+  const std::string text_form = with_packed(e.id, packed);
+  CHECK(text_form.size() == record.size() + 30);
+  const RecordedEvent old = codec::read_record(e.id, text_form, ReadCheck::full);
+  CHECK(old.trace_context == e.trace_context);
+  CHECK(old.checksum == e.checksum);
+  CHECK_NOTHROW(codec::verify_checksum(old));
+
+  // A traceparent of other than 25 bytes, with a fast check that matches: corruption.
+  std::string short_packed = record.substr(0, record.size() - codec::kFastCheckBytes);
+  short_packed.replace(at, 3 + 25, std::string("\x92\xc4\x18", 3) + compact.substr(3, 24));
+  CHECK(lighthouse::testing::error_code_of([&] {
+          codec::read_record(e.id, with_packed(e.id, short_packed), ReadCheck::fast);
+        }) == ErrorCode::corruption);
+}
