@@ -11,7 +11,7 @@
 #include "codec/record_internal.h"
 #include "codec/sha256.h"
 #include "lighthouse/error.h"
-#include "text.h"
+#include "lighthouse/tracing.h"
 
 namespace lighthouse::codec {
 
@@ -48,39 +48,27 @@ bool is_format1(std::string_view bytes) noexcept {
   return bytes.size() >= 2 && static_cast<unsigned char>(bytes[0]) == 0x9b && bytes[1] == 0x01;
 }
 
-// A traceparent of version 00 ("00-<32 hex>-<16 hex>-<2 hex>", lower case,
-// as validation requires) in its 25 bytes: trace ID ‖ parent ID ‖ flags.
+// A traceparent of version 00 in its 25 bytes: trace ID ‖ parent ID ‖ flags.
 constexpr std::size_t kTraceparentBytes = 25;
-constexpr std::size_t kTraceparentText = 55;
 
-int hex_value(char c) noexcept {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
-
-// False when `text` is not in the one form the bytes give back exactly.
-bool traceparent_bytes(std::string_view text, char (&out)[kTraceparentBytes]) noexcept {
-  if (text.size() != kTraceparentText || text[0] != '0' || text[1] != '0' || text[2] != '-' || text[35] != '-' ||
-      text[52] != '-') {
-    return false;
-  }
-  std::size_t at = 3;
-  for (std::size_t i = 0; i < kTraceparentBytes; ++i, at += 2) {
-    if (at == 35 || at == 52) ++at;  // the dashes
-    const int hi = hex_value(text[at]), lo = hex_value(text[at + 1]);
-    if (hi < 0 || lo < 0) return false;
-    out[i] = static_cast<char>(hi << 4 | lo);
-  }
+// False when `text` is not of version 00, the one form the bytes give back
+// exactly (SpanContext::parse takes lower-case hex only).
+bool traceparent_bytes(std::string_view text, char (&out)[kTraceparentBytes]) {
+  if (!text.starts_with("00")) return false;
+  const auto context = tracing::SpanContext::parse(text);
+  if (!context) return false;
+  std::memcpy(out, context->trace_id.bytes.data(), 16);
+  std::memcpy(out + 16, context->span_id.bytes.data(), 8);
+  out[24] = static_cast<char>(context->flags);
   return true;
 }
 
-void traceparent_text(std::string_view bytes, std::string& out) {
-  out.assign(kTraceparentText, '-');
-  out[0] = out[1] = '0';
-  text::write_lower_hex(out.data() + 3, bytes.substr(0, 16));
-  text::write_lower_hex(out.data() + 36, bytes.substr(16, 8));
-  text::write_lower_hex(out.data() + 53, bytes.substr(24, 1));
+std::string traceparent_text(std::string_view bytes) {
+  tracing::SpanContext context;
+  std::memcpy(context.trace_id.bytes.data(), bytes.data(), 16);
+  std::memcpy(context.span_id.bytes.data(), bytes.data() + 16, 8);
+  context.flags = static_cast<std::uint8_t>(bytes[24]);
+  return context.traceparent();
 }
 
 // What the extras hash covers: [traceparent text, tracestate], whichever
@@ -308,7 +296,7 @@ void decode_trailer(MsgpackReader& r, const EventId& id, unsigned format, Record
         corrupt(id, "trace context is neither nil nor a traceparent (25 bytes or its text) and a tracestate");
       }
       e.trace_context.emplace();
-      if (binary) traceparent_text(parent, e.trace_context->traceparent);
+      if (binary) e.trace_context->traceparent = traceparent_text(parent);
       else e.trace_context->traceparent.assign(parent);
       e.trace_context->tracestate.assign(state);
     }
