@@ -442,6 +442,10 @@ class CollectorTroubleTest(TracingTest):
         # order they ended in (an append span ends once its request is freed).
         self.appends(server, 1, "second")
         r.wait_for(lambda s: len(s) >= 3, "the next batch")
+        # Counted once the exporter has read the reply, a moment after the receiver got the batch.
+        deadline = time.monotonic() + TIMEOUT
+        while self.metric(server, "lighthouse_trace_spans_exported_total") < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
         self.assertGreaterEqual(self.metric(server, "lighthouse_trace_spans_exported_total"), 3)
 
     def test_a_slow_collector_does_not_slow_appends(self):
