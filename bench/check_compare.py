@@ -112,12 +112,61 @@ class CompareTest(unittest.TestCase):
     def test_bad_flags_are_refused(self):
         for args in (["--systems", "postgres"], ["--repeat", "0"], ["--events", "10"], ["--bogus"],
                      ["--workloads", "7"], ["--workloads", "x"], ["--workloads", ""],
-                     ["--systems", "lmdb,lmdb"], ["--systems", ""]):
+                     ["--systems", "lmdb,lmdb"], ["--systems", ""],
+                     # tracing is a system of its own, lighthouse-traced
+                     ["--systems", "lighthouse", "--trace-sampling", "1"],
+                     ["--systems", "lighthouse", "--trace-sink", "discard"],
+                     ["--systems", "lighthouse-traced", "--trace-sampling", "1.5"],
+                     ["--systems", "lighthouse-traced", "--trace-sink", "jaeger"]):
             with self.subTest(args=args):
                 r = subprocess.run([COMPARE, "--dir", self.tmp.name + "/bad"] + args,
                                    capture_output=True, text=True, timeout=60)
                 self.assertNotEqual(r.returncode, 0)
                 self.assertTrue(r.stderr.strip() or r.stdout.strip())
+
+
+class TracedCompareTest(unittest.TestCase):
+    """lighthouse-traced beside lighthouse: the same store with tracing at
+    100 %, its spans counted, and each write workload's ratio traced /
+    untraced given round by round and as the median of the rounds."""
+
+    def run_traced(self, sink):
+        with tempfile.TemporaryDirectory() as tmp:
+            r = subprocess.run(
+                [COMPARE, "--systems", "lighthouse,lighthouse-traced", "--workloads", "3", "--seconds", "0.2",
+                 "--repeat", "3", "--trace-sink", sink, "--dir", tmp + "/data", "--json", tmp + "/rows.json"],
+                capture_output=True, text=True, timeout=120)
+            self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+            with open(tmp + "/rows.json") as f:
+                return r, json.load(f)
+
+    def test_ratio_per_round_and_its_median(self):
+        r, rows = self.run_traced("discard")
+        value = {(row["workload"], row["system"]): row["value"] for row in rows}
+        spans = [line for line in r.stdout.splitlines() if line.startswith("tracing at 1 into a discarding sink:")]
+        self.assertEqual(len(spans), 1, r.stdout)
+        self.assertGreater(int(spans[0].split()[-2]), 0)
+        for d in ("uniform", "lifecycle"):
+            w = f"3 async appends, 4096 in flight, {d}"
+            runs = {}
+            for system in ("lighthouse", "lighthouse-traced"):
+                runs[system] = [float(line.split()[-2]) for line in r.stderr.splitlines()
+                                if line.startswith("  " + w + " ") and line.split()[-3] == system
+                                and line.split()[-1] == "events/s"]
+                self.assertEqual(len(runs[system]), 3, (system, runs))
+            ratios = sorted(t / p for p, t in zip(runs["lighthouse"], runs["lighthouse-traced"]))
+            self.assertAlmostEqual(value[(w + ": traced/untraced, median of rounds", "lighthouse-traced")],
+                                   ratios[1], delta=0.002)
+            line = next(line for line in r.stdout.splitlines() if line.startswith("  " + w + ":"))
+            self.assertIn("median", line)
+
+    def test_exported_spans_are_reported(self):
+        r, rows = self.run_traced("otlp")
+        value = {(row["workload"], row["system"]): row["value"] for row in rows}
+        self.assertGreater(value[("tracing: spans exported", "lighthouse-traced")], 0)
+        self.assertIn(("tracing: spans dropped", "lighthouse-traced"), value)
+        header = next(line for line in r.stdout.splitlines() if line.startswith("workload"))
+        self.assertIn("L/lighthouse-traced", header)
 
 
 if __name__ == "__main__":

@@ -24,10 +24,11 @@ lighthouse::tracing::TracingOptions tracing_options;
 
 class LighthouseSystem : public System {
  public:
-  std::string name() const override { return "lighthouse"; }
+  explicit LighthouseSystem(bool traced) : traced_(traced) {}
+  std::string name() const override { return traced_ ? "lighthouse-traced" : "lighthouse"; }
   void open(const std::filesystem::path& dir) override {
     lighthouse::Options options;
-    options.tracing = tracing_options;
+    if (traced_) options.tracing = tracing_options;
     store_ = std::make_unique<lighthouse::Store>(lighthouse::Store::open(dir, options));
   }
   void close() override { store_.reset(); }
@@ -72,12 +73,13 @@ class LighthouseSystem : public System {
   }
 
  private:
+  bool traced_;
   std::unique_ptr<lighthouse::Store> store_;
 };
 
 }  // namespace
 
-std::unique_ptr<System> make_lighthouse() { return std::make_unique<LighthouseSystem>(); }
+std::unique_ptr<System> make_lighthouse(bool traced) { return std::make_unique<LighthouseSystem>(traced); }
 
 void set_lighthouse_tracing(std::shared_ptr<lighthouse::tracing::SpanSink> sink, double ratio) {
   tracing_options.sink = std::move(sink);

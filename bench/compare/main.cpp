@@ -12,7 +12,11 @@
 //   6 open that store (in a new process and reopened in this one, medians of
 //     5); memory growth of a query over all of it
 // Systems take turns workload by workload; --repeat N runs the write
-// workloads N times and reports each figure's median.
+// workloads N times and reports each figure's median. The system
+// lighthouse-traced is Lighthouse with tracing (--trace-sampling, default 1;
+// --trace-sink): run beside lighthouse, the table's L/lighthouse-traced is
+// what tracing costs, and each write workload's ratio is also given per
+// round (the two ran seconds apart) with its median.
 #include <atomic>
 #include <malloc.h>
 #include <sys/wait.h>
@@ -76,6 +80,7 @@ struct Run {
 
 std::unique_ptr<System> make(const std::string& name) {
   if (name == "lighthouse") return make_lighthouse();
+  if (name == "lighthouse-traced") return make_lighthouse(true);
   if (name == "lmdb") return make_lmdb();
   if (name == "sqlite") return make_sqlite();
   if (name == "rocksdb") return make_rocksdb();
@@ -185,7 +190,7 @@ const char* to_string(Checks checks) {
 void reads(Run& run, System& sys) {
   if (run.wants(4)) {
     for (Checks checks : {Checks::on, Checks::full, Checks::off}) {
-      if (checks == Checks::full && sys.name() != "lighthouse") continue;  // the others have no second level
+      if (checks == Checks::full && !sys.name().starts_with("lighthouse")) continue;  // the others have no second level
       double best = 0;
       for (int rep = 0; rep < 3; ++rep) {
         auto start = Clock::now();
@@ -197,7 +202,7 @@ void reads(Run& run, System& sys) {
   }
   if (run.wants(5)) {
     for (Checks checks : {Checks::on, Checks::full, Checks::off}) {
-      if (checks == Checks::full && sys.name() != "lighthouse") continue;
+      if (checks == Checks::full && !sys.name().starts_with("lighthouse")) continue;
       std::vector<double> latencies;
       for (int rep = 0; rep < 300; ++rep) {
         auto start = Clock::now();
@@ -271,6 +276,38 @@ void open_and_scan(Run& run, System& sys, const fs::path& dir) {
           static_cast<double>(peak - before) / (1 << 20), "MiB", false);
 }
 
+// Each write workload's throughput with tracing over without, round by
+// round (in a round the two ran one after the other), and the median of the
+// rounds: less moved by the machine's drift over a run than the ratio of
+// the two medians in the table. Added as rows "<workload>: traced/untraced".
+void print_tracing_ratios(Run& run) {
+  std::vector<std::string> order;
+  std::map<std::string, std::map<std::string, std::vector<double>>> values;
+  for (const auto& r : run.rows) {
+    if (r.unit != "events/s") continue;
+    if (!values.count(r.workload)) order.push_back(r.workload);
+    values[r.workload][r.system].push_back(r.value);
+  }
+  bool any = false;
+  for (const auto& w : order) {
+    const auto& plain = values[w]["lighthouse"];
+    const auto& traced = values[w]["lighthouse-traced"];
+    const std::size_t rounds = std::min(plain.size(), traced.size());
+    if (rounds == 0) continue;
+    if (!any) std::printf("\ntracing's cost, lighthouse-traced / lighthouse, round by round:\n");
+    any = true;
+    std::vector<double> ratios;
+    std::printf("  %s:", w.c_str());
+    for (std::size_t i = 0; i < rounds; ++i) {
+      ratios.push_back(plain[i] > 0 ? traced[i] / plain[i] : 0);
+      std::printf(" %.3f", ratios.back());
+    }
+    const double m = median(ratios);
+    std::printf("  median %.3f (%+.1f %%)\n", m, (m - 1) * 100);
+    run.rows.push_back({w + ": traced/untraced, median of rounds", "lighthouse-traced", m, "ratio", true});
+  }
+}
+
 void print_table(const Run& run) {
   std::vector<std::string> order;
   std::map<std::string, std::map<std::string, Row>> table;
@@ -333,8 +370,9 @@ int main(int argc, char** argv) try {
   app.add_option("--json", json_path, "Write the results as JSON rows to this file");
   double trace_sampling = -1;
   app.add_option("--trace-sampling", trace_sampling,
-                 "Trace Lighthouse's stores at this ratio (0..1) into the tool's OTLP exporter, whose batches are "
-                 "encoded and discarded; the spans exported and dropped are reported")
+                 "The system lighthouse-traced traces its stores at this ratio (0..1, default 1) into the tool's "
+                 "OTLP exporter, whose batches are encoded and discarded; the spans exported and dropped are "
+                 "reported")
       ->check(CLI::Range(0.0, 1.0));
   std::string trace_sink = "otlp";
   app.add_option("--trace-sink", trace_sink,
@@ -342,6 +380,21 @@ int main(int argc, char** argv) try {
                  "on the thread that ended it (the library's own cost, without an exporter)")
       ->check(CLI::IsMember({"otlp", "discard"}));
   CLI11_PARSE(app, argc, argv);
+  auto split = [](const std::string& s) {
+    std::vector<std::string> out;
+    std::stringstream in(s);
+    for (std::string item; std::getline(in, item, ',');) out.push_back(item);
+    return out;
+  };
+  run.systems = split(systems);
+  const bool traced = std::find(run.systems.begin(), run.systems.end(), "lighthouse-traced") != run.systems.end();
+  if (!traced && (trace_sampling >= 0 || app.count("--trace-sink") > 0)) {
+    std::fprintf(stderr,
+                 "compare: --trace-sampling and --trace-sink are for the system lighthouse-traced; add it to "
+                 "--systems (e.g. --systems lighthouse,lighthouse-traced)\n");
+    return 2;
+  }
+  if (traced && trace_sampling < 0) trace_sampling = 1;
   std::shared_ptr<lighthouse::tool::otlp::BatchSpanProcessor> exporter;
   struct CountingSink final : lighthouse::tracing::SpanSink {
     std::atomic<std::uint64_t> spans{0};
@@ -358,13 +411,6 @@ int main(int argc, char** argv) try {
         config, [](const std::string&, std::chrono::milliseconds) { return lighthouse::tool::otlp::HttpReply{200, {}}; });
     set_lighthouse_tracing(exporter, trace_sampling);
   }
-  auto split = [](const std::string& s) {
-    std::vector<std::string> out;
-    std::stringstream in(s);
-    for (std::string item; std::getline(in, item, ',');) out.push_back(item);
-    return out;
-  };
-  run.systems = split(systems);
   if (run.systems.empty()) {
     std::fprintf(stderr, "compare: --systems names no system\n");
     return 2;
@@ -441,6 +487,7 @@ int main(int argc, char** argv) try {
       }
     }
   }
+  if (traced) print_tracing_ratios(run);
   run.keep_medians();
   print_table(run);
   if (counting) {
@@ -452,8 +499,8 @@ int main(int argc, char** argv) try {
     const auto c = exporter->counters();
     std::printf("tracing at %g: %llu spans exported, %llu dropped\n", trace_sampling,
                 static_cast<unsigned long long>(c.exported), static_cast<unsigned long long>(c.dropped));
-    run.rows.push_back({"tracing: spans exported", "lighthouse", static_cast<double>(c.exported), "spans", false});
-    run.rows.push_back({"tracing: spans dropped", "lighthouse", static_cast<double>(c.dropped), "spans", false});
+    run.rows.push_back({"tracing: spans exported", "lighthouse-traced", static_cast<double>(c.exported), "spans", false});
+    run.rows.push_back({"tracing: spans dropped", "lighthouse-traced", static_cast<double>(c.dropped), "spans", false});
   }
   if (!json_path.empty()) {
     nlohmann::json rows = nlohmann::json::array();

@@ -96,8 +96,10 @@ class AdaptedSystem : public System {
   std::unique_ptr<AsyncAdapter> adapter_;
 };
 
-std::unique_ptr<System> make_lighthouse();
-// Every Lighthouse store compare opens gets this tracing (--trace-sampling).
+// `traced`: the system named lighthouse-traced, the same store with the
+// tracing set by set_lighthouse_tracing.
+std::unique_ptr<System> make_lighthouse(bool traced = false);
+// The tracing of lighthouse-traced's stores (--trace-sampling, --trace-sink).
 void set_lighthouse_tracing(std::shared_ptr<lighthouse::tracing::SpanSink> sink, double ratio);
 std::unique_ptr<System> make_lmdb();
 std::unique_ptr<System> make_sqlite();

@@ -48,18 +48,13 @@ bool is_format1(std::string_view bytes) noexcept {
   return bytes.size() >= 2 && static_cast<unsigned char>(bytes[0]) == 0x9b && bytes[1] == 0x01;
 }
 
-// A traceparent of version 00 in its 25 bytes: trace ID ‖ parent ID ‖ flags.
-constexpr std::size_t kTraceparentBytes = 25;
-
 // False when `text` is not of version 00, the one form the bytes give back
 // exactly (SpanContext::parse takes lower-case hex only).
 bool traceparent_bytes(std::string_view text, char (&out)[kTraceparentBytes]) {
   if (!text.starts_with("00")) return false;
   const auto context = tracing::SpanContext::parse(text);
   if (!context) return false;
-  std::memcpy(out, context->trace_id.bytes.data(), 16);
-  std::memcpy(out + 16, context->span_id.bytes.data(), 8);
-  out[24] = static_cast<char>(context->flags);
+  store_traceparent(*context, out);
   return true;
 }
 
@@ -86,14 +81,16 @@ void pack_trace_context(Packer& pk, const TraceContext* context) {
 // What a record stores: [bin 25, tracestate]. A traceparent not of that one
 // form (none passes validation) is stored as its text, the form records had
 // before 2026-12, which are read as well.
-void pack_stored_trace_context(Packer& pk, const TraceContext* context) {
+void pack_stored_trace_context(Packer& pk, const TraceContext* context, const char* known) {
   if (context == nullptr) {
     pk.pack_nil();
     return;
   }
   pk.pack_array(2);
   char bytes[kTraceparentBytes];
-  if (traceparent_bytes(context->traceparent, bytes)) {
+  if (known != nullptr) {
+    pack_bin(pk, std::string_view(known, kTraceparentBytes));
+  } else if (traceparent_bytes(context->traceparent, bytes)) {
     pack_bin(pk, std::string_view(bytes, sizeof bytes));
   } else {
     pack_str(pk, context->traceparent);
@@ -110,6 +107,12 @@ void pack_idempotency_key(Packer& pk, const std::string* key) {
 }
 
 }  // namespace
+
+void store_traceparent(const tracing::SpanContext& context, char (&out)[kTraceparentBytes]) noexcept {
+  std::memcpy(out, context.trace_id.bytes.data(), 16);
+  std::memcpy(out + 16, context.span_id.bytes.data(), 8);
+  out[24] = static_cast<char>(context.flags);
+}
 
 Sha256 content_hash(const RecordFields& f) {
   thread_local StringBuffer buf;
@@ -211,7 +214,7 @@ void pack_record_fields(StringBuffer& buf, const RecordFields& f, const EncodeOp
   pack_idempotency_key(pk, f.idempotency_key);
   if (format != kRecordFormat1) {
     pk.pack_uint32(f.schema_version);
-    pack_stored_trace_context(pk, f.trace_context);
+    pack_stored_trace_context(pk, f.trace_context, f.traceparent_bytes);
   }
 }
 

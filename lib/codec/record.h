@@ -11,6 +11,10 @@
 
 #include "lighthouse/event.h"
 
+namespace lighthouse::tracing {
+struct SpanContext;
+}  // namespace lighthouse::tracing
+
 namespace lighthouse::codec {
 
 inline constexpr unsigned kRecordFormat1 = 1;
@@ -31,6 +35,10 @@ struct RecordFields {
   const std::string* idempotency_key = nullptr;  // null: none
   std::uint32_t schema_version = 1;
   const TraceContext* trace_context = nullptr;  // null: none
+  // trace_context's traceparent in the 25 bytes a record stores it in
+  // (store_traceparent), when the writer has them: made from the span's
+  // context, not parsed from the text again per record. Null: from the text.
+  const char* traceparent_bytes = nullptr;
 
   static RecordFields of(const RecordedEvent& e) { return of(e, e.aggregate_version); }
   // An event proposed (EventData) or stored (RecordedEvent), at `version`.
@@ -47,6 +55,19 @@ struct RecordFields {
             e.trace_context ? &*e.trace_context : nullptr};
   }
 };
+
+// What a writer stamps on the events that carry no trace context of their
+// own (an append made inside a trace): the context and, when the writer
+// has them, its traceparent's 25 stored bytes.
+struct TraceStamp {
+  const TraceContext* context = nullptr;  // null: none
+  const char* traceparent_bytes = nullptr;
+};
+
+// A traceparent of version 00 as a record stores it: trace ID (16) ‖ parent
+// ID (8) ‖ flags (1), the bytes of `context.traceparent()`.
+inline constexpr std::size_t kTraceparentBytes = 25;
+void store_traceparent(const tracing::SpanContext& context, char (&out)[kTraceparentBytes]) noexcept;
 
 // SHA-256 of the content fields an idempotent retry must repeat exactly:
 // type, aggregate, content type, metadata, data (both formats).

@@ -54,9 +54,14 @@ struct AppendRequest {
     bool replayed = false;
   };
   std::optional<SpanOutcome> span_outcome;
-  // The span's context, which the events without one of their own carry.
+  // The span's context, which the events without one of their own carry:
+  // its text (hashed with each event) and its 25 stored bytes (written into
+  // each record), both made once from the span's context.
   std::optional<TraceContext> trace_context;
-  const TraceContext* stamp() const noexcept { return trace_context ? &*trace_context : nullptr; }
+  char traceparent_bytes[codec::kTraceparentBytes];
+  codec::TraceStamp stamp() const noexcept {
+    return trace_context ? codec::TraceStamp{&*trace_context, traceparent_bytes} : codec::TraceStamp{};
+  }
   std::string_view operation;        // the span's db.operation.name (a literal)
   // A one-event append's aggregate, for its span: copied on the caller's
   // thread, so that the committer, describing the span after the group's

@@ -109,7 +109,7 @@ void WritePath::enqueue(std::unique_ptr<AppendRequest> request) {
     // The events without a context of their own carry the append's
     // (start_append_span): held once in the request, not copied into each
     // event, and written into each record by the committer.
-    const TraceContext* stamp = request->stamp();
+    const TraceContext* stamp = request->stamp().context;
     // The SHA-256 over each event's content, in this thread: the committer
     // only hashes a fixed number of bytes per event.
     request->hashes.reserve(request->events);
@@ -477,7 +477,10 @@ void WritePath::start_append_span(AppendRequest& request, std::string_view opera
   // The events carry the append's context (unless they carry their own),
   // for the deliveries that link to it: held in the request, hashed with
   // each event by enqueue and written into each record by the committer.
-  if (request.span.recording() || in_trace) request.trace_context = request.span.context().to_trace_context();
+  if (request.span.recording() || in_trace) {
+    request.trace_context = request.span.context().to_trace_context();
+    codec::store_traceparent(request.span.context(), request.traceparent_bytes);
+  }
   if (request.span.recording() && request.batches.size() == 1 && request.batches.front().events.size() == 1) {
     request.span_aggregate = request.batches.front().events.front().aggregate;
   }

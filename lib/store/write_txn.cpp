@@ -14,7 +14,7 @@ WriteTxn::WriteTxn(MDB_txn* txn, const Databases& dbs, const Options& options, s
 }
 
 AppendResult WriteTxn::write(const Batch& batch, const codec::ContentHashes* hashes,
-                             const TraceContext* trace_context) {
+                             codec::TraceStamp stamp) {
   if (auto replay = check_idempotency(batch, hashes)) return std::move(*replay);
   check_expectations(batch);
   // IDs only grow: a clock at the end of the 64-bit range leaves no room.
@@ -36,7 +36,7 @@ AppendResult WriteTxn::write(const Batch& batch, const codec::ContentHashes* has
   result.events.reserve(batch.events.size());
   try {
     for (std::size_t i = 0; i < batch.events.size(); ++i) {
-      result.events.push_back(write_event(batch.events[i], hashes != nullptr ? &hashes[i] : nullptr, trace_context));
+      result.events.push_back(write_event(batch.events[i], hashes != nullptr ? &hashes[i] : nullptr, stamp));
     }
     if (batch.checkpoint) {
       // A consumer's checkpoint moves in the same transaction as the events.
@@ -181,7 +181,7 @@ void WriteTxn::check_expectations(const Batch& batch) {
 }
 
 AppendedEvent WriteTxn::write_event(const EventData& e, const codec::ContentHashes* hashes,
-                                    const TraceContext* trace_context) {
+                                    codec::TraceStamp stamp) {
   EventId id;
   id.sequence = state_.last_sequence + 1;
   id.timestamp_ns = std::max(now_, state_.last_timestamp_ns + 1);
@@ -193,7 +193,10 @@ AppendedEvent WriteTxn::write_event(const EventData& e, const codec::ContentHash
     version = head->version + 1;
   }
   codec::RecordFields fields = codec::RecordFields::of(e, version);
-  if (fields.trace_context == nullptr) fields.trace_context = trace_context;
+  if (fields.trace_context == nullptr) {
+    fields.trace_context = stamp.context;
+    fields.traceparent_bytes = stamp.traceparent_bytes;
+  }
   // The hashes over the event's content come from the appending thread;
   // here only a fixed 96 + 64 bytes are hashed (checksum and chain).
   const codec::ContentHashes computed = hashes != nullptr ? codec::ContentHashes{} : codec::content_hashes(fields);

@@ -40,10 +40,10 @@ class WriteTxn {
   // (both lose the whole transaction).
   // `hashes`, when given, holds each event's content hashes (computed by
   // the appending thread, in the batch's order).
-  // `trace_context`: what the events without a context of their own
-  // carry (the append's, held once per request; null: none).
+  // `stamp`: the trace context the events without one of their own carry
+  // (the append's, held once per request; none by default).
   AppendResult write(const Batch& batch, const codec::ContentHashes* hashes = nullptr,
-                     const TraceContext* trace_context = nullptr);
+                     codec::TraceStamp stamp = {});
 
   // Import mode: writes archived events as they are (IDs, checksums,
   // chain), each required to follow the store's last event: the next
@@ -79,7 +79,7 @@ class WriteTxn {
   Head read_head(std::string_view aggregate);
   std::optional<AppendResult> check_idempotency(const Batch& batch, const codec::ContentHashes* hashes);
   void check_expectations(const Batch& batch);
-  AppendedEvent write_event(const EventData& e, const codec::ContentHashes* hashes, const TraceContext* trace_context);
+  AppendedEvent write_event(const EventData& e, const codec::ContentHashes* hashes, codec::TraceStamp stamp);
   // Puts a record under `key` and its entries in every index.
   void put_event(std::string_view key, std::string_view record, std::string_view type, std::string_view aggregate,
                  Head* head, std::uint64_t version, const std::string* idempotency_key, const Sha256& content_hash);
