@@ -5,6 +5,7 @@
 #include <cmath>
 #include <random>
 #include <thread>
+#include <type_traits>
 #include <utility>
 
 #include "lighthouse/error.h"
@@ -44,13 +45,17 @@ bool any_set(const std::array<std::uint8_t, N>& bytes) noexcept {
 }
 
 // xoshiro256** (Blackman and Vigna), one per thread, seeded from
-// std::random_device: IDs are made per append, and a Mersenne Twister's
-// 2.5 KB of state and its refills cost more than the rest of the ID.
-// W3C Trace Context asks for random IDs, and the ratio sampler for
-// uniform low bytes; not for a cryptographic generator.
-class IdGenerator {
- public:
-  IdGenerator() noexcept {
+// std::random_device on its first use: IDs are made per append, and a
+// Mersenne Twister's 2.5 KB of state and its refills cost more than the rest
+// of the ID. W3C Trace Context asks for random IDs, and the ratio sampler
+// for uniform low bytes; not for a cryptographic generator. The state is
+// trivially constructible (zero until seeded), so that a thread's access to
+// it is a plain thread-local access, with no guard of a dynamic initializer.
+struct IdGenerator {
+  std::uint64_t state[4];
+  bool seeded;
+
+  void seed() noexcept {
     std::uint64_t seed = 0;
     try {
       std::random_device device;
@@ -60,21 +65,30 @@ class IdGenerator {
     }
     seed ^= static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
     seed ^= static_cast<std::uint64_t>(std::hash<std::thread::id>{}(std::this_thread::get_id())) << 1;
-    for (auto& word : state_) word = split_mix(seed);
+    for (auto& word : state) word = split_mix(seed);
+    seeded = true;
   }
   std::uint64_t next() noexcept {
-    const std::uint64_t result = rotl(state_[1] * 5, 7) * 9;
-    const std::uint64_t t = state_[1] << 17;
-    state_[2] ^= state_[0];
-    state_[3] ^= state_[1];
-    state_[1] ^= state_[2];
-    state_[0] ^= state_[3];
-    state_[2] ^= t;
-    state_[3] = rotl(state_[3], 45);
+    const std::uint64_t result = rotl(state[1] * 5, 7) * 9;
+    const std::uint64_t t = state[1] << 17;
+    state[2] ^= state[0];
+    state[3] ^= state[1];
+    state[1] ^= state[2];
+    state[0] ^= state[3];
+    state[2] ^= t;
+    state[3] = rotl(state[3], 45);
     return result;
   }
+  template <std::size_t N>
+  void fill(std::array<std::uint8_t, N>& bytes) noexcept {
+    do {
+      for (std::size_t i = 0; i < N; i += 8) {
+        std::uint64_t v = next();
+        for (std::size_t k = 0; k < 8 && i + k < N; ++k, v >>= 8) bytes[i + k] = static_cast<std::uint8_t>(v);
+      }
+    } while (!any_set(bytes));
+  }
 
- private:
   static std::uint64_t rotl(std::uint64_t x, int k) noexcept { return x << k | x >> (64 - k); }
   static std::uint64_t split_mix(std::uint64_t& x) noexcept {
     std::uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
@@ -82,23 +96,15 @@ class IdGenerator {
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);
   }
-  std::uint64_t state_[4];
 };
+static_assert(std::is_trivially_default_constructible_v<IdGenerator>);
+
+thread_local IdGenerator generator_{};  // constant-initialized: zero, not seeded
 
 IdGenerator& generator() noexcept {
-  thread_local IdGenerator g;
+  IdGenerator& g = generator_;
+  if (!g.seeded) [[unlikely]] g.seed();
   return g;
-}
-
-template <std::size_t N>
-void fill_random(std::array<std::uint8_t, N>& bytes) noexcept {
-  IdGenerator& g = generator();
-  do {
-    for (std::size_t i = 0; i < N; i += 8) {
-      std::uint64_t v = g.next();
-      for (std::size_t k = 0; k < 8 && i + k < N; ++k, v >>= 8) bytes[i + k] = static_cast<std::uint8_t>(v);
-    }
-  } while (!any_set(bytes));
 }
 
 thread_local const SpanContext* current_ = nullptr;
@@ -214,13 +220,13 @@ ContextScope::~ContextScope() { current_ = previous_; }
 
 TraceId new_trace_id() noexcept {
   TraceId id;
-  fill_random(id.bytes);
+  generator().fill(id.bytes);
   return id;
 }
 
 SpanId new_span_id() noexcept {
   SpanId id;
-  fill_random(id.bytes);
+  generator().fill(id.bytes);
   return id;
 }
 
@@ -247,8 +253,13 @@ Span::Span(const TracingOptions& tracing, std::string_view name, SpanKind kind, 
   if (!tracing.sink) return;
   if (parent == nullptr) parent = current_;
   if (parent != nullptr && !parent->valid()) parent = nullptr;  // Span::root
-  context_.trace_id = parent ? parent->trace_id : new_trace_id();
-  context_.span_id = new_span_id();
+  IdGenerator& ids = generator();  // one thread-local access for both IDs
+  if (parent) {
+    context_.trace_id = parent->trace_id;
+  } else {
+    ids.fill(context_.trace_id.bytes);
+  }
+  ids.fill(context_.span_id.bytes);
   if (parent) context_.tracestate = parent->tracestate;
   if (!force && !tracing.sampler.sampled(parent, context_.trace_id)) return;
   context_.flags = 1;
@@ -281,8 +292,6 @@ SpanData* Span::data() {
   }
   return data_.get();
 }
-
-Span::~Span() { end(); }
 
 Span::Span(Span&& other) noexcept
     : sink_(std::exchange(other.sink_, nullptr)),

@@ -363,7 +363,10 @@ class LIGHTHOUSE_API Span {
   // `name`: a literal.
   static Span deferred(const TracingOptions& tracing, std::string_view name, SpanKind kind,
                        const SpanContext* parent = current);
-  ~Span();  // end()
+  // end(); inline, so that an empty span (no sink) costs its members only.
+  ~Span() {
+    if (recording()) end();
+  }
   Span(Span&&) noexcept;
   Span& operator=(Span&&) noexcept;
   Span(const Span&) = delete;
