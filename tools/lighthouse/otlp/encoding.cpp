@@ -6,6 +6,11 @@
 
 #include "lighthouse/version.h"
 
+// A span is some forty small pieces: each writer is inlined where it is
+// called, so that a piece's tag (a constant) is one byte stored, not a call
+// with a varint loop.
+#define LH_INLINE [[gnu::always_inline]] inline
+
 namespace lighthouse::tool::otlp {
 namespace {
 
@@ -16,15 +21,15 @@ class Message {
  public:
   // proto3 leaves a scalar at its default out; a oneof's member is written
   // whatever its value (`even_default`).
-  void uint(unsigned field, std::uint64_t v, bool even_default = false) {
+  LH_INLINE void uint(unsigned field, std::uint64_t v, bool even_default = false) {
     if (v == 0 && !even_default) return;
     tagged_varint(field, 0, v);
   }
-  void fixed64(unsigned field, std::uint64_t v) {
+  LH_INLINE void fixed64(unsigned field, std::uint64_t v) {
     if (v == 0) return;
     little_endian(field, 1, v, 8);
   }
-  void fixed32(unsigned field, std::uint32_t v) {
+  LH_INLINE void fixed32(unsigned field, std::uint32_t v) {
     if (v == 0) return;
     little_endian(field, 5, v, 4);
   }
@@ -33,19 +38,19 @@ class Message {
     std::memcpy(&bits, &d, sizeof bits);
     little_endian(field, 1, bits, 8);
   }
-  void bytes(unsigned field, std::string_view v, bool even_default = false) {
+  LH_INLINE void bytes(unsigned field, std::string_view v, bool even_default = false) {
     if (v.empty() && !even_default) return;
     header(field, v.size());
     append(v);
   }
   // A length-delimited field whose content, `size` bytes, the caller
   // appends next (no buffer of its own for a message that holds the rest).
-  void header(unsigned field, std::size_t size) { tagged_varint(field, 2, size); }
+  LH_INLINE void header(unsigned field, std::size_t size) { tagged_varint(field, 2, size); }
   void message(unsigned field, const Message& m) {
     header(field, m.size_);
     append(m.view());
   }
-  void append(std::string_view raw) {
+  LH_INLINE void append(std::string_view raw) {
     if (raw.empty()) return;
     char* p = room(raw.size());
     std::memcpy(p, raw.data(), raw.size());
@@ -67,12 +72,13 @@ class Message {
   // The bytes are written through a pointer into `out_`, which is kept
   // larger than what is written (`size_`): a span is some forty small
   // pieces, each without a string's own bookkeeping.
-  char* room(std::size_t n) {
-    if (out_.size() - size_ < n) out_.resize(std::max(out_.size() * 2, size_ + n + 256));
+  LH_INLINE char* room(std::size_t n) {
+    if (out_.size() - size_ < n) [[unlikely]] grow(n);
     return out_.data() + size_;
   }
+  [[gnu::noinline]] void grow(std::size_t n) { out_.resize(std::max(out_.size() * 2, size_ + n + 256)); }
   void used(char* end) noexcept { size_ = static_cast<std::size_t>(end - out_.data()); }
-  static char* put_varint(char* out, std::uint64_t v) noexcept {
+  LH_INLINE static char* put_varint(char* out, std::uint64_t v) noexcept {
     while (v >= 0x80) {
       *out++ = static_cast<char>((v & 0x7f) | 0x80);
       v >>= 7;
@@ -80,11 +86,11 @@ class Message {
     *out++ = static_cast<char>(v);
     return out;
   }
-  void tagged_varint(unsigned field, unsigned wire, std::uint64_t v) {
+  LH_INLINE void tagged_varint(unsigned field, unsigned wire, std::uint64_t v) {
     char* p = put_varint(room(20), static_cast<std::uint64_t>(field) << 3 | wire);
     used(put_varint(p, v));
   }
-  void little_endian(unsigned field, unsigned wire, std::uint64_t v, int bytes) {
+  LH_INLINE void little_endian(unsigned field, unsigned wire, std::uint64_t v, int bytes) {
     char* p = put_varint(room(18), static_cast<std::uint64_t>(field) << 3 | wire);
     for (int i = 0; i < bytes; ++i) *p++ = static_cast<char>(v >> (8 * i));
     used(p);
