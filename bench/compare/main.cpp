@@ -361,7 +361,9 @@ int main(int argc, char** argv) try {
   app.add_option("--seconds", run.seconds, "Duration of workloads 2 and 3 (default 5)")
       ->check(CLI::Range(0.1, 3600.0));
   app.add_option("--dir", run.dir, "Where the stores are written (default ./compare-data)");
-  app.add_option("--systems", systems, "Comma-separated subset of lighthouse,lmdb,sqlite,rocksdb");
+  app.add_option("--systems", systems,
+                 "Comma-separated subset of lighthouse,lmdb,sqlite,rocksdb, and lighthouse-traced (Lighthouse with "
+                 "tracing; not in the default set)");
   app.add_option("--workloads", workloads, "Comma-separated subset of 1..6");
   app.add_option("--repeat", run.repeat,
                  "Rounds of workloads 1, 2 and 3 (the writes); each of their figures is the median of its "
