@@ -111,3 +111,107 @@ TEST_CASE("exporter: its chunks are reused round after round; every span is sent
   std::lock_guard lock(held.mutex);
   for (std::size_t size : held.body_sizes) CHECK(size > 0);
 }
+
+namespace {
+
+// Protobuf's wire format read back field by field (varint 0, fixed64 1,
+// length-delimited 2, fixed32 5): enough to walk the request's nesting and
+// to find each span's name and attributes.
+struct WireField {
+  unsigned field;
+  unsigned wire;
+  std::uint64_t number;
+  std::string_view bytes;
+};
+
+std::uint64_t read_varint(std::string_view& in) {
+  std::uint64_t v = 0;
+  for (int shift = 0; shift < 64; shift += 7) {
+    REQUIRE_FALSE(in.empty());
+    const auto b = static_cast<unsigned char>(in.front());
+    in.remove_prefix(1);
+    v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
+    if (b < 0x80) return v;
+  }
+  FAIL("a varint longer than 10 bytes");
+  return 0;
+}
+
+std::vector<WireField> read_message(std::string_view in) {
+  std::vector<WireField> out;
+  while (!in.empty()) {
+    const std::uint64_t key = read_varint(in);
+    WireField f{static_cast<unsigned>(key >> 3), static_cast<unsigned>(key & 7), 0, {}};
+    if (f.wire == 0) {
+      f.number = read_varint(in);
+    } else if (f.wire == 1 || f.wire == 5) {
+      const std::size_t n = f.wire == 1 ? 8 : 4;
+      REQUIRE(in.size() >= n);
+      in.remove_prefix(n);
+    } else {
+      REQUIRE(f.wire == 2);
+      const std::uint64_t n = read_varint(in);
+      REQUIRE(n <= in.size());  // a length that frames more than is left
+      f.bytes = in.substr(0, n);
+      in.remove_prefix(n);
+    }
+    out.push_back(f);
+  }
+  return out;
+}
+
+std::vector<std::string_view> fields(std::string_view message, unsigned field) {
+  std::vector<std::string_view> out;
+  for (const auto& f : read_message(message)) {
+    if (f.field == field && f.wire == 2) out.push_back(f.bytes);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("protobuf encoding: each span is framed by its exact length, whatever the length's width",
+          "[tracing][otlp]") {
+  // Spans are written in place with two bytes kept for their length: a span
+  // under 128 bytes (a one-byte length) and one over 16,383 (three bytes)
+  // are moved; a typical one (two bytes) is not.
+  tracing::SpanData tiny;
+  tiny.context.trace_id = tracing::new_trace_id();
+  tiny.context.span_id = tracing::new_span_id();
+  tiny.name = "t";
+  tracing::SpanData typical = a_span(7);
+  typical.name = "typical";
+  tracing::SpanData huge = a_span(8);
+  huge.name = "huge";
+  huge.attributes.push_back({"lighthouse.big", std::string(20'000, 'x')});
+  const std::vector<tracing::SpanData> spans = {tiny, typical, huge, tiny, typical};
+
+  tool::otlp::Resource resource;
+  resource.attributes.push_back({"service.name", std::string("test")});
+  const std::string body = tool::otlp::encode_protobuf(resource, spans);
+
+  const auto resource_spans = fields(body, 1);
+  REQUIRE(resource_spans.size() == 1);
+  const auto scope_spans = fields(resource_spans[0], 2);
+  REQUIRE(scope_spans.size() == 1);
+  const auto encoded = fields(scope_spans[0], 2);  // ScopeSpans.spans
+  REQUIRE(encoded.size() == spans.size());
+  CHECK(encoded[0].size() < 128);
+  CHECK(encoded[1].size() >= 128);
+  CHECK(encoded[1].size() < 16'384);
+  CHECK(encoded[2].size() >= 16'384);
+  for (std::size_t i = 0; i < spans.size(); ++i) {
+    const auto name = fields(encoded[i], 5);
+    REQUIRE(name.size() == 1);
+    CHECK(name[0] == spans[i].name);
+    const auto ids = fields(encoded[i], 1);
+    REQUIRE(ids.size() == 1);
+    CHECK(ids[0] == std::string_view(reinterpret_cast<const char*>(spans[i].context.trace_id.bytes.data()), 16));
+    CHECK(fields(encoded[i], 9).size() == spans[i].attributes.size());  // Span.attributes
+  }
+  // The big attribute's value, whole: KeyValue.value (2) → AnyValue.string_value (1).
+  const auto attributes = fields(encoded[2], 9);
+  const auto value = fields(fields(attributes.back(), 2).at(0), 1);
+  REQUIRE(value.size() == 1);
+  CHECK(value[0] == std::string(20'000, 'x'));
+}

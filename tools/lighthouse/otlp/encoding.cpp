@@ -16,6 +16,15 @@ namespace {
 
 constexpr const char* kScope = "lighthouse";
 
+std::size_t varint_size(std::uint64_t v) {
+  std::size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
+}
+
 // --- Protobuf's wire format: varints, fixed-width and length-delimited fields.
 class Message {
  public:
@@ -49,6 +58,26 @@ class Message {
   void message(unsigned field, const Message& m) {
     header(field, m.size_);
     append(m.view());
+  }
+  // A length-delimited field whose content `body(*this)` writes in place:
+  // two bytes are kept for the length (a span's, 128 to 16,383 bytes, takes
+  // two), and the content is moved only when its length takes another
+  // number of bytes. No scratch buffer, no copy of the content.
+  template <class Body>
+  void nested(unsigned field, Body&& body) {
+    used(put_varint(room(12), static_cast<std::uint64_t>(field) << 3 | 2));
+    const std::size_t at = size_;
+    room(2);
+    size_ += 2;
+    body(*this);
+    const std::size_t length = size_ - at - 2;
+    const std::size_t width = varint_size(length);
+    if (width != 2) {
+      if (width > 2) room(width - 2);
+      std::memmove(out_.data() + at + width, out_.data() + at + 2, length);
+      size_ = at + width + length;
+    }
+    put_varint(out_.data() + at, length);
   }
   LH_INLINE void append(std::string_view raw) {
     if (raw.empty()) return;
@@ -103,15 +132,6 @@ class Message {
 template <std::size_t N>
 std::string_view raw(const std::array<std::uint8_t, N>& a) {
   return {reinterpret_cast<const char*>(a.data()), N};
-}
-
-std::size_t varint_size(std::uint64_t v) {
-  std::size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    ++n;
-  }
-  return n;
 }
 
 // common.v1.AnyValue (string_value 1, bool_value 2, int_value 3,
@@ -247,13 +267,8 @@ std::string encode_protobuf(const Resource& resource, const std::vector<tracing:
   // batch's body is some 100 KB, which a new buffer would take from fresh
   // pages each time.
   thread_local Message spans_body;
-  thread_local Message one;
   spans_body.clear();
-  for (const auto& s : spans) {
-    one.clear();
-    span_message(one, s);
-    spans_body.message(2, one);
-  }
+  for (const auto& s : spans) spans_body.nested(2, [&](Message& m) { span_message(m, s); });
   Message scope_header;
   scope_header.message(1, scope);
   const std::size_t scope_spans_size = scope_header.size() + spans_body.size();
