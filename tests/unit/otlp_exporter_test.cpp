@@ -184,6 +184,12 @@ TEST_CASE("protobuf encoding: each span is framed by its exact length, whatever 
   tracing::SpanData huge = a_span(8);
   huge.name = "huge";
   huge.attributes.push_back({"lighthouse.big", std::string(20'000, 'x')});
+  // A link and a status are written the same way, one byte kept for their
+  // length: a short link is not moved, a long status message is.
+  const tracing::SpanContext linked{tracing::new_trace_id(), tracing::new_span_id(), 1, {}, false};
+  typical.links.push_back(tracing::SpanLink{linked, {}});
+  huge.status = tracing::StatusCode::error;
+  huge.status_message = std::string(300, 'e');
   const std::vector<tracing::SpanData> spans = {tiny, typical, huge, tiny, typical};
 
   tool::otlp::Resource resource;
@@ -209,6 +215,14 @@ TEST_CASE("protobuf encoding: each span is framed by its exact length, whatever 
     CHECK(ids[0] == std::string_view(reinterpret_cast<const char*>(spans[i].context.trace_id.bytes.data()), 16));
     CHECK(fields(encoded[i], 9).size() == spans[i].attributes.size());  // Span.attributes
   }
+  const auto links = fields(encoded[1], 13);  // Span.links → Link.trace_id (1)
+  REQUIRE(links.size() == 1);
+  CHECK(fields(links[0], 1).at(0) == std::string_view(reinterpret_cast<const char*>(linked.trace_id.bytes.data()), 16));
+  const auto status = fields(encoded[2], 15);  // Span.status → Status.message (2)
+  REQUIRE(status.size() == 1);
+  CHECK(fields(status[0], 2).at(0) == std::string(300, 'e'));
+  CHECK(fields(encoded[0], 13).empty());
+  CHECK(fields(encoded[0], 15).empty());
   // The big attribute's value, whole: KeyValue.value (2) → AnyValue.string_value (1).
   const auto attributes = fields(encoded[2], 9);
   const auto value = fields(fields(attributes.back(), 2).at(0), 1);

@@ -60,21 +60,22 @@ class Message {
     append(m.view());
   }
   // A length-delimited field whose content `body(*this)` writes in place:
-  // two bytes are kept for the length (a span's, 128 to 16,383 bytes, takes
-  // two), and the content is moved only when its length takes another
-  // number of bytes. No scratch buffer, no copy of the content.
+  // `kept` bytes are kept for the length (a span's, 128 to 16,383 bytes,
+  // takes two; a link's or a status's, under 128, one), and the content is
+  // moved only when its length takes another number of bytes. No scratch
+  // buffer, no copy of the content.
   template <class Body>
-  void nested(unsigned field, Body&& body) {
+  void nested(unsigned field, Body&& body, std::size_t kept = 2) {
     used(put_varint(room(12), static_cast<std::uint64_t>(field) << 3 | 2));
     const std::size_t at = size_;
-    room(2);
-    size_ += 2;
+    room(kept);
+    size_ += kept;
     body(*this);
-    const std::size_t length = size_ - at - 2;
+    const std::size_t length = size_ - at - kept;
     const std::size_t width = varint_size(length);
-    if (width != 2) {
-      if (width > 2) room(width - 2);
-      std::memmove(out_.data() + at + width, out_.data() + at + 2, length);
+    if (width != kept) {
+      if (width > kept) room(width - kept);
+      std::memmove(out_.data() + at + width, out_.data() + at + kept, length);
       size_ = at + width + length;
     }
     put_varint(out_.data() + at, length);
@@ -173,26 +174,26 @@ void span_message(Message& m, const tracing::SpanData& s) {
   m.fixed64(8, s.end_ns);
   attributes(m, 9, s.attributes);
   for (const auto& e : s.events) {  // Span.Event: time_unix_nano 1, name 2, attributes 3
-    Message em;
-    em.fixed64(1, e.time_ns);
-    em.bytes(2, e.name);
-    attributes(em, 3, e.attributes);
-    m.message(11, em);
+    m.nested(11, [&](Message& em) {
+      em.fixed64(1, e.time_ns);
+      em.bytes(2, e.name);
+      attributes(em, 3, e.attributes);
+    });
   }
   for (const auto& l : s.links) {  // Span.Link: trace_id 1, span_id 2, trace_state 3, attributes 4, flags 6
-    Message lm;
-    lm.bytes(1, raw(l.context.trace_id.bytes));
-    lm.bytes(2, raw(l.context.span_id.bytes));
-    lm.bytes(3, l.context.tracestate);
-    attributes(lm, 4, l.attributes);
-    lm.fixed32(6, l.context.flags);
-    m.message(13, lm);
+    m.nested(13, [&](Message& lm) {
+      lm.bytes(1, raw(l.context.trace_id.bytes));
+      lm.bytes(2, raw(l.context.span_id.bytes));
+      lm.bytes(3, l.context.tracestate);
+      attributes(lm, 4, l.attributes);
+      lm.fixed32(6, l.context.flags);
+    }, 1);
   }
   if (s.status != tracing::StatusCode::unset) {  // Status: message 2, code 3
-    Message st;
-    st.bytes(2, s.status_message);
-    st.uint(3, static_cast<std::uint64_t>(s.status));
-    m.message(15, st);
+    m.nested(15, [&](Message& st) {
+      st.bytes(2, s.status_message);
+      st.uint(3, static_cast<std::uint64_t>(s.status));
+    }, 1);
   }
   m.fixed32(16, s.context.flags);
 }
