@@ -282,11 +282,18 @@ class ReplicationTest(unittest.TestCase):
             for i in range(self.cluster.n):
                 self.cluster.start(i, wait=False)
             self.cluster.wait_ready()
-            self.wait_for(lambda: (self.stream_state() or {}).get("last_seq") == 600, 60,
-                          "replication did not catch up", every=0.2)
+            try:
+                self.wait_for(lambda: (self.stream_state() or {}).get("last_seq") == 600, 60,
+                              "replication did not catch up", every=0.2)
+            except AssertionError as e:
+                proc.send_signal(signal.SIGTERM)
+                out, err = proc.communicate(timeout=30)
+                raise AssertionError(f"{e}; stream: {self.stream_state()}; the replicator's last status lines: "
+                                     f"{status_lines(out)[-5:]}; its stderr: {err.decode()[-2000:]}") from None
         finally:
-            proc.send_signal(signal.SIGTERM)
-            out, err = proc.communicate(timeout=30)
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+                out, err = proc.communicate(timeout=30)
         self.assertEqual(proc.returncode, 0, err)
         lines = status_lines(out)
         self.assertTrue(any("last_error" in s for s in lines), "the outage was reported")
