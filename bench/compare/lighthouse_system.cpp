@@ -32,6 +32,7 @@ class LighthouseSystem : public System {
     store_ = std::make_unique<lighthouse::Store>(lighthouse::Store::open(dir, options));
   }
   void close() override { store_.reset(); }
+  std::uint64_t commits() const override { return store_->stats().commits; }
   void append_batch(const std::vector<BenchEvent>& events) override {
     std::vector<lighthouse::EventData> batch;
     batch.reserve(events.size());

@@ -180,6 +180,10 @@ void async4096(Run& run, System& sys, Distribution d, const fs::path& dir) {
   run.add(w + ": bytes written", sys.name(),
           static_cast<double>(write_bytes() - written_before) / static_cast<double>(done + 4096),
           "bytes/event", false);
+  if (std::uint64_t commits = sys.commits(); commits > 0) {
+    run.add(w + ": events per commit", sys.name(), static_cast<double>(done + 4096) / static_cast<double>(commits),
+            "events", true);
+  }
   sys.close();
 }
 

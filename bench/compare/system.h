@@ -66,6 +66,9 @@ class System {
   // Waits until background work caused by the writes so far (RocksDB's
   // flushes and compactions) has finished, so its disk writes are counted.
   virtual void settle() {}
+  // Write transactions this system's store committed since it was opened;
+  // 0 where the system does not say (only Lighthouse does).
+  virtual std::uint64_t commits() const { return 0; }
 };
 
 // Group commit for systems that have none: a committer thread takes all
