@@ -57,6 +57,21 @@ async def until_caught_up(ws):
         events.append(m["event"])
 
 
+def wait_tail(server, n):
+    """Until the server's shared live tail has read `n` events: a `caught_up`
+    reports the end of the store as the tail knows it, and on a slow machine
+    the tail may still be an event behind an append that was acknowledged."""
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        metrics = server.request("GET", "/metrics")[2].decode()
+        if f"lighthouse_http_live_tail_events_total {n}\n" in metrics:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the live tail did not read {n} events: "
+                                 + str([l for l in metrics.splitlines() if "live_tail_events_total " in l]))
+        time.sleep(0.02)
+
+
 def run(coro):
     return asyncio.run(asyncio.wait_for(coro, 120))
 
@@ -89,6 +104,7 @@ class WebSocketTest(SubscriptionTest):
         placed = append(server, 5)
         append(server, 3, type_="Shipped")
         last = append(server, 2, aggregate="order-2")[-1]
+        wait_tail(server, 10)
 
         async def go():
             async with websockets.connect(self.url(server)) as ws:
