@@ -36,10 +36,10 @@ READ = [
     ("6 open the store, reopened in this process", "ms"),
     ("6 query over all events: memory growth", "MiB"),
 ]
-# Lighthouse's SHA-256 on every read: its rows only (the peers have no
-# second level of check).
-# and its group commit's events per write transaction in workload 3 (the
-# peers' commits are this program's own, not theirs to count).
+# Lighthouse's rows only: its SHA-256 on every read (the peers have no
+# second level of check), and its group commit's events per write
+# transaction in workload 3 (the peers' commits are this program's own, not
+# theirs to count).
 LIGHTHOUSE_ONLY = [
     ("3 async appends, 4096 in flight, uniform: events per commit", "events"),
     ("3 async appends, 4096 in flight, lifecycle: events per commit", "events"),
