@@ -79,6 +79,37 @@ void BM_AppendSpanDescribed(benchmark::State& state) {
 }
 BENCHMARK(BM_AppendSpanDescribed);
 
+// The same span as the store now ends a committed append's (Span::end_append):
+// into a sink that keeps the AppendSpan (arg 1: nothing made), or into one
+// that takes the default, on_end(to_span_data()) (arg 0).
+class NullAppendSink : public NullSink {
+ public:
+  void on_end_append(tracing::AppendSpan span) noexcept override { benchmark::DoNotOptimize(span); }
+};
+
+void BM_AppendSpanEnded(benchmark::State& state) {
+  tracing::TracingOptions t;
+  if (state.range(0)) t.sink = std::make_shared<NullAppendSink>();
+  else t.sink = std::make_shared<NullSink>();
+  const tracing::SpanContext commit{tracing::new_trace_id(), tracing::new_span_id(), 1, {}, false};
+  for (auto _ : state) {
+    tracing::Span span = tracing::Span::deferred(t, "append", tracing::SpanKind::producer);
+    tracing::AppendSpan a;
+    a.operation = "append";
+    a.batch_events = 1;
+    a.queue_ns = 123456;
+    a.aggregate = "order-1234567";
+    a.commit_trace_id = commit.trace_id;
+    a.commit_span_id = commit.span_id;
+    a.commit_flags = 1;
+    a.has_first_sequence = true;
+    a.first_sequence = 987654;
+    a.events = 1;
+    span.end_append(0, std::move(a));
+  }
+}
+BENCHMARK(BM_AppendSpanEnded)->Arg(0)->Arg(1);
+
 // The exporter's encoding of one batch of 512 store-shaped append spans as
 // OTLP protobuf (its thread's work per batch): time per span.
 void BM_EncodeProtobuf(benchmark::State& state) {

@@ -156,6 +156,52 @@ const AttributeValue* SpanData::attribute(std::string_view key) const noexcept {
 
 SpanSink::~SpanSink() = default;
 
+void SpanSink::on_end_append(AppendSpan span) noexcept {
+  try {
+    on_end(std::move(span).to_span_data());  // made in on_end's argument
+  } catch (...) {
+    // Out of memory while making it (on_end itself does not throw): the
+    // span is dropped, as a full queue drops one.
+  }
+}
+
+SpanData AppendSpan::to_span_data() const& {
+  AppendSpan copy = *this;
+  return std::move(copy).to_span_data();
+}
+
+SpanData AppendSpan::to_span_data() && {
+  // The attributes in the order the store wrote them before AppendSpan
+  // (docs/tracing.md): a sink sees the same span either way.
+  SpanData d;
+  d.context.trace_id = trace_id;
+  d.context.span_id = span_id;
+  d.context.flags = flags;
+  d.context.tracestate = std::move(tracestate);
+  d.parent_span_id = parent_span_id;
+  d.name.assign(name);
+  d.kind = kind;
+  d.start_ns = start_ns;
+  d.end_ns = end_ns;
+  auto& a = d.attributes;
+  a.emplace_back("db.system", std::string("lighthouse"));
+  a.emplace_back("db.operation.name", std::string(operation));
+  a.emplace_back("lighthouse.batch.events", batch_events);
+  a.emplace_back("lighthouse.queue_time_ns", queue_ns);
+  if (!aggregate.empty()) a.emplace_back("lighthouse.aggregate", std::move(aggregate));
+  if (commit_trace_id.valid() && commit_span_id.valid()) {
+    SpanContext commit;
+    commit.trace_id = commit_trace_id;
+    commit.span_id = commit_span_id;
+    commit.flags = commit_flags;
+    d.links.emplace_back(SpanLink{commit, {}});
+  }
+  if (has_first_sequence) a.emplace_back("lighthouse.first_sequence", static_cast<std::int64_t>(first_sequence));
+  a.emplace_back("lighthouse.events", events);
+  a.emplace_back("lighthouse.replayed", replayed);
+  return d;
+}
+
 SamplerKind parse_sampler(std::string_view name) {
   if (name == "always_on") return SamplerKind::always_on;
   if (name == "always_off") return SamplerKind::always_off;
@@ -325,6 +371,23 @@ void Span::start_deferred(SpanData& data, std::uint64_t end_ns) const {
   data.kind = deferred_kind_;
   data.start_ns = deferred_start_;
   data.end_ns = std::max(end_ns ? end_ns : now_ns(), deferred_start_);
+}
+
+bool Span::end_append(std::uint64_t end_ns, AppendSpan&& append) {
+  if (!deferred_) return false;
+  append.trace_id = context_.trace_id;
+  append.span_id = context_.span_id;
+  append.flags = context_.flags;
+  append.tracestate = context_.tracestate;
+  append.parent_span_id = deferred_parent_;
+  append.name = deferred_name_;
+  append.kind = deferred_kind_;
+  append.start_ns = deferred_start_;
+  append.end_ns = std::max(end_ns ? end_ns : now_ns(), deferred_start_);
+  SpanSink* sink = std::exchange(sink_, nullptr);
+  deferred_ = false;
+  sink->on_end_append(std::move(append));  // noexcept
+  return true;
 }
 
 void Span::merge(SpanData&& more) {

@@ -38,5 +38,5 @@ fi
 g++ -std=c++20 -Wall -Wextra -Wpedantic -Werror "$src/tests/consumer/consumer.cpp" -o "$stage/consumer" $flags
 libdir=$(dirname "$(find "$stage" -name 'liblighthouse.so*' | head -n1)")
 soname=$(objdump -p "$libdir/liblighthouse.so" | awk '/SONAME/ {print $2}')
-[ "$soname" = "liblighthouse.so.2" ] || { echo "unexpected SONAME '$soname'" >&2; exit 1; }
+[ "$soname" = "liblighthouse.so.3" ] || { echo "unexpected SONAME '$soname'" >&2; exit 1; }
 LD_LIBRARY_PATH=$libdir "$stage/consumer" "$stage/store"

@@ -251,17 +251,57 @@ struct SpanData {
   const AttributeValue* attribute(std::string_view key) const noexcept;
 };
 
+// A successful append's span in the few words the store keeps of it: what
+// SpanSink::on_end_append gets. A sink that queues spans for another thread
+// moves these some 230 bytes instead of a SpanData's (several hundred, in
+// a block of about 1 KB), and makes the span's attributes — or its encoding
+// — on that thread. to_span_data() is the span that on_end would get.
+struct LIGHTHOUSE_API AppendSpan {
+  // The span's own, set by Span::end_append.
+  TraceId trace_id;
+  SpanId span_id;
+  SpanId parent_span_id;  // all zeros: a root span
+  std::uint8_t flags = 0;
+  SpanKind kind = SpanKind::producer;
+  std::string tracestate;
+  std::string_view name;  // a literal
+  std::uint64_t start_ns = 0;
+  std::uint64_t end_ns = 0;
+  // The store's: the attributes of docs/tracing.md's append span.
+  std::string_view operation;       // db.operation.name (a literal); db.system is "lighthouse"
+  std::int64_t batch_events = 0;    // lighthouse.batch.events
+  std::int64_t queue_ns = 0;        // lighthouse.queue_time_ns
+  std::string aggregate;            // lighthouse.aggregate; empty: not set
+  bool has_first_sequence = false;  // lighthouse.first_sequence
+  std::uint64_t first_sequence = 0;
+  std::int64_t events = 0;          // lighthouse.events
+  bool replayed = false;            // lighthouse.replayed
+  // The link to the commit span of its group; invalid IDs: no link.
+  TraceId commit_trace_id;
+  SpanId commit_span_id;
+  std::uint8_t commit_flags = 0;
+
+  SpanData to_span_data() const&;
+  SpanData to_span_data() &&;  // moves the strings
+};
+
 // Receives every sampled span once it has ended, on the thread that ended
 // it: an appending thread (an append span ends on the thread that frees
 // its request: the next appending thread or the committer once idle), the
 // committer, a reader, a subscription's thread. It must not block or call
 // back into the store; queue the span and return (the `lighthouse` tool's
-// exporter does: a bounded queue that drops what does not fit). on_end is
-// noexcept: it must not throw (an exception leaving it ends the program).
+// exporter does: a bounded queue that drops what does not fit). on_end and
+// on_end_append are noexcept: they must not throw (an exception leaving
+// them ends the program).
 class LIGHTHOUSE_API SpanSink {
  public:
   virtual ~SpanSink();
   virtual void on_end(SpanData span) noexcept = 0;
+  // A successful append's span (its request freed). By default:
+  // on_end(span.to_span_data()), the span dropped if that runs out of
+  // memory. A sink that hands spans to another thread may queue the
+  // AppendSpan instead and make the SpanData there.
+  virtual void on_end_append(AppendSpan span) noexcept;
 };
 
 enum class SamplerKind : std::uint8_t {
@@ -392,6 +432,11 @@ class LIGHTHOUSE_API Span {
   // `attributes.emplace_back(key, value)`). A span described before gets
   // what describe writes as set() and add_link() would. The store ends each
   // append span this way on its committer.
+  // Ends a deferred span not described before as `append`, whose own
+  // fields (IDs, name, kind, times) it sets, through the sink's
+  // on_end_append. False, and nothing done, for any other span: the caller
+  // ends it another way (end_described).
+  bool end_append(std::uint64_t end_ns, AppendSpan&& append);
   template <class Describe>
   void end_described(std::uint64_t end_ns, Describe&& describe) {
     if (!recording()) return;

@@ -536,6 +536,26 @@ AppendRequest::~AppendRequest() {
   if (!span_outcome || !span.recording()) return;  // any other span ends as a member
   const SpanOutcome& o = *span_outcome;
   try {
+    if (!o.error) {
+      // Committed (or replayed): the few words of an AppendSpan, which the
+      // sink may queue as they are and describe on its own thread.
+      tracing::AppendSpan a;
+      a.operation = operation;
+      a.batch_events = static_cast<std::int64_t>(events);
+      a.queue_ns = o.queue_ns;
+      a.aggregate = std::move(span_aggregate);
+      if (o.commit.valid()) {
+        a.commit_trace_id = o.commit.trace_id;
+        a.commit_span_id = o.commit.span_id;
+        a.commit_flags = o.commit.flags;
+      }
+      a.has_first_sequence = o.first_sequence.has_value();
+      a.first_sequence = o.first_sequence.value_or(0);
+      a.events = o.events;
+      a.replayed = o.replayed;
+      if (span.end_append(o.end_ns, std::move(a))) return;
+      span_aggregate = std::move(a.aggregate);  // not ended: `a` is untouched
+    }
     // Written straight into the data the sink gets (Span::end_described):
     // each key once, so pushed, not looked up.
     span.end_described(o.end_ns, [&](tracing::SpanData& d) {

@@ -229,3 +229,100 @@ TEST_CASE("protobuf encoding: each span is framed by its exact length, whatever 
   REQUIRE(value.size() == 1);
   CHECK(value[0] == std::string(20'000, 'x'));
 }
+
+namespace {
+
+tracing::AppendSpan an_append_span(bool aggregate, bool first_sequence, bool commit, bool parent,
+                                   std::string tracestate) {
+  tracing::AppendSpan a;
+  a.trace_id = tracing::new_trace_id();
+  a.span_id = tracing::new_span_id();
+  if (parent) a.parent_span_id = tracing::new_span_id();
+  a.flags = 1;
+  a.tracestate = std::move(tracestate);
+  a.name = "append";
+  a.start_ns = 1'700'000'000'000'000'000ULL;
+  a.end_ns = a.start_ns + 123'456;
+  a.operation = "append_batches";
+  a.batch_events = 3;
+  a.queue_ns = 987'654;
+  if (aggregate) a.aggregate = std::string(200, 'g');  // a length of two varint bytes
+  a.has_first_sequence = first_sequence;
+  a.first_sequence = 1ULL << 40;
+  a.events = 3;
+  a.replayed = !first_sequence;
+  if (commit) {
+    a.commit_trace_id = tracing::new_trace_id();
+    a.commit_span_id = tracing::new_span_id();
+    a.commit_flags = 1;
+  }
+  return a;
+}
+
+}  // namespace
+
+TEST_CASE("an AppendSpan is the store's append span: to_span_data, and its encodings byte for byte",
+          "[tracing][otlp]") {
+  tool::otlp::Resource resource;
+  resource.attributes.emplace_back("service.name", std::string("test"));
+  for (int k = 0; k < 32; ++k) {
+    const tracing::AppendSpan a =
+        an_append_span(k & 1, k & 2, k & 4, k & 8, k & 16 ? "vendor=value" : "");
+    const tracing::SpanData d = a.to_span_data();
+    // What the store's span carries (docs/tracing.md), in its order.
+    std::vector<std::string_view> keys;
+    for (const auto& attr : d.attributes) keys.push_back(attr.key);
+    std::vector<std::string_view> expected = {"db.system", "db.operation.name", "lighthouse.batch.events",
+                                              "lighthouse.queue_time_ns"};
+    if (k & 1) expected.push_back("lighthouse.aggregate");
+    if (k & 2) expected.push_back("lighthouse.first_sequence");
+    expected.push_back("lighthouse.events");
+    expected.push_back("lighthouse.replayed");
+    CHECK(keys == expected);
+    CHECK(d.name == "append");
+    CHECK(d.kind == tracing::SpanKind::producer);
+    CHECK(d.context.trace_id == a.trace_id);
+    CHECK(d.context.span_id == a.span_id);
+    CHECK(d.context.tracestate == a.tracestate);
+    CHECK(d.parent_span_id == a.parent_span_id);
+    CHECK(d.start_ns == a.start_ns);
+    CHECK(d.end_ns == a.end_ns);
+    CHECK(std::get<std::string>(*d.attribute("db.operation.name")) == "append_batches");
+    CHECK(std::get<std::int64_t>(*d.attribute("lighthouse.queue_time_ns")) == 987'654);
+    CHECK(std::get<bool>(*d.attribute("lighthouse.replayed")) == !(k & 2));
+    REQUIRE(d.links.size() == ((k & 4) ? 1u : 0u));
+    if (k & 4) {
+      CHECK(d.links[0].context.trace_id == a.commit_trace_id);
+      CHECK(d.links[0].context.span_id == a.commit_span_id);
+      CHECK(d.links[0].context.flags == 1);
+    }
+    CHECK(d.status == tracing::StatusCode::unset);
+    // Encoded straight from the AppendSpan: the bytes of its SpanData.
+    CHECK(tool::otlp::encode_protobuf(resource, {}, {a}) == tool::otlp::encode_protobuf(resource, {d}));
+    CHECK(tool::otlp::encode_json(resource, {}, {a}) == tool::otlp::encode_json(resource, {d}));
+  }
+  // Both kinds in one batch: the spans, then the append spans.
+  const tracing::SpanData other = a_span(7);
+  const tracing::AppendSpan a = an_append_span(true, true, true, false, "");
+  CHECK(tool::otlp::encode_protobuf(resource, {other}, {a}) ==
+        tool::otlp::encode_protobuf(resource, {other, a.to_span_data()}));
+}
+
+TEST_CASE("exporter: append spans and other spans share the queue's bound and its batches", "[tracing][otlp]") {
+  HeldTransport held;
+  tool::otlp::BatchSpanProcessor exporter(config(8, 4), held.transport());
+  for (int i = 0; i < 4; ++i) exporter.on_end_append(an_append_span(true, true, true, false, ""));
+  REQUIRE(held.wait_requests(1));
+  // The request is held: 8 more fit, of either kind; the rest are dropped.
+  for (int i = 0; i < 10; ++i) {
+    if (i % 2) exporter.on_end(a_span(i));
+    else exporter.on_end_append(an_append_span(false, false, false, true, ""));
+  }
+  CHECK(exporter.counters().dropped == 2);
+  held.release();
+  exporter.shutdown();
+  const auto c = exporter.counters();
+  CHECK(c.exported == 12);
+  CHECK(c.dropped == 2);
+  CHECK(held.requests == 3);
+}

@@ -139,20 +139,38 @@ std::string_view raw(const std::array<std::uint8_t, N>& a) {
 // double_value 4) inside common.v1.KeyValue (key 1, value 2), repeated as
 // field `field` of `into`: written in place, their sizes known beforehand
 // (a span has a dozen attributes; no buffer per attribute).
-void attribute(Message& into, unsigned field, std::string_view key, const tracing::AttributeValue& v) {
-  std::size_t value_size = 0;
-  if (const auto* s = std::get_if<std::string>(&v)) value_size = 1 + varint_size(s->size()) + s->size();
-  else if (std::holds_alternative<bool>(v)) value_size = 2;
-  else if (const auto* i = std::get_if<std::int64_t>(&v)) value_size = 1 + varint_size(static_cast<std::uint64_t>(*i));
-  else value_size = 9;
+// The KeyValue's header, its key and the AnyValue's header, for a value
+// of `value_size` bytes that the caller writes next.
+LH_INLINE void key_value(Message& into, unsigned field, std::string_view key, std::size_t value_size) {
   const std::size_t key_size = key.empty() ? 0 : 1 + varint_size(key.size()) + key.size();
   into.header(field, key_size + 1 + varint_size(value_size) + value_size);
   into.bytes(1, key);
   into.header(2, value_size);
-  if (const auto* s = std::get_if<std::string>(&v)) into.bytes(1, *s, true);
-  else if (const auto* b = std::get_if<bool>(&v)) into.uint(2, *b ? 1 : 0, true);
-  else if (const auto* i = std::get_if<std::int64_t>(&v)) into.uint(3, static_cast<std::uint64_t>(*i), true);
-  else into.dbl(4, std::get<double>(v));
+}
+LH_INLINE void string_attribute(Message& into, unsigned field, std::string_view key, std::string_view s) {
+  key_value(into, field, key, 1 + varint_size(s.size()) + s.size());
+  into.bytes(1, s, true);
+}
+LH_INLINE void bool_attribute(Message& into, unsigned field, std::string_view key, bool b) {
+  key_value(into, field, key, 2);
+  into.uint(2, b ? 1 : 0, true);
+}
+LH_INLINE void int_attribute(Message& into, unsigned field, std::string_view key, std::int64_t i) {
+  key_value(into, field, key, 1 + varint_size(static_cast<std::uint64_t>(i)));
+  into.uint(3, static_cast<std::uint64_t>(i), true);
+}
+
+void attribute(Message& into, unsigned field, std::string_view key, const tracing::AttributeValue& v) {
+  if (const auto* s = std::get_if<std::string>(&v)) {
+    string_attribute(into, field, key, *s);
+  } else if (const auto* b = std::get_if<bool>(&v)) {
+    bool_attribute(into, field, key, *b);
+  } else if (const auto* i = std::get_if<std::int64_t>(&v)) {
+    int_attribute(into, field, key, *i);
+  } else {
+    key_value(into, field, key, 9);
+    into.dbl(4, std::get<double>(v));
+  }
 }
 
 template <class Attributes>
@@ -196,6 +214,38 @@ void span_message(Message& m, const tracing::SpanData& s) {
     }, 1);
   }
   m.fixed32(16, s.context.flags);
+}
+
+// An AppendSpan, as span_message writes its to_span_data(): the same
+// fields in the same order, byte for byte (a unit test compares them),
+// with no SpanData made and each attribute's type known.
+void span_message(Message& m, const tracing::AppendSpan& s) {
+  m.bytes(1, raw(s.trace_id.bytes));
+  m.bytes(2, raw(s.span_id.bytes));
+  m.bytes(3, s.tracestate);
+  if (s.parent_span_id.valid()) m.bytes(4, raw(s.parent_span_id.bytes));
+  m.bytes(5, s.name, true);
+  m.uint(6, static_cast<std::uint64_t>(s.kind));
+  m.fixed64(7, s.start_ns);
+  m.fixed64(8, s.end_ns);
+  string_attribute(m, 9, "db.system", "lighthouse");
+  string_attribute(m, 9, "db.operation.name", s.operation);
+  int_attribute(m, 9, "lighthouse.batch.events", s.batch_events);
+  int_attribute(m, 9, "lighthouse.queue_time_ns", s.queue_ns);
+  if (!s.aggregate.empty()) string_attribute(m, 9, "lighthouse.aggregate", s.aggregate);
+  if (s.has_first_sequence) {
+    int_attribute(m, 9, "lighthouse.first_sequence", static_cast<std::int64_t>(s.first_sequence));
+  }
+  int_attribute(m, 9, "lighthouse.events", s.events);
+  bool_attribute(m, 9, "lighthouse.replayed", s.replayed);
+  if (s.commit_trace_id.valid() && s.commit_span_id.valid()) {
+    m.nested(13, [&](Message& lm) {
+      lm.bytes(1, raw(s.commit_trace_id.bytes));
+      lm.bytes(2, raw(s.commit_span_id.bytes));
+      lm.fixed32(6, s.commit_flags);
+    }, 1);
+  }
+  m.fixed32(16, s.flags);
 }
 
 // --- OTLP/JSON -----------------------------------------------------------------
@@ -255,7 +305,8 @@ nlohmann::json span_json(const tracing::SpanData& s) {
 // collector.trace.v1.ExportTraceServiceRequest: resource_spans 1;
 // ResourceSpans: resource 1, scope_spans 2; Resource: attributes 1;
 // ScopeSpans: scope 1, spans 2; InstrumentationScope: name 1, version 2.
-std::string encode_protobuf(const Resource& resource, const std::vector<tracing::SpanData>& spans) {
+std::string encode_protobuf(const Resource& resource, const std::vector<tracing::SpanData>& spans,
+                            const std::vector<tracing::AppendSpan>& appends) {
   // The spans are written once, each through one scratch buffer, into the
   // body of ScopeSpans; the messages around it are headers whose sizes are
   // then known.
@@ -270,6 +321,7 @@ std::string encode_protobuf(const Resource& resource, const std::vector<tracing:
   thread_local Message spans_body;
   spans_body.clear();
   for (const auto& s : spans) spans_body.nested(2, [&](Message& m) { span_message(m, s); });
+  for (const auto& s : appends) spans_body.nested(2, [&](Message& m) { span_message(m, s); });
   Message scope_header;
   scope_header.message(1, scope);
   const std::size_t scope_spans_size = scope_header.size() + spans_body.size();
@@ -288,9 +340,11 @@ std::string encode_protobuf(const Resource& resource, const std::vector<tracing:
   return request.take();
 }
 
-std::string encode_json(const Resource& resource, const std::vector<tracing::SpanData>& spans) {
+std::string encode_json(const Resource& resource, const std::vector<tracing::SpanData>& spans,
+                        const std::vector<tracing::AppendSpan>& appends) {
   nlohmann::json list = nlohmann::json::array();
   for (const auto& s : spans) list.push_back(span_json(s));
+  for (const auto& s : appends) list.push_back(span_json(s.to_span_data()));
   const nlohmann::json request = {
       {"resourceSpans",
        {{{"resource", {{"attributes", attributes_json(resource.attributes)}}},

@@ -17,7 +17,11 @@ struct Resource {
   std::vector<std::pair<std::string, tracing::AttributeValue>> attributes;  // service.name first
 };
 
-std::string encode_protobuf(const Resource& resource, const std::vector<tracing::SpanData>& spans);
-std::string encode_json(const Resource& resource, const std::vector<tracing::SpanData>& spans);
+// `spans`, then `appends` (the store's append spans, as the exporter queues
+// them: each encoded as its to_span_data() would be).
+std::string encode_protobuf(const Resource& resource, const std::vector<tracing::SpanData>& spans,
+                            const std::vector<tracing::AppendSpan>& appends = {});
+std::string encode_json(const Resource& resource, const std::vector<tracing::SpanData>& spans,
+                        const std::vector<tracing::AppendSpan>& appends = {});
 
 }  // namespace lighthouse::tool::otlp

@@ -172,26 +172,61 @@ BatchSpanProcessor::BatchSpanProcessor(ExporterConfig config, Transport transpor
 
 BatchSpanProcessor::~BatchSpanProcessor() { shutdown(); }
 
-void BatchSpanProcessor::on_end(tracing::SpanData span) noexcept {
-  // The exporter's thread holds the lock only to take a chunk of spans and
-  // to give it back: a span never waits for an export, and one that finds
-  // the queue full is dropped.
-  std::lock_guard lock(mutex_);
+// The exporter's thread holds the lock only to take a chunk of spans and
+// to give it back: a span never waits for an export, and one that finds
+// the queue full is dropped.
+BatchSpanProcessor::Chunk* BatchSpanProcessor::chunk_for_one_more() noexcept {
   if (stopping_ || queued_ >= config_.max_queue) {
     dropped_.fetch_add(1, std::memory_order_relaxed);
-    return;
+    return nullptr;
   }
   try {
     if (queue_.empty() || queue_.back().size() >= config_.max_batch) {
       if (spare_.empty()) {
-        queue_.emplace_back().reserve(std::min<std::size_t>(config_.max_batch, 1024));
+        queue_.emplace_back();
       } else {
         queue_.push_back(std::move(spare_.back()));
         spare_.pop_back();
       }
     }
-    queue_.back().push_back(std::move(span));
   } catch (const std::bad_alloc&) {
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    return nullptr;
+  }
+  return &queue_.back();
+}
+
+namespace {
+// Into a chunk's room (reserved once per chunk and kind, kept as the chunk
+// is reused); false when out of memory.
+template <class Span>
+bool push(std::vector<Span>& into, Span&& span, std::size_t max_batch) noexcept {
+  try {
+    if (into.capacity() == 0) into.reserve(std::min<std::size_t>(max_batch, 1024));
+    into.push_back(std::move(span));
+    return true;
+  } catch (const std::bad_alloc&) {
+    return false;
+  }
+}
+}  // namespace
+
+void BatchSpanProcessor::on_end(tracing::SpanData span) noexcept {
+  std::lock_guard lock(mutex_);
+  Chunk* chunk = chunk_for_one_more();
+  if (chunk == nullptr) return;
+  if (!push(chunk->spans, std::move(span), config_.max_batch)) {
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  if (++queued_ == config_.max_batch) wake_.notify_one();
+}
+
+void BatchSpanProcessor::on_end_append(tracing::AppendSpan span) noexcept {
+  std::lock_guard lock(mutex_);
+  Chunk* chunk = chunk_for_one_more();
+  if (chunk == nullptr) return;
+  if (!push(chunk->appends, std::move(span), config_.max_batch)) {
     dropped_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
@@ -212,7 +247,7 @@ void BatchSpanProcessor::run() {
       continue;
     }
     // The front chunk is full unless it is the only one.
-    std::vector<tracing::SpanData> batch = std::move(queue_.front());
+    Chunk batch = std::move(queue_.front());
     queue_.pop_front();
     queued_ -= batch.size();
     const bool at_shutdown = stopping_;
@@ -222,9 +257,11 @@ void BatchSpanProcessor::run() {
     std::string body;
     const bool out_of_time = at_shutdown && now >= shutdown_deadline;
     if (!out_of_time) {
-      body = config_.encoding == Encoding::json ? encode_json(resource_, batch) : encode_protobuf(resource_, batch);
+      body = config_.encoding == Encoding::json ? encode_json(resource_, batch.spans, batch.appends)
+                                                : encode_protobuf(resource_, batch.spans, batch.appends);
     }
-    batch.clear();  // the chunk keeps its room for the spans to come
+    batch.spans.clear();  // the chunk keeps its room for the spans to come
+    batch.appends.clear();
     lock.lock();
     spare_.push_back(std::move(batch));
     lock.unlock();

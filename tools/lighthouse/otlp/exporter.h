@@ -75,6 +75,8 @@ class BatchSpanProcessor : public tracing::SpanSink {
   ~BatchSpanProcessor() override;  // shutdown()
 
   void on_end(tracing::SpanData span) noexcept override;
+  // Queued as it is, encoded by the exporter's thread (encode_protobuf).
+  void on_end_append(tracing::AppendSpan span) noexcept override;
   // Sends what is queued (at most the export timeout), then stops the
   // thread. Later spans are dropped. Idempotent.
   void shutdown();
@@ -85,7 +87,15 @@ class BatchSpanProcessor : public tracing::SpanSink {
   const ExporterConfig& config() const noexcept { return config_; }
 
  private:
+  // A chunk of the queue: spans, and the store's append spans as they came.
+  struct Chunk {
+    std::vector<tracing::SpanData> spans;
+    std::vector<tracing::AppendSpan> appends;
+    std::size_t size() const noexcept { return spans.size() + appends.size(); }
+  };
   void run();
+  // The chunk a span goes into (locked): null when the span is dropped.
+  Chunk* chunk_for_one_more() noexcept;
   void export_batch(const std::string& body, std::size_t spans, std::chrono::steady_clock::time_point deadline);
 
   const ExporterConfig config_;
@@ -98,8 +108,8 @@ class BatchSpanProcessor : public tracing::SpanSink {
   // moved into room a chunk already has, and the exporter's thread takes a
   // whole chunk, encodes it, and gives it back cleared to `spare_` — once
   // warm, queueing a span allocates nothing.
-  std::deque<std::vector<tracing::SpanData>> queue_;
-  std::vector<std::vector<tracing::SpanData>> spare_;
+  std::deque<Chunk> queue_;
+  std::vector<Chunk> spare_;
   std::size_t queued_ = 0;
   bool stopping_ = false;
   bool flushing_ = false;
