@@ -211,26 +211,22 @@ bool push(std::vector<Span>& into, Span&& span, std::size_t max_batch) noexcept 
 }
 }  // namespace
 
-void BatchSpanProcessor::on_end(tracing::SpanData span) noexcept {
+template <class Span>
+void BatchSpanProcessor::enqueue(std::vector<Span> Chunk::*kind, Span&& span) noexcept {
   std::lock_guard lock(mutex_);
   Chunk* chunk = chunk_for_one_more();
   if (chunk == nullptr) return;
-  if (!push(chunk->spans, std::move(span), config_.max_batch)) {
+  if (!push(chunk->*kind, std::move(span), config_.max_batch)) {
     dropped_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
   if (++queued_ == config_.max_batch) wake_.notify_one();
 }
 
+void BatchSpanProcessor::on_end(tracing::SpanData span) noexcept { enqueue(&Chunk::spans, std::move(span)); }
+
 void BatchSpanProcessor::on_end_append(tracing::AppendSpan span) noexcept {
-  std::lock_guard lock(mutex_);
-  Chunk* chunk = chunk_for_one_more();
-  if (chunk == nullptr) return;
-  if (!push(chunk->appends, std::move(span), config_.max_batch)) {
-    dropped_.fetch_add(1, std::memory_order_relaxed);
-    return;
-  }
-  if (++queued_ == config_.max_batch) wake_.notify_one();
+  enqueue(&Chunk::appends, std::move(span));
 }
 
 void BatchSpanProcessor::run() {

@@ -96,6 +96,9 @@ class BatchSpanProcessor : public tracing::SpanSink {
   void run();
   // The chunk a span goes into (locked): null when the span is dropped.
   Chunk* chunk_for_one_more() noexcept;
+  // Queues `span` into its chunk's `kind` of spans, or drops and counts it.
+  template <class Span>
+  void enqueue(std::vector<Span> Chunk::*kind, Span&& span) noexcept;
   void export_batch(const std::string& body, std::size_t spans, std::chrono::steady_clock::time_point deadline);
 
   const ExporterConfig config_;
