@@ -373,8 +373,13 @@ void Span::start_deferred(SpanData& data, std::uint64_t end_ns) const {
   data.end_ns = std::max(end_ns ? end_ns : now_ns(), deferred_start_);
 }
 
-bool Span::end_append(std::uint64_t end_ns, AppendSpan&& append) {
-  if (!deferred_) return false;
+void Span::end_append(std::uint64_t end_ns, AppendSpan&& append) {
+  if (!recording()) return;
+  if (!deferred_) {
+    merge(std::move(append).to_span_data());  // only its attributes and link are taken
+    end(end_ns);
+    return;
+  }
   append.trace_id = context_.trace_id;
   append.span_id = context_.span_id;
   append.flags = context_.flags;
@@ -387,7 +392,6 @@ bool Span::end_append(std::uint64_t end_ns, AppendSpan&& append) {
   SpanSink* sink = std::exchange(sink_, nullptr);
   deferred_ = false;
   sink->on_end_append(std::move(append));  // noexcept
-  return true;
 }
 
 void Span::merge(SpanData&& more) {

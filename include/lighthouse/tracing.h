@@ -424,6 +424,13 @@ class LIGHTHOUSE_API Span {
   void set_error(std::string_view error_type, std::string message);  // status error, error.type
   void set_ok();
   void end(std::uint64_t end_ns = 0);
+  // Ends the span (at end_ns; 0: now) as a successful append's. A deferred
+  // span not described before goes to the sink's on_end_append as
+  // `append`, whose own fields (IDs, name, kind, times) this sets; a span
+  // described before gets append.to_span_data()'s attributes and link as
+  // set() and add_link() would, and ends through on_end. The store ends
+  // each committed append's span this way.
+  void end_append(std::uint64_t end_ns, AppendSpan&& append);
   // Ends the span (at end_ns; 0: now) with `describe(SpanData&)` writing
   // its attributes, links and status straight into the data the sink gets:
   // for a deferred span not described before, that data is made in the
@@ -431,12 +438,7 @@ class LIGHTHOUSE_API Span {
   // keys (so describe must not add one key twice: it pushes, as
   // `attributes.emplace_back(key, value)`). A span described before gets
   // what describe writes as set() and add_link() would. The store ends each
-  // append span this way on its committer.
-  // Ends a deferred span not described before as `append`, whose own
-  // fields (IDs, name, kind, times) it sets, through the sink's
-  // on_end_append. False, and nothing done, for any other span: the caller
-  // ends it another way (end_described).
-  bool end_append(std::uint64_t end_ns, AppendSpan&& append);
+  // failed append's span this way.
   template <class Describe>
   void end_described(std::uint64_t end_ns, Describe&& describe) {
     if (!recording()) return;

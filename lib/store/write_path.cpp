@@ -553,11 +553,11 @@ AppendRequest::~AppendRequest() {
       a.first_sequence = o.first_sequence.value_or(0);
       a.events = o.events;
       a.replayed = o.replayed;
-      if (span.end_append(o.end_ns, std::move(a))) return;
-      span_aggregate = std::move(a.aggregate);  // not ended: `a` is untouched
+      span.end_append(o.end_ns, std::move(a));
+      return;
     }
-    // Written straight into the data the sink gets (Span::end_described):
-    // each key once, so pushed, not looked up.
+    // Failed: written straight into the data the sink gets
+    // (Span::end_described), each key once, so pushed, not looked up.
     span.end_described(o.end_ns, [&](tracing::SpanData& d) {
       auto& a = d.attributes;
       describe_db_operation(d, operation);
@@ -566,23 +566,17 @@ AppendRequest::~AppendRequest() {
       const bool aggregate = !span_aggregate.empty();
       if (aggregate) a.emplace_back("lighthouse.aggregate", std::move(span_aggregate));
       if (o.commit.valid()) d.links.emplace_back(tracing::SpanLink{o.commit, {}});
-      if (o.error) {
-        with_error(o.error, [&](const Error& e) {
-          d.status = tracing::StatusCode::error;
-          d.status_message = e.what();
-          a.emplace_back("error.type", std::string(to_string(e.code())));
-          if (e.code() == ErrorCode::wrong_expected_version) {
-            if (!aggregate) a.emplace_back("lighthouse.aggregate", e.aggregate());
-            if (e.actual_version()) {
-              a.emplace_back("lighthouse.actual_version", static_cast<std::int64_t>(*e.actual_version()));
-            }
+      with_error(o.error, [&](const Error& e) {
+        d.status = tracing::StatusCode::error;
+        d.status_message = e.what();
+        a.emplace_back("error.type", std::string(to_string(e.code())));
+        if (e.code() == ErrorCode::wrong_expected_version) {
+          if (!aggregate) a.emplace_back("lighthouse.aggregate", e.aggregate());
+          if (e.actual_version()) {
+            a.emplace_back("lighthouse.actual_version", static_cast<std::int64_t>(*e.actual_version()));
           }
-        });
-      } else {
-        if (o.first_sequence) a.emplace_back("lighthouse.first_sequence", static_cast<std::int64_t>(*o.first_sequence));
-        a.emplace_back("lighthouse.events", o.events);
-        a.emplace_back("lighthouse.replayed", o.replayed);
-      }
+        }
+      });
     });
   } catch (...) {
     // Out of memory while describing it: the span ends (as a member) undescribed.

@@ -511,6 +511,67 @@ TEST_CASE("end_described: a deferred span's data is made in the sink's argument,
   CHECK(b.links.size() == 1);
 }
 
+TEST_CASE("end_append: a deferred span goes to on_end_append as it is; a span described before ends through "
+          "on_end with the append's attributes set over its own",
+          "[tracing]") {
+  struct Keep : tracing::SpanSink {
+    std::vector<SpanData> spans;
+    std::vector<tracing::AppendSpan> appends;
+    void on_end(SpanData span) noexcept override { spans.push_back(std::move(span)); }
+    void on_end_append(tracing::AppendSpan span) noexcept override { appends.push_back(std::move(span)); }
+  };
+  auto sink = std::make_shared<Keep>();
+  tracing::TracingOptions t;
+  t.sink = sink;
+  const SpanContext commit = parent_context();
+  const auto append = [&] {
+    tracing::AppendSpan a;
+    a.operation = "append";
+    a.events = 7;
+    a.aggregate = "order-1";
+    a.commit_trace_id = commit.trace_id;
+    a.commit_span_id = commit.span_id;
+    a.commit_flags = 1;
+    return a;
+  };
+  {
+    tracing::Span span = tracing::Span::deferred(t, "append", tracing::SpanKind::producer);
+    const SpanContext own = span.context();
+    span.end_append(0, append());
+    CHECK_FALSE(span.recording());
+    span.end();  // ended once: nothing more reaches the sink
+    REQUIRE(sink->appends.size() == 1);
+    CHECK(sink->spans.empty());
+    const tracing::AppendSpan& a = sink->appends[0];
+    CHECK(a.trace_id == own.trace_id);
+    CHECK(a.span_id == own.span_id);
+    CHECK(a.flags == 1);
+    CHECK(a.name == "append");
+    CHECK(a.kind == tracing::SpanKind::producer);
+    CHECK(a.end_ns >= a.start_ns);
+    CHECK(a.aggregate == "order-1");
+  }
+  {
+    tracing::Span span = tracing::Span::deferred(t, "append", tracing::SpanKind::producer);
+    span.set("lighthouse.events", std::int64_t{5});
+    span.set("lighthouse.custom", true);
+    span.end_append(0, append());
+    CHECK_FALSE(span.recording());
+  }
+  CHECK(sink->appends.size() == 1);
+  REQUIRE(sink->spans.size() == 1);
+  const SpanData& b = sink->spans[0];
+  CHECK(int_of(b, "lighthouse.events") == 7);  // the append's value over the earlier one
+  CHECK(b.attribute("lighthouse.custom") != nullptr);
+  CHECK(text_of(b, "lighthouse.aggregate") == "order-1");
+  CHECK(text_of(b, "db.system") == "lighthouse");
+  std::size_t events_keys = 0;
+  for (const auto& attr : b.attributes) events_keys += attr.key == "lighthouse.events";
+  CHECK(events_keys == 1);
+  REQUIRE(b.links.size() == 1);
+  CHECK(b.links[0].context.span_id == commit.span_id);
+}
+
 TEST_CASE("every append's span has reached the sink when close() returns", "[tracing]") {
   TempDir dir;
   auto sink = std::make_shared<RecordingSink>();
